@@ -1,0 +1,96 @@
+"""One module per agent format. Each module defines:
+
+- ``NAME``: the format's name in tables and reports.
+- ``sniff(probe) -> bool``: does this file (or folder, when ``DIRECTORY = True``) hold this format?
+- ``read(path, report) -> list[Session]``: the sessions in it; problems go to ``report.issues``.
+- optionally ``related(path) -> list[Path]``: files that belong with it (Claude sub-agent files).
+- optionally ``discover() -> list[Path]``: where this agent keeps sessions on this machine.
+
+Sniffing looks at content, never only at the file name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ..jsonio import first_json_line, read_head
+
+# Order matters only where two sniffers could both match: the specific ones come first.
+MODULES = (
+    "opencode",
+    "claude",
+    "codex",
+    "gemini",
+    "swe_agent",
+    "openhands",
+    "openai_messages",
+)
+
+SUPPORTED = (
+    "OpenCode (export JSON, opencode.db SQLite, ≤1.1 storage folder), Claude Code JSONL, Codex CLI rollout JSONL, "
+    "Gemini CLI (JSON or JSONL), SWE-agent .traj, OpenHands event list, OpenAI chat message list"
+)
+
+
+@dataclass
+class Probe:
+    """What sniffers look at: the path, its first bytes, and its first line parsed as JSON."""
+
+    path: Path
+
+    @cached_property
+    def is_dir(self) -> bool:
+        return self.path.is_dir()
+
+    @cached_property
+    def head(self) -> bytes:
+        return b"" if self.is_dir else read_head(self.path)
+
+    @cached_property
+    def first(self) -> Any | None:
+        return None if self.is_dir else first_json_line(self.head)
+
+    @cached_property
+    def head_text(self) -> str:
+        return self.head.decode("utf-8", "replace")
+
+
+def modules() -> list[ModuleType]:
+    return [importlib.import_module(f"{__name__}.{name}") for name in MODULES]
+
+
+def detect(probe: Probe) -> ModuleType | None:
+    for mod in modules():
+        if bool(getattr(mod, "DIRECTORY", False)) != probe.is_dir:
+            continue
+        try:
+            if mod.sniff(probe):
+                return mod
+        except Exception:  # a sniffer must never break loading of other formats
+            continue
+    return None
+
+
+def describe(probe: Probe) -> str:
+    """A short description of what an unknown file looked like, for error messages."""
+    head = probe.head
+    if not head:
+        return "an empty file"
+    if head.startswith(b"SQLite format 3"):
+        return "an SQLite database without OpenCode's session/message/part tables"
+    first = probe.first
+    if isinstance(first, dict):
+        keys = ", ".join(list(first)[:8])
+        return f"JSON whose first record has keys [{keys}]"
+    if isinstance(first, list):
+        return f"a JSON list of {type(first[0]).__name__ if first else 'nothing'}"
+    stripped = head.lstrip()
+    if stripped[:1] in (b"{", b"["):
+        return "JSON that is not a known session layout"
+    sample = head[:60].decode("utf-8", "replace").replace("\n", "\\n")
+    return f"text starting {sample!r}"

@@ -1,0 +1,112 @@
+"""Read files and folders of any supported format into sessions, with a report of what was read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from . import formats
+from .model import Issue, Session
+from .report import FileReport, LoadReport
+
+# Files a folder walk looks at; everything else in a folder is ignored silently.
+_CANDIDATE_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".ndjson")
+
+
+class UnknownFormatError(ValueError):
+    """A file that no loader recognises."""
+
+
+def _as_paths(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = []
+    for p in paths:
+        path = Path(os.path.expanduser(os.fspath(p)))
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path}: no such file or folder. Pass a session file, several files, or a folder "
+                "(rj.discover() lists the sessions found on this machine)."
+            )
+        out.append(path)
+    return out
+
+
+def _walk(folder: Path) -> list[Path]:
+    """Session files under `folder`, in a stable order. A folder that is itself a format
+    (OpenCode's storage tree) is returned whole."""
+    if formats.detect(formats.Probe(folder)) is not None:
+        return [folder]
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        rootp = Path(root)
+        for d in list(dirs):
+            sub = rootp / d
+            if formats.detect(formats.Probe(sub)) is not None:
+                found.append(sub)
+                dirs.remove(d)
+        for name in sorted(files):
+            if name.endswith(_CANDIDATE_SUFFIXES) and not name.startswith("."):
+                found.append(rootp / name)
+    return found
+
+
+def read_sessions(paths) -> tuple[list[Session], LoadReport]:
+    """Load every session reachable from `paths` (files and/or folders).
+
+    Raises FileNotFoundError for a missing path and UnknownFormatError for an explicitly named
+    file that is no supported format. Inside folders, unknown files are noted and skipped.
+    """
+    report = LoadReport()
+    queue: list[tuple[Path, bool]] = []  # (path, named explicitly)
+    for p in _as_paths(paths):
+        if p.is_dir():
+            queue.extend((f, False) for f in _walk(p))
+        else:
+            queue.append((p, True))
+
+    sessions: list[Session] = []
+    seen_paths: set[str] = set()
+    seen_sessions: dict[str, str] = {}
+    while queue:
+        path, explicit = queue.pop(0)
+        real = os.path.realpath(path)
+        if real in seen_paths:
+            continue
+        seen_paths.add(real)
+        probe = formats.Probe(path)
+        mod = formats.detect(probe)
+        if mod is None:
+            what = formats.describe(probe)
+            if explicit:
+                raise UnknownFormatError(
+                    f"{path}: not a session format this tool knows; it looks like {what}. "
+                    f"Supported: {formats.SUPPORTED}."
+                )
+            report.notes.append(f"{path}: skipped, not a known session format ({what})")
+            continue
+        freport = FileReport(str(path), mod.NAME)
+        report.files.append(freport)
+        try:
+            loaded = mod.read(path, freport)
+        except (ValueError, OSError) as exc:
+            freport.issues.append(Issue(str(path), None, f"could not be read: {exc}", "malformed"))
+            continue
+        for s in loaded:
+            if s.session_id in seen_sessions:
+                freport.issues.append(
+                    Issue(str(path), None, f"session {s.session_id} already loaded from {seen_sessions[s.session_id]}; "
+                          "loaded once", "duplicate")
+                )
+                continue
+            seen_sessions[s.session_id] = str(path)
+            s.malformed_lines = sum(1 for i in freport.issues if i.kind == "malformed" and i.line is not None)
+            freport.sessions.append(s.session_id)
+            freport.records_kept += len(s)
+            sessions.append(s)
+        related = getattr(mod, "related", None)
+        if related is not None:
+            queue.extend((r, False) for r in related(path) if os.path.realpath(r) not in seen_paths)
+    return sessions, report

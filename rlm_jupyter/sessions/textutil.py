@@ -1,0 +1,98 @@
+"""Small text helpers shared by the loaders: capping huge payloads, media placeholders, time parsing."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+# Huge tool outputs and pasted files stay out of memory: keep a preview, note the full size,
+# and let `source` point back to the record for a re-read.
+MAX_FIELD_CHARS = 16_000
+_HEAD = 12_000
+_TAIL = 3_000
+
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+);base64,([A-Za-z0-9+/=\s]{64,})")
+
+
+def cap(text: str | None, limit: int = MAX_FIELD_CHARS) -> str | None:
+    """Return `text`, or its head and tail around a marker naming how much was cut."""
+    if text is None or len(text) <= limit:
+        return text
+    head, tail = _HEAD * limit // MAX_FIELD_CHARS, _TAIL * limit // MAX_FIELD_CHARS
+    cut = len(text) - head - tail
+    return f"{text[:head]}\n[… {cut:,} characters cut; the full text is in the source record …]\n{text[-tail:]}"
+
+
+def utf8_len(text: str | None) -> int:
+    if not text:
+        return 0
+    return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
+
+
+def media_placeholder(mime: str | None, size: int) -> str:
+    """What stands in for base64 media: never counted as text tokens."""
+    return f"[media: {mime or 'application/octet-stream'}, {size:,} bytes]"
+
+
+def strip_data_urls(text: str) -> str:
+    """Replace inline `data:<mime>;base64,…` URLs by placeholders."""
+    if "base64," not in text:
+        return text
+    return _DATA_URL.sub(lambda m: media_placeholder(m.group(1), len(m.group(2)) * 3 // 4), text)
+
+
+def to_json(value: Any) -> str | None:
+    """Compact JSON text of a tool input or structured output (capped)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return cap(value)
+    try:
+        out = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        out = repr(value)
+    return cap(strip_data_urls(out))
+
+
+def one_line(text: str | None, limit: int = 160) -> str:
+    if not text:
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_us(value: Any) -> int | None:
+    """Epoch microseconds (UTC) from an ISO-8601 string, epoch ms/s number, or datetime.
+
+    Naive times are read as UTC (OpenHands writes naive local times; the report says so).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        # Epoch seconds, milliseconds (OpenCode) or microseconds, told apart by magnitude.
+        if value < 1e11:
+            return int(value * 1_000_000)
+        if value < 1e14:
+            return int(value * 1_000)
+        return int(value)
+    if isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    elif isinstance(value, datetime):
+        dt = value
+    else:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    delta = dt - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
