@@ -1,7 +1,9 @@
 """One module per agent format. Each module defines:
 
 - ``NAME``: the format's name in tables and reports.
-- ``sniff(probe) -> bool``: does this file (or folder, when ``DIRECTORY = True``) hold this format?
+- ``sniff(probe) -> bool``: does this file hold this format?
+- optionally ``sniff_dir(probe) -> bool``: is this folder, taken whole, a session store of this format
+  (OpenCode's ≤1.1 storage tree)? ``read`` then receives the folder.
 - ``read(path, report) -> list[Session]``: the sessions in it; problems go to ``report.issues``.
 - optionally ``related(path) -> list[Path]``: files that belong with it (Claude sub-agent files).
 - optionally ``discover() -> list[Path]``: where this agent keeps sessions on this machine.
@@ -66,10 +68,11 @@ def modules() -> list[ModuleType]:
 
 def detect(probe: Probe) -> ModuleType | None:
     for mod in modules():
-        if bool(getattr(mod, "DIRECTORY", False)) != probe.is_dir:
+        sniff = getattr(mod, "sniff_dir", None) if probe.is_dir else getattr(mod, "sniff", None)
+        if sniff is None:
             continue
         try:
-            if mod.sniff(probe):
+            if sniff(probe):
                 return mod
         except Exception:  # a sniffer must never break loading of other formats
             continue
