@@ -13,6 +13,7 @@ Sniffing looks at content, never only at the file name.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -62,8 +63,9 @@ class Probe:
         return self.head.decode("utf-8", "replace")
 
 
-def modules() -> list[ModuleType]:
-    return [importlib.import_module(f"{__name__}.{name}") for name in MODULES]
+@functools.cache
+def modules() -> tuple[ModuleType, ...]:
+    return tuple(importlib.import_module(f"{__name__}.{name}") for name in MODULES)
 
 
 def detect(probe: Probe) -> ModuleType | None:

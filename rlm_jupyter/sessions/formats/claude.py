@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "claude"
+
+
+def sniff(probe):
+    return False

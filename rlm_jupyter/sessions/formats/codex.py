@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "codex"
+
+
+def sniff(probe):
+    return False

@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "gemini"
+
+
+def sniff(probe):
+    return False

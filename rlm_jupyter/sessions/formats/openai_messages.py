@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "openai_messages"
+
+
+def sniff(probe):
+    return False

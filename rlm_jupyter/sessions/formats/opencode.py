@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "opencode"
+
+
+def sniff(probe):
+    return False

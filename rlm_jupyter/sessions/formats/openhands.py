@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "openhands"
+
+
+def sniff(probe):
+    return False

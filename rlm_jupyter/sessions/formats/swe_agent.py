@@ -1,0 +1,7 @@
+"""Placeholder: being written."""
+
+NAME = "swe_agent"
+
+
+def sniff(probe):
+    return False
