@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "discover", "load", "__version__"]
+__all__ = ["Context", "discover", "load", "samples", "__version__"]
 
 
 def load(*paths) -> "Context":
@@ -22,6 +22,13 @@ def discover(home=None):
     from .sessions.discover import discover as _discover
 
     return _discover(home)
+
+
+def samples():
+    """The folder of real sample sessions bundled with the package (provenance in its SOURCES.md)."""
+    from pathlib import Path
+
+    return Path(__file__).parent / "samples"
 
 
 def __getattr__(name: str):

@@ -39,7 +39,7 @@ class LoadReport:
         formats = sorted({f.format for f in self.files if f.format})
         return (
             f"{len(self.files)} file(s) [{', '.join(formats) or 'none'}], {kept:,} records kept, "
-            f"{len(self.skipped)} skipped, {len(self.issues) - len(self.skipped)} note(s)"
+            f"{len(self.skipped)} skipped, {len(self.issues) - len(self.skipped) + len(self.notes)} note(s)"
         )
 
     def __repr__(self) -> str:
