@@ -1,0 +1,146 @@
+"""Import runs of the reference implementation (`rlms` on PyPI) from its logger output.
+
+An `rlms` log file has a `metadata` line, then one `iteration` line per root turn; the iteration counter restarts at
+1 for each `completion()` call, which is how runs are told apart. Sub-calls sit in
+`code_blocks[].result.rlm_calls[]`; a child RLM's own iterations are nested in the call's `metadata`. The log has no
+per-call timestamps and no ids: ids here are positional, times are derived from the iteration timestamps.
+"""
+
+from __future__ import annotations
+
+import ast
+from datetime import datetime
+from typing import Any
+
+from .model import FORMAT, VERSION, Trace
+
+
+def _ts(value: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _maybe_literal(value: Any) -> Any:
+    # Some dumps (completion JSON) store nested dicts as Python reprs.
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
+    return value
+
+
+def _usage(summary: Any) -> tuple[int, int, float | None]:
+    summary = _maybe_literal(summary) or {}
+    tin = tout = 0
+    cost = summary.get("total_cost") if isinstance(summary, dict) else None
+    for m in (summary.get("model_usage_summaries") or {}).values() if isinstance(summary, dict) else []:
+        tin += m.get("total_input_tokens") or 0
+        tout += m.get("total_output_tokens") or 0
+    return tin, tout, cost
+
+
+class _Builder:
+    def __init__(self, source: str):
+        self.events: list[dict[str, Any]] = []
+        self.n = 0
+        self.source = source
+        self.root_model: str | None = None
+
+    def emit(self, type: str, parent: str | None, t: float | None, **fields: Any) -> dict:
+        self.n += 1
+        e = {"id": f"rlms-{type}-{self.n}", "parent": parent, "type": type, "t": t or 0.0, **fields}
+        self.events.append(e)
+        return e
+
+    def run(self, meta: dict, iterations: list[dict], parent: str | None, question: str | None) -> dict:
+        outer, self.root_model = self.root_model, meta.get("root_model")
+        t0 = _ts(meta.get("timestamp")) or (_ts(iterations[0].get("timestamp")) if iterations else None)
+        run = self.emit("run", parent, t0, question=question or "", model=meta.get("root_model"),
+                        sub_model=(meta.get("other_backends") or [None])[0], max_depth=meta.get("max_depth"),
+                        max_iterations=meta.get("max_iterations"), environment=meta.get("environment_type"),
+                        imported_from="rlms")
+        final = None
+        for it in iterations:
+            final = self.iteration(run["id"], it) or final
+        if final is not None:
+            self.emit("final", run["id"], None, answer=final, via="rlms")
+        self.emit("run_end", run["id"], None, status="done" if final is not None else "unfinished")
+        self.root_model = outer
+        return run
+
+    def iteration(self, run_id: str, it: dict) -> str | None:
+        t = _ts(it.get("timestamp"))
+        prompt = it.get("prompt")
+        step = self.emit("step", run_id, t, index=(it.get("iteration") or 1) - 1, response=it.get("response") or "",
+                         prompt_messages=len(prompt) if isinstance(prompt, list) else None,
+                         dur=it.get("iteration_time"), model=self.root_model, tokens_in=None, tokens_out=None)
+        for k, block in enumerate(it.get("code_blocks") or []):
+            result = block.get("result") or {}
+            code = self.emit("code", step["id"], t, index=k, code=block.get("code") or "")
+            for call in result.get("rlm_calls") or []:
+                self.call(code["id"], call, t)
+            stderr = result.get("stderr") or ""
+            self.emit("output", code["id"], t, stdout=result.get("stdout") or "", stderr=stderr,
+                      status="error" if stderr.strip() else "ok", dur=_float(result.get("execution_time")))
+        return it.get("final_answer")
+
+    def call(self, parent: str, call: dict, t: float | None) -> None:
+        tin, tout, cost = _usage(call.get("usage_summary"))
+        sub = self.emit("sub_call", parent, t, model=call.get("root_model"), prompt=_text(call.get("prompt")),
+                        response=_text(call.get("response")), tokens_in=tin, tokens_out=tout, cost_usd=cost,
+                        dur=_float(call.get("execution_time")),
+                        status="error" if call.get("error") else "ok", error=call.get("error"))
+        meta = _maybe_literal(call.get("metadata"))
+        if isinstance(meta, dict) and meta.get("iterations"):
+            child = self.run(meta.get("run_metadata") or {}, meta["iterations"], sub["id"], _text(call.get("prompt")))
+            sub["child_run"] = child["id"]
+
+
+def _float(v: Any) -> float | None:
+    try:
+        return float(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else "" if v is None else str(v)
+
+
+def _question(iterations: list[dict]) -> str | None:
+    # The question is in the first user message of the first prompt ("…Answer the following: …" in rlms).
+    prompt = iterations[0].get("prompt") if iterations else None
+    if isinstance(prompt, list):
+        for m in prompt:
+            if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+                return m["content"]
+    return None
+
+
+def from_log(lines: list[Any], source: str) -> Trace:
+    meta = lines[0]
+    b = _Builder(source)
+    runs: list[list[dict]] = []
+    for rec in lines[1:]:
+        if not isinstance(rec, dict) or rec.get("type") != "iteration":
+            continue
+        if not runs or (rec.get("iteration") or 1) <= (runs[-1][-1].get("iteration") or 0):
+            runs.append([])
+        runs[-1].append(rec)
+    for its in runs:
+        b.run(meta, its, None, _question(its))
+    return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
+                                          "imported_from": "rlms", "source": source})
+
+
+def from_completion(obj: dict, source: str) -> Trace:
+    meta = _maybe_literal(obj.get("metadata")) or {}
+    b = _Builder(source)
+    prompt = _maybe_literal(obj.get("prompt"))
+    b.run(meta.get("run_metadata") or {"root_model": obj.get("root_model")}, meta.get("iterations") or [], None,
+          prompt if isinstance(prompt, str) else None)
+    return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
+                                          "imported_from": "rlms", "source": source})

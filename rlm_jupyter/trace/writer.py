@@ -1,0 +1,98 @@
+"""Append-only JSONL trace writing: each event is one line, flushed as soon as it is written, so a crash or an
+interrupt keeps everything up to the last event."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from .model import FORMAT, VERSION, Trace
+
+# Environment variables whose values must never reach a trace, whatever field they end up in.
+_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
+_SECRET_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,})")
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    env = os.environ if environ is None else environ
+    return sorted({v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 8}, key=len, reverse=True)
+
+
+class Redactor:
+    """Replaces secret values (from the environment) and key/auth-header shapes in every string of an event."""
+
+    def __init__(self, secrets: list[str] | None = None):
+        self.secrets = secret_values() if secrets is None else secrets
+
+    def text(self, s: str) -> str:
+        for v in self.secrets:
+            if v in s:
+                s = s.replace(v, "[REDACTED]")
+        return _SECRET_SHAPES.sub("[REDACTED]", s) if ("sk-" in s or "earer" in s or "asic" in s) else s
+
+    def __call__(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: self(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self(v) for v in value]
+        return value
+
+
+class TraceWriter:
+    """Builds a `Trace` in memory and, when `path` is given, appends every event to a JSONL file as it happens."""
+
+    def __init__(self, path: str | Path | None = None, *, redactor: Redactor | None = None, **header: Any):
+        self.trace = Trace(header={"type": "header", "format": FORMAT, "version": VERSION, **header})
+        self.redact = redactor or Redactor()
+        self.path = Path(path) if path is not None else None
+        self._fh: IO[bytes] | None = None
+        self._seq = itertools.count()
+        self._prefix = uuid.uuid4().hex[:8]
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            new = not self.path.exists() or self.path.stat().st_size == 0
+            self._fh = open(self.path, "ab")
+            if new:
+                self._write(self.trace.header)
+
+    def new_id(self, kind: str) -> str:
+        return f"{kind}-{self._prefix}-{next(self._seq)}"
+
+    def emit(self, type: str, parent: str | None, *, id: str | None = None, t: float | None = None, **fields: Any) -> dict:
+        """Record one event and return it (its `id` is what children name as `parent`)."""
+        event = {"id": id or self.new_id(type), "parent": parent, "type": type, "t": time.time() if t is None else t}
+        event.update(self.redact(fields))
+        self.trace.append(event)
+        self._write(event)
+        return event
+
+    def update(self, event: dict, **fields: Any) -> None:
+        """Amend an event already emitted (e.g. a step's response once it arrives): re-written as a new line
+        with the same id; readers keep the last version."""
+        event.update(self.redact(fields))
+        self._write(event)
+
+    def _write(self, obj: dict) -> None:
+        if self._fh is not None:
+            self._fh.write(orjson.dumps(obj, default=str) + b"\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
