@@ -11,7 +11,7 @@ from .model import Issue, Session
 from .report import FileReport, LoadReport
 
 # Files a folder walk looks at; everything else in a folder is ignored silently.
-_CANDIDATE_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".ndjson")
+_CANDIDATE_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".ndjson", ".jsonl.zst")
 
 
 class UnknownFormatError(ValueError):
@@ -70,6 +70,7 @@ def read_sessions(paths) -> tuple[list[Session], LoadReport]:
     sessions: list[Session] = []
     seen_paths: set[str] = set()
     seen_sessions: dict[str, str] = {}
+    seen_ids: set[str] = set()
     while queue:
         path, explicit = queue.pop(0)
         real = os.path.realpath(path)
@@ -102,6 +103,10 @@ def read_sessions(paths) -> tuple[list[Session], LoadReport]:
                 )
                 continue
             seen_sessions[s.session_id] = str(path)
+            renamed = _make_ids_unique(s, seen_ids)
+            if renamed:
+                freport.issues.append(Issue(str(path), None, f"{renamed} message id(s) repeated an id already loaded; "
+                                            "renamed to <id>@<session>#<seq>", "note"))
             s.malformed_lines = sum(1 for i in freport.issues if i.kind == "malformed" and i.line is not None)
             freport.sessions.append(s.session_id)
             freport.records_kept += len(s)
@@ -110,3 +115,17 @@ def read_sessions(paths) -> tuple[list[Session], LoadReport]:
         if related is not None:
             queue.extend((r, False) for r in related(path) if os.path.realpath(r) not in seen_paths)
     return sessions, report
+
+
+def _make_ids_unique(session: Session, seen: set[str]) -> int:
+    """`id` must identify one message across everything loaded (get_by_id, traces cite it). Fixture files and
+    forks can repeat ids; rename the repeats and return how many were renamed."""
+    ids = session.columns["id"]
+    renamed = 0
+    for i, mid in enumerate(ids):
+        if mid in seen:
+            mid = f"{mid}@{session.session_id}#{i}"
+            ids[i] = mid
+            renamed += 1
+        seen.add(mid)
+    return renamed
