@@ -45,9 +45,16 @@ class Session:
     malformed_lines: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS})
+    _released: int | None = None
 
     def __len__(self) -> int:
-        return len(self.columns["id"])
+        return self._released if self._released is not None else len(self.columns["id"])
+
+    def release(self) -> None:
+        """Drop the row lists once they are in a table: the table holds the same data, and keeping both
+        would double the memory of a large history."""
+        self._released = len(self)
+        self.columns = {}
 
     def add(
         self,

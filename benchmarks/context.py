@@ -1,0 +1,236 @@
+"""Context environment benchmark: 1M- and 10M-token histories, side by side.
+
+    .venv/bin/python benchmarks/context.py [--sizes 1e6 1e7] [--seed 7]
+
+Histories are built from the real sample records (every row the loaders give for tests/data/samples, copied with
+fresh ids) interleaved with synthetic filler (words drawn Zipf-style from the samples' own vocabulary) and a few
+planted facts. Printed: regex_search vs a plain Python `re` loop over a list[str] of the same messages, BM25 index
+build and query p50/p95 (tantivy), slice/get_by_id latency, resident memory vs text size, recall@10 of the planted
+facts for bm25. Targets from issue 3 are printed next to each number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SAMPLES = ROOT / "tests" / "data" / "samples"
+FIELDS = ("text", "thinking", "tool_input", "tool_output")
+
+# (fact planted in one message, keyword query a model would write without knowing the exact wording)
+FACTS = [
+    ("We decided to keep session cookies in Redis with a fifteen minute TTL after the JWT leak incident.",
+     "session cookie redis ttl decision"),
+    ("The flaky integration test was caused by the timezone of the CI runner being Pacific instead of UTC.",
+     "flaky integration test timezone"),
+    ("Authentication now goes through the gateway; the legacy LDAP bind path was removed on purpose.",
+     "authentication gateway ldap removed"),
+    ("The billing export crashed because invoices with zero line items produced an empty CSV header.",
+     "billing export crash empty csv"),
+    ("Rate limiting uses a token bucket of 120 requests per minute per API key, agreed with the platform team.",
+     "rate limit token bucket api key"),
+    ("The migration script must run before the worker restarts, otherwise the queue schema is stale.",
+     "migration before worker restart queue schema"),
+    ("Memory grew because the thumbnail cache kept decoded images; capping it at 256 entries fixed the leak.",
+     "thumbnail cache memory leak fix"),
+    ("The user asked to never touch the vendored protobuf files under third_party when refactoring imports.",
+     "vendored protobuf third_party refactor"),
+]
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / 2**20
+
+
+def template_rows() -> list[dict]:
+    """Every row the loaders produce for the real samples (formats whose loader is not finished give none)."""
+    import rlm_jupyter as rj
+
+    rows: list[dict] = []
+    for folder in sorted(p for p in SAMPLES.iterdir() if p.is_dir()):
+        try:
+            ctx = rj.load(folder)
+        except Exception as e:  # an unfinished loader
+            print(f"  (samples {folder.name}: not loaded: {type(e).__name__})")
+            continue
+        rows += ctx.df.to_dicts()
+    return rows
+
+
+def build_sessions(target_tokens: int, templates: list[dict], rng: random.Random):
+    """Sessions of about `target_tokens` estimated tokens: real rows (fresh ids) and filler, facts planted."""
+    from rlm_jupyter.sessions import Session
+
+    vocab = sorted({w.lower() for r in templates for f in FIELDS if r.get(f) for w in re.findall(r"[A-Za-z]{3,}",
+                                                                                                    r[f])})
+    weights = [1 / (i + 1) for i in range(len(vocab))]
+    rng.shuffle(vocab)
+    pool = rng.choices(vocab, weights, k=200_000)  # drawn once, reused with random offsets: cheap filler
+
+    def filler(n_words: int) -> str:
+        start = rng.randrange(0, len(pool) - n_words)
+        return " ".join(pool[start : start + n_words])
+
+    keep = ("role", "origin", "text", "thinking", "tool_name", "tool_input", "tool_output", "tool_status", "model")
+    template_tokens = [(sum(len((r.get(f) or "").encode()) for f in FIELDS) + 3) // 4 for r in templates]
+    # Facts go into filler messages spread evenly over the history.
+    plant_at = [target_tokens * (i + 1) // (len(FACTS) + 1) for i in range(len(FACTS))]
+    sessions, tokens, n, k = [], 0, 0, 0
+    planted: dict[str, str] = {}
+    ts0 = 1_767_225_600_000_000  # 2026-01-01 in epoch µs; one message every 7 s
+    while tokens < target_tokens:
+        s = Session(session_id=f"bench-{k}", format="bench", path="-")
+        for r, t in zip(templates, template_tokens, strict=True):
+            s.add(id=f"bench-{k}-{len(s)}", ts=ts0 + n * 7_000_000, **{c: r[c] for c in keep})
+            n, tokens = n + 1, tokens + t
+            if rng.random() < 0.5:  # filler after about half the real rows
+                body = filler(rng.randint(40, 300))
+                msg_id = f"bench-{k}-{len(s)}"
+                if len(planted) < len(FACTS) and tokens >= plant_at[len(planted)]:
+                    fact, query = FACTS[len(planted)]
+                    body = f"{body[: len(body) // 2]} {fact} {body[len(body) // 2 :]}"
+                    planted[msg_id] = query
+                s.add(id=msg_id, role="assistant", origin="model", text=body, ts=ts0 + n * 7_000_000)
+                n, tokens = n + 1, tokens + (len(body.encode()) + 3) // 4
+            if tokens >= target_tokens:
+                break
+        sessions.append(s)
+        k += 1
+    return sessions, planted
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000, out
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def run(target: int, templates: list[dict], seed: int) -> dict:
+    from rlm_jupyter.context import Context
+
+    rng = random.Random(seed)
+    gc.collect()
+    rss0 = rss_mb()
+    sessions, planted = build_sessions(target, templates, rng)
+    ctx = Context(sessions)
+    _ = ctx.table  # df + derived columns, what queries use
+    gc.collect()
+    rss_ctx = rss_mb() - rss0
+    text_mb = sum(ctx.df[f].str.len_bytes().sum() or 0 for f in FIELDS) / 2**20
+    out = {"tokens": ctx.tokens, "messages": len(ctx), "text_mb": text_mb, "rss_ctx_mb": rss_ctx}
+
+    # The same messages as a list[str]: what RLM code greps by default.
+    docs = ["\n".join(p for p in parts if p) for parts in ctx.df.select(FIELDS).iter_rows()]
+    out["regex"] = []
+    patterns = ((r"kestrel-417|third_party", 0), (r"auth\w* token", re.I), (r"JWT|session cookie|refresh token", 0))
+    for pattern, flags in patterns:
+        ms, hits = timed(lambda p=pattern, f=flags: ctx.regex_search(p, limit=50, flags=f), repeat=3)
+        rx = re.compile(pattern, flags)
+        loop_ms, found = timed(lambda rx=rx, docs=docs: [i for i, d in enumerate(docs) if rx.search(d)])
+        out["regex"].append((pattern + (" (ignore case)" if flags else ""), ms, loop_ms, hits.total, len(found)))
+    del docs
+
+    rss_before_index = rss_mb()
+    build_ms, index = timed(ctx.keyword_index)
+    out["index_build_s"] = build_ms / 1000
+    out["index_rss_mb"] = rss_mb() - rss_before_index
+    words = [w for w in re.findall(r"[a-z]{4,}", " ".join(ctx.df["text"].head(2000).drop_nulls().to_list()))]
+    queries = [" ".join(rng.sample(words, rng.randint(2, 3))) for _ in range(200)]
+    lat = []
+    for q in queries:
+        t0 = time.perf_counter()
+        ctx.search(q, limit=10, mode="bm25")
+        lat.append((time.perf_counter() - t0) * 1000)
+    raw = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q, 10)
+        raw.append((time.perf_counter() - t0) * 1000)
+    out["query_ms"] = (pct(lat, 0.5), pct(lat, 0.95))
+    out["raw_query_ms"] = (pct(raw, 0.5), pct(raw, 0.95))
+
+    ids = ctx.df["id"].to_list()
+    lookups = rng.sample(ids, 500)
+    out["slice_ms"] = statistics.median(timed(lambda: ctx.slice(-20))[0] for _ in range(500))
+    mid = len(ctx) // 2
+    out["slice_mid_ms"] = statistics.median(timed(lambda: ctx.slice(mid, mid + 40))[0] for _ in range(500))
+    out["get_ms"] = statistics.median(timed(lambda i=i: ctx.get_by_id(i))[0] for i in lookups)
+    out["item_ms"] = statistics.median(timed(lambda: ctx[len(ctx) // 2])[0] for _ in range(500))
+
+    hits = 0
+    for msg_id, query in planted.items():
+        hits += msg_id in ctx.search(query, limit=10, mode="bm25").ids
+    out["recall"] = (hits, len(planted))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    print("loading the real sample records …")
+    templates = template_rows()
+    print(f"  {len(templates):,} template rows")
+    results = []
+    for size in args.sizes:
+        print(f"building and measuring a {size:,.0f}-token history …", flush=True)
+        results.append(run(int(size), templates, args.seed))
+        gc.collect()
+
+    cols = [f"{r['tokens'] / 1e6:.1f}M tokens" for r in results]
+    w = 22
+
+    def line(label: str, values: list[str], target: str = "") -> None:
+        print(f"{label:<44}" + "".join(f"{v:>{w}}" for v in values) + (f"   target {target}" if target else ""))
+
+    print()
+    line("", cols)
+    line("messages", [f"{r['messages']:,}" for r in results])
+    line("text (MiB: text+thinking+tool in/out)", [f"{r['text_mb']:.1f}" for r in results])
+    for i, (label, *_rest) in enumerate(results[0]["regex"]):
+        print(f"regex {label!r}")
+        line("  regex_search ms (polars scan + re spans)", [f"{r['regex'][i][1]:.1f}" for r in results],
+             "<= 100 ms at 10M")
+        line("  plain re loop over list[str] ms", [f"{r['regex'][i][2]:.1f}" for r in results])
+        line("  speed-up", [f"{r['regex'][i][2] / r['regex'][i][1]:.1f}x" for r in results], ">= 10x")
+        line("  matching messages (regex_search / loop)", [f"{r['regex'][i][3]} / {r['regex'][i][4]}"
+                                                           for r in results])
+    line("tantivy index build s", [f"{r['index_build_s']:.2f}" for r in results])
+    line("tantivy index RSS added MiB", [f"{r['index_rss_mb']:.0f}" for r in results])
+    line("ctx.search bm25 p50 / p95 ms", [f"{r['query_ms'][0]:.2f} / {r['query_ms'][1]:.2f}" for r in results],
+         "p50 <= 5 ms at 10M")
+    line("  of which index query p50 / p95 ms", [f"{r['raw_query_ms'][0]:.2f} / {r['raw_query_ms'][1]:.2f}"
+                                                for r in results])
+    line("slice(-20) ms (median)", [f"{r['slice_ms']:.3f}" for r in results], "<= 1 ms")
+    line("slice(mid, mid + 40) ms (median)", [f"{r['slice_mid_ms']:.3f}" for r in results], "<= 1 ms")
+    line("get_by_id ms (median)", [f"{r['get_ms']:.3f}" for r in results], "<= 1 ms")
+    line("ctx[i] ms (median)", [f"{r['item_ms']:.3f}" for r in results])
+    line("context RSS MiB (sessions + df + table)", [f"{r['rss_ctx_mb']:.0f}" for r in results])
+    line("  RSS / text", [f"{r['rss_ctx_mb'] / r['text_mb']:.2f}x" for r in results], "<= 2.5x")
+    line("recall@10 of planted facts, bm25", [f"{r['recall'][0]}/{r['recall'][1]}" for r in results])
+    print("semantic and hybrid search: not built yet (they fall back to bm25), so no embedding numbers.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Regex search (polars scan, Python `re` for spans) and keyword search (a tantivy BM25 index).
+
+Imported on first use only: it pulls in polars and tantivy.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+
+from .errors import ArgumentError, InvalidPatternError
+from .results import CONTENT_FIELDS
+
+MAX_SPANS = 20  # matched spans kept per message: enough to highlight, bounded when a pattern matches everywhere
+_BATCH = 256
+
+# Python re flags that have an inline equivalent in the Rust regex syntax polars uses.
+_INLINE = ((re.IGNORECASE, "i"), (re.MULTILINE, "m"), (re.DOTALL, "s"), (re.VERBOSE, "x"))
+_TRANSLATABLE = re.IGNORECASE | re.MULTILINE | re.DOTALL | re.VERBOSE | re.UNICODE
+
+
+def compile_pattern(pattern, case: bool, flags: int) -> re.Pattern:
+    if isinstance(pattern, re.Pattern):
+        flags |= pattern.flags
+        pattern = pattern.pattern
+    if not isinstance(pattern, str) or not pattern:
+        raise ArgumentError(
+            f"regex_search: pattern must be a non-empty string, got {pattern!r}; "
+            "pass a regular expression such as r'JWT|session cookie'"
+        )
+    if not isinstance(flags, int):
+        raise ArgumentError(f"regex_search: flags must be re flags such as re.IGNORECASE | re.MULTILINE, got {flags!r}")
+    if not case:
+        flags |= re.IGNORECASE
+    try:
+        return re.compile(pattern, flags)
+    except re.error as e:
+        raise InvalidPatternError(
+            f"regex_search: pattern {pattern!r} is not a valid regular expression ({e}); pass a Python regex, "
+            "or re.escape(text) to search for literal text"
+        ) from None
+
+
+def _polars_pattern(rx: re.Pattern) -> str | None:
+    """The pattern with its flags inlined for polars, or None when a flag has no Rust equivalent (e.g. re.ASCII)."""
+    if rx.flags & ~_TRANSLATABLE:
+        return None
+    inline = "".join(c for flag, c in _INLINE if rx.flags & flag)
+    return f"(?{inline}){rx.pattern}" if inline else rx.pattern
+
+
+def candidate_positions(df: pl.DataFrame, rx: re.Pattern) -> tuple[list[int], bool]:
+    """Positions whose content may match: (positions, exact).
+
+    polars (Rust regex) scans the columns fast; Python `re` confirms later. When polars rejects the pattern
+    (look-around, back-references) every row is scanned with `re` here and the result is exact.
+    """
+    pp = _polars_pattern(rx)
+    if pp is not None:
+        try:
+            hit = df.select(pl.any_horizontal([pl.col(f).str.contains(pp).fill_null(False) for f in CONTENT_FIELDS]))
+            return hit.to_series().arg_true().to_list(), False
+        except pl.exceptions.PolarsError:
+            pass
+    found: set[int] = set()
+    search = rx.search
+    for f in CONTENT_FIELDS:
+        for i, v in enumerate(df.get_column(f).to_list()):
+            if v is not None and i not in found and search(v):
+                found.add(i)
+    return sorted(found), True
+
+
+def find_spans(row: dict, rx: re.Pattern) -> list[tuple[str, int, int]]:
+    spans: list[tuple[str, int, int]] = []
+    for f in CONTENT_FIELDS:
+        v = row.get(f)
+        if not v:
+            continue
+        for m in rx.finditer(v):
+            if m.end() > m.start():  # empty matches (e.g. `a*`) highlight nothing
+                spans.append((f, m.start(), m.end()))
+                if len(spans) >= MAX_SPANS:
+                    return spans
+    return spans
+
+
+def regex_matches(df: pl.DataFrame, rx: re.Pattern, limit: int) -> tuple[list[int], list[list], int]:
+    """First `limit` matching positions with spans, and how many messages match in all."""
+    candidates, _exact = candidate_positions(df, rx)
+    positions: list[int] = []
+    spans: list[list] = []
+    rejected = 0
+    fields = df.select(CONTENT_FIELDS)
+    for start in range(0, len(candidates), _BATCH):
+        batch = candidates[start : start + _BATCH]
+        for pos, row in zip(batch, fields[batch].iter_rows(named=True), strict=True):
+            sp = find_spans(row, rx)
+            if not sp:
+                rejected += 1  # polars and Python re disagree (rare syntax differences): Python decides
+                continue
+            positions.append(pos)
+            spans.append(sp)
+            if len(positions) >= limit:
+                return positions, spans, len(candidates) - rejected
+    return positions, spans, len(candidates) - rejected
+
+
+class KeywordIndex:
+    """A BM25 index (tantivy, in memory) with one document per message: text, thinking, tool input and output."""
+
+    def __init__(self, df: pl.DataFrame):
+        import tantivy
+
+        sb = tantivy.SchemaBuilder()
+        sb.add_text_field("body", stored=False, tokenizer_name="en_stem")
+        sb.add_integer_field("position", stored=False, fast=True, indexed=False)
+        self._index = tantivy.Index(sb.build())
+        writer = self._index.writer(heap_size=256_000_000, num_threads=2)
+        Document = tantivy.Document
+        cols = [df.get_column(f).to_list() for f in CONTENT_FIELDS]
+        for pos, parts in enumerate(zip(*cols, strict=True)):
+            body = "\n".join(p for p in parts if p)
+            if body:
+                writer.add_document(Document(body=body, position=pos))
+        writer.commit()
+        writer.wait_merging_threads()
+        self._index.reload()
+        self._searcher = self._index.searcher()
+        self._stemmer = (
+            tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+            .filter(tantivy.Filter.lowercase())
+            .filter(tantivy.Filter.stemmer("english"))
+            .build()
+        )
+        self.documents = self._searcher.num_docs
+
+    def search(self, query: str, limit: int) -> list[tuple[int, float]]:
+        q, errors = self._index.parse_query_lenient(query, ["body"])
+        if errors:  # stray quotes, colons or brackets: search the plain words instead
+            q, _ = self._index.parse_query_lenient(" ".join(re.findall(r"\w+", query)), ["body"])
+        hits = self._searcher.search(q, limit, count=False).hits
+        if not hits:
+            return []
+        positions = self._searcher.fast_field_values("position", [addr for _, addr in hits])
+        return [(int(p), float(s)) for (s, _), p in zip(hits, positions, strict=True)]
+
+    def highlighter(self, query: str) -> re.Pattern | None:
+        """A case-insensitive regex for the query's stems as word prefixes: approximate highlighting only."""
+        words = [w for w in re.findall(r"\w+", query) if w not in ("AND", "OR", "NOT")]
+        stems = sorted({s for w in words for s in self._stemmer.analyze(w) if s}, key=len, reverse=True)
+        if not stems:
+            return None
+        return re.compile(r"\b(?:" + "|".join(re.escape(s) for s in stems) + r")\w*", re.IGNORECASE)
