@@ -1,7 +1,638 @@
-"""Placeholder: being written."""
+"""Claude Code transcripts: `~/.claude/projects/<encoded-cwd>/<sessionId>.jsonl`, one record per line.
+
+What this loader does with the format (details in docs/sessions.md and the design notes, §2):
+
+- The lines of one API message (one content block per line, `usage` repeated) become ONE assistant row,
+  grouped by `message.id`; output tokens are the group's maximum (they grow while streaming).
+- Each `tool_use` block is a tool row after its assistant row; the `tool_result` in a later user line
+  fills that row. User lines holding only tool results give no user row.
+- The conversation is a tree and forks/resumes replay records with the same `uuid`: a uuid seen
+  before in the file is dropped (noted once in the report).
+- Sub-agent files (every record `isSidechain` with an `agentId`, and the parent's `sessionId`) load as
+  child sessions `<sessionId>:agent-<agentId>`; `related()` finds them beside or under a main file.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..jsonio import HEAD_BYTES, iter_jsonl, read_head
+from ..model import Issue, Session
+from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
 
 NAME = "claude"
+PRODUCER = "claude-code"
+
+# Record types that carry no conversation content; skipped on purpose.
+# file-history-snapshot: file backups for /rewind; progress: streaming hook/tool progress;
+# queue-operation: the input queue; permission-mode/mode: UI state; last-prompt: the prompt box;
+# agent-name: a label; worktree-state/relocated/bridge-session/atis-latch/frame-link: harness state.
+SKIPPED_TYPES = frozenset({
+    "file-history-snapshot", "progress", "queue-operation", "permission-mode", "mode", "last-prompt",
+    "agent-name", "worktree-state", "relocated", "bridge-session", "atis-latch", "frame-link",
+})
+
+# `system` subtypes that are only timing; everything else under `system` becomes a harness row.
+SKIPPED_SYSTEM = frozenset({"turn_duration"})
+
+# Attachments that put text into the model's context become rows; the other attachment kinds
+# (hook_success, skill/tool/agent listings, reminders, mode switches, file snapshots…) are skipped.
+_ATTACHMENT_ROWS = frozenset({"queued_command", "hook_additional_context", "hook_blocking_error"})
+
+# User text the harness wrote (slash-command wrappers, IDE context, hook output, notices).
+_HARNESS_PREFIXES = (
+    "<command-name>", "<command-message>", "<command-args>", "<local-command-stdout>",
+    "<local-command-stderr>", "<local-command-caveat>", "<ide_", "<system-reminder>",
+    "<user-prompt-submit-hook>", "<bash-stdout>", "<bash-stderr>", "<task-notification>",
+    "[Request interrupted", "Caveat: The messages below were generated",
+)
+
+# What sniff accepts as a Claude record: the message types, plus the bookkeeping types with their keys.
+_MESSAGE_TYPES = frozenset({"user", "assistant", "system", "attachment", "progress"})
+_BOOKKEEPING_KEYS = {"summary": "leafUuid", "file-history-snapshot": "messageId", "custom-title": "customTitle",
+                     "ai-title": "aiTitle", "queue-operation": "operation", "last-prompt": "lastPrompt"}
 
 
-def sniff(probe):
-    return False
+# ---------------------------------------------------------------- sniff / discover / related
+
+
+def sniff(probe) -> bool:
+    """True when a complete line of the file's head is a Claude record (by content, not name)."""
+    head = probe.head
+    if b'"type"' not in head:
+        return False
+    import orjson
+
+    lines = head.split(b"\n")
+    if len(head) >= HEAD_BYTES:
+        lines = lines[:-1]  # the last line of a full head buffer is cut off
+    for raw in lines[:40]:
+        if not raw.strip():
+            continue
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if _looks_claude(rec):
+            return True
+    # A first record longer than the head (a huge pasted prompt): fall back to Claude's envelope keys.
+    return len(lines) <= 1 and head[:1] == b"{" and all(k in head for k in (b'"parentUuid"', b'"sessionId"', b'"uuid"'))
+
+
+def _looks_claude(rec: Any) -> bool:
+    if not isinstance(rec, dict):
+        return False
+    t = rec.get("type")
+    if t in _MESSAGE_TYPES:
+        return "sessionId" in rec and "uuid" in rec
+    key = _BOOKKEEPING_KEYS.get(t) if isinstance(t, str) else None
+    return key is not None and key in rec
+
+
+def discover(home: Path | None = None) -> list[Path]:
+    """Main session files under $CLAUDE_CONFIG_DIR (or <home>/.claude)/projects/*/; sub-agents come via related()."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    root = Path(env).expanduser() if env else Path(home if home is not None else Path.home()) / ".claude"
+    projects = root / "projects"
+    if not projects.is_dir():
+        return []
+    return sorted(p for p in projects.glob("*/*.jsonl") if not p.name.startswith("agent-"))
+
+
+def related(path: str | os.PathLike) -> list[Path]:
+    """Sub-agent files of a main session file: `agent-*.jsonl` beside it that name its sessionId, and
+    `<stem>/subagents/agent-*.jsonl`."""
+    path = Path(path)
+    if path.name.startswith("agent-") or not path.is_file():
+        return []
+    sid = _head_session_id(path)
+    out: list[Path] = []
+    if sid:
+        needle = f'"sessionId":"{sid}"'.encode()
+        for p in sorted(path.parent.glob("agent-*.jsonl")):
+            head = read_head(p, 16 * 1024)
+            if needle in head or needle.replace(b":", b": ", 1) in head:
+                out.append(p)
+    sub = path.parent / path.stem / "subagents"
+    if sub.is_dir():
+        out.extend(sorted(sub.glob("agent-*.jsonl")))
+    return out
+
+
+def _head_session_id(path: Path) -> str | None:
+    import orjson
+
+    for raw in read_head(path).split(b"\n")[:64]:
+        if b'"sessionId"' not in raw:
+            continue
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("sessionId"), str):
+            return rec["sessionId"]
+    return None
+
+
+# ---------------------------------------------------------------- read
+
+
+def read(path: str | os.PathLike, report) -> list[Session]:
+    reader = _Reader(str(path), report.issues)
+    # The per-line path allocates many short-lived dicts while the kept columns grow: the cyclic GC
+    # would rescan them over and over (about 20% of the time on big files), and nothing here makes cycles.
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        record = reader.record
+        for lineno, rec in iter_jsonl(path, report.issues):
+            record(lineno, rec)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    session = reader.finish()
+    return [session] if session is not None else []
+
+
+def _is_harness_text(text: str) -> bool:
+    return text.lstrip()[:64].startswith(_HARNESS_PREFIXES)
+
+
+def _media(block: dict) -> str:
+    src = block.get("source")
+    if isinstance(src, dict):
+        data = src.get("data")
+        size = len(data) * 3 // 4 if isinstance(data, str) else 0
+        return media_placeholder(src.get("media_type"), size)
+    return media_placeholder(None, 0)
+
+
+def _result_text(content: Any) -> str:
+    """The text of a tool_result's content: a string, or text/image blocks."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return "" if content is None else str(to_json(content))
+    parts = []
+    for b in content:
+        if not isinstance(b, dict):
+            continue
+        bt = b.get("type")
+        if bt == "text":
+            parts.append(b.get("text") or "")
+        elif bt in ("image", "document"):
+            parts.append(_media(b))
+        else:
+            parts.append(to_json(b) or "")
+    return "\n".join(parts)
+
+
+def _int(v: Any) -> int | None:
+    return v if type(v) is int else None
+
+
+class _Reader:
+    """State of one file being read: the session under construction and the indexes that fuse lines."""
+
+    def __init__(self, path: str, issues: list[Issue]) -> None:
+        self.path = path
+        self.issues = issues
+        self.s: Session | None = None
+        self.sid: str | None = None  # the sessionId records carry (a sub-agent's names its parent)
+        self.pending: list[tuple[int, dict]] = []  # rows seen before the first record naming the session
+        self.by_uuid: dict[str, int] = {}   # uuid -> row index (parent links)
+        self.marks: dict[str, tuple] = {}   # uuid -> (type, subtype, timestamp) of its first record (dedupe)
+        self.by_msg: dict[str, int] = {}    # message.id -> assistant row index
+        self.by_tool: dict[str, int] = {}   # tool_use id -> tool row index
+        self.usage: dict[int, dict] = {}    # assistant row -> the usage of its line with the most output
+        self.models: Counter = Counter()
+        self.dupes: list[int] = []
+        self.boundaries: list[int] = []
+        self.after_boundary: list[tuple[int, int]] = []  # (row, boundary row) of rows replayed after a compaction
+        self.titles: dict[str, str] = {}
+        self.summaries: list[tuple[str, str]] = []  # (leafUuid, summary)
+        self.other_sids: set[str] = set()
+        self.child = False
+        self.first_prompt: str | None = None
+        self.subagent_links: dict[str, str] = {}
+        self.handlers = {
+            "user": self.user, "assistant": self.assistant, "system": self.system, "summary": self.summary,
+            "custom-title": self.title, "ai-title": self.title, "attachment": self.attachment,
+            "pr-link": self.pr_link,
+        }
+
+    # -- dispatch
+
+    def record(self, lineno: int, rec: Any) -> None:
+        if type(rec) is not dict:
+            self.issues.append(Issue(self.path, lineno, "not a JSON object; line skipped"))
+            return
+        t = rec.get("type")
+        handler = self.handlers.get(t)
+        if handler is not None:
+            if self.s is None and "sessionId" in rec and t in ("user", "assistant", "system"):
+                self._open(rec)
+            if self.s is None:
+                self.pending.append((lineno, rec))
+                return
+            handler(lineno, rec)
+        elif t not in SKIPPED_TYPES:
+            if self.s is None:
+                self.pending.append((lineno, rec))
+            else:
+                self.unknown(lineno, rec)
+
+    def _open(self, rec: dict) -> None:
+        sid = self.sid = rec["sessionId"]
+        agent = rec.get("agentId")
+        if rec.get("isSidechain") and isinstance(agent, str) and agent:
+            self.child = True
+            self.s = Session(f"{sid}:agent-{agent}", NAME, self.path, parent_session_id=sid)
+        else:
+            self.s = Session(sid, NAME, self.path)
+        self.s.producer = PRODUCER
+        self.s.producer_version = rec.get("version")
+        self.s.cwd = rec.get("cwd")
+        pending, self.pending = self.pending, []
+        for lineno, r in pending:
+            self.record(lineno, r)
+
+    def _src(self, lineno: int) -> str:
+        return f"{self.path}:{lineno}"
+
+    def _seen(self, rec: dict, lineno: int) -> bool:
+        """A record replayed by a fork/resume: same uuid, kind and time as one met before. Keep the first copy.
+
+        Kind and time are compared too so that distinct records sharing a placeholder uuid (as in
+        fixtures with ids scrubbed) are not mistaken for replays."""
+        uuid = rec.get("uuid")
+        if uuid is None:
+            return False
+        mark = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
+        first = self.marks.get(uuid)
+        if first is None:
+            self.marks[uuid] = mark
+            return False
+        if first != mark:
+            return False
+        self.dupes.append(lineno)
+        i = self.by_uuid.get(uuid)
+        if self.boundaries and i is not None:
+            self.after_boundary.append((i, self.boundaries[-1]))
+        return True
+
+    def _parent(self, rec: dict) -> str | None:
+        p = rec.get("parentUuid")
+        if p is None:
+            return None
+        i = self.by_uuid.get(p)
+        return self.s.columns["id"][i] if i is not None else p
+
+    def _note_session(self, rec: dict) -> None:
+        sid = rec.get("sessionId")
+        if sid is not None and sid != self.sid:
+            self.other_sids.add(sid)
+
+    # -- user lines
+
+    def user(self, lineno: int, rec: dict) -> None:
+        uuid = rec.get("uuid")
+        if uuid is not None:  # _seen() inlined for the common first sighting
+            if uuid in self.marks:
+                if self._seen(rec, lineno):
+                    return
+            else:
+                self.marks[uuid] = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
+        if rec.get("sessionId") != self.sid:
+            self._note_session(rec)
+        msg = rec.get("message")
+        content = msg.get("content") if isinstance(msg, dict) else None
+        ts = rec.get("timestamp")
+        if isinstance(content, str):
+            typed, injected = ([], [content]) if self._harness_line(rec, content) else ([content], [])
+        elif isinstance(content, list):
+            typed, injected = self._user_blocks(lineno, rec, content)
+        else:
+            typed, injected = [], []
+        if rec.get("isCompactSummary"):
+            text = "\n".join(typed + injected)
+            self._text_row(lineno, rec, uuid, "user", "summary", text, boundary="summary", raw_type="user")
+            return
+        if injected:
+            rid = uuid if not typed else f"{uuid}:harness"
+            self._text_row(lineno, rec, rid, "user", "harness", "\n".join(injected), raw_type="user", ts=ts)
+        if typed:
+            text = "\n".join(typed)
+            origin = "model" if self.child else "human"
+            self._text_row(lineno, rec, uuid, "user", origin, text, raw_type="user", ts=ts)
+            if self.first_prompt is None:
+                self.first_prompt = text
+
+    def _harness_line(self, rec: dict, text: str) -> bool:
+        if rec.get("isMeta") or _is_harness_text(text):
+            return True
+        # The sub-agent "Warmup" probe that Claude Code sends to prime caches.
+        return self.child and text == "Warmup"
+
+    def _user_blocks(self, lineno: int, rec: dict, content: list) -> tuple[list[str], list[str]]:
+        """Fill tool rows from tool_result blocks; split the remaining text into typed and injected."""
+        typed: list[str] = []
+        injected: list[str] = []
+        meta = bool(rec.get("isMeta"))
+        for b in content:
+            if type(b) is not dict:
+                continue
+            bt = b.get("type")
+            if bt == "tool_result":
+                self._tool_result(lineno, rec, b)
+            elif bt == "text":
+                t = b.get("text") or ""
+                (injected if meta or self._harness_line(rec, t) else typed).append(t)
+            elif bt in ("image", "document"):
+                (injected if meta else typed).append(_media(b))
+        return typed, injected
+
+    def _tool_result(self, lineno: int, rec: dict, block: dict) -> None:
+        call_id = block.get("tool_use_id")
+        out = _result_text(block.get("content"))
+        status = "error" if block.get("is_error") else "ok"
+        i = self.by_tool.get(call_id) if call_id is not None else None
+        s = self.s
+        capped = cap(out)
+        if i is None:
+            # A result whose call is not in this file (or has no id): keep it, outside the tool-call counts.
+            s.add(role="user", origin="tool", id=None, parent_id=self._parent(rec), ts=rec.get("timestamp"),
+                  text=capped, tool_call_id=call_id, tool_output=capped, tool_output_bytes=utf8_len(out),
+                  tool_status=status, raw_type="user/tool_result", source=self._src(lineno))
+            i = len(s) - 1
+        else:
+            child = self._subagent_of(rec)
+            if child is not None:
+                self.subagent_links[call_id] = child
+                capped = f"{capped}\n[sub-agent session: {child}]"
+            s.set(i, tool_output=capped, tool_output_bytes=utf8_len(out), tool_status=status)
+        uuid = rec.get("uuid")
+        if uuid is not None:
+            self.by_uuid.setdefault(uuid, i)
+
+    def _subagent_of(self, rec: dict) -> str | None:
+        """The child session a Task/Agent call ran in (toolUseResult.agentId names its file)."""
+        tur = rec.get("toolUseResult")
+        if type(tur) is dict:
+            agent = tur.get("agentId")
+            if isinstance(agent, str) and agent and self.s.parent_session_id is None:
+                return f"{self.s.session_id}:agent-{agent}"
+        return None
+
+    def _text_row(self, lineno, rec, rid, role, origin, text, *, boundary=None, raw_type=None, ts=None) -> int:
+        capped = cap(text)
+        i = self.s.add(role=role, origin=origin, id=rid, parent_id=self._parent(rec),
+                       ts=ts if ts is not None else rec.get("timestamp"), text=capped,
+                       text_bytes=utf8_len(text) if capped is not text else None,
+                       boundary=boundary, raw_type=raw_type, source=self._src(lineno))
+        uuid = rec.get("uuid")
+        if uuid is not None:
+            self.by_uuid.setdefault(uuid, i)
+        return i
+
+    # -- assistant lines
+
+    def assistant(self, lineno: int, rec: dict) -> None:
+        uuid = rec.get("uuid")
+        if uuid is not None:  # _seen() inlined for the common first sighting
+            if uuid in self.marks:
+                if self._seen(rec, lineno):
+                    return
+            else:
+                self.marks[uuid] = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
+        if rec.get("sessionId") != self.sid:
+            self._note_session(rec)
+        msg = rec.get("message")
+        if type(msg) is not dict:
+            msg = {}
+        mid = msg.get("id")
+        s = self.s
+        i = self.by_msg.get(mid) if mid is not None else None
+        model = msg.get("model")
+        synthetic = model == "<synthetic>" or bool(rec.get("isApiErrorMessage"))
+        if i is None:
+            i = s.add(role="assistant", origin="harness" if synthetic else "model", id=mid or uuid,
+                      parent_id=self._parent(rec), ts=rec.get("timestamp"), text=None, model=model,
+                      raw_type="assistant", source=self._src(lineno))
+            if mid is not None:
+                self.by_msg[mid] = i
+            if model and not synthetic:
+                self.models[model] += 1
+        if uuid is not None:
+            self.by_uuid.setdefault(uuid, i)
+        usage = msg.get("usage")
+        if not synthetic and type(usage) is dict:
+            # Lines of one message repeat its usage; output only grows while it streams: keep the largest.
+            cur = self.usage.get(i)
+            if cur is None or (usage.get("output_tokens") or 0) > (cur.get("output_tokens") or 0):
+                self.usage[i] = usage
+        content = msg.get("content")
+        if isinstance(content, str):
+            self._append(i, "text", content)
+        elif isinstance(content, list):
+            for b in content:
+                if type(b) is dict:
+                    self._assistant_block(lineno, rec, i, b)
+
+    def _assistant_block(self, lineno: int, rec: dict, i: int, b: dict) -> None:
+        bt = b.get("type")
+        if bt == "text":
+            self._append(i, "text", b.get("text") or "")
+        elif bt == "thinking":
+            self._append(i, "thinking", b.get("thinking") or "")
+        elif bt == "redacted_thinking":
+            self._append(i, "thinking", "[redacted thinking]")
+        elif bt in ("tool_use", "server_tool_use"):
+            self._tool_use(lineno, rec, i, b)
+        elif bt in ("web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result"):
+            self._tool_result(lineno, rec, b)  # server tools answer inside the same message
+
+    def _append(self, i: int, col: str, text: str) -> None:
+        cols = self.s.columns
+        old = cols[col][i]
+        full = text if not old else f"{old}\n\n{text}"
+        capped = cap(full)
+        cols[col][i] = capped
+        if col == "text":
+            cols["text_bytes"][i] = (cols["text_bytes"][i] or 0) + utf8_len(text) + (2 if old else 0)
+
+    def _tool_use(self, lineno: int, rec: dict, parent: int, b: dict) -> None:
+        s = self.s
+        name = b.get("name")
+        call_id = b.get("id")
+        inp = b.get("input")
+        tin = to_json(inp)
+        cols = s.columns
+        j = s.add(role="tool", origin="tool", id=call_id, parent_id=cols["id"][parent], ts=cols["ts"][parent],
+                  text=one_line(f"{name}: {_short_input(inp)}"), tool_name=name,
+                  tool_call_id=call_id, tool_input=tin, raw_type=f"assistant/{b.get('type')}",
+                  source=self._src(lineno))
+        if call_id is not None:
+            self.by_tool[call_id] = j
+
+    # -- system, summaries, titles, attachments, unknown
+
+    def system(self, lineno: int, rec: dict) -> None:
+        sub = rec.get("subtype")
+        if sub in SKIPPED_SYSTEM or self._seen(rec, lineno):
+            return
+        self._note_session(rec)
+        if sub == "compact_boundary":
+            meta = rec.get("compactMetadata")
+            meta = meta if type(meta) is dict else {}
+            pre = meta.get("preTokens")
+            text = f"Conversation compacted ({meta.get('trigger') or rec.get('trigger') or 'unknown'} trigger"
+            text += f", {pre:,} tokens before)" if type(pre) is int else ")"
+            i = self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
+                               boundary="compaction", raw_type="system/compact_boundary")
+            self.boundaries.append(i)
+            return
+        text = _system_text(rec)
+        self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
+                       raw_type=f"system/{sub}" if sub else "system")
+
+    def summary(self, lineno: int, rec: dict) -> None:
+        text = rec.get("summary")
+        text = text if isinstance(text, str) else ""
+        leaf = rec.get("leafUuid")
+        self.summaries.append((leaf, text))
+        self.s.add(role="system", origin="harness", text=cap(text), boundary="summary", raw_type="summary",
+                   source=self._src(lineno))
+
+    def title(self, lineno: int, rec: dict) -> None:
+        value = rec.get("customTitle") if rec.get("type") == "custom-title" else rec.get("aiTitle")
+        if isinstance(value, str) and value.strip():
+            self.titles[rec["type"]] = value
+
+    def pr_link(self, lineno: int, rec: dict) -> None:
+        text = f"PR #{rec.get('prNumber')} {rec.get('prRepository') or ''} {rec.get('prUrl') or ''}"
+        self.s.add(role="system", origin="harness", ts=rec.get("timestamp"), text=" ".join(text.split()),
+                   raw_type="pr-link", source=self._src(lineno))
+
+    def attachment(self, lineno: int, rec: dict) -> None:
+        att = rec.get("attachment")
+        kind = att.get("type") if type(att) is dict else None
+        if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
+            return
+        if kind == "queued_command":
+            # A prompt typed while the agent was busy, handed to the model with the next turn.
+            prompt = att.get("prompt")
+            text = prompt if isinstance(prompt, str) else _result_text(prompt)
+            origin_kind = (att.get("origin") or {}).get("kind") if type(att.get("origin")) is dict else None
+            human = (att.get("commandMode") in (None, "prompt") and origin_kind in (None, "human", "user")
+                     and not att.get("isMeta") and not self.child)
+            self._text_row(lineno, rec, rec.get("uuid"), "user", "human" if human else "harness", text,
+                           raw_type="attachment/queued_command")
+            if human and self.first_prompt is None:
+                self.first_prompt = text
+            return
+        text = att.get("content") or att.get("stderr") or to_json(att.get("blockingError")) or ""
+        self._text_row(lineno, rec, rec.get("uuid"), "system", "harness",
+                       text if isinstance(text, str) else to_json(text), raw_type=f"attachment/{kind}")
+
+    def unknown(self, lineno: int, rec: dict) -> None:
+        t = rec.get("type")
+        raw = to_json(rec) or ""
+        self.s.add(role="system", origin="harness", id=rec.get("uuid") if isinstance(rec.get("uuid"), str) else None,
+                   ts=rec.get("timestamp"), text=cap(raw, 2000), text_bytes=utf8_len(raw),
+                   raw_type=str(t) if t is not None else "(no type)", source=self._src(lineno))
+        self.issues.append(Issue(self.path, lineno, f"unknown record type {t!r}; kept as a system row", "unknown"))
+
+    # -- end of file
+
+    def finish(self) -> Session | None:
+        s = self.s
+        if s is None:
+            if not self.pending:
+                return None
+            # Only bookkeeping/unknown records: name the session after the file.
+            rec = {"sessionId": Path(self.path).stem, "type": "system"}
+            self._open(rec)
+            s = self.s
+        if self.dupes:
+            self.issues.append(Issue(
+                self.path, self.dupes[0],
+                f"{len(self.dupes)} record(s) repeat a uuid seen earlier in the file (fork/resume replay); "
+                "first copy kept", "duplicate"))
+        if self.other_sids:
+            self.issues.append(Issue(self.path, None, f"records of other sessionIds kept in this session: "
+                                     f"{', '.join(sorted(self.other_sids)[:5])}", "note"))
+        cols = s.columns
+        for i, usage in self.usage.items():
+            inp = _int(usage.get("input_tokens"))
+            cread = _int(usage.get("cache_read_input_tokens"))
+            cwrite = _int(usage.get("cache_creation_input_tokens"))
+            details = usage.get("output_tokens_details")
+            cols["input_uncached"][i] = inp
+            cols["cache_read"][i] = cread
+            cols["cache_write"][i] = cwrite
+            cols["output"][i] = _int(usage.get("output_tokens"))
+            cols["reasoning"][i] = _int(details.get("thinking_tokens")) if type(details) is dict else None
+            if inp is not None:
+                cols["context_tokens"][i] = inp + (cread or 0) + (cwrite or 0)
+        if self.boundaries:
+            last = self.boundaries[-1]
+            cols["in_context"][:last] = [False] * last
+            for i, boundary in self.after_boundary:  # preserved messages re-written after the last boundary
+                if boundary == last and i < last:
+                    cols["in_context"][i] = True
+        if self.models:
+            s.model = self.models.most_common(1)[0][0]
+        s.title = self._title()
+        if self.subagent_links:
+            s.extra["subagent_calls"] = dict(self.subagent_links)
+        return s
+
+    def _title(self) -> str | None:
+        for key in ("custom-title", "ai-title"):
+            if key in self.titles:
+                return one_line(self.titles[key])
+        # `summary` lines often name leaves of other sessions; only trust one whose leaf is in this file.
+        for leaf, text in reversed(self.summaries):
+            if leaf in self.by_uuid and text:
+                return one_line(text)
+        if self.first_prompt:
+            return one_line(self.first_prompt)
+        roles, texts = self.s.columns["role"], self.s.columns["text"]
+        for role, text in zip(roles, texts, strict=True):
+            if role == "user" and text:
+                return one_line(text)
+        return None
+
+
+def _short_input(inp: Any) -> str:
+    """The most telling field of a tool input for the one-line description."""
+    if type(inp) is dict:
+        for key in ("command", "file_path", "path", "pattern", "url", "query", "description", "prompt"):
+            v = inp.get(key)
+            if isinstance(v, str) and v:
+                return v[:300]
+        return (to_json(inp) or "")[:300]
+    return str(inp)[:300] if inp is not None else ""
+
+
+def _system_text(rec: dict) -> str:
+    content = rec.get("content")
+    if isinstance(content, str) and content:
+        return content
+    err = rec.get("error")
+    if type(err) is dict:
+        msg = err.get("message") or err.get("formatted")
+        if isinstance(msg, str):
+            return msg
+    if isinstance(err, str):
+        return err
+    for key in ("apiRefusalExplanation", "stopReason"):
+        v = rec.get(key)
+        if isinstance(v, str) and v:
+            return v
+    return rec.get("subtype") or ""
