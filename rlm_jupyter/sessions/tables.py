@@ -94,6 +94,7 @@ def session_summaries(sessions: list[Session], df) -> list[dict[str, Any]]:
             sdf = df.clear()
         sdf = sdf.sort("seq")
         roles = sdf["role"].value_counts(sort=True)
+        human = (pl.col("role") == "user") & (pl.col("origin") == "human")
         out.append(
             {
                 "format": s.format,
@@ -104,7 +105,7 @@ def session_summaries(sessions: list[Session], df) -> list[dict[str, Any]]:
                 "title": s.title,
                 "path": s.path,
                 "messages": {r: int(n) for r, n in roles.iter_rows()},
-                "user_prompts": sdf.filter((pl.col("role") == "user") & (pl.col("origin") == "human"))["text"].to_list(),
+                "user_prompts": sdf.filter(human)["text"].to_list(),
                 "tool_calls": sdf.filter(pl.col("role") == "tool")["tool_name"].to_list(),
                 "tool_errors": int((sdf["tool_status"] == "error").sum()),
                 "subagents": children.get(s.session_id, []),

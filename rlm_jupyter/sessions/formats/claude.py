@@ -14,7 +14,6 @@ What this loader does with the format (details in docs/sessions.md and the desig
 
 from __future__ import annotations
 
-import gc
 import os
 from collections import Counter
 from pathlib import Path
@@ -143,17 +142,9 @@ def _head_session_id(path: Path) -> str | None:
 
 def read(path: str | os.PathLike, report) -> list[Session]:
     reader = _Reader(str(path), report.issues)
-    # The per-line path allocates many short-lived dicts while the kept columns grow: the cyclic GC
-    # would rescan them over and over (about 20% of the time on big files), and nothing here makes cycles.
-    gc_was_on = gc.isenabled()
-    gc.disable()
-    try:
-        record = reader.record
-        for lineno, rec in iter_jsonl(path, report.issues):
-            record(lineno, rec)
-    finally:
-        if gc_was_on:
-            gc.enable()
+    record = reader.record
+    for lineno, rec in iter_jsonl(path, report.issues):
+        record(lineno, rec)
     session = reader.finish()
     return [session] if session is not None else []
 
