@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 __all__ = ["Context", "discover", "load", "samples", "__version__"]
 
 
-def load(*paths) -> "Context":
+def load(*paths) -> Context:
     """Load session histories (files, several files, or folders; the format is sniffed)."""
     from .context import Context
 
