@@ -57,7 +57,9 @@ def expected(data: dict) -> dict:
             if p["type"] == "tool":
                 tools.append(p["tool"])
                 roles["tool"] += 1
-                errors += p["state"]["status"] == "error"
+                st = p["state"]
+                exit_code = (st.get("metadata") or {}).get("exit") if st["status"] == "completed" else None
+                errors += st["status"] == "error" or (isinstance(exit_code, int) and exit_code != 0)
     return {"prompts": prompts, "tools": tools, "errors": errors, "roles": roles, "tokens": tokens}
 
 
@@ -632,9 +634,12 @@ def test_recorded_store_equals_its_exports(store):
     assert child["parent_session_id"] == main["session_id"]
     s = summary(a, main["session_id"])
     assert s["subagents"] == [child["session_id"]] and s["compactions"] == 1
-    # NOTES.md: 6 run turns, the last asking about the Redis decision; turn 2 read a missing config.py.
+    # NOTES.md: 6 run turns, the last asking about the Redis decision; turn 2 read a missing config.py (a tool
+    # error) and the first bash ran the failing test (exit 1): two failed calls.
     assert len(s["user_prompts"]) == 6 and s["user_prompts"][-1].strip() == "What did we decide about Redis, and why?"
-    assert s["tool_errors"] == 1
+    assert s["tool_errors"] == 2
+    failed = a.df.filter((a.df["session_id"] == main["session_id"]) & (a.df["tool_status"] == "error"))
+    assert sorted(failed["tool_name"].to_list()) == ["bash", "read"]
     df = a.df.filter(a.df["session_id"] == main["session_id"]).sort("seq")
     marker = df.filter(df["boundary"] == "compaction")["seq"].item()
     assert not df.filter(df["seq"] < marker)["in_context"].any()

@@ -251,7 +251,10 @@ class _Builder:
             out = out if isinstance(out, str) or out is None else to_json(out)
             attachments = [_file_text(a) for a in state.get("attachments") or () if isinstance(a, dict)]
             out = _join([out or "", *(a for a in attachments if a)]) or out
-            tool_status = "ok"
+            # A shell command that ran but exited non-zero is a failed call, as in the Codex and Gemini loaders.
+            meta = state.get("metadata")
+            exit_code = meta.get("exit") if isinstance(meta, dict) else None
+            tool_status = "error" if isinstance(exit_code, int) and exit_code != 0 else "ok"
         elif status == "error":
             out, tool_status = state.get("error"), "error"
             out = out if isinstance(out, str) or out is None else to_json(out)
