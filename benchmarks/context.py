@@ -5,8 +5,10 @@
 Histories are built from the real sample records (every row the loaders give for tests/data/samples, copied with
 fresh ids) interleaved with synthetic filler (words drawn Zipf-style from the samples' own vocabulary) and a few
 planted facts. Printed: regex_search vs a plain Python `re` loop over a list[str] of the same messages, BM25 index
-build and query p50/p95 (tantivy), slice/get_by_id latency, resident memory vs text size, recall@10 of the planted
-facts for bm25. Targets from issue 3 are printed next to each number.
+build and query p50/p95 (tantivy and bm25s), slice/get_by_id latency, resident memory vs text size, embedding
+throughput and semantic query latency (model2vec; MiniLM's rate on a sample), recall@10 of the planted facts for
+bm25, semantic, hybrid and bm25s, and the Arrow IPC hand-off to a worker process. Targets from issue 3 are printed
+next to each number.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import os
 import random
 import re
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -132,7 +136,7 @@ def run(target: int, templates: list[dict], seed: int) -> dict:
     gc.collect()
     rss0 = rss_mb()
     sessions, planted = build_sessions(target, templates, rng)
-    ctx = Context(sessions)
+    ctx = Context(sessions, cache=tempfile.mkdtemp(prefix="rlm-ctx-bench-"))  # fresh cache: nothing reused
     _ = ctx.table  # df + derived columns, what queries use
     gc.collect()
     rss_ctx = rss_mb() - rss0
@@ -177,21 +181,131 @@ def run(target: int, templates: list[dict], seed: int) -> dict:
     out["get_ms"] = statistics.median(timed(lambda i=i: ctx.get_by_id(i))[0] for i in lookups)
     out["item_ms"] = statistics.median(timed(lambda: ctx[len(ctx) // 2])[0] for _ in range(500))
 
-    hits = 0
-    for msg_id, query in planted.items():
-        hits += msg_id in ctx.search(query, limit=10, mode="bm25").ids
-    out["recall"] = (hits, len(planted))
+    for mode in ("bm25", "semantic", "hybrid"):
+        if mode != "bm25" and not out.get("embed_ok", True):
+            continue
+        if mode == "semantic":
+            out.update(measure_semantic(ctx, queries))
+            if not out["embed_ok"]:
+                continue
+        hits = sum(msg_id in ctx.search(query, limit=10, mode=mode).ids for msg_id, query in planted.items())
+        out[f"recall_{mode}"] = (hits, len(planted))
+    out.update(measure_bm25s(ctx, queries, planted))
+    out.update(measure_ipc(ctx))
     return out
+
+
+def measure_semantic(ctx, queries: list[str]) -> dict:
+    from rlm_jupyter.context import embed
+
+    reason = embed.unavailable_reason()
+    if reason:
+        print(f"  semantic: off ({reason})")
+        return {"embed_ok": False}
+    embed.get_embedder()  # load (or distil, once) outside the timing
+    t0 = time.perf_counter()
+    index = ctx.semantic_index(progress=False)
+    build = time.perf_counter() - t0
+    lat = []
+    for q in queries[:50]:
+        t0 = time.perf_counter()
+        ctx.search(q, limit=10, mode="semantic")
+        lat.append((time.perf_counter() - t0) * 1000)
+    return {"embed_ok": True, "chunks": index.chunks, "embed_s": build, "embed_tps": index.chunks / build,
+            "semantic_ms": (pct(lat, 0.5), pct(lat, 0.95))}
+
+
+def measure_minilm(sample: list[str]) -> float | None:
+    """texts/s of sentence-transformers MiniLM on message-sized chunks (too slow to index 10M tokens here)."""
+    from rlm_jupyter.context import embed
+
+    if embed.unavailable_reason("minilm"):
+        return None
+    from rlm_jupyter.context.semantic import embed as run_embed
+
+    model = embed.get_embedder("minilm")
+    run_embed(model, sample[:64], progress=False)  # warm up
+    t0 = time.perf_counter()
+    run_embed(model, sample, progress=False)
+    return len(sample) / (time.perf_counter() - t0)
+
+
+def measure_bm25s(ctx, queries: list[str], planted: dict[str, str]) -> dict:
+    """The bm25s library (numpy/scipy, PyStemmer) on the same documents, for comparison with tantivy."""
+    try:
+        import bm25s
+        import Stemmer
+    except ImportError:
+        return {}
+    docs = ["\n".join(p for p in parts if p) for parts in ctx.df.select(FIELDS).iter_rows()]
+    stemmer = Stemmer.Stemmer("english")
+    t0 = time.perf_counter()
+    tokens = bm25s.tokenize(docs, stopwords="en", stemmer=stemmer, show_progress=False)
+    retriever = bm25s.BM25()
+    retriever.index(tokens, show_progress=False)
+    build = time.perf_counter() - t0
+    del docs, tokens
+    lat = []
+    for q in queries:
+        t0 = time.perf_counter()
+        retriever.retrieve(bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False), k=10,
+                           show_progress=False)
+        lat.append((time.perf_counter() - t0) * 1000)
+    index = ctx._id_index()
+    hits = 0
+    for msg_id, q in planted.items():
+        found, _ = retriever.retrieve(bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False),
+                                      k=10, show_progress=False)
+        hits += index[msg_id] in found[0].tolist()
+    return {"bm25s_build_s": build, "bm25s_ms": (pct(lat, 0.5), pct(lat, 0.95)), "recall_bm25s": (hits, len(planted))}
+
+
+_WORKER = """
+import sys, time
+t0 = time.perf_counter()
+from rlm_jupyter.context import Context
+ctx = Context.from_ipc(sys.argv[1], cache=False)
+n = len(ctx)
+t1 = time.perf_counter()
+hits = ctx.regex_search("kestrel-417|third_party", limit=50)
+t2 = time.perf_counter()
+print(n, (t1 - t0) * 1000, (t2 - t1) * 1000)
+"""
+
+
+def measure_ipc(ctx) -> dict:
+    """to_ipc in this process; in a fresh worker process: import + from_ipc, then a first regex query."""
+    folder = Path(tempfile.mkdtemp(prefix="rlm-ctx-ipc-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    t0 = time.perf_counter()
+    path = ctx.to_ipc(folder / "history.arrow")
+    write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _WORKER, str(path)], capture_output=True, text=True, cwd=ROOT,
+                          check=True)
+    total = time.perf_counter() - t0
+    n, load_ms, query_ms = done.stdout.split()
+    assert int(n) == len(ctx)
+    size = path.stat().st_size / 2**20
+    for f in folder.iterdir():
+        f.unlink()
+    folder.rmdir()
+    return {"ipc_write_ms": write * 1000, "ipc_mb": size, "ipc_load_ms": float(load_ms),
+            "ipc_query_ms": float(query_ms), "ipc_worker_ms": total * 1000}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-minilm", dest="minilm", action="store_false", help="skip the sentence-transformers rate")
     args = ap.parse_args()
     print("loading the real sample records …")
     templates = template_rows()
     print(f"  {len(templates):,} template rows")
+    from rlm_jupyter.context.semantic import split_text
+
+    sample = [p for r in templates for f in FIELDS if r.get(f) for p in split_text(r[f])][:512]
+    minilm = measure_minilm(sample) if args.minilm else None
     results = []
     for size in args.sizes:
         print(f"building and measuring a {size:,.0f}-token history …", flush=True)
@@ -228,8 +342,24 @@ def main() -> None:
     line("ctx[i] ms (median)", [f"{r['item_ms']:.3f}" for r in results])
     line("context RSS MiB (sessions + df + table)", [f"{r['rss_ctx_mb']:.0f}" for r in results])
     line("  RSS / text", [f"{r['rss_ctx_mb'] / r['text_mb']:.2f}x" for r in results], "<= 2.5x")
-    line("recall@10 of planted facts, bm25", [f"{r['recall'][0]}/{r['recall'][1]}" for r in results])
-    print("semantic and hybrid search: not built yet (they fall back to bm25), so no embedding numbers.")
+    for mode in ("bm25", "semantic", "hybrid", "bm25s"):
+        if all(f"recall_{mode}" in r for r in results):
+            line(f"recall@10 of planted facts, {mode}", [f"{r[f'recall_{mode}'][0]}/{r[f'recall_{mode}'][1]}"
+                                                          for r in results])
+    if all(r.get("embed_ok") for r in results):
+        line("chunks embedded (model2vec)", [f"{r['chunks']:,}" for r in results])
+        line("model2vec embed s / texts per s", [f"{r['embed_s']:.1f} / {r['embed_tps']:,.0f}" for r in results])
+        line("ctx.search semantic p50 / p95 ms", [f"{r['semantic_ms'][0]:.1f} / {r['semantic_ms'][1]:.1f}"
+                                                 for r in results])
+    if all("bm25s_build_s" in r for r in results):
+        line("bm25s (+PyStemmer) index build s", [f"{r['bm25s_build_s']:.2f}" for r in results])
+        line("bm25s query p50 / p95 ms", [f"{r['bm25s_ms'][0]:.2f} / {r['bm25s_ms'][1]:.2f}" for r in results])
+    line("to_ipc ms (Arrow IPC, uncompressed) / MiB", [f"{r['ipc_write_ms']:.0f} / {r['ipc_mb']:.0f}" for r in results])
+    line("worker: import + from_ipc ms", [f"{r['ipc_load_ms']:.0f}" for r in results])
+    line("worker: first regex_search ms", [f"{r['ipc_query_ms']:.0f}" for r in results])
+    line("worker process start to exit ms", [f"{r['ipc_worker_ms']:.0f}" for r in results])
+    if minilm is not None:
+        print(f"sentence-transformers MiniLM (embedder='minilm'): {minilm:,.0f} texts/s on 512 message chunks")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Context", "discover", "load", "samples", "__version__"]
+__all__ = ["Budget", "Context", "Run", "Trace", "discover", "load", "rlm", "samples", "sub_llm", "__version__"]
 
 
 def load(*paths) -> Context:
@@ -31,9 +31,21 @@ def samples():
     return Path(__file__).parent / "samples"
 
 
-def __getattr__(name: str):
-    if name == "Context":
-        from .context import Context
+_LAZY = {
+    "Context": ("context", "Context"),
+    "Trace": ("trace", "Trace"),
+    "rlm": ("rlm", "rlm"),
+    "sub_llm": ("rlm", "sub_llm"),
+    "Budget": ("rlm", "Budget"),
+    "Run": ("rlm", "Run"),
+}
 
-        return Context
+
+def __getattr__(name: str):
+    # Heavy parts load on first use, so `import rlm_jupyter` (and `%load_ext`) stays fast.
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'rlm_jupyter' has no attribute {name!r}")

@@ -51,6 +51,45 @@ def _discover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_trace_path() -> str:
+    import os
+    import time
+    from pathlib import Path
+
+    base = Path(os.environ.get("RLM_JUPYTER_CACHE") or Path.home() / ".cache" / "rlm_jupyter") / "traces"
+    return str(base / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.rlmtrace.jsonl")
+
+
+def _ask(args: argparse.Namespace) -> int:
+    import orjson
+
+    from . import load
+    from .rlm import Budget, ModelError, rlm
+    from .rlm.worker import Limits
+
+    ctx = load(args.context)
+    budget = Budget(usd=args.budget_usd, tokens=args.budget_tokens, seconds=args.budget_seconds)
+    limits = Limits(step_timeout_s=args.step_timeout, memory_mb=args.memory_mb)
+    try:
+        run = rlm(args.question, ctx, model=args.model, sub_model=args.sub_model, max_depth=args.max_depth,
+                  max_iterations=args.max_iterations, budget=budget, mode=args.mode,
+                  trace_path=args.trace or _default_trace_path(), limits=limits)
+    except ModelError as exc:
+        print(f"rlm-jupyter: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        payload = {"answer": run.answer, "status": run.status, "stopped_by": run.stopped_by, "usage": run.usage,
+                   "trace": str(run.trace_path) if run.trace_path else None}
+        sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        print(run.answer or "(no answer)")
+        u = run.usage
+        print(f"\n[{run.status}{' by ' + run.stopped_by if run.stopped_by else ''}; {u['calls']} model calls, "
+              f"{u['tokens_in']:,} tokens in, {u['tokens_out']:,} out, ${u['cost_usd']:.4f}, {u['wall_s']:.1f} s; "
+              f"trace: {run.trace_path}]", file=sys.stderr)
+    return 0 if run.status in ("done", "max_iterations", "budget") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-jupyter", description="Explore how coding agents use their context.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -58,6 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object with a key 'sessions'")
     p.set_defaults(func=_inspect)
+    a = sub.add_parser("ask", help="answer a question about session histories with a Recursive Language Model")
+    a.add_argument("question")
+    a.add_argument("--context", nargs="+", required=True, metavar="PATH", help="session files or folders")
+    a.add_argument("--model", default="offline", help="root model: any litellm name, offline, script:FILE, "
+                   "replay:TRACE (default: offline, a rule-based demo model)")
+    a.add_argument("--sub-model", default=None, help="model for sub_llm calls (default: follows --model)")
+    a.add_argument("--mode", choices=("rlm", "hybrid"), default="rlm")
+    a.add_argument("--max-depth", type=int, default=1)
+    a.add_argument("--max-iterations", type=int, default=20)
+    a.add_argument("--budget-usd", type=float, default=None)
+    a.add_argument("--budget-tokens", type=int, default=None)
+    a.add_argument("--budget-seconds", type=float, default=None)
+    a.add_argument("--step-timeout", type=float, default=60.0, metavar="SECONDS", help="wall time per REPL step")
+    a.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the REPL worker")
+    a.add_argument("--trace", default=None, metavar="FILE", help="trace file (default: under ~/.cache/rlm_jupyter)")
+    a.add_argument("--json", action="store_true", help="print {answer, status, usage, trace}")
+    a.set_defaults(func=_ask)
     d = sub.add_parser("discover", help="list the sessions agents keep on this machine, newest first")
     d.add_argument("--home", default=None, help="look under this home folder instead of yours")
     d.add_argument("--json", action="store_true")

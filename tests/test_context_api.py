@@ -15,6 +15,14 @@ from rlm_jupyter.context import Context
 from rlm_jupyter.context.results import Message, Messages, Snippets
 
 
+@pytest.fixture(autouse=True)
+def _history_cache(tmp_path, monkeypatch):
+    """Indexes and marks go to a temporary folder (the distilled model stays in the user's cache)."""
+    import rlm_jupyter.context.cache as cache
+
+    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+
+
 @pytest.fixture(scope="module")
 def ctx() -> Context:
     return sample_context()
@@ -122,17 +130,21 @@ def test_keyword_search_ranks_the_issue_text(ctx):
     assert hits.scores == sorted(hits.scores, reverse=True)
 
 
-def test_hybrid_and_semantic_fall_back_to_bm25_with_one_warning():
+def test_without_embedding_packages_hybrid_and_semantic_run_bm25_and_say_so_once(monkeypatch):
+    import rlm_jupyter.context.embed as embed
     import rlm_jupyter.context.environment as env
 
-    env._warned_semantic_off = False
+    monkeypatch.setattr(env, "_warned_semantic_off", False)
+    monkeypatch.setattr(embed, "unavailable_reason", lambda name=None: "model2vec not installed")
     c = sample_context()
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         a = c.search("precision", limit=5)
         b = c.search("precision", limit=5, mode="semantic")
     assert a.ids == b.ids == c.search("precision", limit=5, mode="bm25").ids
-    assert len([x for x in w if "not built yet" in str(x.message)]) == 1
+    said = [str(x.message) for x in w if "meaning search is off" in str(x.message)]
+    assert len(said) == 1 and "model2vec not installed" in said[0] and "rlm-jupyter[embed]" in said[0]
+    assert "(bm25)" in a.label
 
 
 def test_reprs_are_readable_and_html_is_escaped():

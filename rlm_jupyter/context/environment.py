@@ -6,16 +6,26 @@ Positions: the history is the concatenation of the sessions' messages in load or
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections import Counter
 from functools import cached_property
+from pathlib import Path
 
 from ..sessions import LoadReport, Session, read_sessions, tables
+from . import cache as _cache
 from .errors import ArgumentError, EmptyContextError, PositionError, PredicateError, UnknownIdError
 from .metadata import DEFAULT_PRIORITY, ContextMetadata, active_seconds_expr
 from .results import CONTENT_FIELDS, Chunks, Message, Messages, Snippets
+from .symbols import SYMBOL_RX, SymbolTable
 from .trace import TraceRecorder, traced
 
 SEARCH_MODES = ("hybrid", "bm25", "semantic")
+RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009): 1 / (k + rank)
+PRIORITY_WEIGHT = 0.5  # score x (1 + w * (priority - 5) / 5): priority 10 -> x1.5, 1 -> x0.6 (no-op while unset)
+RECENCY_WEIGHT = 0.0  # score x (1 + w * 0.5 ** (active minutes before its session's end / half-life)); off
+RECENCY_HALF_LIFE = 30.0  # active minutes
+IPC_FORMAT = "rlm_jupyter.context.ipc/1"
 _warned_semantic_off = False
 
 
@@ -27,14 +37,24 @@ class Context:
     derived columns (position, tokens, active_s, preserved, pruned, priority) that queries and filters see.
     """
 
-    def __init__(self, sessions: list[Session], report: LoadReport | None = None):
+    def __init__(self, sessions: list[Session], report: LoadReport | None = None, *, cache="auto"):
+        if not (cache in ("auto", False, None) or isinstance(cache, (str, Path))):
+            raise ArgumentError(f"Context: cache must be 'auto' (RLM_JUPYTER_CACHE or ~/.cache/rlm_jupyter), a "
+                                f"folder, or False (nothing on disk), got {cache!r}")
         self._sessions = sessions
         self.report = report or LoadReport()
-        self.metadata = ContextMetadata(self)
+        self._metadata = ContextMetadata(self)
+        self._restored = False
+        self._cache = cache
+        self._digest: str | None = None
+        self._length: int | None = None
         self._tracers: list = []
         self._trace_depth = 0
         self._table_cache: tuple | None = None
         self._keyword_index = None
+        self._semantic: dict[str, object] = {}
+        self.retrievals: Counter = Counter()  # message id -> times returned by a search or lookup
+        self.symbols = SymbolTable(self)
 
     @classmethod
     def load(cls, *paths) -> Context:
@@ -42,6 +62,64 @@ class Context:
             paths = tuple(paths[0])
         sessions, report = read_sessions(list(paths))
         return cls(sessions, report)
+
+    @classmethod
+    def from_frame(cls, df, sessions=None, report: LoadReport | None = None, *, cache="auto") -> Context:
+        """A context over a message frame (the columns of `rlm_jupyter.sessions.schema.MESSAGE_COLUMNS`).
+
+        Missing optional columns are added as nulls; id, session_id and role are required. `sessions` is a
+        sessions frame (`ctx.sessions`), a list of `Session`, or None (one bare session per session_id)."""
+        frame = _conform(df)
+        ctx = cls(_session_stubs(frame, sessions), report, cache=cache)
+        ctx.__dict__["df"] = frame
+        ctx._length = frame.height
+        return ctx
+
+    def to_ipc(self, path) -> Path:
+        """Write the message frame as an uncompressed Arrow IPC file (memory-mappable) and, beside it as
+        `<path>.json`, the sessions, the load report, the marks and the content hash. `Context.from_ipc(path)`
+        in another process gives the same context."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.df.write_ipc(path, compression="uncompressed")
+        side = {
+            "format": IPC_FORMAT,
+            "rows": len(self),
+            "content_hash": self.content_hash if len(self) else None,
+            "sessions": [_session_meta(s) for s in self._sessions],
+            "report": self.report.to_dict(),
+            "metadata": self.metadata.to_dict(),
+        }
+        _cache.atomic_write(_sidecar(path), json.dumps(side, ensure_ascii=False, default=str).encode())
+        return path
+
+    @classmethod
+    def from_ipc(cls, path, *, cache="auto") -> Context:
+        """The context written by `ctx.to_ipc(path)`: the frame memory-mapped, marks and symbols restored."""
+        import polars as pl
+
+        path = Path(path)
+        try:
+            side = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise ArgumentError(f"from_ipc: cannot read {_sidecar(path)} ({e}); pass the path given to "
+                                "ctx.to_ipc(path), with its .json file beside it") from None
+        if side.get("format") != IPC_FORMAT:
+            raise ArgumentError(f"from_ipc: {_sidecar(path)} was not written by ctx.to_ipc")
+        df = pl.read_ipc(path)  # polars memory-maps uncompressed local IPC files
+        if df.height != side.get("rows"):
+            raise ArgumentError(f"from_ipc: {path} has {df.height} rows, its .json says {side.get('rows')}; "
+                                "write both again with ctx.to_ipc")
+        ctx = cls(_sessions_from_meta(side.get("sessions", [])), _report_from_dict(side.get("report", {})),
+                  cache=cache)
+        ctx.__dict__["df"] = df
+        ctx._length = df.height
+        ctx._digest = side.get("content_hash")
+        ctx._restored = True  # the marks come from the file, not from the cache
+        if df.height:
+            ctx._metadata.apply(side["metadata"], strict=False, source=str(_sidecar(path)))
+        ctx._metadata.on_change = ctx._save_marks
+        return ctx
 
     # ---- tables ---------------------------------------------------------------------------------------------
 
@@ -55,6 +133,43 @@ class Context:
     @cached_property
     def sessions(self):
         return tables.sessions_frame(self._sessions, self.df)
+
+    @property
+    def metadata(self) -> ContextMetadata:
+        """The marks (preserve/prune/priority, gap threshold, symbols). With a cache, the marks saved for this
+        same history (same content hash) are restored on first use, and every change is saved there."""
+        if not self._restored:
+            self._restored = True
+            folder = self.cache_dir
+            if folder is not None and (folder / "metadata.json").exists():
+                try:
+                    self._metadata.load(folder / "metadata.json", strict=False)
+                except (ArgumentError, UnknownIdError) as e:
+                    warnings.warn(f"ignoring the cached marks {folder / 'metadata.json'}: {e}", RuntimeWarning,
+                                  stacklevel=2)
+            self._metadata.on_change = self._save_marks
+        return self._metadata
+
+    def _save_marks(self, meta: ContextMetadata) -> None:
+        folder = self.cache_dir
+        if folder is not None:
+            data = json.dumps(meta.to_dict(), indent=1, ensure_ascii=False) + "\n"
+            _cache.atomic_write(folder / "metadata.json", data.encode())
+
+    @property
+    def content_hash(self) -> str:
+        """Hash of ids, roles and content, the key of this history's cache folder."""
+        if self._digest is None:
+            self._digest = _cache.content_hash(self.df)
+        return self._digest
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """This history's cache folder (index, vectors, marks), or None with cache=False or no messages."""
+        if self._cache in (False, None) or len(self) == 0:
+            return None
+        root = None if self._cache == "auto" else Path(self._cache).expanduser()
+        return _cache.history_dir(self.content_hash, root)
 
     def summaries(self) -> list[dict]:
         """Per-session summaries: the objects `rlm-jupyter inspect --json` prints."""
@@ -99,6 +214,8 @@ class Context:
         return int(self._base["tokens"].sum()) if len(self) else 0
 
     def __len__(self) -> int:
+        if self._length is not None:
+            return self._length
         return sum(len(s) for s in self._sessions)
 
     def __repr__(self) -> str:
@@ -137,7 +254,7 @@ class Context:
             return self.get_by_id(key)
         return self._at(key)
 
-    @traced("getitem")
+    @traced("getitem", counts=True)
     def _at(self, position: int) -> Message:
         self._need_rows("ctx[i]")
         n = len(self)
@@ -168,7 +285,7 @@ class Context:
                                 "pass start <= stop")
         return Messages(self, list(range(lo, hi)), label=f"[{lo}:{hi}]")
 
-    @traced("get_by_id")
+    @traced("get_by_id", counts=True)
     def get_by_id(self, id):
         """The message with this id (a Message), or for a list of ids their Messages in the order given."""
         self._need_rows("get_by_id")
@@ -258,7 +375,7 @@ class Context:
 
     # ---- search ----------------------------------------------------------------------------------------------
 
-    @traced("regex_search")
+    @traced("regex_search", counts=True)
     def regex_search(self, pattern, limit: int = 50, case: bool = True, flags: int = 0) -> Snippets:
         """Messages whose text, thinking, tool input or tool output match `pattern` (Python regex syntax), in
         history order, with the matched spans. `case=False` ignores case; `flags` takes re flags."""
@@ -270,10 +387,15 @@ class Context:
         positions, spans, total = search.regex_matches(self.df, rx, limit)
         return Snippets(self, positions, None, spans, label=f"regex {rx.pattern!r}", total=total)
 
-    @traced("search")
-    def search(self, query: str, limit: int = 10, mode: str = "hybrid") -> Snippets:
-        """Ranked search over message-sized documents. mode: "bm25" (keyword, tantivy), "semantic" or "hybrid".
-        Meaning search is not built yet: "semantic" and "hybrid" run bm25 and warn once."""
+    @traced("search", counts=True)
+    def search(self, query: str, limit: int = 10, mode: str = "hybrid", *, embedder=None, k: int = RRF_K,
+               priority_weight: float = PRIORITY_WEIGHT, recency_weight: float = RECENCY_WEIGHT,
+               recency_half_life: float = RECENCY_HALF_LIFE) -> Snippets:
+        """Ranked search over messages. mode: "bm25" (keyword, tantivy), "semantic" (embeddings) or "hybrid"
+        (reciprocal-rank fusion of both, 1/(k + rank)). Scores are then weighted by priority and by active-time
+        recency (see docs/context.md for the defaults). `embedder`: "model2vec" (default), "minilm" or an object
+        with encode() and name. A `§symbol` id in the query expands to that symbol's messages, listed first.
+        Without the embedding packages, "semantic" and "hybrid" run bm25 and say so once."""
         self._need_rows("search")
         if mode not in SEARCH_MODES:
             raise ArgumentError(f"search: mode must be one of {SEARCH_MODES}, got {mode!r}")
@@ -281,27 +403,103 @@ class Context:
             raise ArgumentError(f"search: query must be non-empty text such as 'authentication decision', "
                                 f"got {query!r}")
         _check_limit("search", limit)
-        if mode != "bm25":
-            _warn_semantic_off(mode)
-        index = self.keyword_index()
-        hits = index.search(query, limit)
-        hl = index.highlighter(query)
-        positions = [p for p, _ in hits]
-        spans = []
-        if positions:
-            from .search import find_spans
+        _check_weights(k, priority_weight, recency_weight, recency_half_life)
+        named = SYMBOL_RX.findall(query)
+        rest = SYMBOL_RX.sub(" ", query).strip()
+        expanded: list[int] = []
+        for sid in named:
+            expanded += [p for p in self.symbols.expand(sid).positions if p not in expanded]
+        ranked, used = [], "symbols"
+        if rest:
+            pool = max(limit * 5, 50)
+            ranked, used = self._ranked(rest, pool, mode, embedder, k)
+            ranked = self._weigh(ranked, priority_weight, recency_weight, recency_half_life)
+        positions = expanded + [p for p, _ in ranked if p not in expanded][: max(0, limit - len(expanded))]
+        positions = positions[: max(limit, len(expanded))]
+        scores = None if expanded else [sc for _, sc in ranked[:limit]]
+        spans = self._spans(rest, positions)
+        return Snippets(self, positions, scores, spans, label=f"search {query!r} ({used})")
 
-            rows = self.df.select(CONTENT_FIELDS)[positions].iter_rows(named=True)
-            spans = [find_spans(r, hl) if hl else [] for r in rows]
-        return Snippets(self, positions, [s for _, s in hits], spans, label=f"search {query!r} (bm25)")
+    def _ranked(self, query: str, pool: int, mode: str, embedder, k: int) -> tuple[list[tuple[int, float]], str]:
+        if mode != "bm25":
+            from . import embed
+
+            reason = embed.unavailable_reason(embedder if embedder is not None else embed.DEFAULT_EMBEDDER)
+            if reason is None:
+                semantic = self.semantic_index(embedder).search(query, pool)
+                if mode == "semantic":
+                    return semantic, "semantic"
+                return _rrf([self.keyword_index().search(query, pool), semantic], k), "hybrid"
+            _warn_semantic_off(mode, reason)
+        return self.keyword_index().search(query, pool), "bm25"
+
+    def _weigh(self, ranked, priority_weight, recency_weight, half_life) -> list[tuple[int, float]]:
+        use_priority = priority_weight and self.metadata.priority
+        if not ranked or not (use_priority or recency_weight):
+            return ranked
+        import polars as pl
+
+        positions = [p for p, _ in ranked]
+        rows = self._recency_frame()[positions]
+        factor = pl.lit(1.0)
+        if use_priority:
+            factor = factor * (1 + priority_weight * (pl.col("priority") - DEFAULT_PRIORITY) / DEFAULT_PRIORITY)
+        if recency_weight:
+            factor = factor * (1 + recency_weight * 0.5 ** (pl.col("age_s") / 60 / half_life))
+        factors = rows.select(factor.alias("f"))["f"].to_list()
+        out = [(p, sc * f) for (p, sc), f in zip(ranked, factors, strict=True)]
+        return sorted(out, key=lambda t: -t[1])
+
+    def _recency_frame(self):
+        """priority and age_s (active seconds from the message to its session's last message), per position."""
+        key = ("recency", self.metadata.version)
+        if getattr(self, "_recency_cache", (None,))[0] != key:
+            import polars as pl
+
+            frame = self.table.select(
+                "priority", (pl.col("active_s").max().over("session_id") - pl.col("active_s")).alias("age_s")
+            )
+            self._recency_cache = (key, frame)
+        return self._recency_cache[1]
+
+    def _spans(self, query: str, positions: list[int]) -> list[list]:
+        if not positions or not query:
+            return [[] for _ in positions]
+        from .search import find_spans
+
+        hl = self.keyword_index().highlighter(query)
+        rows = self.df.select(CONTENT_FIELDS)[positions].iter_rows(named=True)
+        return [find_spans(r, hl) if hl else [] for r in rows]
+
+    @traced("expand", counts=True)
+    def expand(self, symbol: str) -> Messages:
+        """The messages a symbol (`§id`, from ctx.symbols.create or suggest) stands for."""
+        self._need_rows("expand")
+        return self.symbols.expand(symbol)
 
     def keyword_index(self):
-        """The BM25 index, built on first use (seconds for millions of tokens) and kept."""
+        """The BM25 index, built on first use (seconds for millions of tokens) and kept; histories of at least
+        BM25_CACHE_MIN_MESSAGES messages keep it in the cache folder, so reopening them loads it."""
         if self._keyword_index is None:
             from .search import KeywordIndex
 
-            self._keyword_index = KeywordIndex(self.df)  # assigned only once fully built
+            folder = self.cache_dir if len(self) >= _cache.BM25_CACHE_MIN_MESSAGES else None
+            # assigned only once fully built
+            self._keyword_index = KeywordIndex(self.df, None if folder is None else folder / "bm25")
         return self._keyword_index
+
+    def semantic_index(self, embedder=None, progress: bool | None = None):
+        """The embedding index for `embedder` (default model2vec): built on first use with a progress bar for
+        large histories, and cached as `vectors-<embedder>.npz` in the cache folder."""
+        from . import embed
+        from .semantic import SemanticIndex
+
+        model = embed.get_embedder(embed.DEFAULT_EMBEDDER if embedder is None else embedder)
+        if model.name not in self._semantic:
+            folder = self.cache_dir
+            file = None if folder is None else folder / f"vectors-{model.name}.npz"
+            self._semantic[model.name] = SemanticIndex(self.df, model, file, progress)
+        return self._semantic[model.name]
 
     # ---- observation -----------------------------------------------------------------------------------------
 
@@ -395,13 +593,117 @@ def _check_limit(op: str, limit) -> None:
         raise ArgumentError(f"{op}: limit must be a positive int (how many results to return), got {limit!r}")
 
 
-def _warn_semantic_off(mode: str) -> None:
+def _check_weights(k, priority_weight, recency_weight, half_life) -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ArgumentError(f"search: k (the fusion constant) must be an int >= 0 (default {RRF_K}), got {k!r}")
+    for name, v in (("priority_weight", priority_weight), ("recency_weight", recency_weight)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 10:
+            raise ArgumentError(f"search: {name} must be a number from 0 (off) to 10, got {v!r}")
+    if isinstance(half_life, bool) or not isinstance(half_life, (int, float)) or half_life <= 0:
+        raise ArgumentError(f"search: recency_half_life must be a positive number of active minutes, got {half_life!r}")
+
+
+def _rrf(rankings: list[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
+    """Reciprocal-rank fusion: each list adds 1 / (k + rank) (rank from 1) to the messages it holds."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, (pos, _score) in enumerate(ranking, start=1):
+            fused[pos] = fused.get(pos, 0.0) + 1.0 / (k + rank)
+    return sorted(fused.items(), key=lambda t: (-t[1], t[0]))
+
+
+def _warn_semantic_off(mode: str, reason: str) -> None:
     global _warned_semantic_off
     if not _warned_semantic_off:
         _warned_semantic_off = True
+        from .embed import INSTALL_HINT
+
         warnings.warn(
-            f"search(mode={mode!r}): meaning (embedding) search is not built yet; running keyword search (bm25) "
-            "instead. Pass mode='bm25' to silence this.",
+            f"search(mode={mode!r}): meaning search is off ({reason}); running keyword search (bm25) instead. "
+            f"To turn it on: {INSTALL_HINT}. Pass mode='bm25' to silence this.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+_SESSION_FIELDS = ("session_id", "format", "path", "producer", "producer_version", "title", "cwd", "model",
+                   "parent_session_id", "started", "updated", "malformed_lines")
+
+
+def _session_meta(s: Session) -> dict:
+    return {**{f: getattr(s, f) for f in _SESSION_FIELDS}, "extra": s.extra}
+
+
+def _sessions_from_meta(items: list[dict]) -> list[Session]:
+    out = []
+    for d in items:
+        s = Session(**{f: d.get(f) for f in _SESSION_FIELDS if d.get(f) is not None or f in ("started", "updated")})
+        s.extra = d.get("extra") or {}
+        out.append(s)
+    return out
+
+
+def _report_from_dict(data: dict) -> LoadReport:
+    from ..sessions import FileReport, Issue
+
+    files = []
+    for f in data.get("files", []):
+        issues = [Issue(f["path"], i.get("line"), i.get("reason", ""), i.get("kind", "malformed"))
+                  for i in f.get("issues", [])]
+        files.append(FileReport(f["path"], f.get("format"), list(f.get("sessions", [])), f.get("records_kept", 0),
+                                issues))
+    return LoadReport(files, list(data.get("notes", [])))
+
+
+def _conform(df):
+    """`df` with exactly the schema's message columns, in order and with their types (missing ones null)."""
+    import polars as pl
+
+    from ..sessions.schema import MESSAGE_COLUMNS, polars_schema
+
+    if not isinstance(df, pl.DataFrame):
+        raise ArgumentError(f"from_frame: df must be a polars DataFrame (e.g. ctx.df), got {type(df).__name__}")
+    missing = [c for c in ("id", "session_id", "role") if c not in df.columns]
+    if missing:
+        raise ArgumentError(f"from_frame: df lacks the column(s) {missing}; it needs at least id, session_id and "
+                            f"role, plus any of {list(MESSAGE_COLUMNS)}")
+    schema = polars_schema(MESSAGE_COLUMNS)
+    cols = []
+    for name, dtype in schema.items():
+        col = pl.col(name) if name in df.columns else pl.lit(None)
+        cols.append(col.cast(dtype).alias(name))
+    try:
+        return df.select(cols)
+    except pl.exceptions.PolarsError as e:
+        raise ArgumentError(f"from_frame: a column does not have the schema's type ({str(e).splitlines()[0]}); "
+                            "see rlm_jupyter.sessions.schema.MESSAGE_COLUMNS") from None
+
+
+def _session_stubs(frame, sessions) -> list[Session]:
+    """Session metadata for a frame: from a sessions frame, a list of Session, or bare ones in order of appearance."""
+    import polars as pl
+
+    if isinstance(sessions, list) and all(isinstance(s, Session) for s in sessions):
+        return sessions
+    order = frame.get_column("session_id").unique(maintain_order=True).to_list()
+    known: dict[str, dict] = {}
+    if isinstance(sessions, pl.DataFrame):
+        if "session_id" not in sessions.columns:
+            raise ArgumentError("from_frame: sessions must be a sessions frame (ctx.sessions) with session_id")
+        times = [c for c in ("started", "updated") if c in sessions.columns]
+        rows = sessions.with_columns([pl.col(c).dt.epoch("us") for c in times]).to_dicts()
+        known = {r["session_id"]: r for r in rows}
+        order += [sid for sid in known if sid not in set(order)]
+    elif sessions is not None:
+        raise ArgumentError(f"from_frame: sessions must be a sessions frame, a list of Session or None, "
+                            f"got {type(sessions).__name__}")
+    out = []
+    for sid in order:
+        r = known.get(sid, {})
+        fields = {f: r.get(f) for f in _SESSION_FIELDS[3:] if r.get(f) is not None}
+        out.append(Session(session_id=sid, format=r.get("format") or "frame", path=r.get("path") or "-", **fields))
+    return out

@@ -26,8 +26,15 @@ class ContextMetadata:
         self.preserved: set[str] = set()
         self.pruned: set[str] = set()
         self.priority: dict[str, int] = {}
+        self.symbols: dict[str, dict] = {}  # symbol id -> {"ids", "triad", "gist"} (see symbols.py)
         self._gap = DEFAULT_GAP_THRESHOLD
         self.version = 0  # bumped on every change; ctx.table is rebuilt when it moves
+        self.on_change = None  # called after each change (the context saves the marks to its cache)
+
+    def _changed(self) -> None:
+        self.version += 1
+        if self.on_change is not None:
+            self.on_change(self)
 
     @property
     def gap_threshold(self) -> float:
@@ -39,7 +46,7 @@ class ContextMetadata:
         if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
             raise ArgumentError(f"gap_threshold must be a positive number of seconds (default 60), got {seconds!r}")
         self._gap = float(seconds)
-        self.version += 1
+        self._changed()
 
     def mark(self, ids: list[str], *, preserve: bool | None = None, prune: bool | None = None) -> None:
         for i in ids:
@@ -49,7 +56,7 @@ class ContextMetadata:
             if prune:
                 self.pruned.add(i)
                 self.preserved.discard(i)
-        self.version += 1
+        self._changed()
 
     def set_priority(self, ids: list[str], level: int) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
@@ -57,7 +64,7 @@ class ContextMetadata:
                                 f"got {level!r}")
         for i in ids:
             self.priority[i] = level
-        self.version += 1
+        self._changed()
 
     def reset(self, ids: list[str] | None = None) -> None:
         """Forget every mark (or the marks on `ids`)."""
@@ -70,7 +77,7 @@ class ContextMetadata:
                 self.preserved.discard(i)
                 self.pruned.discard(i)
                 self.priority.pop(i, None)
-        self.version += 1
+        self._changed()
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +86,7 @@ class ContextMetadata:
             "preserved": sorted(self.preserved),
             "pruned": sorted(self.pruned),
             "priority": dict(sorted(self.priority.items())),
+            "symbols": {k: self.symbols[k] for k in sorted(self.symbols)},
         }
 
     def save(self, path) -> Path:
@@ -95,12 +103,21 @@ class ContextMetadata:
             raise ArgumentError(
                 f"metadata.load: cannot read {path} ({e}); pass a file written by ctx.metadata.save"
             ) from e
+        return self.apply(data, strict, source=str(path))
+
+    def apply(self, data: dict, strict: bool = True, source: str = "the marks") -> ContextMetadata:
+        """Replace the marks by those of a `to_dict()` result (what `load` reads from a file)."""
+        path = source
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ArgumentError(f"metadata.load: {path} is not a metadata file written by ctx.metadata.save")
         preserved, pruned = list(data.get("preserved", [])), list(data.get("pruned", []))
         priority = {str(k): v for k, v in dict(data.get("priority", {})).items()}
+        symbols = {str(k): v for k, v in dict(data.get("symbols", {})).items()}
+        if any(not isinstance(v, dict) or not isinstance(v.get("ids"), list) for v in symbols.values()):
+            raise ArgumentError(f"metadata.load: symbols in {path} must map ids to {{'ids': [...], ...}}")
         known = self._ctx._id_index()
-        unknown = sorted({i for i in (*preserved, *pruned, *priority) if i not in known})
+        symbol_ids = [i for v in symbols.values() for i in v["ids"]]
+        unknown = sorted({i for i in (*preserved, *pruned, *priority, *symbol_ids) if i not in known})
         if unknown and strict:
             raise UnknownIdError(
                 f"metadata.load: {len(unknown)} id(s) in {path} are not in this context (e.g. {unknown[:3]}); "
@@ -110,17 +127,26 @@ class ContextMetadata:
         if bad:
             raise ArgumentError(f"metadata.load: priorities must be integers 1–10, got {list(bad.items())[:3]}")
         gap = data.get("gap_threshold", DEFAULT_GAP_THRESHOLD)
-        self.gap_threshold = gap  # validates before anything is replaced
+        hook, self.on_change = self.on_change, None  # one save at the end, not one per field
+        try:
+            self.gap_threshold = gap  # validates before anything is replaced
+        finally:
+            self.on_change = hook
         self.preserved = {i for i in preserved if i in known}
         self.pruned = {i for i in pruned if i in known}
         self.priority = {k: v for k, v in priority.items() if k in known}
-        self.version += 1
+        self.symbols = {}
+        for k, v in symbols.items():
+            ids = [i for i in v["ids"] if i in known]
+            if ids:
+                self.symbols[k] = {**v, "ids": ids}
+        self._changed()
         return self
 
     def __repr__(self) -> str:
         return (
             f"<ContextMetadata: {len(self.preserved)} preserved, {len(self.pruned)} pruned, "
-            f"{len(self.priority)} with priority, gap_threshold={self._gap:g}s>"
+            f"{len(self.priority)} with priority, {len(self.symbols)} symbol(s), gap_threshold={self._gap:g}s>"
         )
 
 

@@ -1,4 +1,4 @@
-"""Regex search (polars scan, Python `re` for spans) and keyword search (a tantivy BM25 index).
+"""Regex search (polars scan, Python `re` for spans) and keyword search (a tantivy BM25 index, optionally on disk).
 
 Imported on first use only: it pulls in polars and tantivy.
 """
@@ -6,9 +6,11 @@ Imported on first use only: it pulls in polars and tantivy.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import polars as pl
 
+from .cache import atomic_dir
 from .errors import ArgumentError, InvalidPatternError
 from .results import CONTENT_FIELDS
 
@@ -86,6 +88,26 @@ def find_spans(row: dict, rx: re.Pattern) -> list[tuple[str, int, int]]:
     return spans
 
 
+def _build(df: pl.DataFrame, path: Path | None):
+    import tantivy
+
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("body", stored=False, tokenizer_name="en_stem")
+    sb.add_integer_field("position", stored=False, fast=True, indexed=False)
+    index = tantivy.Index(sb.build(), path=None if path is None else str(path))
+    writer = index.writer(heap_size=256_000_000, num_threads=2)
+    Document = tantivy.Document
+    cols = [df.get_column(f).to_list() for f in CONTENT_FIELDS]
+    for pos, parts in enumerate(zip(*cols, strict=True)):
+        body = "\n".join(p for p in parts if p)
+        if body:
+            writer.add_document(Document(body=body, position=pos))
+    writer.commit()
+    writer.wait_merging_threads()
+    del writer  # releases the folder's writer lock before the folder is moved
+    return index
+
+
 def regex_matches(df: pl.DataFrame, rx: re.Pattern, limit: int) -> tuple[list[int], list[list], int]:
     """First `limit` matching positions with spans, and how many messages match in all."""
     candidates, _exact = candidate_positions(df, rx)
@@ -108,24 +130,29 @@ def regex_matches(df: pl.DataFrame, rx: re.Pattern, limit: int) -> tuple[list[in
 
 
 class KeywordIndex:
-    """A BM25 index (tantivy, in memory) with one document per message: text, thinking, tool input and output."""
+    """A BM25 index (tantivy) with one document per message: text, thinking, tool input and output.
 
-    def __init__(self, df: pl.DataFrame):
+    In memory, or with `path` in a folder on disk: opened from there when a finished index is present (written
+    under another name and moved into place, so a half-written one is never opened)."""
+
+    def __init__(self, df: pl.DataFrame, path: Path | None = None):
         import tantivy
 
-        sb = tantivy.SchemaBuilder()
-        sb.add_text_field("body", stored=False, tokenizer_name="en_stem")
-        sb.add_integer_field("position", stored=False, fast=True, indexed=False)
-        self._index = tantivy.Index(sb.build())
-        writer = self._index.writer(heap_size=256_000_000, num_threads=2)
-        Document = tantivy.Document
-        cols = [df.get_column(f).to_list() for f in CONTENT_FIELDS]
-        for pos, parts in enumerate(zip(*cols, strict=True)):
-            body = "\n".join(p for p in parts if p)
-            if body:
-                writer.add_document(Document(body=body, position=pos))
-        writer.commit()
-        writer.wait_merging_threads()
+        self.from_cache = False
+        index = None
+        if path is not None and (path / "meta.json").exists():
+            try:
+                index = tantivy.Index.open(str(path))
+                self.from_cache = True
+            except (ValueError, OSError):
+                index = None  # damaged: rebuilt below, in memory
+        if index is None:
+            if path is not None and not path.exists():
+                atomic_dir(path, lambda tmp: _build(df, tmp))
+                index = tantivy.Index.open(str(path))
+            else:
+                index = _build(df, None)
+        self._index = index
         self._index.reload()
         self._searcher = self._index.searcher()
         self._stemmer = (
@@ -135,6 +162,13 @@ class KeywordIndex:
             .build()
         )
         self.documents = self._searcher.num_docs
+
+    def doc_freq(self, stem: str) -> int:
+        """How many messages hold this (already stemmed, lowercase) term."""
+        return self._searcher.doc_freq("body", stem)
+
+    def analyze(self, text: str) -> list[str]:
+        return self._stemmer.analyze(text)
 
     def search(self, query: str, limit: int) -> list[tuple[int, float]]:
         q, errors = self._index.parse_query_lenient(query, ["body"])

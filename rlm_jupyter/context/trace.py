@@ -40,16 +40,22 @@ def _outcome(result: Any) -> tuple[list, list | None]:
     return [], None
 
 
-def traced(op: str):
-    """Decorate a Context method so that each outermost call emits an event when tracers are attached."""
+def traced(op: str, counts: bool = False):
+    """Decorate a Context method so that each outermost call emits an event when tracers are attached.
+
+    With `counts`, the ids it returns are also added to `ctx.retrievals` (what `ctx.symbols.suggest` ranks)."""
 
     def deco(fn):
         sig = inspect.signature(fn)
 
         @functools.wraps(fn)
         def wrapper(self, *args, **kwargs):
-            if not self._tracers or self._trace_depth:
+            if self._trace_depth or not (self._tracers or counts):
                 return fn(self, *args, **kwargs)
+            if not self._tracers:
+                result = fn(self, *args, **kwargs)
+                self.retrievals.update(_outcome(result)[0])
+                return result
             self._trace_depth += 1
             ts, t0 = time.time(), time.perf_counter()
             error = result = None
@@ -68,6 +74,8 @@ def traced(op: str):
                 except TypeError:
                     call_args = {"args": [_plain(a) for a in args], **{k: _plain(v) for k, v in kwargs.items()}}
                 ids, scores = _outcome(result) if error is None else ([], None)
+                if counts:
+                    self.retrievals.update(ids)
                 event = {"op": op, "args": call_args, "result_ids": ids, "scores": scores,
                          "latency_ms": round(latency, 3), "ts": ts}
                 if error is not None:

@@ -36,19 +36,38 @@ def iter_jsonl(path: str | Path, issues: list[Issue]) -> Iterator[tuple[int, Any
     Blank lines are ignored. CRLF endings are fine.
     """
     spath = str(path)
+    loads = orjson.loads
     with open(path, "rb") as fh:
         for lineno, raw in enumerate(fh, 1):
-            if len(raw) < 4 and not raw.strip():  # records are never that short; avoid copying every line
+            try:  # the common case first: one orjson call, nothing else per line
+                yield lineno, loads(raw)
                 continue
-            try:
-                yield lineno, _loads(raw)
-            except (orjson.JSONDecodeError, ValueError) as exc:
-                if not raw.endswith(b"\n"):
-                    issues.append(
-                        Issue(spath, lineno, "cut-off last line (a session still being written?); ignored", "truncated")
-                    )
-                else:
-                    issues.append(Issue(spath, lineno, f"not valid JSON ({_short(exc)}); line skipped"))
+            except orjson.JSONDecodeError:
+                pass
+            value = recover_line(raw, spath, lineno, issues)
+            if value is not BAD:
+                yield lineno, value
+
+
+# What recover_line returns for a line that yields no value (blank, or reported in issues).
+BAD = object()
+
+
+def recover_line(raw: bytes, spath: str, lineno: int, issues: list[Issue]) -> Any:
+    """The slow path of a JSONL line `orjson.loads` refused: blank lines give BAD silently; invalid UTF-8 is
+    replaced and parsed again; anything else is reported in `issues` (as malformed, or truncated for a last line
+    without newline) and gives BAD."""
+    if len(raw) < 4 and not raw.strip():  # records are never that short
+        return BAD
+    try:
+        return _loads(raw)
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        if not raw.endswith(b"\n"):
+            reason = "cut-off last line (a session still being written?); ignored"
+            issues.append(Issue(spath, lineno, reason, "truncated"))
+        else:
+            issues.append(Issue(spath, lineno, f"not valid JSON ({_short(exc)}); line skipped"))
+    return BAD
 
 
 def read_json(path: str | Path) -> Any:

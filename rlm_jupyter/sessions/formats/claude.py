@@ -19,7 +19,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..jsonio import HEAD_BYTES, iter_jsonl, read_head
+import orjson
+
+from ..jsonio import BAD, HEAD_BYTES, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
 
@@ -141,12 +143,47 @@ def _head_session_id(path: Path) -> str | None:
 
 
 def read(path: str | os.PathLike, report) -> list[Session]:
-    reader = _Reader(str(path), report.issues)
+    spath = str(path)
+    issues = report.issues
+    reader = _Reader(spath, issues)
     record = reader.record
-    for lineno, rec in iter_jsonl(path, report.issues):
-        record(lineno, rec)
+    handlers = reader.handlers
+    loads = orjson.loads
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if _skippable(raw):
+                continue
+            try:
+                rec = loads(raw)
+            except orjson.JSONDecodeError:
+                rec = recover_line(raw, spath, lineno, issues)
+                if rec is BAD:
+                    continue
+            if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
+                handler = handlers.get(rec.get("type"))
+                if handler is not None:
+                    handler(lineno, rec)
+                    continue
+            record(lineno, rec)
     session = reader.finish()
     return [session] if session is not None else []
+
+
+_TYPE_AT = b'"type":"'
+_SKIPPED_BYTES = frozenset(t.encode() for t in SKIPPED_TYPES)
+
+
+def _skippable(raw: bytes) -> bool:
+    """A complete line whose top-level type is a skipped one, told from its first bytes without parsing.
+
+    `"type":"` outside a string is always a key (quotes inside strings are escaped); with no `{` before it
+    other than the first, it is the record's own key. Anything else (CRLF, a cut-off line, key order not as
+    expected) is parsed as usual."""
+    at = raw.find(_TYPE_AT, 1, 160)
+    if at < 0 or raw[:1] != b"{" or raw[-2:] != b"}\n" or raw.find(b"{", 1, at) >= 0:
+        return False
+    at += 8
+    return raw[at:raw.find(b'"', at, at + 40)] in _SKIPPED_BYTES
 
 
 def _is_harness_text(text: str) -> bool:
@@ -191,8 +228,10 @@ class _Reader:
 
     def __init__(self, path: str, issues: list[Issue]) -> None:
         self.path = path
+        self.prefix = f"{path}:"  # `source` is prefix + line number
         self.issues = issues
         self.s: Session | None = None
+        self.cols: dict[str, list] = {}  # self.s.columns, once the session is open
         self.sid: str | None = None  # the sessionId records carry (a sub-agent's names its parent)
         self.pending: list[tuple[int, dict]] = []  # rows seen before the first record naming the session
         self.by_uuid: dict[str, int] = {}   # uuid -> row index (parent links)
@@ -245,6 +284,7 @@ class _Reader:
             self.s = Session(f"{sid}:agent-{agent}", NAME, self.path, parent_session_id=sid)
         else:
             self.s = Session(sid, NAME, self.path)
+        self.cols = self.s.columns
         self.s.producer = PRODUCER
         self.s.producer_version = rec.get("version")
         self.s.cwd = rec.get("cwd")
@@ -253,7 +293,7 @@ class _Reader:
             self.record(lineno, r)
 
     def _src(self, lineno: int) -> str:
-        return f"{self.path}:{lineno}"
+        return f"{self.prefix}{lineno}"
 
     def _seen(self, rec: dict, lineno: int) -> bool:
         """A record replayed by a fork/resume: same uuid, kind and time as one met before. Keep the first copy.
@@ -281,7 +321,7 @@ class _Reader:
         if p is None:
             return None
         i = self.by_uuid.get(p)
-        return self.s.columns["id"][i] if i is not None else p
+        return self.cols["id"][i] if i is not None else p
 
     def _note_session(self, rec: dict) -> None:
         sid = rec.get("sessionId")
@@ -291,28 +331,33 @@ class _Reader:
     # -- user lines
 
     def user(self, lineno: int, rec: dict) -> None:
-        uuid = rec.get("uuid")
+        get = rec.get
+        uuid = get("uuid")
         if uuid is not None:  # _seen() inlined for the common first sighting
             if uuid in self.marks:
                 if self._seen(rec, lineno):
                     return
             else:
-                self.marks[uuid] = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
-        if rec.get("sessionId") != self.sid:
+                self.marks[uuid] = ("user", get("subtype"), get("timestamp"))
+        if get("sessionId") != self.sid:
             self._note_session(rec)
-        msg = rec.get("message")
-        content = msg.get("content") if isinstance(msg, dict) else None
-        ts = rec.get("timestamp")
-        if isinstance(content, str):
+        msg = get("message")
+        content = msg.get("content") if type(msg) is dict else None
+        if type(content) is list:
+            if len(content) == 1 and type(content[0]) is dict and content[0].get("type") == "tool_result":
+                self._tool_result(lineno, rec, content[0])  # the common line: one result, no text
+                typed = injected = None
+            else:
+                typed, injected = self._user_blocks(lineno, rec, content)
+        elif type(content) is str:
             typed, injected = ([], [content]) if self._harness_line(rec, content) else ([content], [])
-        elif isinstance(content, list):
-            typed, injected = self._user_blocks(lineno, rec, content)
         else:
-            typed, injected = [], []
-        if rec.get("isCompactSummary"):
-            text = "\n".join(typed + injected)
+            typed = injected = None
+        if get("isCompactSummary"):
+            text = "\n".join((typed or []) + (injected or []))
             self._text_row(lineno, rec, uuid, "user", "summary", text, boundary="summary", raw_type="user")
             return
+        ts = get("timestamp")
         if injected:
             rid = uuid if not typed else f"{uuid}:harness"
             self._text_row(lineno, rec, rid, "user", "harness", "\n".join(injected), raw_type="user", ts=ts)
@@ -348,24 +393,32 @@ class _Reader:
         return typed, injected
 
     def _tool_result(self, lineno: int, rec: dict, block: dict) -> None:
-        call_id = block.get("tool_use_id")
-        out = _result_text(block.get("content"))
-        status = "error" if block.get("is_error") else "ok"
+        get = block.get
+        call_id = get("tool_use_id")
+        out = get("content")
+        if type(out) is not str:
+            out = _result_text(out)
+        status = "error" if get("is_error") else "ok"
         i = self.by_tool.get(call_id) if call_id is not None else None
-        s = self.s
         capped = cap(out)
         if i is None:
             # A result whose call is not in this file (or has no id): keep it, outside the tool-call counts.
+            s = self.s
             s.add(role="user", origin="tool", id=None, parent_id=self._parent(rec), ts=rec.get("timestamp"),
                   text=capped, tool_call_id=call_id, tool_output=capped, tool_output_bytes=utf8_len(out),
-                  tool_status=status, raw_type="user/tool_result", source=self._src(lineno))
+                  tool_status=status, raw_type="user/tool_result", source=f"{self.prefix}{lineno}")
             i = len(s) - 1
         else:
-            child = self._subagent_of(rec)
-            if child is not None:
-                self.subagent_links[call_id] = child
-                capped = f"{capped}\n[sub-agent session: {child}]"
-            s.set(i, tool_output=capped, tool_output_bytes=utf8_len(out), tool_status=status)
+            tur = rec.get("toolUseResult")
+            if type(tur) is dict and "agentId" in tur:
+                child = self._subagent_of(rec)
+                if child is not None:
+                    self.subagent_links[call_id] = child
+                    capped = f"{capped}\n[sub-agent session: {child}]"
+            cols = self.cols
+            cols["tool_output"][i] = capped
+            cols["tool_output_bytes"][i] = utf8_len(out)
+            cols["tool_status"][i] = status
         uuid = rec.get("uuid")
         if uuid is not None:
             self.by_uuid.setdefault(uuid, i)
@@ -384,7 +437,7 @@ class _Reader:
         i = self.s.add(role=role, origin=origin, id=rid, parent_id=self._parent(rec),
                        ts=ts if ts is not None else rec.get("timestamp"), text=capped,
                        text_bytes=utf8_len(text) if capped is not text else None,
-                       boundary=boundary, raw_type=raw_type, source=self._src(lineno))
+                       boundary=boundary, raw_type=raw_type, source=f"{self.prefix}{lineno}")
         uuid = rec.get("uuid")
         if uuid is not None:
             self.by_uuid.setdefault(uuid, i)
@@ -393,80 +446,78 @@ class _Reader:
     # -- assistant lines
 
     def assistant(self, lineno: int, rec: dict) -> None:
-        uuid = rec.get("uuid")
+        get = rec.get
+        uuid = get("uuid")
         if uuid is not None:  # _seen() inlined for the common first sighting
             if uuid in self.marks:
                 if self._seen(rec, lineno):
                     return
             else:
-                self.marks[uuid] = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
-        if rec.get("sessionId") != self.sid:
+                self.marks[uuid] = ("assistant", get("subtype"), get("timestamp"))
+        if get("sessionId") != self.sid:
             self._note_session(rec)
-        msg = rec.get("message")
+        msg = get("message")
         if type(msg) is not dict:
             msg = {}
-        mid = msg.get("id")
-        s = self.s
+        mget = msg.get
+        mid = mget("id")
         i = self.by_msg.get(mid) if mid is not None else None
-        model = msg.get("model")
-        synthetic = model == "<synthetic>" or bool(rec.get("isApiErrorMessage"))
+        model = mget("model")
+        synthetic = model == "<synthetic>" or bool(get("isApiErrorMessage"))
         if i is None:
-            i = s.add(role="assistant", origin="harness" if synthetic else "model", id=mid or uuid,
-                      parent_id=self._parent(rec), ts=rec.get("timestamp"), text=None, model=model,
-                      raw_type="assistant", source=self._src(lineno))
+            i = self.s.add(role="assistant", origin="harness" if synthetic else "model", id=mid or uuid,
+                           parent_id=self._parent(rec), ts=get("timestamp"), text=None, model=model,
+                           raw_type="assistant", source=f"{self.prefix}{lineno}")
             if mid is not None:
                 self.by_msg[mid] = i
             if model and not synthetic:
                 self.models[model] += 1
         if uuid is not None:
             self.by_uuid.setdefault(uuid, i)
-        usage = msg.get("usage")
+        usage = mget("usage")
         if not synthetic and type(usage) is dict:
             # Lines of one message repeat its usage; output only grows while it streams: keep the largest.
             cur = self.usage.get(i)
             if cur is None or (usage.get("output_tokens") or 0) > (cur.get("output_tokens") or 0):
                 self.usage[i] = usage
-        content = msg.get("content")
-        if isinstance(content, str):
-            self._append(i, "text", content)
-        elif isinstance(content, list):
+        content = mget("content")
+        if type(content) is list:
             for b in content:
-                if type(b) is dict:
-                    self._assistant_block(lineno, rec, i, b)
-
-    def _assistant_block(self, lineno: int, rec: dict, i: int, b: dict) -> None:
-        bt = b.get("type")
-        if bt == "text":
-            self._append(i, "text", b.get("text") or "")
-        elif bt == "thinking":
-            self._append(i, "thinking", b.get("thinking") or "")
-        elif bt == "redacted_thinking":
-            self._append(i, "thinking", "[redacted thinking]")
-        elif bt in ("tool_use", "server_tool_use"):
-            self._tool_use(lineno, rec, i, b)
-        elif bt in ("web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result"):
-            self._tool_result(lineno, rec, b)  # server tools answer inside the same message
+                if type(b) is not dict:
+                    continue
+                bt = b.get("type")
+                if bt == "text":
+                    self._append(i, "text", b.get("text") or "")
+                elif bt == "thinking":
+                    self._append(i, "thinking", b.get("thinking") or "")
+                elif bt == "tool_use" or bt == "server_tool_use":
+                    self._tool_use(lineno, i, b)
+                elif bt == "redacted_thinking":
+                    self._append(i, "thinking", "[redacted thinking]")
+                elif bt in ("web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result"):
+                    self._tool_result(lineno, rec, b)  # server tools answer inside the same message
+        elif type(content) is str:
+            self._append(i, "text", content)
 
     def _append(self, i: int, col: str, text: str) -> None:
-        cols = self.s.columns
-        old = cols[col][i]
-        full = text if not old else f"{old}\n\n{text}"
-        capped = cap(full)
-        cols[col][i] = capped
+        cols = self.cols
+        column = cols[col]
+        old = column[i]
+        column[i] = cap(f"{old}\n\n{text}" if old else text)
         if col == "text":
-            cols["text_bytes"][i] = (cols["text_bytes"][i] or 0) + utf8_len(text) + (2 if old else 0)
+            tb = cols["text_bytes"]
+            tb[i] = (tb[i] or 0) + utf8_len(text) + (2 if old else 0)
 
-    def _tool_use(self, lineno: int, rec: dict, parent: int, b: dict) -> None:
-        s = self.s
-        name = b.get("name")
-        call_id = b.get("id")
-        inp = b.get("input")
-        tin = to_json(inp)
-        cols = s.columns
-        j = s.add(role="tool", origin="tool", id=call_id, parent_id=cols["id"][parent], ts=cols["ts"][parent],
-                  text=one_line(f"{name}: {_short_input(inp)}"), tool_name=name,
-                  tool_call_id=call_id, tool_input=tin, raw_type=f"assistant/{b.get('type')}",
-                  source=self._src(lineno))
+    def _tool_use(self, lineno: int, parent: int, b: dict) -> None:
+        get = b.get
+        name = get("name")
+        call_id = get("id")
+        inp = get("input")
+        cols = self.cols
+        j = self.s.add(role="tool", origin="tool", id=call_id, parent_id=cols["id"][parent], ts=cols["ts"][parent],
+                       text=one_line(f"{name}: {_short_input(inp)}"), tool_name=name,
+                       tool_call_id=call_id, tool_input=to_json(inp), raw_type=f"assistant/{get('type')}",
+                       source=f"{self.prefix}{lineno}")
         if call_id is not None:
             self.by_tool[call_id] = j
 

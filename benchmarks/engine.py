@@ -1,0 +1,149 @@
+"""RLM engine benchmark, side by side in one run.
+
+    .venv/bin/python benchmarks/engine.py [--steps 200] [--starts 5] [--json]
+
+WORKER part: time to start the REPL worker (no context, and with the real Claude Code samples handed over) at every
+isolation level that works here, and the per-step overhead of running code in the worker vs `exec` in this process
+(same code, same context; in-process output captured the same way). Target from issue 4: <= 10 ms more per step.
+LOOP part (sub_llm_batch wall time vs one call, time to first event, trace write throughput): see the marked
+section below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# Representative step bodies: trivial, some Python work, printing, a context query (the model's usual step).
+STEPS = {
+    "assign": "x = 1",
+    "python": "s = sum(i * i for i in range(10_000))",
+    "print 2 KB": "print('y' * 2_000)",
+    "regex_search": "r = context.regex_search(r'(?i)error', limit=20)\nlen(r)",
+}
+TARGET_MS = 10.0
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def in_process_step(ctx, code: str, n: int) -> float:
+    """Median wall time of exec(code) here, with stdout captured and a bare last line printed like the worker."""
+    import ast
+
+    g = {"context": ctx}
+    tree = ast.parse(code)
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+    body = compile(tree, "<bench>", "exec")
+    tail = compile(ast.Expression(last.value), "<bench>", "eval") if last else None
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):
+            exec(body, g)
+            if tail is not None:
+                v = eval(tail, g)
+                if v is not None:
+                    print(repr(v))
+        times.append(time.perf_counter() - t)
+    return _median_ms(times)
+
+
+def worker_step(worker, code: str, n: int) -> float:
+    """Median wall time of Worker.execute(code), as the loop sees it (send, run, result back)."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        r = worker.execute(code)
+        times.append(time.perf_counter() - t)
+        if r.status != "ok":
+            raise RuntimeError(f"benchmark step failed in the worker: {r.error}\n{r.stderr}")
+    return _median_ms(times)
+
+
+def start_times(level: str, ctx, n: int) -> dict:
+    from rlm_jupyter.rlm.worker import Worker
+
+    out = {}
+    for label, context in (("no context", None), ("claude samples", ctx)):
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            with Worker(context, isolation=level) as w:
+                times.append(time.perf_counter() - t)  # constructor (writes the context) + start until "ready"
+                w.execute("pass")
+        out[label] = _median_ms(times)
+    return out
+
+
+def worker_part(args) -> list[dict]:
+    import rlm_jupyter as rj
+    from rlm_jupyter.rlm import sandbox
+    from rlm_jupyter.rlm.worker import Worker
+
+    ctx = rj.load(rj.samples() / "claude-code")
+    ctx.regex_search("warm-up")  # build lazy tables once, for both sides
+    levels = [lv for lv in sandbox.LEVELS if _level_works(lv)]
+    rows = []
+    for level in levels:
+        starts = start_times(level, ctx, args.starts)
+        rows.append({"part": "worker", "what": "start", "sandbox": level, **{f"{k} ms": round(v, 1)
+                                                                             for k, v in starts.items()}})
+        with Worker(ctx, isolation=level) as w:
+            w.execute("context.regex_search('warm-up')")
+            for name, code in STEPS.items():
+                local = in_process_step(ctx, code, args.steps)
+                remote = worker_step(w, code, args.steps)
+                over = remote - local
+                rows.append({"part": "worker", "what": f"step: {name}", "sandbox": level,
+                             "in-process ms": round(local, 3), "worker ms": round(remote, 3),
+                             "overhead ms": round(over, 3), "target": f"<= {TARGET_MS:g} ms",
+                             "ok": over <= TARGET_MS})
+    return rows
+
+
+def _level_works(level: str) -> bool:
+    from rlm_jupyter.rlm import sandbox
+
+    try:
+        sandbox.choose(level)
+    except (RuntimeError, ValueError):
+        return False
+    return True
+
+
+# ==== LOOP part: added by the lead ==================================================================================
+# sub_llm_batch of 32 calls against a scripted server answering in 200 ms: wall time vs one call (target <= 2x);
+# time to first event; trace write throughput (events/s). Return rows shaped like worker_part's.
+def loop_part(args) -> list[dict]:
+    return []
+# ==== end of LOOP part ==============================================================================================
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=200, help="steps timed per step kind (median reported)")
+    ap.add_argument("--starts", type=int, default=5, help="worker starts timed per sandbox level")
+    ap.add_argument("--json", action="store_true", help="print the rows as JSON")
+    args = ap.parse_args(argv)
+    rows = worker_part(args) + loop_part(args)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print("  ".join(f"{k}={v}" for k, v in r.items() if k != "part"))
+    return 0 if all(r.get("ok", True) for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
