@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 ROOT_FLAG = $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test bench clean
+.PHONY: lab test bench clean sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test,lab]"
 	touch $@
 
-lab: $(VENV)/.installed
+# bubblewrap gives the REPL worker its own network, filesystem view and user (docs/isolation.md). Installed when we
+# can (root + apt); without it the worker falls back to rlimits + seccomp and says so in every trace.
+sysdeps:
+	@if ! command -v bwrap >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) || echo "note: could not install bubblewrap"; \
+	  else echo "note: bubblewrap not installed; the REPL worker falls back to rlimits + seccomp (docs/isolation.md)"; fi; \
+	fi
+
+lab: sysdeps $(VENV)/.installed
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
 
-test: $(VENV)/.installed
+test: sysdeps $(VENV)/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(VENV)/.installed
