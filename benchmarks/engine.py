@@ -126,7 +126,57 @@ def _level_works(level: str) -> bool:
 # sub_llm_batch of 32 calls against a scripted server answering in 200 ms: wall time vs one call (target <= 2x);
 # time to first event; trace write throughput (events/s). Return rows shaped like worker_part's.
 def loop_part(args) -> list[dict]:
-    return []
+    import rlm_jupyter as rj
+    from rlm_jupyter.rlm.models import Models
+    from rlm_jupyter.testing.scripted_server import ScriptedServer
+    from rlm_jupyter.trace import TraceWriter
+
+    rows = []
+    # 1. sub_llm_batch's fan-out: 32 calls to a server that takes 200 ms per answer, vs one call.
+    with ScriptedServer(lambda request: {"text": "ok"}, latency_s=0.2) as srv:
+        models = Models()
+        model, kw = "openai/scripted-model", {"api_base": srv.base_url}
+        msgs = [{"role": "user", "content": "Summarize: the build failed."}]
+        models.complete(model, msgs, **kw)  # warm up: litellm import, first connection
+        one = statistics.median(_timed(lambda: models.complete(model, msgs, **kw)) for _ in range(3))
+        models.batch(model, [msgs] * 32, concurrency=32, **kw)  # warm the connection pool
+        batch = statistics.median(_timed(lambda: models.batch(model, [msgs] * 32, concurrency=32, **kw))
+                                  for _ in range(3))
+    rows.append({"part": "loop", "what": "sub_llm_batch 32 x 200 ms", "one call s": round(one, 3),
+                 "batch of 32 s": round(batch, 3), "ratio": round(batch / one, 2), "target": "<= 2x",
+                 "ok": batch <= 2 * one})
+
+    # 2. Time to first event of a real run (offline model, the bundled Claude samples, a fresh worker).
+    ctx = rj.load(rj.samples() / "claude-code")
+    first: list[float] = []
+    t = time.perf_counter()
+    run = rj.rlm("Which write was rejected?", ctx, on_event=lambda e: first.append(time.perf_counter()) if not first
+                 else None)
+    total = time.perf_counter() - t
+    rows.append({"part": "loop", "what": "offline run", "first event ms": round((first[0] - t) * 1000, 1),
+                 "whole run s": round(total, 2), "events": len(run.trace), "status": run.status})
+
+    # 3. Trace write throughput: events appended (and flushed) to a JSONL file per second.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        n = 20_000
+        with TraceWriter(Path(d) / "bench.rlmtrace.jsonl") as w:
+            t = time.perf_counter()
+            for i in range(n):
+                w.emit("query", "code-0", op="search", args={"query": "auth"}, result_ids=[f"m{i}", f"m{i + 1}"],
+                       scores=[1.5, 0.5], latency_ms=0.3)
+            dt = time.perf_counter() - t
+    rows.append({"part": "loop", "what": "trace write", "events/s": round(n / dt), "events": n})
+    return rows
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
 # ==== end of LOOP part ==============================================================================================
 
 
