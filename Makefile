@@ -33,6 +33,8 @@ test: sysdeps $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/context.py
+	$(BIN)/python benchmarks/engine.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
