@@ -12,8 +12,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# torch first, from the local CPU build, so nothing pulls a CUDA build (needed by the `embed` extra).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test,lab]"
+	$(BIN)/pip install -q "torch==2.13.0" || echo "note: torch 2.13.0 not available here; meaning search stays off"
+	$(BIN)/pip install -q -e ".[test,lab,embed,bench]" || $(BIN)/pip install -q -e ".[test,lab,bench]"
 	touch $@
 
 # bubblewrap gives the REPL worker its own network, filesystem view and user (docs/isolation.md). Installed when we
