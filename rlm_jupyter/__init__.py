@@ -24,6 +24,19 @@ def discover(home=None):
     return _discover(home)
 
 
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext rlm_jupyter`: registers the magics; nothing heavy is imported."""
+    from .jupyter import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    from .jupyter import unload_ipython_extension as _unload
+
+    _unload(ipython)
+
+
 def samples():
     """The folder of real sample sessions bundled with the package (provenance in its SOURCES.md)."""
     from pathlib import Path

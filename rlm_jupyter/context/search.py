@@ -174,11 +174,15 @@ class KeywordIndex:
         q, errors = self._index.parse_query_lenient(query, ["body"])
         if errors:  # stray quotes, colons or brackets: search the plain words instead
             q, _ = self._index.parse_query_lenient(" ".join(re.findall(r"\w+", query)), ["body"])
-        hits = self._searcher.search(q, limit, count=False).hits
+        # Equal scores come back in segment order, which differs between two builds of the same history (the
+        # writer is multi-threaded): over-fetch, then break ties by position so every build answers alike.
+        hits = self._searcher.search(q, limit + max(limit, 16), count=False).hits
         if not hits:
             return []
         positions = self._searcher.fast_field_values("position", [addr for _, addr in hits])
-        return [(int(p), float(s)) for (s, _), p in zip(hits, positions, strict=True)]
+        ranked = sorted(((int(p), float(s)) for (s, _), p in zip(hits, positions, strict=True)),
+                        key=lambda ps: (-round(ps[1], 5), ps[0]))
+        return ranked[:limit]
 
     def highlighter(self, query: str) -> re.Pattern | None:
         """A case-insensitive regex for the query's stems as word prefixes: approximate highlighting only."""

@@ -39,8 +39,10 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     budget: tokens / usd / seconds / iterations / depth over the whole call tree; on exhaustion the run stops
     with its best partial answer. mode: "rlm" (the REPL loop) or "hybrid" (one packed prompt, no code; for
     models that cannot write code; `hybrid_tokens` is its prompt budget). trace_path: a JSONL file written
-    append-only while the run goes. on_event: called with every trace event as it is emitted. pause: reserved
-    for the Jupyter controller (step/continue/stop); accepted and unused. worker_factory: builds the REPL worker
+    append-only while the run goes. on_event: called with every trace event as it is emitted. pause: a
+    controller (`rlm_jupyter.jupyter.controller.Controller`) asked `before_step(run_id, step_index)` before each
+    root-model call; it blocks while paused and "stop" ends the run as Ctrl-C does (status "interrupted").
+    worker_factory: builds the REPL worker
     (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in.
     """
     if mode not in ("rlm", "hybrid"):
@@ -58,7 +60,7 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     writer = _Writer(trace_path, on_event)
     engine = _Engine(ctx=ctx, models=models, writer=writer, meter=Meter(budget), model=model, sub_model=sub_model,
                      max_depth=max_depth, max_iterations=max_iterations, mode=mode, limits=limits,
-                     worker_factory=worker_factory, hybrid_tokens=hybrid_tokens)
+                     worker_factory=worker_factory, hybrid_tokens=hybrid_tokens, pause=pause)
     t0 = time.monotonic()
     try:
         outcome = engine.run(question, parent=None, depth=0)
@@ -162,6 +164,7 @@ class _Engine:
     limits: Any
     worker_factory: Callable[..., Any] | None
     hybrid_tokens: int
+    pause: Any = None
     interrupted: _Outcome | None = None
     _tmp: Path | None = None
     _context_path: Path | None = None
@@ -248,6 +251,8 @@ class _Engine:
 
     def _step(self, state: _RunState, index: int, messages: list[dict]) -> str:
         """One root-model call, recorded as a step (emitted before the call, amended with the response)."""
+        if self.pause is not None and self.pause.before_step(state.run_id, index) == "stop":
+            raise KeyboardInterrupt  # a stop from the controller ends the run like Ctrl-C: "interrupted", trace kept
         step = self.writer.emit("step", state.run_id, index=index, model=self.model, response="", status="pending",
                                 prompt_messages=len(messages), prompt_chars=sum(len(m["content"]) for m in messages))
         state.step_event = step

@@ -4,6 +4,11 @@ Standard library only. Routes:
   GET  /v1/models             -> the model ids given (default "scripted-model")
   POST /v1/chat/completions   -> the next scripted answer: plain JSON, or SSE when "stream": true (chunked transfer
                                  encoding; a final usage chunk when stream_options.include_usage is true)
+  POST /v1/messages           -> the same answer as an Anthropic Messages response (JSON, or SSE message_start /
+                                 content_block_* / message_delta / message_stop when "stream": true); for Claude Code
+  POST /v1/messages/count_tokens -> {"input_tokens": estimate}; uses no script entry
+  POST /v1/responses          -> the same answer as an OpenAI Responses API response (JSON, or SSE response.created ...
+                                 response.completed when "stream": true); for Codex CLI
 
     with ScriptedServer(["first answer", {"status": 500}, "after a retry"]) as srv:
         litellm.completion(model="openai/scripted-model", api_base=srv.base_url, api_key="unused", ...)
@@ -13,9 +18,13 @@ The script is a list of turns, a dict {"rules": [...], "turns": [...]}, a Script
 answers every request itself (request: {"n", "path", "headers", "body"}; safe to call from several threads).
 An entry is a str (the answer text) or a dict with any of:
   "text"            the answer
-  "tool_calls"      [{"name", "arguments", "id"?}] (arguments: dict or JSON string)
-  "usage"           {"prompt_tokens", "completion_tokens"}; else estimated at 4 characters a token
-  "finish_reason"   default "stop" ("tool_calls" when there are tool calls)
+  "tool_calls"      [{"name", "arguments", "id"?}] (arguments: dict or JSON string); Responses API only:
+                    "type": "custom" makes a custom_tool_call whose "input" is the arguments string (Codex apply_patch)
+  "usage"           {"prompt_tokens", "completion_tokens"}; else estimated at 4 characters a token. The Messages API
+                    also takes "cache_read_input_tokens" / "cache_creation_input_tokens", the Responses API
+                    "cached_tokens" / "reasoning_tokens" (all default 0)
+  "finish_reason"   default "stop" ("tool_calls" when there are tool calls); Messages API: "stop_reason", default
+                    "end_turn" ("tool_use" when there are tool calls)
   "match"           substring (or list of alternatives) the raw request body must contain for this entry to answer
   "note"            ignored (documents the step)
 faults, for this request only:
@@ -118,6 +127,120 @@ def redact_headers(headers) -> dict[str, str]:
     return {k: ("[REDACTED]" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
 
 
+_ROUTES = (("/chat/completions", "chat"), ("/messages/count_tokens", "count_tokens"), ("/messages", "messages"),
+           ("/responses", "responses"))
+_ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+                     429: "rate_limit_error", 529: "overloaded_error"}
+_TEXT_DELTAS = {"content_block_delta", "response.output_text.delta"}
+_FINAL_EVENTS = {"message_delta", "response.completed"}
+
+
+def call_arguments(call: dict) -> str:
+    args = call.get("arguments", {})
+    return args if isinstance(args, str) else json.dumps(args)
+
+
+def anthropic_message(n: int, model: str, entry: dict, usage: dict) -> dict:
+    """An Anthropic Messages API response object for one entry."""
+    content: list[dict] = []
+    if entry.get("text"):
+        content.append({"type": "text", "text": entry["text"]})
+    for j, call in enumerate(entry.get("tool_calls") or []):
+        args = call.get("arguments", {})
+        content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{n:03d}_{j}", "name": call["name"],
+                        "input": json.loads(args) if isinstance(args, str) else args})
+    has_calls = any(b["type"] == "tool_use" for b in content)
+    stop = entry.get("stop_reason") or ("tool_use" if has_calls else "end_turn")
+    return {
+        "id": f"msg_scripted_{n:04d}", "type": "message", "role": "assistant", "model": model, "content": content,
+        "stop_reason": stop, "stop_sequence": None,
+        "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
+                  "cache_creation_input_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+                  "cache_read_input_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+    }
+
+
+def anthropic_events(message: dict, step: int) -> list[tuple[str, dict]]:
+    """The SSE events of a streamed Messages response: input usage first, output usage in message_delta."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events: list[tuple[str, dict]] = [("message_start", {"type": "message_start", "message": start})]
+    for i, block in enumerate(message["content"]):
+        if block["type"] == "text":
+            events.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {"type": "text", "text": ""}}))
+            text = block["text"]
+            events += [("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                "delta": {"type": "text_delta", "text": text[k:k + step]}})
+                       for k in range(0, len(text), step)]
+        else:
+            events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
+                "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}))
+            events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
+                "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}))
+        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
+                                                                        "stop_sequence": None},
+                                     "usage": {"output_tokens": usage["output_tokens"]}}))
+    events.append(("message_stop", {"type": "message_stop"}))
+    return events
+
+
+def responses_object(n: int, model: str, entry: dict, usage: dict) -> dict:
+    """An OpenAI Responses API response object (status completed) for one entry."""
+    output: list[dict] = []
+    if entry.get("text"):
+        output.append({"type": "message", "id": f"msg_{n:04d}", "status": "completed", "role": "assistant",
+                       "content": [{"type": "output_text", "text": entry["text"], "annotations": []}]})
+    for j, call in enumerate(entry.get("tool_calls") or []):
+        call_id = call.get("id") or f"call_{n:03d}_{j}"
+        if call.get("type") == "custom":
+            output.append({"type": "custom_tool_call", "id": f"ctc_{n:04d}_{j}", "status": "completed",
+                           "call_id": call_id, "name": call["name"], "input": call_arguments(call)})
+        else:
+            output.append({"type": "function_call", "id": f"fc_{n:04d}_{j}", "status": "completed",
+                           "call_id": call_id, "name": call["name"], "arguments": call_arguments(call)})
+    cached, reasoning = int(usage.get("cached_tokens") or 0), int(usage.get("reasoning_tokens") or 0)
+    return {
+        "id": f"resp_scripted_{n:04d}", "object": "response", "created_at": int(time.time()), "status": "completed",
+        "model": model, "output": output, "error": None, "incomplete_details": None,
+        "usage": {"input_tokens": usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": cached},
+                  "output_tokens": usage["completion_tokens"],
+                  "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": usage["total_tokens"]},
+    }
+
+
+def responses_events(response: dict, step: int) -> list[tuple[str, dict]]:
+    """The SSE events of a streamed Responses API answer, ending with response.completed (which carries usage)."""
+    pending = {**response, "status": "in_progress", "output": [], "usage": None}
+    events: list[tuple[str, dict]] = [("response.created", {"type": "response.created", "response": pending}),
+                                      ("response.in_progress", {"type": "response.in_progress", "response": pending})]
+    for i, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            events.append(("response.output_item.added", {"type": "response.output_item.added", "output_index": i,
+                                                          "item": {**item, "status": "in_progress", "content": []}}))
+            part, text = item["content"][0], item["content"][0]["text"]
+            ids = {"item_id": item["id"], "output_index": i, "content_index": 0}
+            events.append(("response.content_part.added", {"type": "response.content_part.added", **ids,
+                                                            "part": {**part, "text": ""}}))
+            events += [("response.output_text.delta", {"type": "response.output_text.delta", **ids,
+                                                       "delta": text[k:k + step]}) for k in range(0, len(text), step)]
+            events.append(("response.output_text.done", {"type": "response.output_text.done", **ids, "text": text}))
+            events.append(("response.content_part.done", {"type": "response.content_part.done", **ids, "part": part}))
+        else:
+            key = "input" if item["type"] == "custom_tool_call" else "arguments"
+            kind = "custom_tool_call_input" if key == "input" else "function_call_arguments"
+            events.append(("response.output_item.added", {"type": "response.output_item.added", "output_index": i,
+                                                          "item": {**item, "status": "in_progress", key: ""}}))
+            ids = {"item_id": item["id"], "output_index": i}
+            events.append((f"response.{kind}.delta", {"type": f"response.{kind}.delta", **ids, "delta": item[key]}))
+            events.append((f"response.{kind}.done", {"type": f"response.{kind}.done", **ids, key: item[key]}))
+        events.append(("response.output_item.done", {"type": "response.output_item.done", "output_index": i,
+                                                     "item": item}))
+    events.append(("response.completed", {"type": "response.completed", "response": response}))
+    return events
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "scripted-openai/1"
     protocol_version = "HTTP/1.1"
@@ -151,7 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode("utf-8", "replace")
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        route = self.path.split("?", 1)[0].rstrip("/")
+        api = next((name for suffix, name in _ROUTES if route.endswith(suffix)), None)
+        if api is None:
             self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return
         try:
@@ -159,9 +284,15 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             self._send_json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
             return
+        if api == "count_tokens":  # a size probe, not a model call: no script entry, not recorded
+            self._send_json(200, {"input_tokens": max(1, len(raw) // 4)})
+            return
         n, label, entry = self.owner._answer(self.path, self.headers, body, raw)
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client may have given up (timeout)
-            self._respond(n, label, entry, body, raw)
+            if api == "chat":
+                self._respond(n, label, entry, body, raw)
+            else:
+                self._respond_other(api, n, entry, body, raw)
 
     def _respond(self, n: int, label: str, entry: dict, body: dict, raw: str) -> None:
         wait = self.owner.latency_s + float(entry.get("delay_s") or 0)
@@ -232,6 +363,58 @@ class _Handler(BaseHTTPRequestHandler):
         if include_usage:
             event([], usage=usage)
         self._chunk(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _respond_other(self, api: str, n: int, entry: dict, body: dict, raw: str) -> None:
+        """The Anthropic Messages and OpenAI Responses answers (same entries, same faults as chat)."""
+        wait = self.owner.latency_s + float(entry.get("delay_s") or 0)
+        if wait and self.owner._stopping.wait(wait):
+            return
+        status = int(entry.get("status") or 200)
+        if status != 200:
+            if api == "messages":
+                self._send_json(status, {"type": "error", "error": {
+                    "type": _ANTHROPIC_ERRORS.get(status, "api_error"),
+                    "message": entry.get("error") or f"scripted HTTP {status}"}})
+            else:
+                self._error(status, entry)
+            return
+        if "drop_after" in entry and not body.get("stream"):
+            self.close_connection = True
+            return
+        model, usage = body.get("model", "scripted-model"), estimate_usage(raw, entry)
+        if api == "messages":
+            message = anthropic_message(n, model, entry, usage)
+            if body.get("stream"):
+                self._sse(anthropic_events(message, int(self.owner.chunk_chars)), entry.get("drop_after"))
+            else:
+                self._send_json(200, message)
+        else:
+            response = responses_object(n, model, entry, usage)
+            if body.get("stream"):
+                self._sse(responses_events(response, int(self.owner.chunk_chars)), entry.get("drop_after"))
+            else:
+                self._send_json(200, response)
+
+    def _sse(self, events: list[tuple[str, dict]], drop_after: int | None) -> None:
+        """Named SSE events (`event:` + `data:`), chunked; drop_after counts text deltas, as for chat."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        deltas = 0
+        for name, data in events:
+            if drop_after is not None and name in _TEXT_DELTAS:
+                if deltas >= drop_after:
+                    self._drop()
+                    return
+                deltas += 1
+            if drop_after is not None and name in _FINAL_EVENTS:
+                self._drop()
+                return
+            self._chunk(f"event: {name}\ndata: ".encode() + json.dumps(data).encode() + b"\n\n")
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 

@@ -156,6 +156,7 @@ _SKIP_KINDS = frozenset(k.encode() for k in SKIPPED_EVENTS - {"exec_command_end"
                                                               "mcp_tool_call_end"})
 _KIND_AT = b'"payload":{"type":"'
 _MODEL_AT = b'"model":"'
+_EXIT_0 = b'"exit_code":0,'  # near the end of an exec_command_end line: searched there first
 
 
 def _records(path: Path, issues: list[Issue], state: dict):
@@ -177,7 +178,8 @@ def _records(path: Path, issues: list[Issue], state: dict):
                     kind = raw[at:raw.find(b'"', at, at + 64)]
                     if kind in skip and raw.find(b'"event_msg"', 0, at) > 0:
                         continue
-                    if kind == b"exec_command_end" and b'"exit_code":0,' in raw:
+                    if kind == b"exec_command_end" and (raw.find(_EXIT_0, max(len(raw) - 400, 0)) >= 0
+                                                        or _EXIT_0 in raw):
                         continue
                 elif raw.find(b'"type":"turn_context"', 0, 120) > 0:
                     m = raw.find(_MODEL_AT)
@@ -316,6 +318,7 @@ class _Reader:
         self.state = state  # "model": of the current turn_context; "first_model"
         self.path = path
         self.spath = str(path)
+        self.prefix = f"{self.spath}:"  # `source` is prefix + line number
         self.issues = issues
         self.s: Session | None = None
         self.step: int | None = None  # the open assistant row (model step)
@@ -384,12 +387,12 @@ class _Reader:
     # ---- rows
 
     def _add(self, lineno: int, ts: Any, **kw) -> int:
-        return self.s.add(ts=ts, source=f"{self.spath}:{lineno}", **kw)
+        return self.s.add(ts=ts, source=f"{self.prefix}{lineno}", **kw)
 
     def _assistant(self, lineno: int, ts: Any) -> int:
         if self.step is None:
-            self.step = self._add(lineno, ts, role="assistant", origin="model", text="", model=self.state.get("model"),
-                                  raw_type="response_item")
+            self.step = self.s.add(role="assistant", origin="model", ts=ts, text="", model=self.state.get("model"),
+                                   raw_type="response_item", source=f"{self.prefix}{lineno}")
             self.last_step = self.step
             if self.pending_tokens is not None:
                 self._put_tokens(self.step, self.pending_tokens)
@@ -401,7 +404,15 @@ class _Reader:
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         self.items_since_compaction += 1
-        if kind in _TOOL_ITEMS or (isinstance(kind, str) and kind.endswith("_call") and kind not in self.items):
+        if kind == "function_call_output":  # the two most common items, tested first
+            if self.pending_events:
+                self._flush_events()
+            self._tool_output(p, kind, ts, lineno)
+        elif kind == "function_call":
+            if self.pending_events:
+                self._flush_events()
+            self._tool_call(p, kind, ts, lineno)
+        elif kind in _TOOL_ITEMS or (isinstance(kind, str) and kind.endswith("_call") and kind not in self.items):
             self._flush_events()
             self._tool_call(p, kind, ts, lineno)
         elif kind in _OUTPUT_ITEMS or (isinstance(kind, str) and kind.endswith("_output")):
@@ -493,9 +504,11 @@ class _Reader:
             if kind == "image_generation_call" and isinstance(p.get("result"), str):
                 output = media_placeholder("image/png", len(p["result"]) * 3 // 4)
         row_id = call_id if isinstance(call_id, str) and call_id not in self.call_rows else None
-        idx = self._add(lineno, ts, role="tool", origin="tool", id=row_id, parent_id=self.s.get(parent, "id"),
-                        text=one_line(f"{name}: {short}"), tool_name=name, tool_call_id=call_id,
-                        tool_input=tool_input, tool_output=output, tool_status=status, raw_type=f"response_item/{kind}")
+        s = self.s
+        idx = s.add(role="tool", origin="tool", id=row_id, parent_id=s.columns["id"][parent], ts=ts,
+                    text=one_line(f"{name}: {short}"), tool_name=name, tool_call_id=call_id,
+                    tool_input=tool_input, tool_output=output, tool_status=status, raw_type=f"response_item/{kind}",
+                    source=f"{self.prefix}{lineno}")
         if isinstance(call_id, str) and status is None:
             self.calls[call_id] = idx
             self.call_rows[call_id] = idx
@@ -514,7 +527,10 @@ class _Reader:
                       tool_call_id=call_id, tool_output=cap(text), tool_output_bytes=utf8_len(text),
                       tool_status=status, raw_type=f"response_item/{kind}")
             return
-        self.s.set(idx, tool_output=cap(text), tool_output_bytes=utf8_len(text), tool_status=status)
+        cols = self.s.columns
+        cols["tool_output"][idx] = cap(text)
+        cols["tool_output_bytes"][idx] = utf8_len(text)
+        cols["tool_status"][idx] = status
 
     def _unknown(self, raw_type: str, p: Any, ts: Any, lineno: int) -> None:
         self.step = None
@@ -596,10 +612,12 @@ class _Reader:
             "output": _int(usage.get("output_tokens")),
             "reasoning": _int(usage.get("reasoning_output_tokens")),
         }
-        s = self.s
-        if s.get(idx, "input_uncached") is not None:  # a second model call with no new item: add it up
-            vals = {k: v + (s.get(idx, k) or 0) for k, v in vals.items()}
-        s.set(idx, context_tokens=vals["input_uncached"] + vals["cache_read"] + vals["cache_write"], **vals)
+        cols = self.s.columns
+        if cols["input_uncached"][idx] is not None:  # a second model call with no new item: add it up
+            vals = {k: v + (cols[k][idx] or 0) for k, v in vals.items()}
+        for k, v in vals.items():
+            cols[k][idx] = v
+        cols["context_tokens"][idx] = vals["input_uncached"] + vals["cache_read"] + vals["cache_write"]
 
     # event_msg user_message / agent_message repeat the response_item message written just before or just after.
     # A pending event is dropped when the matching item arrives; an item's text is remembered so that an event
@@ -770,6 +788,12 @@ def read(path, report) -> list[Session]:
     }
     early = False
     for lineno, rec in records:
+        if type(rec) is dict and rd.s is not None and not early:  # the common envelope line, dispatched at once
+            h = top.get(rec.get("type"))
+            payload = rec.get("payload")
+            if h is not None and type(payload) is dict:
+                h(payload, rec.get("timestamp"), lineno)
+                continue
         if not isinstance(rec, dict):
             issues.append(Issue(str(path), lineno, "line is not a JSON object; skipped"))
             continue

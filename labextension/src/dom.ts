@@ -1,0 +1,175 @@
+// DOM helpers. Trace text only ever reaches the page through textContent / text nodes: a notebook or a trace
+// file from someone else must not be able to run script or inject markup.
+
+import hljs from 'highlight.js/lib/core';
+import python from 'highlight.js/lib/languages/python';
+
+hljs.registerLanguage('python', python);
+
+type Attrs = Record<string, string | number | boolean | undefined>;
+
+export function h(tag: string, cls?: string, text?: string | null, attrs?: Attrs): HTMLElement {
+  const el = document.createElement(tag);
+  if (cls) {
+    el.className = cls;
+  }
+  if (text != null) {
+    el.textContent = text;
+  }
+  if (attrs) {
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v !== undefined && v !== false) {
+        el.setAttribute(k, v === true ? '' : String(v));
+      }
+    }
+  }
+  return el;
+}
+
+export function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+export function fmtTokens(n: number): string {
+  if (n >= 1e6) {
+    return (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + 'M';
+  }
+  if (n >= 1e4) {
+    return (n / 1e3).toFixed(0) + 'k';
+  }
+  return fmtInt(n);
+}
+
+export function fmtCost(usd: number | null | undefined, known = true): string {
+  if (!known || usd == null) {
+    return '$?';
+  }
+  if (usd === 0) {
+    return '$0';
+  }
+  return usd < 0.01 ? '$' + usd.toFixed(4) : '$' + usd.toFixed(2);
+}
+
+export function fmtDur(s: number | null | undefined): string {
+  if (s == null || !isFinite(s)) {
+    return '–';
+  }
+  if (s < 1) {
+    return Math.round(s * 1000) + ' ms';
+  }
+  if (s < 60) {
+    return s.toFixed(s < 10 ? 2 : 1) + ' s';
+  }
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+export function firstLine(text: string | null | undefined, limit = 140): string {
+  const line = (text ?? '').split('\n').find(l => l.trim()) ?? '';
+  return line.length > limit ? line.slice(0, limit - 1) + '…' : line;
+}
+
+/** Python code, highlighted. highlight.js output is parsed in an inert document and copied node by node:
+ *  only <span class="hljs-…"> and text survive, so nothing from the trace is ever parsed as live HTML. */
+export function codeBlock(code: string): HTMLElement {
+  const pre = h('pre', 'rj-code');
+  const out = h('code', 'hljs language-python');
+  pre.appendChild(out);
+  if (code.length > 200_000) {
+    out.textContent = code;
+    return pre;
+  }
+  try {
+    const html = hljs.highlight(code, { language: 'python', ignoreIllegals: true }).value;
+    const doc = new DOMParser().parseFromString(`<body>${html}</body>`, 'text/html');
+    copySafe(doc.body, out);
+  } catch {
+    out.textContent = code;
+  }
+  return pre;
+}
+
+function copySafe(from: Node, to: HTMLElement): void {
+  for (const n of Array.from(from.childNodes)) {
+    if (n.nodeType === Node.TEXT_NODE) {
+      to.appendChild(document.createTextNode(n.textContent ?? ''));
+    } else if (n.nodeType === Node.ELEMENT_NODE) {
+      const src = n as Element;
+      const span = document.createElement('span');
+      const cls = (src.getAttribute('class') ?? '').split(/\s+/).filter(c => /^hljs-[\w-]+$/.test(c) || /^[\w-]+_$/.test(c));
+      if (cls.length) {
+        span.className = cls.join(' ');
+      }
+      copySafe(src, span);
+      to.appendChild(span);
+    }
+  }
+}
+
+/** Text with [start, end) spans wrapped in <mark>. */
+export function marked(text: string, spans: Array<[number, number]> | null | undefined, cls = 'rj-text'): HTMLElement {
+  const el = h('span', cls);
+  let at = 0;
+  const sorted = (spans ?? []).filter(s => Array.isArray(s) && s[1] > s[0]).sort((a, b) => a[0] - b[0]);
+  for (const [s, e] of sorted) {
+    if (s < at || s > text.length) {
+      continue;
+    }
+    if (s > at) {
+      el.appendChild(document.createTextNode(text.slice(at, s)));
+    }
+    el.appendChild(h('mark', 'rj-mark', text.slice(s, e)));
+    at = e;
+  }
+  if (at < text.length) {
+    el.appendChild(document.createTextNode(text.slice(at)));
+  }
+  return el;
+}
+
+/** Spans of `pattern` (a regex source, as the query used it) in `text`; tolerant of patterns JS cannot read. */
+export function findSpans(text: string, patterns: string[], caseSensitive: boolean, max = 50): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const p of patterns) {
+    let re: RegExp;
+    try {
+      re = new RegExp(p, caseSensitive ? 'g' : 'gi');
+    } catch {
+      continue;
+    }
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(text)) && out.length < max) {
+      if (m[0].length === 0) {
+        re.lastIndex++;
+        continue;
+      }
+      out.push([m.index, m.index + m[0].length]);
+    }
+  }
+  return out;
+}
+
+/** A long text folded to `lines` lines with a button that shows the rest. */
+export function folded(text: string, cls: string, lines = 14, note?: string): HTMLElement {
+  const wrap = h('div', 'rj-fold');
+  const all = text.split('\n');
+  const pre = h('pre', cls);
+  wrap.appendChild(pre);
+  if (all.length <= lines + 2 && text.length <= 4000) {
+    pre.textContent = text;
+  } else {
+    const head = all.slice(0, lines).join('\n');
+    pre.textContent = head.length > 4000 ? head.slice(0, 4000) + '…' : head;
+    const more = h('button', 'rj-more', `show all ${fmtInt(all.length)} lines (${fmtInt(text.length)} chars)`);
+    more.addEventListener('click', ev => {
+      ev.stopPropagation();
+      pre.textContent = text;
+      more.remove();
+    });
+    wrap.appendChild(more);
+  }
+  if (note) {
+    wrap.appendChild(h('div', 'rj-note', note));
+  }
+  return wrap;
+}

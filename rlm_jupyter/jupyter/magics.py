@@ -1,0 +1,421 @@
+"""IPython magics: %rlm_load, %rlm_sessions, %%rlm, %sub_llm (docs/notebook.md).
+
+Loading this module imports IPython only: polars, litellm and anywidget load when a magic first needs them, so
+`%load_ext rlm_jupyter` stays fast. Mistakes a user can make (a bad option, an unknown model, a missing key, no
+context loaded, a path that does not exist) raise IPython's UsageError: one short line, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from .controller import Controller
+
+_VAR = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_LOCAL_MODELS = ("offline", "offline-sub", "script:", "replay:", "replay-sub:")
+
+
+class Answer(str):
+    """The answer of a %%rlm cell: a str that shows as plain text (no quotes) as the cell's result."""
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(str(self))
+
+
+def substitute(text: str, namespace: dict) -> str:
+    """`{name}` -> str(namespace[name]); `{{` and `}}` are literal braces; an unknown name is a UsageError."""
+
+    def one(m: re.Match) -> str:
+        if m.group(0) in ("{{", "}}"):
+            return m.group(0)[0]
+        name = m.group(1)
+        if name not in namespace:
+            raise UsageError(f"{{{name}}} in the cell: no notebook variable named {name!r} "
+                             "(define it first, or write {{ and }} for literal braces)")
+        return str(namespace[name])
+
+    return _VAR.sub(one, text)
+
+
+@magics_class
+class RlmMagics(Magics):
+    """The rlm_jupyter magics. `view_factory(question, budget, controller)` builds the live view of a %%rlm run
+    (default: the TraceView widget inside a Jupyter kernel, none in a plain IPython shell); tests inject one."""
+
+    view_factory: Callable[..., Any] | None = None
+
+    def __init__(self, shell=None, **kw):
+        super().__init__(shell=shell, **kw)
+        self.controller: Controller | None = None   # the controller of the running (or last) %%rlm cell
+        self.view = None
+        self._cell: _Cell | None = None
+
+    # ---- %rlm_load ------------------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("paths", nargs="+", help="session files or folders (the format is sniffed; ~ and globs work)")
+    @argument("--name", default="context", help="the notebook variable to store the context in (default: context)")
+    def rlm_load(self, line):
+        """Load agent session histories into a notebook variable and show what was loaded."""
+        args = _parse(self.rlm_load, line, "%rlm_load")
+        if not args.name.isidentifier():
+            raise UsageError(f"%rlm_load: --name {args.name!r} is not a valid variable name")
+        paths = _expand(args.paths)
+        from .. import load
+
+        try:
+            ctx = load(*paths)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"%rlm_load: {e}") from None
+        self.shell.user_ns[args.name] = ctx
+        display(LoadSummary(ctx, args.name))
+
+    # ---- %rlm_sessions --------------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("--home", default=None, help="look under this folder instead of your home folder")
+    @argument("--limit", type=int, default=None, help="show only the newest N sessions")
+    def rlm_sessions(self, line):
+        """The agent sessions found on this machine, newest first; load one with %rlm_load PATH."""
+        args = _parse(self.rlm_sessions, line, "%rlm_sessions")
+        from .. import discover
+
+        df = discover(args.home)
+        where = args.home or "~"
+        if df.height == 0:
+            print(f"No agent sessions found under {where} (Claude Code, Codex CLI, OpenCode, Gemini CLI; "
+                  "their *_HOME / CLAUDE_CONFIG_DIR variables are honoured).")
+            return None
+        if args.limit is not None:
+            df = df.head(args.limit)
+        df = df.with_row_index("#")
+        self.shell.user_ns["_rlm_sessions"] = df
+        print(f"{df.height} session(s) under {where}; load one with: %rlm_load {df['path'][0]}")
+        return df
+
+    # ---- %%rlm ----------------------------------------------------------------------------------------------
+    @cell_magic
+    @magic_arguments()
+    @argument("--model", default="offline", help="root model: a litellm name (gpt-4o-mini, ollama/…) or offline")
+    @argument("--sub-model", default=None, help="model for sub_llm calls (default: offline-sub for offline, "
+                                                "else the root model)")
+    @argument("--context", default="context", help="the notebook variable holding the Context (default: context)")
+    @argument("--max-depth", type=int, default=1, help="1: rlm() in the REPL is a plain sub-call; 2: child runs")
+    @argument("--max-iterations", type=int, default=20, help="root steps before the model must answer")
+    @argument("--budget-usd", type=float, default=None, help="stop when the run tree has cost this many dollars")
+    @argument("--mode", choices=("rlm", "hybrid"), default="rlm", help="rlm: the REPL loop; hybrid: one packed "
+                                                                       "prompt, for models that cannot write code")
+    @argument("--out", default=None, help="store the Run in this variable (default: _rlm)")
+    @argument("--trace", default=None, help="also write the trace to this .rlmtrace.jsonl file")
+    @argument("--paused", action="store_true", help="start paused: step with the view's buttons")
+    def rlm(self, line, cell):
+        """Ask a question about the loaded context with a Recursive Language Model. The cell body is the
+        question; {name} is replaced by the value of the notebook variable `name`. The answer is the cell's
+        result; the Run (answer, trace, usage) goes to --out NAME or _rlm."""
+        args = _parse(self.rlm, line, "%%rlm")
+        ns = self.shell.user_ns
+        out = args.out or "_rlm"
+        if not out.isidentifier():
+            raise UsageError(f"%%rlm: --out {out!r} is not a valid variable name")
+        for name in ("max_depth", "max_iterations"):
+            if getattr(args, name) < 1:
+                raise UsageError(f"%%rlm: --{name.replace('_', '-')} must be at least 1")
+        question = substitute(cell or "", ns).strip()
+        if not question:
+            raise UsageError("%%rlm: the cell is empty: write your question in the cell body, under %%rlm")
+        ctx = _context(ns, args.context)
+        models, sub_model = _checked_models(args.model, args.sub_model)
+        budget = None
+        if args.budget_usd is not None:
+            from ..rlm.budget import Budget
+
+            budget = Budget(usd=args.budget_usd)
+        controller = self.controller = Controller(paused=args.paused)
+        view = self.view = self._make_view(question, budget, controller)
+        from ..rlm.loop import rlm
+
+        def go():
+            return rlm(question, ctx, model=args.model, sub_model=sub_model, max_depth=args.max_depth,
+                       max_iterations=args.max_iterations, budget=budget, mode=args.mode, trace_path=args.trace,
+                       models=models, on_event=view.push if view is not None else None, pause=controller)
+
+        run = self._wait(go, controller)
+        run.context = ctx   # so rj.rerun(run, ...) needs no context= argument
+        ns[out] = run
+        if view is not None:
+            _set_status(view, run.status)
+            self._cell.finished(run, out)
+        return self._result(run)
+
+    # ---- %sub_llm -------------------------------------------------------------------------------------------
+    @line_magic
+    @magic_arguments()
+    @argument("--model", default="offline", help="a litellm model name, or offline (the extractive demo model)")
+    @argument("prompt", nargs="+", help="the prompt ({name} is replaced by a notebook variable)")
+    def sub_llm(self, line):
+        """One sub-model call: prints its answer, tokens, cost and latency (the Completion goes to _sub_llm)."""
+        # The prompt is taken verbatim (an apostrophe must not be read as a shell quote); IPython has already put
+        # notebook values in for {name} on the line.
+        m = re.match(r"\s*(?:--model(?:\s+|=)(\S+)\s*)?(.*)$", line, re.S)
+        model, prompt = m.group(1) or "offline", m.group(2).strip()
+        if prompt.startswith("-"):
+            _parse(self.sub_llm, line, "%sub_llm")  # an unknown option: argparse's message
+        if not prompt:
+            raise UsageError("%sub_llm: give a prompt after the options, e.g. %sub_llm --model offline Summarise …")
+        args = argparse.Namespace(model=model, prompt=prompt)
+        models, _ = _checked_models(args.model, None, role="sub")
+        from ..rlm.models import ModelError, sub_llm
+
+        try:
+            c = sub_llm(prompt, model=args.model, models=models)
+        except ModelError as e:
+            raise UsageError(f"%sub_llm: {e}") from None
+        self.shell.user_ns["_sub_llm"] = c
+        estimated = " (estimated: ~4 characters a token)" if args.model.startswith(_LOCAL_MODELS) else ""
+        cost = "unknown" if c.cost_usd is None else f"${c.cost_usd:.6f}"
+        print(c.text)
+        print(f"-- {c.model}: {c.tokens_in:,} tokens in, {c.tokens_out:,} out{estimated}; cost {cost}; "
+              f"{c.latency_s:.2f} s")
+
+    # ---- running ----------------------------------------------------------------------------------------------
+    def _make_view(self, question: str, budget, controller: Controller):
+        factory = type(self).view_factory or _default_view
+        view = factory(question=question, budget=budget, controller=controller)
+        if view is None:
+            return None
+        self._cell = _Cell(self, view, controller)
+        controller.on_state = lambda state: _set_status(view, state) if state != "stopping" else None
+        view.on_action(self._cell.on_action)
+        _set_status(view, "running")
+        return view
+
+    def _wait(self, fn: Callable[[], Any], controller: Controller):
+        """Run `fn` in a thread; the cell waits, pumping widget messages inside a kernel so the view's buttons
+        work. Ctrl-C asks the run to stop at its next step."""
+        box: dict = {}
+
+        def target():
+            try:
+                box["run"] = fn()
+            except BaseException as e:  # re-raised in the cell's thread
+                box["error"] = e
+
+        t = threading.Thread(target=target, name="rlm-run", daemon=True)
+        t.start()
+        try:
+            self._pump(t)
+        except KeyboardInterrupt:
+            controller.stop()
+            print("Stopping at the next step boundary…")
+            t.join()
+        if "error" in box:
+            e = box["error"]
+            from ..rlm.models import ModelError
+
+            if isinstance(e, (ModelError, ValueError, TypeError)):
+                raise UsageError(f"%%rlm: {e}") from None
+            raise e
+        return box["run"]
+
+    def _pump(self, t: threading.Thread) -> None:
+        if getattr(self.shell, "kernel", None) is not None:
+            try:
+                from jupyter_ui_poll import ui_events
+            except ImportError:  # no pump: the run still works, the buttons act after the cell ends
+                ui_events = None
+            if ui_events is not None:
+                with ui_events() as poll:
+                    while t.is_alive():
+                        poll(20)
+                        t.join(0.02)
+                return
+        while t.is_alive():
+            t.join(0.1)
+
+    def _result(self, run) -> Answer | None:
+        if run.status == "error":
+            errors = [e.get("message") for e in run.trace.of_type("error")]
+            print(f"The run failed: {errors[-1] if errors else 'see the trace'}")
+        elif run.status not in ("done",):
+            why = f" ({run.stopped_by})" if run.stopped_by else ""
+            print(f"Run ended: {run.status}{why}; the answer below is the best partial answer.")
+        return Answer(run.answer) if run.answer is not None else None
+
+
+# ---- helpers ----------------------------------------------------------------------------------------------------
+
+def _default_view(*, question: str, budget, controller: Controller):
+    """The TraceView widget inside a Jupyter kernel, displayed; no view in a plain IPython shell (no front-end)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        from .widget import TraceView
+    except ImportError as e:
+        print(f"(live view unavailable: {e}; the run goes on without it)")
+        return None
+    view = TraceView(title=question, budget=budget)
+    display(view)
+    return view
+
+
+class _Cell:
+    """The view's actions for one %%rlm cell: pause/step/continue/stop go to the controller while the run goes;
+    once it has ended, "rerun" re-runs it from a step with the edited code in a background thread, pushing the
+    new run's events to the same view (its run event carries `rerun_of`); the new Run goes to `<out>_rerun`."""
+
+    def __init__(self, magics: RlmMagics, view, controller: Controller):
+        self.magics = magics
+        self.view = view
+        self.controller = controller
+        self.run = None
+        self.out = "_rlm"
+        self.rerun_thread: threading.Thread | None = None
+
+    def finished(self, run, out: str) -> None:
+        self.run, self.out = run, out
+
+    def on_action(self, action: dict) -> None:
+        if (action or {}).get("action") != "rerun":
+            self.controller.handle(action)
+            return
+        if self.run is None or (self.rerun_thread is not None and self.rerun_thread.is_alive()):
+            return  # a re-run needs a finished run, one at a time
+        self.rerun_thread = threading.Thread(target=self._rerun, args=(dict(action),), name="rlm-rerun",
+                                             daemon=True)
+        self.rerun_thread.start()
+
+    def _rerun(self, action: dict) -> None:
+        from ..rlm.rerun import rerun
+
+        _set_status(self.view, "running")
+        try:
+            new = rerun(self.run, step=int(action.get("step", 0)), code=action.get("code"),
+                        response=action.get("response"), on_event=self.view.push)
+        except Exception as e:
+            _set_status(self.view, "error")
+            print(f"re-run failed: {e}")
+            return
+        self.magics.shell.user_ns[f"{self.out}_rerun"] = new
+        _set_status(self.view, new.status)
+
+
+def _set_status(view, status: str) -> None:
+    status = {"max_iterations": "done"}.get(status, status)
+    with contextlib.suppress(Exception):  # a broken view must not break the cell
+        view.set_status(status)
+
+
+def _parse(fn, line: str, name: str):
+    """magic_arguments parsing; a bad option says where the options are listed."""
+    try:
+        return parse_argstring(fn, line)
+    except UsageError as e:
+        raise UsageError(f"{name}: {e} (options: {name}?)") from None
+
+
+def _expand(paths: list[str]) -> list[str]:
+    import glob
+
+    out: list[str] = []
+    for p in paths:
+        p = str(Path(p.strip("'\"")).expanduser())
+        hits = sorted(glob.glob(p)) if any(ch in p for ch in "*?[") else [p]
+        if not hits:
+            raise UsageError(f"%rlm_load: nothing matches {p}")
+        for h in hits:
+            if not Path(h).exists():
+                raise UsageError(f"%rlm_load: no such file or folder: {h}")
+        out.extend(hits)
+    return out
+
+
+def _context(ns: dict, name: str):
+    ctx = ns.get(name)
+    if ctx is None:
+        raise UsageError(f"no context loaded: run %rlm_load PATH first (or pass --context NAME); "
+                         f"there is no variable {name!r}")
+    if not (hasattr(ctx, "regex_search") and hasattr(ctx, "df")):
+        raise UsageError(f"--context {name}: {name!r} is a {type(ctx).__name__}, not a Context from %rlm_load "
+                         "or rj.load(...)")
+    if len(ctx) == 0:
+        raise UsageError(f"the context {name!r} has no messages: load session files with %rlm_load PATH")
+    return ctx
+
+
+def _checked_models(model: str, sub_model: str | None, role: str = "root"):
+    """A Models client with both models checked up front (unknown model, missing key), as UsageErrors."""
+    from ..rlm.models import ModelError, Models
+
+    models = Models()
+    if sub_model is None and role == "root":
+        sub_model = "offline-sub" if model == "offline" else model
+    try:
+        models.check(model, role=role)
+        if sub_model is not None:
+            models.check(sub_model, role="sub")
+    except ModelError as e:
+        raise UsageError(str(e)) from None
+    return models, sub_model
+
+
+class LoadSummary:
+    """What %rlm_load shows: sessions, formats, messages by role, tool calls, compactions, malformed lines."""
+
+    def __init__(self, ctx, name: str):
+        self.name = name
+        self.summaries = ctx.summaries()
+        s = self.summaries
+        self.formats: dict[str, int] = {}
+        self.roles: dict[str, int] = {}
+        for x in s:
+            self.formats[x["format"]] = self.formats.get(x["format"], 0) + 1
+            for role, n in (x.get("messages") or {}).items():
+                self.roles[role] = self.roles.get(role, 0) + n
+        self.messages = len(ctx)
+        self.tool_calls = sum(len(x.get("tool_calls") or []) for x in s)
+        self.tool_errors = sum(x.get("tool_errors") or 0 for x in s)
+        self.compactions = sum(x.get("compactions") or 0 for x in s)
+        self.malformed = sum(x.get("malformed_lines") or 0 for x in s)
+        self.report = ctx.report.summary()
+
+    def lines(self) -> list[str]:
+        fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.formats.items()))
+        roles = ", ".join(f"{k} {v:,}" for k, v in sorted(self.roles.items(), key=lambda kv: -kv[1]))
+        return [f"{self.name}: {len(self.summaries)} session(s), {self.messages:,} messages",
+                f"formats: {fmts or '-'}",
+                f"messages by role: {roles or '-'}",
+                f"tool calls: {self.tool_calls:,} ({self.tool_errors:,} failed); compactions: {self.compactions:,}; "
+                f"malformed lines skipped: {self.malformed:,}",
+                f"load report: {self.report}"]
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_pretty_(self, p, cycle) -> None:
+        p.text(repr(self))
+
+    def _repr_html_(self) -> str:
+        import html
+
+        rows = "".join(f"<tr><td>{html.escape(x['format'])}</td><td>{html.escape(str(x.get('title') or ''))[:80]}"
+                       f"</td><td>{sum((x.get('messages') or {}).values()):,}</td>"
+                       f"<td>{len(x.get('tool_calls') or []):,}</td><td>{x.get('compactions') or 0}</td>"
+                       f"<td>{x.get('malformed_lines') or 0}</td></tr>" for x in self.summaries[:200])
+        more = f"<p>… and {len(self.summaries) - 200} more sessions</p>" if len(self.summaries) > 200 else ""
+        head = "<br>".join(html.escape(t) for t in self.lines())
+        return (f"<div>{head}<table><tr><th>format</th><th>title</th><th>messages</th><th>tool calls</th>"
+                f"<th>compactions</th><th>malformed</th></tr>{rows}</table>{more}</div>")

@@ -1,0 +1,87 @@
+"""rj.compare on real runs over a real sample: an offline run against a re-run of it with an edited step, and two
+scripted runs that take different paths."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import rlm_jupyter as rj
+from rlm_jupyter.compare import compare
+from rlm_jupyter.rlm.loop import rlm
+from rlm_jupyter.rlm.models import Models
+from rlm_jupyter.rlm.rerun import rerun
+
+CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
+REJECTED_WRITE = "toolu_bdrk_01SKk2dM5q1c8gecaoatnwJn"   # the Write the user rejected (checked by hand in the file)
+
+
+@pytest.fixture(scope="module")
+def ctx(samples):
+    return rj.load(samples / CLAUDE)
+
+
+def script(tmp_path, root: list[str]) -> str:
+    p = tmp_path / f"script-{len(list(tmp_path.iterdir()))}.json"
+    p.write_text(json.dumps({"root": root, "sub": []}))
+    return f"script:{p}"
+
+
+def repl(code: str) -> str:
+    return f"```repl\n{code}\n```"
+
+
+def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
+    a = rlm("Which write was rejected?", ctx)
+    assert [s["index"] for s in a.trace.steps()] == [0, 1, 2]
+    b = rerun(a, step=2, response="FINAL(I checked by hand: available-tools.md)", context=ctx)
+    c = compare(a, b)
+    # steps 0 and 1 were replayed: same code, same output; step 2 ran code in A and none in B
+    assert c.diverged_at == {"step": 2, "reason": "code"}
+    assert c.steps[0][1].replayed and not c.steps[0][0].replayed
+    assert c.a.answer == a.answer and c.b.answer == "I checked by hand: available-tools.md" and not c.same_answer
+    assert (c.a.steps, c.b.steps) == (3, 3)
+    assert (c.a.tokens_in, c.a.tokens_out) == (a.usage["tokens_in"], a.usage["tokens_out"])
+    assert c.b.tokens_in == c.b.tokens_out == 0          # everything in B was replayed or typed
+    # A's step 2 looked its cited ids up (get_by_id); B never ran that code, so those ids are only A's
+    step2_code = a.trace.children(a.trace.steps()[2]["id"], "code")
+    looked_up = [i for code in step2_code for q in a.trace.children(code["id"], "query") for i in q["result_ids"]]
+    assert looked_up and REJECTED_WRITE in c.a.snippet_ids and REJECTED_WRITE in c.b.snippet_ids
+    assert set(c.snippets["both"]) == set(c.b.snippet_ids)
+    assert set(c.snippets["only_a"]) == set(looked_up) - set(c.b.snippet_ids)
+    assert c.snippets["only_b"] == []
+    d = c.to_dict()
+    assert json.loads(json.dumps(d))["diverged_at"]["step"] == 2 and len(d["steps"]) == 3
+
+
+def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx, tmp_path):
+    first = repl("hits = context.regex_search('available-tools')\nprint(len(hits))")
+    a = rlm("q", ctx, model=script(tmp_path, [first, "FINAL(A says available-tools.md)"]), models=Models())
+    b = rlm("q", ctx, model=script(tmp_path, [first, repl("more = context.regex_search('rejected')\nprint(len(more))"),
+                                              "FINAL(<script>alert(1)</script>)"]), models=Models())
+    c = compare(a, b)
+    assert c.diverged_at == {"step": 1, "reason": "code"}
+    assert (c.a.steps, c.b.steps, c.a.status, c.b.status) == (2, 3, "done", "done")
+    expected_a = [m.id for m in ctx.regex_search("available-tools")]
+    expected_b = list(dict.fromkeys(expected_a + [m.id for m in ctx.regex_search("rejected")]))
+    assert c.a.snippet_ids == expected_a == [REJECTED_WRITE]
+    assert c.b.snippet_ids == expected_b
+    assert c.snippets["both"] == expected_a and c.snippets["only_b"] == expected_b[1:]
+    assert c.snippets["jaccard"] == pytest.approx(1 / len(expected_b))
+    page = c._repr_html_()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "First divergence</b>: step 1 (code)" in page
+    assert "steps 2 vs 3" in repr(c)
+
+
+def test_identical_runs_do_not_diverge_and_a_run_that_stops_earlier_diverges_by_length(ctx, tmp_path):
+    code = repl("print(len(context))")
+    a = rlm("q", ctx, model=script(tmp_path, [code, "FINAL(done)"]), models=Models())
+    b = rlm("q", ctx, model=script(tmp_path, [code, "FINAL(done)"]), models=Models())
+    assert compare(a, b).diverged_at is None and compare(a, b).same_answer
+    early = rlm("q", ctx, model=script(tmp_path, [code + "\nFINAL(done)"]), models=Models())  # same code, 1 step
+    assert compare(a.trace, early).diverged_at == {"step": 1, "reason": "length"}
+    none = rlm("q", ctx, model=script(tmp_path, ["FINAL(done)"]), models=Models())
+    assert compare(a, none).diverged_at == {"step": 0, "reason": "code"}
+    assert compare(none, none).snippets["jaccard"] is None
