@@ -18,13 +18,19 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test,lab,embed,bench]" || $(BIN)/pip install -q -e ".[test,lab,bench]"
 	touch $@
 
-# bubblewrap gives the REPL worker its own network, filesystem view and user (docs/isolation.md). Installed when we
-# can (root + apt); without it the worker falls back to rlimits + seccomp and says so in every trace.
+# bubblewrap gives the REPL worker its own network, filesystem view and user (docs/isolation.md); Debian's chromium
+# runs the browser tests. Installed when we can (root + apt); without bubblewrap the worker falls back to rlimits +
+# seccomp and says so in every trace.
 sysdeps:
-	@if ! command -v bwrap >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) || echo "note: could not install bubblewrap"; \
-	  else echo "note: bubblewrap not installed; the REPL worker falls back to rlimits + seccomp (docs/isolation.md)"; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "note: could not install$$missing"; \
+	  else echo "note: not installed:$$missing (bubblewrap: the REPL worker falls back to rlimits + seccomp," \
+	    "docs/isolation.md; chromium: the browser tests are skipped)"; fi; \
 	fi
 
 lab: sysdeps $(VENV)/.installed
