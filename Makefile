@@ -18,6 +18,16 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e ".[test,lab,embed,bench]" || $(BIN)/pip install -q -e ".[test,lab,bench]"
 	touch $@
 
+# The front-end (the widget bundle and the prebuilt JupyterLab extension) is built by the pip install above
+# (hatch-jupyter-builder, needs node + npm); this rebuilds it when labextension/ changes and links the extension
+# into the venv so a page reload picks up the new build.
+JS_SRC = $(wildcard labextension/src/*.ts) labextension/package.json labextension/style/index.css
+$(VENV)/.js: $(JS_SRC) | $(VENV)/.installed
+	test -d labextension/node_modules || npm --prefix labextension ci --no-audit --no-fund
+	PATH="$(CURDIR)/$(BIN):$$PATH" npm --prefix labextension run build
+	PATH="$(CURDIR)/$(BIN):$$PATH" jupyter-builder develop --overwrite . >/dev/null
+	touch $@
+
 # bubblewrap gives the REPL worker its own network, filesystem view and user (docs/isolation.md); Debian's chromium
 # runs the browser tests. Installed when we can (root + apt); without bubblewrap the worker falls back to rlimits +
 # seccomp and says so in every trace.
@@ -33,16 +43,17 @@ sysdeps:
 	    "docs/isolation.md; chromium: the browser tests are skipped)"; fi; \
 	fi
 
-lab: sysdeps $(VENV)/.installed
+lab: sysdeps $(VENV)/.installed $(VENV)/.js
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/01-quickstart.ipynb
 
-test: sysdeps $(VENV)/.installed
+test: sysdeps $(VENV)/.installed $(VENV)/.js
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(VENV)/.js
 	$(BIN)/python benchmarks/load.py
 	$(BIN)/python benchmarks/context.py
 	$(BIN)/python benchmarks/engine.py
+	$(BIN)/python benchmarks/xray.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache labextension/lib rlm_jupyter/labextension rlm_jupyter/jupyter/static/trace-view.js

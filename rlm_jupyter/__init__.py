@@ -7,7 +7,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["Budget", "Context", "Run", "Trace", "discover", "load", "rlm", "samples", "sub_llm", "__version__"]
+__all__ = ["Budget", "Context", "Run", "Trace", "compare", "discover", "load", "rerun", "rlm", "samples", "sub_llm",
+           "xray", "__version__"]
 
 
 def load(*paths) -> Context:
@@ -37,6 +38,11 @@ def unload_ipython_extension(ipython) -> None:
     _unload(ipython)
 
 
+def _jupyter_labextension_paths():
+    """Where the prebuilt JupyterLab extension (the kernel-less trace renderer) lives, for `jupyter labextension`."""
+    return [{"src": "labextension", "dest": "rlm-jupyter-trace"}]
+
+
 def samples():
     """The folder of real sample sessions bundled with the package (provenance in its SOURCES.md)."""
     from pathlib import Path
@@ -51,6 +57,9 @@ _LAZY = {
     "sub_llm": ("rlm", "sub_llm"),
     "Budget": ("rlm", "Budget"),
     "Run": ("rlm", "Run"),
+    "rerun": ("rlm.rerun", "rerun"),
+    "compare": ("compare", "compare"),
+    "xray": ("xray", "xray"),
 }
 
 

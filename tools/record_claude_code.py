@@ -7,19 +7,21 @@ Given an installed `claude` binary (npm @anthropic-ai/claude-code, its platform 
      ANTHROPIC_BASE_URL pointing at that server and a dummy ANTHROPIC_API_KEY, telemetry / updates / non-essential
      traffic disabled; later turns use --resume <session id>,
   4. copies into --out: the session file(s) Claude Code wrote under $CLAUDE_CONFIG_DIR/projects/, the stream-json
-     stdout of every turn, a slimmed, gzipped request log and recording.json (ids, versions, commands).
+     stdout of every turn (gzipped), a slimmed, gzipped request log and recording.json (ids, versions, commands).
 
-The script makes the model: read a file, run a failing test (Bash exit 1), read a missing file (tool error), edit,
-state a decision and a rejected approach (Redis sessions). In turn 4 it reads a ~56 KB log; with
-CLAUDE_CODE_AUTO_COMPACT_WINDOW=100000 and CLAUDE_AUTOCOMPACT_PCT_OVERRIDE=50 that crosses the auto-compact
-threshold, so Claude Code AUTO-compacts in the middle of turn 4 (the summary request is answered by a scripted
-summary). Turn 7 is a MANUAL `/compact` with instructions, and turn 8 asks about the rejected approach after both
-compactions. Token usage is never inflated: the server reports its estimate of the request (4 characters a token).
+The script makes the model: read DESIGN.md and app.py, run a failing test (Bash exit 1), read a missing file (tool
+error), edit, state a decision and a rejected approach (Redis sessions). In turn 4 it reads a ~20 KB log; with
+CLAUDE_CODE_AUTO_COMPACT_WINDOW=100000 and CLAUDE_AUTOCOMPACT_PCT_OVERRIDE=23 (threshold 23% of 80k = 18.4k tokens)
+that crosses the auto-compact threshold, so Claude Code AUTO-compacts in the middle of turn 4. Claude Code keeps the
+last messages (the log read among them) verbatim after its summary, so the window stays near the threshold and it
+auto-compacts again in turn 5 (2.1.332 did so twice). Every compaction request is answered by a scripted summary.
+Turn 7 is a MANUAL `/compact` with instructions, and turn 8 asks about the rejected approach after all that.
+Token usage is never inflated: the server reports its estimate of the request (4 characters a token).
 
 Not part of the test suite. Example:
     python tools/record_claude_code.py \\
-        --claude /work/scratch/claude-code/node_modules/@anthropic-ai/claude-code-linux-x64/claude \\
-        --out tests/data/recorded/claude-code
+        --claude /work/scratch/claude-code-latest/node_modules/@anthropic-ai/claude-code-linux-x64/claude \\
+        --out tests/data/recorded/claude-code/current
 """
 
 from __future__ import annotations
@@ -44,14 +46,16 @@ API_KEY = "sk-ant-local-test"  # dummy: the scripted server checks nothing
 # Proactive auto-compact only runs when the window is configured (CLAUDE_CODE_AUTO_COMPACT_WINDOW, minimum 100k, or
 # the autoCompactWindow setting); with the default "auto" window 2.1.x only compacts reactively, on a prompt-too-long
 # API error. It fires when the context (last reported input tokens + new messages) reaches
-# min(PCT% of (window - 20k output reserve), that - 13k) = 50% of 80k = 40k here, and is skipped when the "fixed
-# prefix" (input tokens minus Claude Code's own estimate of the messages) is already above it ("compaction cannot
-# help"), so an inflated usage alone does NOT trigger it: the messages must really grow. System prompt + tools are
-# ~29k tokens (the server estimates 4 characters a token); turn 4 reads a ~56 KB log (~15k tokens), so the request
-# after that read compacts; afterwards ~31k remain (< threshold).
+# min(PCT% of (window - 20k output reserve), that - 13k) = 23% of 80k = 18.4k here (the compactions of the recording
+# happened at 19.3k, 18.8k and 18.4k), so an inflated usage alone does NOT trigger it: the messages must really grow.
+# With --tools Bash,Edit,Read the system prompt + tools are ~12.3k tokens (the server estimates 4 characters a
+# token); turns 1-3 bring ~2.4k (DESIGN.md is there to make that history worth compacting), and turn 4's ~4.3k-token
+# log read crosses the threshold. A lower PCT made 2.1.332 compact on every request (the kept tail alone was above
+# it); with 2.1.332's default tool set (~12k tokens more), PCT 50 and a 56 KB log the context stayed under 40k.
 AUTOCOMPACT_WINDOW = "100000"
-AUTOCOMPACT_PCT = "50"
-LOG_LINES = 640
+AUTOCOMPACT_PCT = "23"
+LOG_LINES = 220
+TOOLS = "Bash,Edit,Read"  # only these built-in tools: ~3k tokens of tool schemas instead of ~12k
 COMPACT_MATCH = ["Your task is to create a detailed summary of the"]  # Claude Code's compaction prompt
 TEST = "python3 test_sessions.py"
 
@@ -108,6 +112,39 @@ def sessions_log() -> str:
     return "\n".join(lines) + "\n"
 
 
+def design_doc() -> str:
+    """DESIGN.md (~4 KB), read in turn 1: history that a compaction can drop, so the first compaction frees more
+    than the summary costs and the request after it stays below the threshold."""
+    endpoints = ["/login", "/logout", "/profile", "/settings", "/cart", "/checkout", "/orders", "/search"]
+    rows = "\n".join(f"| GET {e} | get_session(sid) | 401 when get_session returns None |" for e in endpoints)
+    return f"""# Session store design
+
+Sessions are created by create_session(user_id) and looked up by get_session(sid). They live in the module-level
+dict SESSIONS of app.py, keyed by a short id, with the creation time in seconds. TTL_SECONDS (3600) is the maximum
+age: a session older than that must be treated as unknown, and the handler answers 401 so the client logs in again.
+
+## Constraints
+- The app runs as ONE process behind a reverse proxy; there is no shared state between machines.
+- No new runtime dependencies without a design review: the deployment is a single container image.
+- Expired sessions must never be served: an expired session that is returned leaks another login's data.
+
+## Endpoints that read sessions
+| endpoint | lookup | on a missing or expired session |
+|---|---|---|
+{rows}
+
+## Options considered for storage
+1. In-process dict (current). Zero dependencies. Lost on restart, which is acceptable: users log in again.
+2. Redis. Survives restarts and could be shared by several processes, but adds a network hop per request, a
+   service to deploy and monitor, and a failure mode (Redis down = nobody can log in).
+3. Signed cookies. No server state at all, but logout cannot revoke a cookie before it expires.
+
+## Open questions
+- Should expired sessions be evicted on read, or by a periodic sweep? Eviction on read needs no background thread.
+- Should TTL_SECONDS come from a config file? There is no config.py today.
+"""
+
+
 def expired_served() -> int:
     return sessions_log().count("EXPIRED-SERVED")
 
@@ -116,7 +153,7 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
     """The user prompts (one `claude -p` each) and the model's scripted answers, in request order."""
     app = str(repo / "app.py")
     prompts = [
-        "Look at app.py and tell me how sessions expire.",
+        "Read DESIGN.md, then look at app.py and tell me how sessions expire.",
         "Run the test to confirm the bug.",
         "Fix it. Should we move sessions to Redis while we are at it?",
         "Check sessions.log: how many expired sessions were served before the fix?",
@@ -127,7 +164,8 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
     ]
     turns = [
         # turn 1
-        {"note": "turn1", "tool_calls": [{"name": "Read", "arguments": {"file_path": app}}]},
+        {"note": "turn1", "tool_calls": [{"name": "Read", "arguments": {"file_path": str(repo / "DESIGN.md")}}]},
+        {"tool_calls": [{"name": "Read", "arguments": {"file_path": app}}]},
         {"text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
                  "but returns the expired session anyway instead of dropping it: that is a bug."},
         # turn 2: a failing command, then a tool error
@@ -169,24 +207,27 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
 
 
 class Answerer:
-    """Compaction requests (the prompt is in the LAST message) get the next summary; the rest the next turn.
+    """Compaction requests (the prompt is in the LAST message) get a summary; the rest the next scripted turn.
 
-    A substring rule on the whole body would not do: the /compact instructions stay in the history afterwards."""
+    A substring rule on the whole body would not do: the /compact instructions stay in the history afterwards.
+    Claude Code may compact more often than planned (its preserved tail can keep the large read in the window), so
+    every compaction request is answered: the first with SUMMARY, later ones with SUMMARY2."""
 
     def __init__(self, script: dict):
         self.summaries = list(script["summaries"])
         self.script = Script({"turns": script["turns"]})
         self.labels: dict[int, str] = {}
+        self.compactions = 0
 
     def __call__(self, request: dict) -> dict:
         messages = request["body"].get("messages") or [{}]
-        if any(m in json.dumps(messages[-1]) for m in COMPACT_MATCH) and self.summaries:
-            self.labels[request["n"]] = f"summary:{2 - len(self.summaries)}"
-            return {"text": self.summaries.pop(0)}
+        if any(m in json.dumps(messages[-1]) for m in COMPACT_MATCH):
+            self.labels[request["n"]] = f"summary:{self.compactions}"
+            self.compactions += 1
+            return {"text": self.summaries[min(self.compactions, len(self.summaries)) - 1]}
         label, entry = self.script.pick(json.dumps(request["body"]))
         self.labels[request["n"]] = label
         return entry
-
 
 
 def isolated_env(work: Path, port: int) -> dict:
@@ -202,9 +243,11 @@ def isolated_env(work: Path, port: int) -> dict:
     return env
 
 
-def run_turn(binary: str, repo: Path, env: dict, prompt: str, session: str | None, timeout: int) -> tuple[list, str]:
+def run_turn(binary: str, repo: Path, env: dict, prompt: str, session: str | None,
+             timeout: int) -> tuple[list, str, str]:
+    """One `claude -p` turn: (stream-json events, session id, raw stdout)."""
     cmd = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose", "--model", MODEL,
-           "--allowedTools", "Read", "Edit", "Bash"] + (["--resume", session] if session else [])
+           "--tools", TOOLS, "--allowedTools", *TOOLS.split(",")] + (["--resume", session] if session else [])
     proc = subprocess.run(cmd, cwd=repo, env={**env, "PWD": str(repo)}, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
     events = []
@@ -216,7 +259,12 @@ def run_turn(binary: str, repo: Path, env: dict, prompt: str, session: str | Non
     if proc.returncode != 0:
         print(f"  exit {proc.returncode}: {proc.stderr[-2000:]}", file=sys.stderr)
     sid = next((e.get("session_id") for e in events if e.get("session_id")), None)
-    return events, sid or session
+    return events, sid or session, proc.stdout
+
+
+def write_gz(path: Path, data: bytes) -> None:
+    with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:  # mtime 0: reproducible
+        dst.write(data)
 
 
 def slim_requests(log_path: Path, labels: dict[int, str]) -> bytes:
@@ -250,7 +298,8 @@ def main() -> None:
     repo = args.work / "repo"
     make_repo(repo)
     (repo / "sessions.log").write_text(sessions_log())
-    git(repo, "add", "sessions.log")
+    (repo / "DESIGN.md").write_text(design_doc())
+    git(repo, "add", "sessions.log", "DESIGN.md")
     git(repo, "commit", "-q", "-m", "add the access log")
     prompts, script = build_prompts_and_script(repo)
     (args.work / "script.json").write_text(json.dumps(script, indent=2))
@@ -262,8 +311,8 @@ def main() -> None:
         env = isolated_env(args.work, server.port)
         for i, prompt in enumerate(prompts, 1):
             print(f"turn {i}: {prompt}")
-            events, session = run_turn(args.claude, repo, env, prompt, session, args.timeout)
-            runs.append({"prompt": prompt, "session": session, "events": events})
+            events, session, stdout = run_turn(args.claude, repo, env, prompt, session, args.timeout)
+            runs.append({"prompt": prompt, "session": session, "events": events, "stdout": stdout})
         served = [answerer.labels.get(r["n"], "?") for r in server.requests]
         unused = [i for i in range(len(script["turns"])) if f"turn:{i}" not in served]
 
@@ -271,11 +320,9 @@ def main() -> None:
     shutil.rmtree(args.out, ignore_errors=True)
     (args.out / "stream-json").mkdir(parents=True)
     shutil.copytree(projects, args.out / "projects", ignore=shutil.ignore_patterns("memory"))
-    for i, run in enumerate(runs, 1):
-        with (args.out / "stream-json" / f"turn{i}.jsonl").open("w") as f:
-            f.writelines(json.dumps(e) + "\n" for e in run["events"])
-    with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
-        dst.write(slim_requests(log_path, answerer.labels))
+    for i, run in enumerate(runs, 1):  # stdout byte for byte, gzipped (they repeat much of the session file)
+        write_gz(args.out / "stream-json" / f"turn{i}.jsonl.gz", run["stdout"].encode())
+    write_gz(args.out / "requests.jsonl.gz", slim_requests(log_path, answerer.labels))
     files = sorted(str(p.relative_to(args.out)) for p in (args.out / "projects").rglob("*") if p.is_file())
     (args.out / "recording.json").write_text(json.dumps({
         "claude_version": version, "model": MODEL, "work_dir": str(args.work), "repo_dir": str(repo),
@@ -283,7 +330,8 @@ def main() -> None:
         "sessions": sorted({r["session"] for r in runs}),
         "session_files": files, "requests_served": served, "turns_unused": unused,
         "commands": [f"claude -p <prompt{i + 1}> --output-format stream-json --verbose --model {MODEL} "
-                     f"--allowedTools Read Edit Bash{'' if i == 0 else ' --resume <session>'}"
+                     f"--tools {TOOLS} --allowedTools {' '.join(TOOLS.split(','))}"
+                     f"{'' if i == 0 else ' --resume <session>'}"
                      for i in range(len(prompts))],
     }, indent=2) + "\n")
     print(f"sessions: {sorted({r['session'] for r in runs})}\nrequests: {served}\nunused turns: {unused}\n"

@@ -8,7 +8,7 @@ hljs.registerLanguage('python', python);
 
 type Attrs = Record<string, string | number | boolean | undefined>;
 
-export function h(tag: string, cls?: string, text?: string | null, attrs?: Attrs): HTMLElement {
+export function h(tag: string, cls?: string | null, text?: string | null, attrs?: Attrs): HTMLElement {
   const el = document.createElement(tag);
   if (cls) {
     el.className = cls;

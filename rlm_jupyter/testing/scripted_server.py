@@ -8,7 +8,8 @@ Standard library only. Routes:
                                  content_block_* / message_delta / message_stop when "stream": true); for Claude Code
   POST /v1/messages/count_tokens -> {"input_tokens": estimate}; uses no script entry
   POST /v1/responses          -> the same answer as an OpenAI Responses API response (JSON, or SSE response.created ...
-                                 response.completed when "stream": true); for Codex CLI
+                                 response.completed with sequence_number when "stream": true; request fields such as
+                                 instructions, tools, parallel_tool_calls are echoed); for Codex CLI
 
     with ScriptedServer(["first answer", {"status": 500}, "after a retry"]) as srv:
         litellm.completion(model="openai/scripted-model", api_base=srv.base_url, api_key="unused", ...)
@@ -186,8 +187,14 @@ def anthropic_events(message: dict, step: int) -> list[tuple[str, dict]]:
     return events
 
 
-def responses_object(n: int, model: str, entry: dict, usage: dict) -> dict:
-    """An OpenAI Responses API response object (status completed) for one entry."""
+# Request fields a Responses API answer echoes back (the real API returns them on every response object).
+_RESPONSES_ECHO = {"instructions": None, "metadata": {}, "parallel_tool_calls": True, "previous_response_id": None,
+                   "reasoning": None, "store": True, "temperature": None, "text": {"format": {"type": "text"}},
+                   "tool_choice": "auto", "tools": [], "top_p": None, "truncation": "disabled"}
+
+
+def responses_object(n: int, model: str, entry: dict, usage: dict, request: dict | None = None) -> dict:
+    """An OpenAI Responses API response object (status completed) for one entry; `request` fields are echoed."""
     output: list[dict] = []
     if entry.get("text"):
         output.append({"type": "message", "id": f"msg_{n:04d}", "status": "completed", "role": "assistant",
@@ -201,9 +208,10 @@ def responses_object(n: int, model: str, entry: dict, usage: dict) -> dict:
             output.append({"type": "function_call", "id": f"fc_{n:04d}_{j}", "status": "completed",
                            "call_id": call_id, "name": call["name"], "arguments": call_arguments(call)})
     cached, reasoning = int(usage.get("cached_tokens") or 0), int(usage.get("reasoning_tokens") or 0)
+    echoed = {k: (request or {}).get(k, default) for k, default in _RESPONSES_ECHO.items()}
     return {
         "id": f"resp_scripted_{n:04d}", "object": "response", "created_at": int(time.time()), "status": "completed",
-        "model": model, "output": output, "error": None, "incomplete_details": None,
+        "model": model, "output": output, "error": None, "incomplete_details": None, **echoed,
         "usage": {"input_tokens": usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": cached},
                   "output_tokens": usage["completion_tokens"],
                   "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": usage["total_tokens"]},
@@ -238,6 +246,8 @@ def responses_events(response: dict, step: int) -> list[tuple[str, dict]]:
         events.append(("response.output_item.done", {"type": "response.output_item.done", "output_index": i,
                                                      "item": item}))
     events.append(("response.completed", {"type": "response.completed", "response": response}))
+    for i, (_, data) in enumerate(events):  # the real stream numbers its events
+        data["sequence_number"] = i
     return events
 
 
@@ -391,7 +401,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, message)
         else:
-            response = responses_object(n, model, entry, usage)
+            response = responses_object(n, model, entry, usage, body)
             if body.get("stream"):
                 self._sse(responses_events(response, int(self.owner.chunk_chars)), entry.get("drop_after"))
             else:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..jsonio import BAD, HEAD_BYTES, read_head, recover_line
+from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
 
@@ -31,10 +31,13 @@ PRODUCER = "claude-code"
 # Record types that carry no conversation content; skipped on purpose.
 # file-history-snapshot: file backups for /rewind; progress: streaming hook/tool progress;
 # queue-operation: the input queue; permission-mode/mode: UI state; last-prompt: the prompt box;
-# agent-name: a label; worktree-state/relocated/bridge-session/atis-latch/frame-link: harness state.
+# agent-name: a label; worktree-state/relocated/bridge-session/atis-latch/frame-link: harness state;
+# api-request(-shape/-blob)/cost-state/tools-used (2.1.3xx): copies of request payloads and running totals, which
+# repeat the messages and usage already read from the user/assistant lines.
 SKIPPED_TYPES = frozenset({
     "file-history-snapshot", "progress", "queue-operation", "permission-mode", "mode", "last-prompt",
     "agent-name", "worktree-state", "relocated", "bridge-session", "atis-latch", "frame-link",
+    "api-request", "api-request-shape", "api-request-blob", "cost-state", "tools-used",
 })
 
 # `system` subtypes that are only timing; everything else under `system` becomes a harness row.
@@ -149,7 +152,7 @@ def read(path: str | os.PathLike, report) -> list[Session]:
     record = reader.record
     handlers = reader.handlers
     loads = orjson.loads
-    with open(path, "rb") as fh:
+    with open(path, "rb", buffering=READ_BUFFER) as fh:
         for lineno, raw in enumerate(fh, 1):
             if _skippable(raw):
                 continue
@@ -243,6 +246,7 @@ class _Reader:
         self.dupes: list[int] = []
         self.boundaries: list[int] = []
         self.after_boundary: list[tuple[int, int]] = []  # (row, boundary row) of rows replayed after a compaction
+        self.preserved: dict[int, list] = {}  # boundary row -> compactMetadata.preservedMessages uuids
         self.titles: dict[str, str] = {}
         self.summaries: list[tuple[str, str]] = []  # (leafUuid, summary)
         self.other_sids: set[str] = set()
@@ -537,6 +541,10 @@ class _Reader:
             i = self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
                                boundary="compaction", raw_type="system/compact_boundary")
             self.boundaries.append(i)
+            kept = meta.get("preservedMessages")
+            kept = kept.get("allUuids") or kept.get("uuids") if type(kept) is dict else None
+            if type(kept) is list:  # the messages kept verbatim after the summary (2.1.3xx writes no second copy)
+                self.preserved[i] = kept
             return
         text = _system_text(rec)
         self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
@@ -626,6 +634,10 @@ class _Reader:
             cols["in_context"][:last] = [False] * last
             for i, boundary in self.after_boundary:  # preserved messages re-written after the last boundary
                 if boundary == last and i < last:
+                    cols["in_context"][i] = True
+            for uuid in self.preserved.get(last, ()):  # preserved messages named by the last boundary
+                i = self.by_uuid.get(uuid) if isinstance(uuid, str) else None
+                if i is not None and i < last:
                     cols["in_context"][i] = True
         if self.models:
             s.model = self.models.most_common(1)[0][0]

@@ -19,14 +19,17 @@ from typing import Any
 
 import orjson
 
+from ..jsonio import READ_BUFFER
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
 
 NAME = "codex"
 
 # Top-level record types read on purpose without making rows. turn_context repeats per turn (only its model is
-# read); world_state / inter_agent_communication_metadata are harness state snapshots.
-SKIPPED_RECORDS = frozenset({"turn_context", "world_state", "inter_agent_communication_metadata"})
+# read); world_state / inter_agent_communication_metadata are harness state snapshots; token_usage_record (0.17x)
+# repeats, per response, the usage that the token_count events already give.
+SKIPPED_RECORDS = frozenset({"turn_context", "world_state", "inter_agent_communication_metadata",
+                             "token_usage_record"})
 
 # event_msg types skipped on purpose: lifecycle telemetry, streaming deltas, and UI echoes of response items
 # (agent_reasoning repeats reasoning summaries; item_* and *_end repeat calls/outputs; their failure flags are
@@ -137,7 +140,7 @@ def discover(home: Path) -> list[Path]:
 
 
 def _open(path: Path):
-    fh = open(path, "rb")  # noqa: SIM115 - returned open, closed by the caller's `with`
+    fh = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - returned open, closed by the caller's `with`
     if fh.read(4) != _ZSTD_MAGIC:
         fh.seek(0)
         return fh

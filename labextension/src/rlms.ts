@@ -1,0 +1,213 @@
+// Logs of the reference implementation (`rlms` on PyPI) turned into trace events in the browser, the same way
+// rlm_jupyter/trace/rlms.py does on the Python side (tests/test_labext_schema.py checks both give equal events).
+//
+// An rlms logger file is a `metadata` line, then one `iteration` line per root turn; the counter restarts at 1 for
+// each completion() call, which is how runs are told apart. Sub-calls sit in code_blocks[].result.rlm_calls[]; a
+// child RLM's own iterations are nested in the call's `metadata`. The log has no ids and no per-call timestamps, so
+// ids are positional and times come from the iteration timestamps.
+
+import type { TraceEvent } from './store';
+
+export const TRACE_FORMAT = 'rlm-jupyter-trace';
+export const TRACE_VERSION = 1;
+
+type Rec = Record<string, any>;
+
+export interface Imported {
+  header: Rec;
+  events: TraceEvent[];
+}
+
+export function isRlmsLog(first: unknown): boolean {
+  return isObj(first) && first.type === 'metadata' && 'root_model' in first;
+}
+
+export function isRlmsCompletion(doc: unknown): boolean {
+  return isObj(doc) && 'root_model' in doc && 'metadata' in doc;
+}
+
+/** Every record of a logger file, in order (the first is the metadata line). */
+export function fromRlmsLog(lines: unknown[], source: string): Imported {
+  const meta = lines[0] as Rec;
+  const b = new Builder();
+  const runs: Rec[][] = [];
+  for (const rec of lines.slice(1)) {
+    if (!isObj(rec) || rec.type !== 'iteration') {
+      continue;
+    }
+    const last = runs.length ? runs[runs.length - 1] : null;
+    if (!last || (rec.iteration || 1) <= (last[last.length - 1].iteration || 0)) {
+      runs.push([]);
+    }
+    runs[runs.length - 1].push(rec);
+  }
+  for (const its of runs) {
+    b.run(meta, its, null, question(its));
+  }
+  return { header: header(source), events: b.events };
+}
+
+/** An RLMChatCompletion dumped as JSON (its metadata holds the iterations when a logger was set). */
+export function fromRlmsCompletion(doc: Rec, source: string): Imported {
+  const meta = maybeJson(doc.metadata) || {};
+  const b = new Builder();
+  const prompt = maybeJson(doc.prompt);
+  b.run(meta.run_metadata || { root_model: doc.root_model }, meta.iterations || [], null,
+    typeof prompt === 'string' ? prompt : null);
+  return { header: header(source), events: b.events };
+}
+
+function header(source: string): Rec {
+  return { type: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, imported_from: 'rlms', source };
+}
+
+class Builder {
+  events: TraceEvent[] = [];
+  private n = 0;
+  private rootModel: string | null = null;
+
+  emit(type: string, parent: string | null, t: number | null, fields: Rec): TraceEvent {
+    this.n += 1;
+    const e: TraceEvent = { id: `rlms-${type}-${this.n}`, parent, type, t: t || 0.0, ...fields };
+    this.events.push(e);
+    return e;
+  }
+
+  run(meta: Rec, iterations: Rec[], parent: string | null, q: string | null): TraceEvent {
+    const outer = this.rootModel;
+    this.rootModel = meta.root_model ?? null;
+    const t0 = ts(meta.timestamp) ?? (iterations.length ? ts(iterations[0].timestamp) : null);
+    const run = this.emit('run', parent, t0, {
+      question: q || '', model: meta.root_model ?? null, sub_model: (meta.other_backends || [null])[0] ?? null,
+      max_depth: meta.max_depth ?? null, max_iterations: meta.max_iterations ?? null,
+      environment: meta.environment_type ?? null, imported_from: 'rlms',
+    });
+    let final: unknown = null;
+    for (const it of iterations) {
+      final = this.iteration(run.id, it) || final; // as Python's `or`: an empty answer keeps the previous one
+    }
+    if (final !== null) {
+      this.emit('final', run.id, null, { answer: final, via: 'rlms' });
+    }
+    this.emit('run_end', run.id, null, { status: final !== null ? 'done' : 'unfinished' });
+    this.rootModel = outer;
+    return run;
+  }
+
+  iteration(runId: string, it: Rec): unknown {
+    const t = ts(it.timestamp);
+    const prompt = it.prompt;
+    const step = this.emit('step', runId, t, {
+      index: (it.iteration || 1) - 1, response: it.response || '',
+      prompt_messages: Array.isArray(prompt) ? prompt.length : null, dur: it.iteration_time ?? null,
+      model: this.rootModel, tokens_in: null, tokens_out: null,
+    });
+    (it.code_blocks || []).forEach((block: Rec, k: number) => {
+      const result = block.result || {};
+      const code = this.emit('code', step.id, t, { index: k, code: block.code || '' });
+      for (const call of result.rlm_calls || []) {
+        this.call(code.id, call, t);
+      }
+      const stderr: string = result.stderr || '';
+      this.emit('output', code.id, t, {
+        stdout: result.stdout || '', stderr, status: stderr.trim() ? 'error' : 'ok',
+        dur: toFloat(result.execution_time),
+      });
+    });
+    return it.final_answer ?? null;
+  }
+
+  call(parent: string, call: Rec, t: number | null): void {
+    const [tin, tout, cost] = usage(call.usage_summary);
+    const sub = this.emit('sub_call', parent, t, {
+      model: call.root_model ?? null, prompt: text(call.prompt), response: text(call.response), tokens_in: tin,
+      tokens_out: tout, cost_usd: cost, dur: toFloat(call.execution_time), status: call.error ? 'error' : 'ok',
+      error: call.error ?? null,
+    });
+    const meta = maybeJson(call.metadata);
+    if (isObj(meta) && Array.isArray(meta.iterations) && meta.iterations.length) {
+      const child = this.run(meta.run_metadata || {}, meta.iterations, sub.id, text(call.prompt));
+      sub.child_run = child.id;
+    }
+  }
+}
+
+function usage(summary: unknown): [number, number, number | null] {
+  const s = maybeJson(summary);
+  if (!isObj(s)) {
+    return [0, 0, null];
+  }
+  let tin = 0;
+  let tout = 0;
+  for (const m of Object.values((s.model_usage_summaries || {}) as Rec)) {
+    tin += m?.total_input_tokens || 0;
+    tout += m?.total_output_tokens || 0;
+  }
+  return [tin, tout, s.total_cost ?? null];
+}
+
+// Naive ISO times are local time, as Python's datetime.fromisoformat(...).timestamp() reads them; microseconds
+// are kept (Date.parse would round them to milliseconds).
+const ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(Z|[+-]\d{2}:?\d{2})?$/;
+
+export function ts(value: unknown): number | null {
+  if (typeof value !== 'string') {
+    return null;
+  }
+  const m = ISO.exec(value.trim());
+  if (!m) {
+    return null;
+  }
+  const [y, mo, d, hh, mi, ss] = [1, 2, 3, 4, 5, 6].map(i => Number(m[i] ?? 0));
+  const micro = m[7] ? Number(m[7].padEnd(6, '0')) : 0;
+  let secs: number;
+  if (m[8]) {
+    const off = m[8] === 'Z' ? 0 : (m[8][0] === '-' ? -1 : 1) *
+      (Number(m[8].slice(1, 3)) * 60 + Number(m[8].slice(-2)));
+    secs = Date.UTC(y, mo - 1, d, hh, mi, ss) / 1000 - off * 60;
+  } else {
+    secs = new Date(y, mo - 1, d, hh, mi, ss).getTime() / 1000;
+  }
+  return isFinite(secs) ? secs + micro / 1e6 : null;
+}
+
+// Some dumps store nested dicts as strings; JSON ones are read, Python reprs stay text (the Python importer can
+// also read those: `rlm-jupyter` / `rj.Trace.load` then `save` gives a trace file this viewer opens).
+function maybeJson(value: unknown): any {
+  if (typeof value === 'string' && (value.startsWith('{') || value.startsWith('['))) {
+    try {
+      return JSON.parse(value);
+    } catch {
+      return value;
+    }
+  }
+  return value;
+}
+
+function toFloat(v: unknown): number | null {
+  if (v === null || v === undefined || typeof v === 'boolean') {
+    return null;
+  }
+  const n = Number(v);
+  return typeof v !== 'object' && isFinite(n) && !(typeof v === 'string' && !v.trim()) ? n : null;
+}
+
+function text(v: unknown): string {
+  return typeof v === 'string' ? v : v == null ? '' : JSON.stringify(v);
+}
+
+function question(its: Rec[]): string | null {
+  const prompt = its.length ? its[0].prompt : null;
+  if (Array.isArray(prompt)) {
+    for (const m of prompt) {
+      if (isObj(m) && m.role === 'user' && typeof m.content === 'string') {
+        return m.content;
+      }
+    }
+  }
+  return null;
+}
+
+function isObj(v: unknown): v is Rec {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}

@@ -1,0 +1,172 @@
+// What the JupyterLab renderer is given, turned into checked trace events: the MIME bundle of a notebook output
+// ({header, events, title?, status?, budget?}), the text of a `.rlmtrace.jsonl` file, or an `rlms` log (logger
+// JSONL or a completion JSON dump), read the way rlm_jupyter/trace/reader.py reads files. Every line is checked
+// against rlm_jupyter/trace/schema.json; lines that fail are left out of the view and listed, never silently.
+
+import schemaJson from '../../rlm_jupyter/trace/schema.json';
+import { fromRlmsCompletion, fromRlmsLog, isRlmsCompletion, isRlmsLog, TRACE_FORMAT, TRACE_VERSION } from './rlms';
+import { SchemaChecker, SchemaError } from './schemacheck';
+import type { TraceEvent } from './store';
+
+export { TRACE_FORMAT, TRACE_VERSION } from './rlms';
+
+export type TraceSource = 'trace' | 'rlms-log' | 'rlms-completion' | 'bundle';
+
+export interface LoadedTrace {
+  header: Record<string, any> | null;
+  events: TraceEvent[];
+  source: TraceSource;
+  /** Non-fatal: lines skipped, events that failed the schema (with where and why). */
+  problems: string[];
+  title?: string;
+  status?: string;
+  budget?: Record<string, any> | null;
+}
+
+/** A document that cannot be shown as a trace at all; the message says what was expected and what to do. */
+export class TraceFormatError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TraceFormatError';
+  }
+}
+
+let checker: SchemaChecker | null = null;
+
+export function traceSchema(): SchemaChecker {
+  return (checker ??= new SchemaChecker(schemaJson as object));
+}
+
+/** The text of a trace file or an rlms log. */
+export function loadText(text: string, name = 'this file'): LoadedTrace {
+  let whole: unknown;
+  try {
+    whole = JSON.parse(text); // a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump
+  } catch {
+    whole = undefined;
+  }
+  if (isRlmsCompletion(whole)) {
+    const imp = fromRlmsCompletion(whole as Record<string, any>, name);
+    return checked(imp.header, imp.events, 'rlms-completion', []);
+  }
+  const records: unknown[] = [];
+  const problems: string[] = [];
+  const lines = text.split('\n');
+  lines.forEach((line, i) => {
+    if (!line.trim()) {
+      return;
+    }
+    try {
+      records.push(JSON.parse(line));
+    } catch {
+      // Only the last line can be cut off by a killed writer (every other line ended with its newline).
+      problems.push(i < lines.length - 1 ? `line ${i + 1}: not valid JSON; skipped`
+        : `line ${i + 1}: cut-off last line (run interrupted?); ignored`);
+    }
+  });
+  if (!records.length) {
+    throw new TraceFormatError(`${name} is empty: a trace file has a header line, then one event per line.`);
+  }
+  const first = records[0] as Record<string, any>;
+  if (first && typeof first === 'object' && first.format === TRACE_FORMAT) {
+    checkVersion(first);
+    return checked(first, records.slice(1), 'trace', problems, 2);
+  }
+  if (isRlmsLog(first)) {
+    const imp = fromRlmsLog(records, name);
+    return checked(imp.header, imp.events, 'rlms-log', problems);
+  }
+  throw new TraceFormatError(
+    `${name} is not a trace: expected an rlm-jupyter trace (first line a header with format '${TRACE_FORMAT}') ` +
+    `or an rlms log (first line of type 'metadata'); the first line is ${preview(lines.find(l => l.trim()))}.`);
+}
+
+/** The data of an `application/vnd.rlm-jupyter.trace+json` output. */
+export function loadBundle(data: unknown): LoadedTrace {
+  if (typeof data === 'string') {
+    return loadText(data, 'this output');
+  }
+  if (Array.isArray(data)) {
+    return checked(null, data, 'bundle', []);
+  }
+  if (data && typeof data === 'object' && Array.isArray((data as any).events)) {
+    const d = data as Record<string, any>;
+    const header = d.header && typeof d.header === 'object' ? d.header : null;
+    if (header) {
+      checkVersion(header);
+    }
+    const out = checked(header, d.events, 'bundle', []);
+    // TraceView.bundle() (rlm_jupyter/jupyter/widget.py) keeps the view's title, status and budget in the header
+    const pick = (k: string) => d[k] ?? header?.[k];
+    out.title = typeof pick('title') === 'string' && pick('title') ? pick('title') : undefined;
+    out.status = typeof pick('status') === 'string' && pick('status') ? pick('status') : undefined;
+    out.budget = pick('budget') && typeof pick('budget') === 'object' ? pick('budget') : null;
+    return out;
+  }
+  throw new TraceFormatError(
+    'This output is not a trace: application/vnd.rlm-jupyter.trace+json data must be an object with an ' +
+    '"events" list (as rlm_jupyter writes it). Re-display the run with a current rlm-jupyter.');
+}
+
+function checkVersion(header: Record<string, any>): void {
+  if (header.format !== undefined && header.format !== TRACE_FORMAT) {
+    throw new TraceFormatError(`Not an rlm-jupyter trace: its header names the format ${preview(header.format)}.`);
+  }
+  if (header.version !== undefined && header.version !== TRACE_VERSION) {
+    const newer = typeof header.version === 'number' && header.version > TRACE_VERSION;
+    throw new TraceFormatError(
+      `This trace has format version ${typeof header.version === "number" ? header.version : preview(header.version)}; this viewer reads version ${TRACE_VERSION}. ` +
+      (newer ? 'It was written by a newer rlm-jupyter: upgrade it (pip install -U rlm-jupyter) and reload the page.'
+        : 'Convert it with the rlm-jupyter that wrote it.'));
+  }
+}
+
+/** Validate the header and every event; keep the valid events (a later version of an id replaces the earlier). */
+function checked(header: Record<string, any> | null, records: unknown[], source: TraceSource, problems: string[],
+  firstLine?: number): LoadedTrace {
+  const schema = traceSchema();
+  if (header) {
+    const errs = schema.check(header);
+    if (errs.length) {
+      throw new TraceFormatError(`The trace header is not valid: ${reasons(errs)}.`);
+    }
+  }
+  const events: TraceEvent[] = [];
+  const seen = new Map<string, number>();
+  records.forEach((rec, i) => {
+    const errs = schema.check(rec);
+    if (!errs.length && (rec as any).type === 'header') {
+      return; // a header repeated by a resumed writer
+    }
+    if (errs.length) {
+      const where = firstLine !== undefined ? `line ${firstLine + i}` : `event ${i + 1}`;
+      const id = rec && typeof rec === 'object' && typeof (rec as any).id === 'string' ? ` (${(rec as any).id})` : '';
+      problems.push(`${where}${id}: ${reasons(errs)}; not shown`);
+      return;
+    }
+    const e = rec as TraceEvent;
+    const at = seen.get(e.id);
+    if (at === undefined) {
+      seen.set(e.id, events.length);
+      events.push(e);
+    } else {
+      events[at] = e; // an amended event (same id) replaces the earlier version in place, as the Python reader does
+    }
+  });
+  if (!events.some(e => e.type === 'run' && e.parent == null)) {
+    if (!events.length && problems.length) {
+      throw new TraceFormatError(`No valid trace event to show. ${problems.slice(0, 3).join('. ')}`);
+    }
+    problems.push('no top-level run event: the trace is incomplete');
+  }
+  return { header, events, source, problems };
+}
+
+function reasons(errs: SchemaError[]): string {
+  return errs.slice(0, 3).map(e => (e.path ? `${e.path.slice(1)}: ` : '') + e.message).join('; ');
+}
+
+function preview(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  return JSON.stringify(s.length > 80 ? s.slice(0, 79) + '…' : s);
+}

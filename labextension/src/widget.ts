@@ -1,0 +1,88 @@
+// anywidget entry: the TraceView and compare widgets of rlm_jupyter/jupyter/widget.py.
+//
+// Kernel -> view (custom messages): {kind: "events", events, reset?} and {kind: "message", ...reply}.
+// View -> kernel (model.send): {action: "sync"} when a view appears (it gets every event so far, so a re-displayed
+// or reloaded view catches up), the user's actions (pause/step/continue/stop/rerun), and {action: "message", id}.
+// Events travel as messages, not as a synced trait: a trait would resend the whole list on every update.
+
+import { ComparisonData, renderCompare } from './compare';
+import { ensureStyles } from './styles';
+import { Budget, MessageReply, TraceEvent, TraceView } from './view';
+
+export { TraceView } from './view';
+export { renderCompare } from './compare';
+
+interface Model {
+  get(name: string): any;
+  on(event: string, cb: (...args: any[]) => void): void;
+  off(event?: string | null, cb?: ((...args: any[]) => void) | null): void;
+  send(content: Record<string, unknown>, callbacks?: unknown, buffers?: unknown[]): void;
+}
+
+interface KernelMsg {
+  kind?: string;
+  events?: TraceEvent[];
+  reset?: boolean;
+  [k: string]: unknown;
+}
+
+function renderTrace(model: Model, el: HTMLElement): () => void {
+  const view = new TraceView(el, {
+    title: model.get('title') || '',
+    status: model.get('status') || '',
+    budget: (model.get('budget') as Budget | null) ?? null,
+    controls: !!model.get('controls'),
+    send: msg => model.send(msg),
+  });
+  const onMsg = (msg: KernelMsg) => {
+    if (!msg || typeof msg !== 'object') {
+      return;
+    }
+    if (msg.kind === 'events' && Array.isArray(msg.events)) {
+      if (msg.reset) {
+        view.reset(msg.events);
+      } else {
+        view.upsert(msg.events);
+      }
+    } else if (msg.kind === 'message') {
+      view.showMessage(msg as unknown as MessageReply);
+    }
+  };
+  const onStatus = () => view.setStatus(model.get('status') || '');
+  const onTitle = () => view.setTitle(model.get('title') || '');
+  const onBudget = () => view.setBudget(model.get('budget') ?? null);
+  const onControls = () => view.setControls(!!model.get('controls'));
+  model.on('msg:custom', onMsg);
+  model.on('change:status', onStatus);
+  model.on('change:title', onTitle);
+  model.on('change:budget', onBudget);
+  model.on('change:controls', onControls);
+  model.send({ action: 'sync' });
+  return () => {
+    model.off('msg:custom', onMsg);
+    model.off('change:status', onStatus);
+    model.off('change:title', onTitle);
+    model.off('change:budget', onBudget);
+    model.off('change:controls', onControls);
+    view.dispose();
+  };
+}
+
+function render({ model, el }: { model: Model; el: HTMLElement }): () => void {
+  ensureStyles(el.ownerDocument);
+  if (model.get('_kind') === 'compare') {
+    let root = renderCompare(el, model.get('comparison') as ComparisonData);
+    const onChange = () => {
+      root.remove();
+      root = renderCompare(el, model.get('comparison') as ComparisonData);
+    };
+    model.on('change:comparison', onChange);
+    return () => {
+      model.off('change:comparison', onChange);
+      root.remove();
+    };
+  }
+  return renderTrace(model, el);
+}
+
+export default { render };

@@ -1,0 +1,21 @@
+"""Context X-ray: what an agent had in its model's window at each turn, what each compaction threw away, and the
+same question answered from the window, a sliding window and RLM over the full history. Needs only the context
+and the engine (no Jupyter); the chart library (altair) is imported by `plot()` only."""
+
+from __future__ import annotations
+
+from .core import Window, XRay
+
+
+def xray(ctx, session: str | None = None, *, limit: int | None = None) -> XRay:
+    """X-ray one session of `ctx` (a Context, or paths for `rj.load`). session: an id or a unique prefix; None
+    picks the only session, else the one with the most compactions. limit: the model's window in tokens, where
+    the session files do not record it (only Codex does)."""
+    if not hasattr(ctx, "table"):
+        from ..context import Context
+
+        ctx = Context.load(*(ctx if isinstance(ctx, (list, tuple)) else [ctx]))
+    return XRay(ctx, session, limit=limit)
+
+
+__all__ = ["Window", "XRay", "xray"]

@@ -1,0 +1,233 @@
+"""Real Claude Code (2.1.332 and 2.1.197) and Codex CLI sessions that compacted for real (tests/data/recorded/,
+see NOTES.md there).
+
+Every expectation is computed here from the agent's own files with plain json, independently of the loaders:
+the compaction records (Claude `compact_boundary` + `isCompactSummary`, Codex `compacted` + `replacement_history`),
+what each says was kept, the typed prompts and the failed tool calls. The loaded table must agree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import rlm_jupyter as rj
+
+RECORDED = Path(__file__).parent / "data" / "recorded"
+CLAUDE = RECORDED / "claude-code"
+CODEX = RECORDED / "codex"
+
+
+def _records(path: Path) -> list[tuple[int, dict]]:
+    """(1-based line number, record) of a JSONL file."""
+    with path.open(encoding="utf-8") as f:
+        return [(n, json.loads(line)) for n, line in enumerate(f, 1) if line.strip()]
+
+
+def _line(source: str) -> int:
+    return int(source.rsplit(":", 1)[1])
+
+
+def _only_file(root: Path) -> Path:
+    files = sorted(root.rglob("*.jsonl"))
+    assert len(files) == 1, files
+    return files[0]
+
+
+def _recording(folder: Path) -> dict:
+    return json.loads((folder / "recording.json").read_text())
+
+
+# --------------------------------------------------------------------------- Claude Code
+
+
+@pytest.fixture(scope="module", params=["current", "v2.1.197"])
+def claude(request):
+    folder = CLAUDE / request.param
+    path = _only_file(folder / "projects")
+    ctx = rj.load(folder / "projects")
+    return path, _records(path), ctx
+
+
+def test_claude_file_is_the_recorded_version(claude):
+    path, recs, ctx = claude
+    versions = {r.get("version") for _, r in recs if r.get("type") in ("user", "assistant")}
+    assert versions == {_recording(path.parents[2])["claude_version"].split()[0]}
+    assert ctx.sessions["producer_version"].to_list() == list(versions)
+    assert sum(f.stat().st_size for f in CLAUDE.rglob("*") if f.is_file()) < 1_500_000
+
+
+def test_claude_compaction_boundaries(claude):
+    _, recs, ctx = claude
+    boundaries = [r for _, r in recs if r.get("type") == "system" and r.get("subtype") == "compact_boundary"]
+    triggers = [b["compactMetadata"]["trigger"] for b in boundaries]
+    assert triggers.count("manual") == 1 and triggers.count("auto") >= 1  # the /compact turn and real auto ones
+    df = ctx.df
+    rows = df.filter(pl.col("boundary") == "compaction")
+    assert rows["id"].to_list() == [b["uuid"] for b in boundaries]
+    assert rows["raw_type"].unique().to_list() == ["system/compact_boundary"]
+    for b, text in zip(boundaries, rows["text"], strict=True):
+        assert f"{b['compactMetadata']['trigger']} trigger" in text
+        assert f"{b['compactMetadata']['preTokens']:,}" in text
+    # Each boundary names the summary Claude Code wrote after it (isCompactSummary) as the anchor of what it kept.
+    summaries = [r for _, r in recs if r.get("isCompactSummary")]
+    assert [s["uuid"] for s in summaries] == [b["compactMetadata"]["preservedMessages"]["anchorUuid"]
+                                              for b in boundaries]
+    srows = df.filter(pl.col("id").is_in([s["uuid"] for s in summaries]))
+    assert srows["origin"].unique().to_list() == ["summary"]
+    assert srows["boundary"].unique().to_list() == ["summary"]
+    assert ctx.sessions["compactions"].to_list() == [len(boundaries)]
+
+
+def _claude_row_keys(rec: dict) -> list[str]:
+    """The ids the loader gives the rows of one user/assistant record: message.id, tool_use ids, else the uuid."""
+    msg = rec.get("message") or {}
+    content = msg.get("content")
+    if rec["type"] == "assistant":
+        return [msg["id"]] + [b["id"] for b in content if b.get("type") == "tool_use"]
+    if isinstance(content, list) and any(b.get("type") == "tool_result" for b in content):
+        return []  # fused into the tool row of its call (keyed by the tool_use id above)
+    return [rec["uuid"]]
+
+
+def test_claude_in_context_follows_the_last_boundary(claude):
+    _, recs, ctx = claude
+    last_line, last = max((n, r) for n, r in recs if r.get("subtype") == "compact_boundary")
+    kept = set(last["compactMetadata"]["preservedMessages"]["uuids"])
+    assert kept  # Claude Code names the messages it kept verbatim after the summary
+    expected: dict[str, bool] = {}
+    for n, r in recs:
+        if r.get("type") not in ("user", "assistant"):
+            continue
+        for key in _claude_row_keys(r):
+            expected.setdefault(key, n > last_line or r["uuid"] in kept)
+    df = ctx.df.filter(pl.col("id").is_in(list(expected)))
+    assert df.height == len(expected)
+    got = dict(zip(df["id"], df["in_context"], strict=True))
+    assert got == expected
+    # What the compactions dropped: the big log read, the failed test run and the Redis decision text.
+    dropped = ctx.df.filter(~pl.col("in_context"))
+    assert dropped.filter(pl.col("tool_input").str.contains("sessions.log")).height == 1
+    assert dropped.filter(pl.col("text").str.contains("We rejected Redis sessions")).height >= 1
+
+
+def test_claude_prompts_and_tool_errors(claude):
+    path, recs, ctx = claude
+    typed = [r["message"]["content"] for _, r in recs
+             if r.get("type") == "user" and isinstance(r["message"]["content"], str)
+             and not r.get("isMeta") and not r.get("isCompactSummary") and not r["message"]["content"].startswith("<")]
+    assert typed == [p for p in _recording(path.parents[2])["prompts"] if not p.startswith("/")]
+    df = ctx.df
+    assert df.filter(pl.col("origin") == "human")["text"].to_list() == typed
+    failed = {b["tool_use_id"] for _, r in recs if r.get("type") == "user" and isinstance(r["message"]["content"], list)
+              for b in r["message"]["content"] if b.get("type") == "tool_result" and b.get("is_error")}
+    assert len(failed) == 2  # the failing test run (exit 1) and the Read of a missing file
+    assert set(df.filter(pl.col("tool_status") == "error")["id"]) == failed
+    assert ctx.sessions.select("user_prompts", "tool_errors").row(0) == (len(typed), len(failed))
+
+
+def test_claude_bookkeeping_and_synthetic_records(claude):
+    _, recs, ctx = claude
+    assert not [i for i in ctx.report.issues if i.kind == "unknown"]
+    kinds = {r.get("type") for _, r in recs}
+    version = next(r["version"] for _, r in recs if r.get("type") == "user")
+    if version.startswith("2.1.3"):  # 2.1.3xx writes request bookkeeping into the session file
+        assert {"api-request", "api-request-blob", "cost-state"} <= kinds
+        assert not ctx.df["raw_type"].is_in(["api-request", "api-request-blob", "cost-state", "tools-used"]).any()
+    # Replies no model produced (2.1.197 answers the turn after /compact itself) are harness rows, not model rows.
+    synthetic = [r["message"]["id"] for _, r in recs if r.get("type") == "assistant"
+                 and r["message"].get("model") == "<synthetic>"]
+    rows = ctx.df.filter(pl.col("id").is_in(synthetic))
+    assert rows.height == len(synthetic) and set(rows["origin"]) <= {"harness"}
+    model_steps = {r["message"]["id"] for _, r in recs if r.get("type") == "assistant"  # one API message may span
+                   and r["message"].get("model") != "<synthetic>"}                      # several lines
+    assert set(ctx.df.filter(pl.col("origin") == "model")["id"]) == model_steps
+
+
+# --------------------------------------------------------------------------- Codex CLI
+
+
+@pytest.fixture(scope="module")
+def codex():
+    path = _only_file(CODEX / "sessions")
+    ctx = rj.load(CODEX / "sessions")
+    return path, _records(path), ctx
+
+
+def _message_text(item: dict) -> str:
+    return "".join(c.get("text") or "" for c in item.get("content") or [])
+
+
+def _exit_code(output: str) -> int | None:
+    m = re.search(r"Process exited with code (-?\d+)", output)
+    return int(m.group(1)) if m else None
+
+
+def test_codex_compactions_auto_then_manual(codex):
+    _, recs, ctx = codex
+    compacted = [(n, r) for n, r in recs if r["type"] == "compacted"]
+    assert len(compacted) == 2
+    # The first happened inside the turn that read sessions.log (auto), the second in a turn with no user message:
+    # the app-server's thread/compact/start (manual).
+    turns: list[list[dict]] = []
+    for _, r in recs:
+        p = r["payload"]
+        if r["type"] == "event_msg" and p.get("type") == "task_started":
+            turns.append([])
+        elif turns:
+            turns[-1].append(r)
+    with_compaction = [t for t in turns if any(r["type"] == "compacted" for r in t)]
+    prompts = [[_message_text(r["payload"]) for r in t if r["type"] == "response_item"
+                and r["payload"].get("type") == "message" and r["payload"].get("role") == "user"]
+               for t in with_compaction]
+    assert prompts == [["Check sessions.log: how many expired sessions were served before the fix?"], []]
+    sent = [json.loads(line) for line in (CODEX / "app-server-compact.jsonl").read_text().splitlines()]
+    assert any(m.get("sent", {}).get("method") == "thread/compact/start" for m in sent)
+
+    rows = ctx.df.filter(pl.col("boundary") == "compaction")
+    assert [_line(s) for s in rows["source"]] == [n for n, _ in compacted]
+    assert rows["raw_type"].to_list() == ["compacted", "compacted"]
+    assert ctx.sessions["compactions"].to_list() == [len(compacted)]
+    for (_, r), text in zip(compacted, rows["text"], strict=True):
+        assert text == r["payload"]["message"]
+
+
+def test_codex_in_context_follows_replacement_history(codex):
+    _, recs, ctx = codex
+    last_line, last = max((n, r) for n, r in recs if r["type"] == "compacted")
+    kept = [_message_text(i) for i in last["payload"]["replacement_history"] if i.get("type") == "message"]
+    assert "What did we decide about Redis, and why?" in kept
+    expected: dict[int, bool] = {}  # line -> in_context, for the response items that make rows
+    for n, r in recs:
+        if r["type"] == "response_item" and r["payload"].get("type") in (
+                "message", "function_call", "custom_tool_call"):
+            p = r["payload"]
+            keep = p.get("type") == "message" and p.get("role") in ("user", "developer") and _message_text(p) in kept
+            expected[n] = n > last_line or keep
+    df = ctx.df.filter(pl.col("raw_type") != "compacted")
+    got = {_line(s): v for s, v in zip(df["source"], df["in_context"], strict=True)}
+    assert got == expected
+    dropped = ctx.df.filter(~pl.col("in_context") & (pl.col("role") == "tool"))
+    assert dropped.filter(pl.col("tool_input").str.contains("sessions.log")).height == 1
+
+
+def test_codex_prompts_and_tool_errors(codex):
+    _, recs, ctx = codex
+    typed = [_message_text(r["payload"]) for _, r in recs if r["type"] == "response_item"
+             and r["payload"].get("type") == "message" and r["payload"].get("role") == "user"
+             and not _message_text(r["payload"]).startswith("<")]
+    assert typed == [p for p in _recording(CODEX)["prompts"] if p]
+    df = ctx.df
+    assert df.filter(pl.col("origin") == "human")["text"].to_list() == typed
+    failed = {r["payload"]["call_id"] for _, r in recs if r["type"] == "response_item"
+              and r["payload"].get("type") == "function_call_output" and _exit_code(r["payload"]["output"])}
+    assert len(failed) == 2  # the failing test run and `cat config.py`
+    assert set(df.filter(pl.col("tool_status") == "error")["id"]) == failed
+    assert ctx.sessions.select("user_prompts", "tool_errors").row(0) == (len(typed), len(failed))
+    patches = df.filter(pl.col("text").str.starts_with("apply_patch"))
+    assert patches.height == 2 and patches["tool_status"].to_list() == ["ok", "ok"]
+    assert not [i for i in ctx.report.issues if i.kind == "unknown"]
