@@ -35,12 +35,13 @@ sysdeps:
 	@missing=""; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	      || echo "note: could not install$$missing"; \
 	  else echo "note: not installed:$$missing (bubblewrap: the REPL worker falls back to rlimits + seccomp," \
-	    "docs/isolation.md; chromium: the browser tests are skipped)"; fi; \
+	    "docs/isolation.md; chromium: the browser tests are skipped; npm: the front-end cannot be built)"; fi; \
 	fi
 
 lab: sysdeps $(VENV)/.installed $(VENV)/.js

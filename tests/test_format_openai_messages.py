@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, gemini, openai_messages, openhands, swe_agent
@@ -90,3 +91,11 @@ def test_strict_sniff(tmp_path):
     bad.write_bytes(LOCAL.read_bytes().replace(b"dummy", b"du\xffmmy"))
     _, df, _ = _load(bad)
     assert "du\ufffdmmy" in df["text"][2]
+
+
+@pytest.mark.parametrize("path", [GITHUB, LOCAL], ids=lambda p: p.name[:40])
+def test_no_timestamps_are_invented(path):
+    """These files record no times: every row's ts stays null rather than a made-up instant (1970 or now)."""
+    assert '"timestamp"' not in path.read_text(encoding="utf-8")
+    df = rj.load(path).df
+    assert df.height > 0 and df["ts"].null_count() == df.height

@@ -644,3 +644,50 @@ def test_recorded_store_equals_its_exports(store):
     marker = df.filter(df["boundary"] == "compaction")["seq"].item()
     assert not df.filter(df["seq"] < marker)["in_context"].any()
     assert df.filter(df["boundary"] == "summary")["origin"].to_list() == ["summary"]
+
+
+# --- timestamps -----------------------------------------------------------------------------------------------
+def _expected_ts_us(data: dict) -> dict[str, int]:
+    """Row id -> the time OpenCode wrote for it (epoch ms) in µs: messages `time.created`, tool rows their
+    `state.time.start` (else the message's)."""
+    out: dict[str, int] = {}
+    for m in data["messages"]:
+        created = m["info"]["time"]["created"]
+        out.setdefault(m["info"]["id"], created * 1000)
+        for p in m["parts"]:
+            if p.get("type") == "tool" and p.get("callID"):
+                start = ((p.get("state") or {}).get("time") or {}).get("start")
+                out.setdefault(p["callID"], (start or created) * 1000)
+    return out
+
+
+TS_SOURCES = [*ALL, RECORDED / "current" / "opencode.db", RECORDED / "v1.1" / "storage"]
+
+
+@pytest.mark.parametrize("path", TS_SOURCES, ids=lambda p: p.name.split("__")[-1])
+def test_timestamps_are_the_recorded_epoch_milliseconds(path):
+    """OpenCode writes epoch milliseconds; rows must land on those instants (not in 1970, as a ms value read as µs
+    would) and in the session's own [started, updated] span."""
+    import datetime as dt
+
+    ctx = rj.load(path)
+    df = ctx.df
+    assert df.height > 0 and df["ts"].null_count() == 0
+    years = set(df["ts"].dt.year().unique().to_list()) | set(ctx.sessions["started"].dt.year().to_list())
+    assert years <= {2025, 2026}, years
+    exports = [path] if path.suffix == ".json" else sorted((path.parent / "exports").glob("*.json"))
+    assert exports
+    checked = 0
+    for export in exports:
+        data = raw(export)
+        want = _expected_ts_us(data)
+        rows = df.filter(df["session_id"] == data["info"]["id"])
+        for rid, ts in zip(rows["id"].to_list(), rows["ts"].to_list(), strict=True):
+            if rid in want:
+                got = (ts - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+                assert got == want[rid], rid
+                checked += 1
+        s = ctx.sessions.filter(ctx.sessions["session_id"] == data["info"]["id"]).row(0, named=True)
+        assert s["started"].timestamp() * 1000 == pytest.approx(data["info"]["time"]["created"])
+        assert s["started"] <= rows["ts"].min() and rows["ts"].max() <= s["updated"]
+    assert checked >= len(exports) * 3

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, swe_agent
@@ -114,3 +115,11 @@ def test_trajectory_only_and_broken_files(tmp_path):
     cut.write_bytes(LEGACY.read_bytes()[:5000])
     ctx = rj.load(cut)
     assert ctx.df.height == 0 and "not valid JSON" in ctx.report.issues[0].reason
+
+
+@pytest.mark.parametrize("path", [SIMPLE, LEGACY, MARSH], ids=lambda p: p.name[:40])
+def test_no_timestamps_are_invented(path):
+    """These files record no times: every row's ts stays null rather than a made-up instant (1970 or now)."""
+    assert '"timestamp"' not in path.read_text(encoding="utf-8")
+    df = rj.load(path).df
+    assert df.height > 0 and df["ts"].null_count() == df.height

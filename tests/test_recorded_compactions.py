@@ -231,3 +231,44 @@ def test_codex_prompts_and_tool_errors(codex):
     patches = df.filter(pl.col("text").str.starts_with("apply_patch"))
     assert patches.height == 2 and patches["tool_status"].to_list() == ["ok", "ok"]
     assert not [i for i in ctx.report.issues if i.kind == "unknown"]
+
+
+def _claude_prefixes(recs: list[tuple[int, dict]]) -> list[tuple[int, int]]:
+    """(boundary line, last line) per compact_boundary: the file as it stood just before the next compaction (or at
+    the end), so that each boundary is once the last one and the loader's in_context follows its preservedMessages."""
+    lines = [n for n, r in recs if r.get("subtype") == "compact_boundary"]
+    ends = [n - 1 for n in lines[1:]] + [recs[-1][0]]
+    return list(zip(lines, ends, strict=True))
+
+
+def test_claude_in_context_follows_preserved_messages_at_every_boundary(claude, tmp_path):
+    """Each compaction of the real file, as the file stood before the next one. The earlier automatic compactions
+    kept a tool_use/tool_result pair, so this also checks that a preserved tool call keeps its tool row."""
+    path, recs, _ = claude
+    raw = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    saw_tool = False
+    for k, (bline, end) in enumerate(_claude_prefixes(recs), 1):
+        boundary = next(r for n, r in recs if n == bline)
+        kept = set(boundary["compactMetadata"]["preservedMessages"]["uuids"])
+        expected: dict[str, bool] = {}  # row id -> in context: any record behind the row is kept or after the boundary
+        for n, r in recs:
+            if n > end or r.get("type") not in ("user", "assistant"):
+                continue
+            msg = r.get("message") or {}
+            content = msg.get("content") if isinstance(msg.get("content"), list) else []
+            keys = [b["tool_use_id"] for b in content if b.get("type") == "tool_result"] or _claude_row_keys(r)
+            for key in keys:
+                expected[key] = expected.get(key, False) or n > bline or r["uuid"] in kept
+        saw_tool |= any(r.get("uuid") in kept and r["type"] == "user" and isinstance(r["message"]["content"], list)
+                        for _, r in recs)
+        prefix = tmp_path / f"k{k}" / path.name
+        prefix.parent.mkdir()
+        prefix.write_text("".join(raw[:end]), encoding="utf-8")
+        df = rj.load(prefix).df
+        assert df.filter(pl.col("boundary") == "compaction").height == k
+        got = dict(zip(df["id"], df["in_context"], strict=True))
+        assert {key: got.get(key) for key in expected} == expected, f"compaction {k}"
+        kept_before = {key for key, v in expected.items() if v} & set(
+            df.slice(0, df["id"].to_list().index(boundary["uuid"]))["id"].to_list())
+        assert kept_before, f"compaction {k} kept nothing before itself"
+    assert saw_tool  # at least one compaction preserved a tool_result (its tool row)

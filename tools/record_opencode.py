@@ -15,6 +15,11 @@ state a decision and a rejected approach, call `task` (a child session), and, by
 usage, push the session over its context limit so OpenCode auto-compacts once (the compaction request is answered
 by a rule). Then one more turn asks about the decision after the compaction.
 
+`--scenario prune` records a longer session instead, with no inflated usage: OpenCode's own pruning is on
+(`compaction.prune`) and the model reads large log files (real tool outputs, token usage estimated from the real
+request size). OpenCode prunes the old log outputs (`state.time.compacted`) at the end of a turn, and later, when
+the real window outgrows the small context limit, auto-compacts. See tests/data/recorded/opencode/NOTES.md.
+
 Not part of the test suite. Example:
     python tools/record_opencode.py \\
         --opencode /work/scratch/opencode-current/node_modules/opencode-linux-x64/bin/opencode \\
@@ -179,23 +184,124 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
     return prompts, {"rules": rules, "turns": turns}
 
 
+# --- the prune scenario ----------------------------------------------------------------------------------------
+LOG_FILES = 10  # logs/sessions-01.log .. -10.log
+LOG_LINES = 480  # ~40 KB each: under the read tool's 50 KB / 2000-line cut, ~11k tokens as OpenCode estimates them
+PRUNE_CONTEXT_LIMIT = 90000  # set from a calibration run: above the window before the prune, below it after
+PRUNE_OUTPUT_LIMIT = 4000
+
+
+def log_text(k: int) -> str:
+    """A deterministic access log of the session store: some expired sessions served (the bug), some refused."""
+    lines = []
+    for i in range(LOG_LINES):
+        sid, user, age = 1000 * k + i, (7 * i + k) % 97, (37 * i + 11 * k) % 5400
+        expired = age > 3600
+        served = "yes" if (not expired or (i + k) % 3 == 0) else "no"
+        lines.append(f"2026-01-{k:02d}T{(i // 60) % 24:02d}:{i % 60:02d}:00Z get_session sid=s{sid} user=u{user:02d} "
+                     f"age={age:04d}s expired={'yes' if expired else 'no '} served={served} worker=w{i % 4}")
+    return "\n".join(lines) + "\n"
+
+
+def served_expired(k: int) -> int:
+    return sum("expired=yes served=yes" in line for line in log_text(k).splitlines())
+
+
+def build_prune_scenario(repo: Path) -> tuple[list[str], dict]:
+    """Ten turns, no inflated usage. Turns 1-3 as in the basic scenario (a failing test, a missing file, the fix, the
+    Redis decision); turns 4-6 read six logs; turns 7-8 are questions (so the log reads are older than the last two
+    turns, which OpenCode's prune protects); turns 9-10 read four more logs, until the real window passes the limit;
+    the last turn asks about the decision after the compaction."""
+    app, test = str(repo / "app.py"), "python3 test_sessions.py"
+    log = [str(repo / "logs" / f"sessions-{k:02d}.log") for k in range(1, LOG_FILES + 1)]
+    count = [served_expired(k) for k in range(1, LOG_FILES + 1)]
+
+    def reads(a: int, b: int, note: str) -> list[dict]:
+        return [{"note": note, "tool_calls": [{"name": "read", "arguments": {"filePath": log[a]}}]},
+                {"tool_calls": [{"name": "read", "arguments": {"filePath": log[b]}}]},
+                {"text": f"sessions-{a + 1:02d}.log served {count[a]} expired sessions and sessions-{b + 1:02d}.log "
+                         f"served {count[b]}: every one of them is the get_session bug we fixed."}]
+
+    prompts = [
+        "Look at app.py and tell me how sessions expire.",
+        "Run the test to confirm the bug.",
+        "Fix it. Should we move sessions to Redis while we are at it?",
+        "Check logs/sessions-01.log and logs/sessions-02.log: how many expired sessions were served?",
+        "Same for logs/sessions-03.log and logs/sessions-04.log.",
+        "And logs/sessions-05.log and logs/sessions-06.log.",
+        "Is the pattern the same across the six logs?",
+        "Should we add a metric for expired sessions served?",
+        "Now check logs/sessions-07.log and logs/sessions-08.log.",
+        "Last ones: logs/sessions-09.log and logs/sessions-10.log.",
+        "What did we decide about Redis, and why?",
+    ]
+    turns = [
+        {"note": "run1", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
+        {"text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
+                 "but returns the expired session anyway instead of dropping it: that is a bug."},
+        {"note": "run2", "tool_calls": [{"name": "bash", "arguments": {
+            "command": test, "description": "Run the expiry test"}}]},
+        {"text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
+         "tool_calls": [{"name": "read", "arguments": {"filePath": str(repo / "config.py")}}]},
+        {"text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "
+                 "There is no config.py, so TTL_SECONDS is hard-coded in app.py."},
+        {"note": "run3", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
+        {"tool_calls": [{"name": "edit", "arguments": {"filePath": app, "oldString": BUG_LINE,
+                                                        "newString": FIX_LINES}}]},
+        {"tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Rerun the expiry test"}}]},
+        {"text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
+                 "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
+                 "because the app runs as a single process and Redis would add a network dependency and a "
+                 "deployment step for no gain."},
+        *reads(0, 1, "run4"), *reads(2, 3, "run5"), *reads(4, 5, "run6"),
+        {"note": "run7", "text": "Yes: in all six logs the expired sessions that were served are the ones get_session "
+                                 "returned before the fix. Nothing else serves sessions."},
+        {"note": "run8", "text": "A counter of expired sessions served would have caught this early; with the fix it "
+                                 "should stay at zero. I would add it next to the eviction in get_session."},
+        *reads(6, 7, "run9"), *reads(8, 9, "run10"),
+        {"note": "after compaction (continue), if OpenCode sends one",
+         "match": "Continue if you have next steps", "text": "All ten logs are checked; nothing else to do."},
+        {"note": "run11", "text": "We decided to keep sessions in the in-process dict with eviction on read. "
+                                  "We rejected Redis sessions because the app is a single process and Redis would "
+                                  "add a network dependency for no gain."},
+    ]
+    rules = [
+        {"match": ["You are a title generator", "title generator"], "text": "Fix session expiry in app.py"},
+        {"match": ["anchored summary", "summary of our conversation", "summarizing conversations",
+                   "Provide a detailed prompt for continuing"], "text": PRUNE_SUMMARY},
+    ]
+    return prompts, {"rules": rules, "turns": turns}
+
+
+PRUNE_SUMMARY = SUMMARY.replace(
+    "- A reviewer sub-agent found no other expiry bugs.\n- Added a docstring to get_session.\n",
+    "- Read logs/sessions-01.log to -10.log: every expired session served came from the get_session bug.\n")
+
+
 def git(repo: Path, *args: str) -> None:
     env = {**os.environ, "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
     subprocess.run(["git", "-c", "user.name=Recorder", "-c", "user.email=recorder@example.invalid", *args],
                    cwd=repo, check=True, env=env, capture_output=True)
 
 
-def make_repo(repo: Path) -> None:
+def make_repo(repo: Path, scenario: str = "basic") -> None:
     repo.mkdir(parents=True)
     (repo / "app.py").write_text(APP_PY)
     (repo / "test_sessions.py").write_text(TEST_PY)
     (repo / "README.md").write_text(README)
+    if scenario == "prune":
+        (repo / "logs").mkdir()
+        for k in range(1, LOG_FILES + 1):
+            (repo / "logs" / f"sessions-{k:02d}.log").write_text(log_text(k))
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "initial session store")
 
 
-def write_config(config_home: Path, port: int) -> dict:
+def write_config(config_home: Path, port: int, scenario: str = "basic", context: int | None = None) -> dict:
+    prune = scenario == "prune"
+    context = context or (PRUNE_CONTEXT_LIMIT if prune else CONTEXT_LIMIT)
+    output = PRUNE_OUTPUT_LIMIT if prune else OUTPUT_LIMIT
     cfg = {
         "$schema": "https://opencode.ai/config.json",
         "autoupdate": False,
@@ -209,9 +315,11 @@ def write_config(config_home: Path, port: int) -> dict:
             "name": "Scripted local server",
             "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": API_KEY},
             "models": {MODEL: {"name": "Scripted Model", "tool_call": True,
-                               "limit": {"context": CONTEXT_LIMIT, "output": OUTPUT_LIMIT}}},
+                               "limit": {"context": context, "output": output}}},
         }},
     }
+    if prune:
+        cfg["compaction"] = {"auto": True, "prune": True}  # prune is off by default in 1.18
     (config_home / "opencode").mkdir(parents=True, exist_ok=True)
     (config_home / "opencode" / "opencode.json").write_text(json.dumps(cfg, indent=2))
     return cfg
@@ -298,22 +406,26 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/opencode-record"),
                     help="scratch folder (wiped); its repo path ends up inside the recorded sessions")
     ap.add_argument("--timeout", type=int, default=240, help="seconds per opencode invocation")
+    ap.add_argument("--scenario", choices=["basic", "prune"], default="basic",
+                    help="basic: 6 turns, a sub-agent, one compaction forced by an inflated usage; prune: 11 turns, "
+                         "real prune of old tool outputs, then a real auto-compaction")
+    ap.add_argument("--context-limit", type=int, help="the model's context limit (default: the scenario's)")
     args = ap.parse_args()
 
     version = subprocess.run([args.opencode, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"opencode {version}")
     shutil.rmtree(args.work, ignore_errors=True)
     repo = args.work / "repo"
-    make_repo(repo)
+    make_repo(repo, args.scenario)
     env = isolated_env(args.work)
-    prompts, script = build_prompts_and_script(repo)
+    prompts, script = (build_prune_scenario if args.scenario == "prune" else build_prompts_and_script)(repo)
     (args.work / "script.json").write_text(json.dumps(script, indent=2))
 
     log_path = args.work / "requests.jsonl"
     server = make_server(Script(script), log_path, [MODEL])
     port = server.server_address[1]
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    write_config(args.work / "config", port)
+    cfg = write_config(args.work / "config", port, args.scenario, args.context_limit)
 
     runs, session = [], None
     try:
@@ -343,7 +455,9 @@ def main() -> None:
     (args.out / "recording.json").write_text(json.dumps({
         "opencode_version": version, "binary": os.path.basename(args.opencode), "work_dir": str(args.work),
         "repo_dir": str(repo), "provider": PROVIDER, "model": MODEL,
-        "context_limit": CONTEXT_LIMIT, "output_limit": OUTPUT_LIMIT, "overflow_tokens": OVERFLOW_TOKENS,
+        "scenario": args.scenario, "limit": cfg["provider"][PROVIDER]["models"][MODEL]["limit"],
+        "compaction": cfg.get("compaction"),
+        "overflow_tokens": OVERFLOW_TOKENS if args.scenario == "basic" else None,
         "store": kept, "prompts": prompts, "main_session": runs[0]["session"] if runs else None,
         "sessions": sessions, "requests_served": served,
         "turns_unused": [i for i in range(len(unused.turns)) if f"turn:{i}" not in served],

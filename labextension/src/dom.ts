@@ -149,7 +149,8 @@ export function findSpans(text: string, patterns: string[], caseSensitive: boole
   return out;
 }
 
-/** A long text folded to `lines` lines with a button that shows the rest. */
+/** A long text folded to about `lines` lines: its head and its last few lines (where a traceback or a final print
+ *  usually is), with a button between them that shows the hidden middle. */
 export function folded(text: string, cls: string, lines = 14, note?: string): HTMLElement {
   const wrap = h('div', 'rj-fold');
   const all = text.split('\n');
@@ -158,15 +159,28 @@ export function folded(text: string, cls: string, lines = 14, note?: string): HT
   if (all.length <= lines + 2 && text.length <= 4000) {
     pre.textContent = text;
   } else {
-    const head = all.slice(0, lines).join('\n');
-    pre.textContent = head.length > 4000 ? head.slice(0, 4000) + '…' : head;
-    const more = h('button', 'rj-more', `show all ${fmtInt(all.length)} lines (${fmtInt(text.length)} chars)`);
+    const tailN = all.length > lines + 2 ? Math.max(1, Math.min(4, Math.floor(lines / 3))) : 0;
+    const headN = Math.max(1, lines - tailN);
+    const clip = (s: string, n: number, fromEnd: boolean) =>
+      s.length <= n ? s : fromEnd ? '…' + s.slice(s.length - n) : s.slice(0, n) + '…';
+    pre.textContent = clip(all.slice(0, headN).join('\n'), 3000, false);
+    const hidden = all.length - headN - tailN;
+    const label = hidden > 0 ? `⋯ ${fmtInt(hidden)} more line${hidden === 1 ? '' : 's'}: show all ${fmtInt(all.length)} lines (${fmtInt(text.length)} chars)`
+      : `⋯ show all ${fmtInt(text.length)} chars`;
+    const more = h('button', 'rj-more', label, { 'aria-expanded': 'false' });
+    wrap.appendChild(more);
+    let tail: HTMLElement | null = null;
+    if (tailN) {
+      tail = h('pre', cls + ' rj-tail');
+      tail.textContent = clip(all.slice(all.length - tailN).join('\n'), 1000, true);
+      wrap.appendChild(tail);
+    }
     more.addEventListener('click', ev => {
       ev.stopPropagation();
       pre.textContent = text;
       more.remove();
+      tail?.remove();
     });
-    wrap.appendChild(more);
   }
   if (note) {
     wrap.appendChild(h('div', 'rj-note', note));

@@ -68,11 +68,19 @@ const CSS = `
 .rj-codebar { display: flex; gap: 8px; align-items: center; }
 .rj-code { margin: 3px 0; padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7); border-radius: 3px;
   overflow: auto; max-height: 420px; font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
-.rj-editor { margin: 4px 0; display: flex; flex-direction: column; gap: 4px; align-items: flex-start; }
-.rj-edit-code { width: 100%; box-sizing: border-box; font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
+.rj-editor { margin: 3px 0; display: flex; flex-direction: column; gap: 4px; }
+.rj-edit-code { width: 100%; box-sizing: border-box; font-family: var(--jp-code-font-family, monospace); font-size: 12px;
+  padding: 6px 8px; border: 1px solid var(--jp-brand-color1, #1a73e8); border-radius: 3px; resize: vertical;
+  background: var(--jp-cell-editor-background, #fbfbfb); color: var(--jp-content-font-color1, #222); tab-size: 4; }
+.rj-editor-bar { display: flex; gap: 6px; align-items: center; flex-wrap: wrap; }
+.rj-btn-primary { background: var(--jp-brand-color1, #1a73e8); border-color: var(--jp-brand-color1, #1a73e8); color: #fff; }
+.rj-btn-primary:hover { background: var(--jp-brand-color0, #1558b0); }
+.rj-chip-replayed { background: #eceff3; color: #555; font-style: italic; }
+.rj-chip-edited { background: #fff0c2; color: #7a5600; }
 .rj-output { margin: 4px 0; }
 .rj-output[data-status="error"] .rj-label, .rj-output[data-status="killed"] .rj-label { color: #b3261e; }
 .rj-more { font-size: 11px; border: none; background: none; color: var(--jp-brand-color1, #1a73e8); padding: 0; }
+.rj-fold > .rj-tail { margin-top: 0; }
 .rj-query, .rj-subcall { margin: 3px 0; }
 .rj-query-head, .rj-subcall-head { display: flex; gap: 6px; align-items: center; cursor: pointer; flex-wrap: wrap; }
 .rj-op { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
@@ -81,17 +89,26 @@ const CSS = `
 .rj-snippet { padding: 3px 4px; border-bottom: 1px dotted var(--jp-border-color3, #e5e5e5); cursor: pointer; }
 .rj-snippet:hover, .rj-snippet:focus { background: var(--jp-layout-color2, #f6f6f6); outline: none; }
 .rj-snip-id { font-size: 11px; color: var(--jp-ui-font-color2, #666); margin-right: 6px; }
-.rj-snip-text { white-space: pre-wrap; overflow-wrap: anywhere; font-size: 12px; }
+.rj-snip-text { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3; overflow: hidden;
+  white-space: normal; overflow-wrap: anywhere; font-size: 12px; }
 .rj-mark { background: #ffe58a; color: #222; border-radius: 2px; }
-.rj-panel { border-top: 2px solid var(--jp-border-color1, #bbb); max-height: 380px; overflow: auto; padding: 6px 10px; }
-.rj-panel-bar { display: flex; justify-content: space-between; align-items: center; }
+.rj-body { position: relative; }
+.rj-body.rj-with-panel { min-height: 340px; }
+.rj-panel { position: absolute; left: 0; right: 0; bottom: 0; max-height: min(70%, 420px); overflow: auto;
+  padding: 6px 10px; background: var(--jp-layout-color1, #fff); border-top: 2px solid var(--jp-brand-color1, #1a73e8);
+  box-shadow: 0 -4px 12px rgba(0, 0, 0, .15); z-index: 2; }
+.rj-panel-bar { display: flex; justify-content: space-between; align-items: center; position: sticky; top: -6px;
+  background: inherit; padding: 2px 0; }
+.rj-msg { max-height: none; }
 .rj-node-row { display: flex; gap: 6px; align-items: center; padding: 2px 4px; cursor: pointer; white-space: nowrap; }
 .rj-node-row:hover { background: var(--jp-layout-color2, #f6f6f6); }
 .rj-node-label { overflow: hidden; text-overflow: ellipsis; max-width: 480px; }
 .rj-node[data-failed="1"] > .rj-node-row .rj-node-label { color: #b3261e; font-weight: 600; }
 .rj-node-error { padding-left: 40px; font-size: 12px; }
 .rj-axis { position: relative; height: 16px; margin: 4px 10px 0; border-bottom: 1px solid var(--jp-border-color1, #bbb); }
-.rj-tick { position: absolute; font-size: 10px; color: var(--jp-ui-font-color2, #777); transform: translateX(-50%); }
+.rj-tick { position: absolute; font-size: 10px; color: var(--jp-ui-font-color2, #777); transform: translateX(-50%);
+  white-space: nowrap; }
+.rj-timeline > .rj-note { padding: 0 10px; }
 .rj-tick:first-child { transform: none; }
 .rj-tick:last-child { transform: translateX(-100%); }
 .rj-lanes { position: relative; margin: 4px 10px 8px; }

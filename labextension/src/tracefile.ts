@@ -50,6 +50,7 @@ export function loadText(text: string, name = 'this file'): LoadedTrace {
     return checked(imp.header, imp.events, 'rlms-completion', []);
   }
   const records: unknown[] = [];
+  const lineNos: number[] = []; // the file line of each record (blank and unreadable lines are not records)
   const problems: string[] = [];
   const lines = text.split('\n');
   lines.forEach((line, i) => {
@@ -58,6 +59,7 @@ export function loadText(text: string, name = 'this file'): LoadedTrace {
     }
     try {
       records.push(JSON.parse(line));
+      lineNos.push(i + 1);
     } catch {
       // Only the last line can be cut off by a killed writer (every other line ended with its newline).
       problems.push(i < lines.length - 1 ? `line ${i + 1}: not valid JSON; skipped`
@@ -70,7 +72,7 @@ export function loadText(text: string, name = 'this file'): LoadedTrace {
   const first = records[0] as Record<string, any>;
   if (first && typeof first === 'object' && first.format === TRACE_FORMAT) {
     checkVersion(first);
-    return checked(first, records.slice(1), 'trace', problems, 2);
+    return checked(first, records.slice(1), 'trace', problems, lineNos.slice(1));
   }
   if (isRlmsLog(first)) {
     const imp = fromRlmsLog(records, name);
@@ -123,7 +125,7 @@ function checkVersion(header: Record<string, any>): void {
 
 /** Validate the header and every event; keep the valid events (a later version of an id replaces the earlier). */
 function checked(header: Record<string, any> | null, records: unknown[], source: TraceSource, problems: string[],
-  firstLine?: number): LoadedTrace {
+  lineNos?: number[]): LoadedTrace {
   const schema = traceSchema();
   if (header) {
     const errs = schema.check(header);
@@ -139,7 +141,7 @@ function checked(header: Record<string, any> | null, records: unknown[], source:
       return; // a header repeated by a resumed writer
     }
     if (errs.length) {
-      const where = firstLine !== undefined ? `line ${firstLine + i}` : `event ${i + 1}`;
+      const where = lineNos ? `line ${lineNos[i]}` : `event ${i + 1}`;
       const id = rec && typeof rec === 'object' && typeof (rec as any).id === 'string' ? ` (${(rec as any).id})` : '';
       problems.push(`${where}${id}: ${reasons(errs)}; not shown`);
       return;

@@ -60,6 +60,7 @@ export class TraceView {
   private treePane: HTMLElement;
   private timelinePane: HTMLElement;
   private panel: HTMLElement;
+  private body: HTMLElement;
   private rows = new Map<string, StepRow>();
   private stepOrder: string[] = [];
   private selected = -1;
@@ -88,9 +89,13 @@ export class TraceView {
     this.stepsPane.addEventListener('keydown', ev => this.onKey(ev));
     this.treePane = h('div', 'rj-tree');
     this.timelinePane = h('div', 'rj-timeline');
-    this.panel = h('div', 'rj-panel');
+    this.panel = h('div', 'rj-panel', null, { role: 'dialog', 'aria-label': 'message' });
     this.panel.hidden = true;
-    this.root.append(this.header, tabs, this.stepsPane, this.treePane, this.timelinePane, this.panel);
+    // The panes share one body; the message panel floats over its lower part, so opening a message does not make
+    // the view taller than the notebook can show.
+    this.body = h('div', 'rj-body');
+    this.body.append(this.stepsPane, this.treePane, this.timelinePane, this.panel);
+    this.root.append(this.header, tabs, this.body);
     el.appendChild(this.root);
     this.showTab('steps');
   }
@@ -217,7 +222,9 @@ export class TraceView {
       }
       if (root.rerun_of) {
         const r = root.rerun_of;
-        meta.push(`re-run from step ${(r.step ?? 0) + 1} of ${r.run ?? 'an earlier run'} (${r.replayed_steps ?? r.step ?? 0} replayed)`);
+        const replayed = Array.isArray(r.replayed_steps) ? r.replayed_steps.length : (r.replayed_steps ?? r.step ?? 0);
+        meta.push(`re-run from step ${(r.step ?? 0) + 1} of ${r.run ?? 'an earlier run'} (${replayed} step${replayed === 1 ? '' : 's'} replayed` +
+          (r.edited ? `, ${r.edited} edited)` : ')'));
       }
       if (root.context?.messages != null) {
         meta.push(`context: ${fmtInt(root.context.messages)} messages, ~${fmtTokens(root.context.tokens ?? 0)} tokens`);
@@ -402,6 +409,13 @@ export class TraceView {
     const prose = s.status === 'pending' ? 'calling ' + (s.model ?? 'the model') + '…' : firstLine(stripFences(s.response ?? ''), 120);
     sm.appendChild(h('span', 'rj-prose', prose || (codes.length ? '(code only)' : '')));
     const chips = h('span', 'rj-chips');
+    // live events carry finish_reason; the `replayed` / `edited` marks are added to the trace when the re-run ends
+    if (s.replayed || s.finish_reason === 'replayed') {
+      chips.appendChild(h('span', 'rj-chip rj-chip-replayed', 'replayed', { title: 'replayed from the recorded run: no model call' }));
+    } else if (s.edited || s.finish_reason === 'edited') {
+      const what = s.edited ?? st.get(s.parent)?.rerun_of?.edited;
+      chips.appendChild(h('span', 'rj-chip rj-chip-edited', 'edited' + (what ? ' ' + what : ''), { title: 'this step ran your edit' }));
+    }
     if (codes.length) {
       chips.appendChild(h('span', 'rj-chip', `${codes.length} code`));
     }
@@ -468,7 +482,7 @@ export class TraceView {
     const sec = h('div', 'rj-codeblock', null, { 'data-id': c.id });
     const bar = h('div', 'rj-codebar');
     bar.appendChild(h('span', 'rj-label', `code ${(c.index ?? 0) + 1}`));
-    if (this.opts.send) {
+    if (this.opts.send && this.opts.controls) {   // a kernel-side handler is behind the view (a %%rlm cell)
       const edit = h('button', 'rj-btn rj-btn-edit', 'edit & re-run from here');
       edit.addEventListener('click', ev => {
         ev.stopPropagation();
@@ -499,25 +513,38 @@ export class TraceView {
     if (sec.querySelector('.rj-editor')) {
       return;
     }
+    const code = sec.querySelector(':scope > .rj-code') as HTMLElement | null;
     const box = h('div', 'rj-editor');
-    const ta = h('textarea', 'rj-edit-code') as HTMLTextAreaElement;
+    const ta = h('textarea', 'rj-edit-code', null, { spellcheck: 'false', 'aria-label': 'code of step ' + ((step.index ?? 0) + 1) }) as HTMLTextAreaElement;
     ta.value = c.code ?? '';
-    ta.rows = Math.min(30, Math.max(4, ta.value.split('\n').length + 1));
+    ta.rows = Math.min(24, Math.max(4, ta.value.split('\n').length + 1));
     ta.addEventListener('keydown', ev => ev.stopPropagation());
-    const go = h('button', 'rj-btn rj-btn-rerun', `re-run from step ${(step.index ?? 0) + 1}`);
+    const k = (step.index ?? 0) + 1;
+    const bar = h('div', 'rj-editor-bar');
+    const go = h('button', 'rj-btn rj-btn-primary rj-btn-rerun', `re-run from step ${k}`);
     go.addEventListener('click', ev => {
       ev.stopPropagation();
       this.opts.send?.({ action: 'rerun', step: step.index ?? 0, code: ta.value });
-      go.textContent = 'sent';
+      go.textContent = 're-running…';
       (go as HTMLButtonElement).disabled = true;
     });
-    const cancel = h('button', 'rj-btn', 'cancel');
+    const cancel = h('button', 'rj-btn rj-btn-cancel', 'cancel');
     cancel.addEventListener('click', ev => {
       ev.stopPropagation();
       box.remove();
+      if (code) {
+        code.hidden = false;
+      }
     });
-    box.append(ta, go, cancel);
-    sec.insertBefore(box, sec.children[2] ?? null);
+    bar.append(go, cancel, h('span', 'rj-note', k > 1
+      ? `steps 1–${k - 1} are replayed from the record (no model calls), step ${k} runs this code, then the model goes on`
+      : `step 1 runs this code, then the model goes on`));
+    box.append(ta, bar);
+    if (code) {
+      code.hidden = true;
+    }
+    sec.insertBefore(box, code ? code.nextSibling : sec.children[1] ?? null);
+    ta.focus();
   }
 
   private outputSection(o: TraceEvent): HTMLElement {
@@ -669,12 +696,16 @@ export class TraceView {
     const p = this.panel;
     p.textContent = '';
     p.hidden = false;
+    this.body.classList.add('rj-with-panel');
     const bar = h('div', 'rj-panel-bar');
     bar.appendChild(h('span', 'rj-label', 'message ' + id));
     const close = h('button', 'rj-btn rj-panel-close', 'close');
-    close.addEventListener('click', () => {
-      p.hidden = true;
-      this.stepsPane.focus();
+    close.addEventListener('click', () => this.closeMessage());
+    p.addEventListener('keydown', ev => {
+      if (ev.key === 'Escape') {
+        ev.stopPropagation();
+        this.closeMessage();
+      }
     });
     bar.appendChild(close);
     p.appendChild(bar);
@@ -689,6 +720,15 @@ export class TraceView {
         body.appendChild(marked(sn.text, findSpans(sn.text, patterns, caseSensitive), 'rj-msg-text'));
       }
       body.appendChild(h('div', 'rj-note', 'The full message needs the kernel that loaded the context.'));
+    }
+  }
+
+  private closeMessage(): void {
+    this.panel.hidden = true;
+    this.body.classList.remove('rj-with-panel');
+    this.pendingMessage = null;
+    if (this.tab === 'steps') {
+      this.stepsPane.focus({ preventScroll: true });
     }
   }
 

@@ -158,6 +158,7 @@ class RlmMagics(Magics):
         if view is not None:
             _set_status(view, run.status)
             self._cell.finished(run, out)
+            _refresh_display(view)
         return self._result(run)
 
     # ---- %sub_llm -------------------------------------------------------------------------------------------
@@ -278,7 +279,7 @@ def _default_view(*, question: str, budget, controller: Controller):
         print(f"(live view unavailable: {e}; the run goes on without it)")
         return None
     view = TraceView(title=question, budget=budget)
-    display(view)
+    view._rlm_display = display(view, display_id=True)   # updated when the run ends (_refresh_display)
     return view
 
 
@@ -319,8 +320,23 @@ class _Cell:
             _set_status(self.view, "error")
             print(f"re-run failed: {e}")
             return
+        # the replayed / edited marks are added to the trace when the re-run ends: show them too
+        root = new.trace.root
+        for e in new.trace.events:
+            if e is root or e.get("replayed") or e.get("edited"):
+                self.view.push(e)
         self.magics.shell.user_ns[f"{self.out}_rerun"] = new
         _set_status(self.view, new.status)
+
+
+def _refresh_display(view) -> None:
+    """Re-send the view's display once the run has ended, so the notebook file holds the whole trace in the
+    static `application/vnd.rlm-jupyter.trace+json` / HTML / text outputs (shown without a kernel), not the
+    empty snapshot taken when the cell started. The live front-end re-renders the same widget model."""
+    handle = getattr(view, "_rlm_display", None)
+    if handle is not None:
+        with contextlib.suppress(Exception):  # a broken display must not break the cell
+            handle.update(view)
 
 
 def _set_status(view, status: str) -> None:

@@ -35,6 +35,7 @@ SNIPPETS_PER_QUERY = 10      # snippets attached to a query event for the view (
 SNIPPET_CHARS = 320
 STATUSES = ("running", "paused", "done", "interrupted", "error", "budget")
 _STATUS_ALIASES = {"max_iterations": "done", "stopping": "running"}
+_SPACE = re.compile(r"\s+")
 
 
 if not BUNDLE.exists():
@@ -143,6 +144,7 @@ class _Messages:
                     break
             piece = text[start:start + SNIPPET_CHARS]
             piece = ("…" if start else "") + piece + ("…" if start + SNIPPET_CHARS < len(text) else "")
+            piece = _SPACE.sub(" ", piece).strip()   # a preview: line breaks would make every snippet tall
             out.append({"id": msg_id, "position": m["position"], "role": m["role"], "tool_name": m["tool_name"],
                         "text": piece})
         return out

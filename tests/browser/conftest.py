@@ -117,12 +117,8 @@ def widget_bundle() -> Path:
     return BUNDLE
 
 
-@pytest.fixture(scope="session")
-def jupyterlab(tmp_path_factory):
-    """A real JupyterLab server on a free port (kernel: this Python, so rlm_jupyter is importable)."""
-    if _missing():
-        pytest.skip(_missing())
-    base = tmp_path_factory.mktemp("jupyterlab")
+def _start_lab(base: Path, extra_args: list[str]):
+    """Start `jupyter lab` with its Jupyter dirs under `base`; yield a Lab once /api/status answers; stop it."""
     root = base / "notebooks"
     root.mkdir()
     env = dict(os.environ)
@@ -140,7 +136,8 @@ def jupyterlab(tmp_path_factory):
     cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
            f"--LabApp.workspaces_dir={base / 'ws'}", "--expose-app-in-browser", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.port_retries=0"]
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.port_retries=0",
+           *extra_args]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log, "wb") as out:
@@ -162,6 +159,55 @@ def jupyterlab(tmp_path_factory):
         yield lab
     finally:
         _kill_group(proc)
+
+
+LABEXT_NAME = "rlm-jupyter-trace"
+LABEXT_BUILD = REPO / "rlm_jupyter" / "labextension"
+
+
+@pytest.fixture(scope="session")
+def labextension() -> Path:
+    """The prebuilt JupyterLab extension as the servers will load it (rebuilt first when a source is newer)."""
+    from jupyter_core.paths import jupyter_path
+
+    found = next((Path(d) / LABEXT_NAME for d in jupyter_path("labextensions")
+                  if (Path(d) / LABEXT_NAME / "package.json").exists()), None)
+    if found is None:
+        pytest.fail(f"the {LABEXT_NAME} JupyterLab extension is not installed in {sys.prefix}: run `make .venv/.js` "
+                    "(or pip install -e .)")
+    if found.resolve() != LABEXT_BUILD.resolve():
+        return found  # an installed copy (a wheel): use it as is
+    sources = [*(LABEXT / "src").glob("*.ts"), LABEXT / "style" / "index.css", LABEXT / "package.json"]
+    newest = max(p.stat().st_mtime for p in sources if p.exists())
+    built = LABEXT_BUILD / "package.json"
+    if built.stat().st_mtime < newest:
+        npm = shutil.which("npm")
+        if npm is None:
+            return found  # stale but usable; cannot rebuild here
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        r = subprocess.run([npm, "run", "build:labext"], cwd=LABEXT, env=env, capture_output=True, text=True,
+                           timeout=300)
+        if r.returncode != 0:
+            pytest.fail(f"npm run build:labext failed in {LABEXT}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def jupyterlab(tmp_path_factory):
+    """A real JupyterLab server on a free port (kernel: this Python, so rlm_jupyter is importable)."""
+    if _missing():
+        pytest.skip(_missing())
+    yield from _start_lab(tmp_path_factory.mktemp("jupyterlab"), [])
+
+
+@pytest.fixture(scope="session")
+def jupyterlab_nokernel(tmp_path_factory):
+    """A JupyterLab server that cannot start any kernel: no kernelspec is allowed (/api/kernelspecs lists none),
+    so whatever renders there rendered from saved outputs and files alone (docs/labextension.md)."""
+    if _missing():
+        pytest.skip(_missing())
+    yield from _start_lab(tmp_path_factory.mktemp("jupyterlab-nokernel"),
+                          ["--KernelSpecManager.allowed_kernelspecs=nokernel"])
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -50,6 +50,15 @@ def _time(obj: Any, key: str = "created") -> Any:
     return t.get(key) if isinstance(t, dict) else None
 
 
+def _ts(obj: Any, key: str = "created") -> int | None:
+    """A `time.<key>` as epoch microseconds. OpenCode writes every time as epoch milliseconds (JS `Date.now()`);
+    `Session.add` takes a bare int as microseconds already, so the unit is converted here, not guessed."""
+    value = _time(obj, key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value * 1000)
+    return to_us(value) if isinstance(value, str) else None
+
+
 def _int(value: Any) -> int | None:
     return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -102,8 +111,8 @@ def new_session(info: dict, path: str) -> Session:
         cwd=info.get("directory"),
         parent_session_id=info.get("parentID"),
     )
-    s.started = to_us(_time(info, "created"))
-    s.updated = to_us(_time(info, "updated"))
+    s.started = _ts(info, "created")
+    s.updated = _ts(info, "updated")
     s.extra["slug"] = info.get("slug")
     s.extra["project_id"] = info.get("projectID")
     return s
@@ -129,7 +138,7 @@ class _Builder:
             self.assistant(m)
         else:
             self.s.add(
-                role="system", origin="harness", id=m.id or None, ts=_time(m.info), raw_type=f"message/{role}",
+                role="system", origin="harness", id=m.id or None, ts=_ts(m.info), raw_type=f"message/{role}",
                 text=cap(to_json(m.info)), source=m.source,
             )
 
@@ -157,7 +166,7 @@ class _Builder:
                                + "\n" + (part.get("prompt") or ""))
             elif kind not in SKIPPED_PARTS:
                 others.append((part, src))
-        ts = _time(m.info)
+        ts = _ts(m.info)
         mid = m.id or None
         if compaction is not None:
             self.compaction_row(m, compaction, human)
@@ -178,7 +187,7 @@ class _Builder:
         auto = part.get("auto")
         text = _join([COMPACTION_PROMPT, *human])
         idx = self.s.add(
-            role="user", origin="harness", id=m.id or None, ts=_time(m.info), text=cap(text),
+            role="user", origin="harness", id=m.id or None, ts=_ts(m.info), text=cap(text),
             text_bytes=utf8_len(text), boundary="compaction",
             raw_type="compaction/auto" if auto else "compaction/manual", source=m.source,
         )
@@ -224,7 +233,7 @@ class _Builder:
             self.s.model = model
         idx = self.s.add(
             role="assistant", origin="summary" if summary else "model", id=m.id or None,
-            parent_id=info.get("parentID"), ts=_time(info), text=cap(text), text_bytes=utf8_len(text),
+            parent_id=info.get("parentID"), ts=_ts(info), text=cap(text), text_bytes=utf8_len(text),
             thinking=cap(think) if think else None, model=model,
             input_uncached=_int(tokens.get("input")), cache_read=_int(cache.get("read")),
             cache_write=_int(cache.get("write")), output=_int(tokens.get("output")),
@@ -272,7 +281,7 @@ class _Builder:
         if isinstance(call_id, str):
             self.call_ids.add(call_id)
         self.s.add(
-            role="tool", origin="tool", id=row_id, parent_id=m.id or None, ts=_time(state, "start") or _time(m.info),
+            role="tool", origin="tool", id=row_id, parent_id=m.id or None, ts=_ts(state, "start") or _ts(m.info),
             text=text, tool_name=name, tool_call_id=call_id, tool_input=to_json(inp),
             tool_output=cap(out), tool_output_bytes=utf8_len(out) if out is not None else None,
             tool_status=tool_status, model=_model_id(m.info),
@@ -285,7 +294,7 @@ class _Builder:
             data = err.get("data") if isinstance(err.get("data"), dict) else {}
             text = one_line(f"retry {part.get('attempt')}: {err.get('name') or ''} {data.get('message') or ''}", 400)
             self.s.add(role="system", origin="harness", id=part.get("id"), parent_id=m.id or None,
-                       ts=_time(part) or _time(m.info), text=text, raw_type="part/retry", source=src)
+                       ts=_ts(part) or _ts(m.info), text=text, raw_type="part/retry", source=src)
             return
         self.unknown_part(m, part, src)
 
@@ -293,7 +302,7 @@ class _Builder:
         """A part type this loader does not know: kept as a harness row with its raw JSON."""
         raw = to_json(part) or ""
         self.s.add(role="system", origin="harness", id=part.get("id"), parent_id=m.id or None,
-                   ts=_time(part, "start") or _time(m.info), text=cap(raw), text_bytes=utf8_len(raw),
+                   ts=_ts(part, "start") or _ts(m.info), text=cap(raw), text_bytes=utf8_len(raw),
                    raw_type=f"part/{part.get('type')}", source=src)
 
     # --- after all messages --------------------------------------------------------------------------------
