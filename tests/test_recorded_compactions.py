@@ -1,9 +1,11 @@
-"""Real Claude Code (2.1.332 and 2.1.197) and Codex CLI sessions that compacted for real (tests/data/recorded/,
-see NOTES.md there).
+"""Real Claude Code (2.1.332 and 2.1.197), Codex CLI and OpenCode (1.18.33, pruning on) sessions that compacted for
+real (tests/data/recorded/, see NOTES.md there).
 
-Every expectation is computed here from the agent's own files with plain json, independently of the loaders:
-the compaction records (Claude `compact_boundary` + `isCompactSummary`, Codex `compacted` + `replacement_history`),
-what each says was kept, the typed prompts and the failed tool calls. The loaded table must agree.
+Every expectation is computed here from the agent's own files with plain json / sqlite3, independently of the
+loaders: the compaction records (Claude `compact_boundary` + `isCompactSummary`, Codex `compacted` +
+`replacement_history`, OpenCode `compaction` parts + `tail_start_id` and pruned outputs' `state.time.compacted`),
+what each says was kept, the typed prompts and the failed tool calls. The loaded table's `in_context` and the
+X-ray's losses must agree.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import polars as pl
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.xray import xray
 
 RECORDED = Path(__file__).parent / "data" / "recorded"
 CLAUDE = RECORDED / "claude-code"
@@ -272,3 +275,82 @@ def test_claude_in_context_follows_preserved_messages_at_every_boundary(claude, 
             df.slice(0, df["id"].to_list().index(boundary["uuid"]))["id"].to_list())
         assert kept_before, f"compaction {k} kept nothing before itself"
     assert saw_tool  # at least one compaction preserved a tool_result (its tool row)
+
+
+# --------------------------------------------------------------------------- X-ray losses = the files' compactions
+
+
+def test_claude_xray_losses_are_every_record_the_boundaries_dropped(claude):
+    """Every message a compact_boundary dropped (computed from the records above: all before the last boundary not
+    in its preservedMessages, plus earlier rows, which never return) is reported lost by exactly one X-ray event,
+    and nothing else is."""
+    path, recs, ctx = claude
+    xr = xray(ctx)
+    lo = xr.losses(sub_model=None)
+    last_line, last = max((n, r) for n, r in recs if r.get("subtype") == "compact_boundary")
+    kept = set(last["compactMetadata"]["preservedMessages"]["uuids"])
+    dropped: set[str] = set()
+    for n, r in recs:
+        if r.get("type") in ("user", "assistant") and n < last_line and r["uuid"] not in kept:
+            dropped |= set(_claude_row_keys(r))
+    preserved = {k for n, r in recs if r.get("uuid") in kept for k in _claude_row_keys(r)}
+    ids = lo.removed["id"].to_list()
+    assert len(ids) == len(set(ids))  # each message is lost once
+    assert set(ids) == dropped - preserved
+    assert lo.summary.height == ctx.sessions["compactions"][0]
+
+
+def test_codex_xray_losses_are_every_item_replacement_history_dropped(codex):
+    path, recs, ctx = codex
+    lo = xray(ctx).losses(sub_model=None)
+    last_line, last = max((n, r) for n, r in recs if r["type"] == "compacted")
+    kept = [_message_text(i) for i in last["payload"]["replacement_history"] if i.get("type") == "message"]
+    dropped = {n for n, r in recs if n < last_line and r["type"] == "response_item"
+               and r["payload"].get("type") in ("message", "function_call", "custom_tool_call")
+               and not (r["payload"].get("type") == "message" and _message_text(r["payload"]) in kept)}
+    first_summary = min(n for n, r in recs if r["type"] == "compacted")  # replaced by the second summary
+    source = dict(zip(ctx.df["id"], ctx.df["source"], strict=True))
+    ids = lo.removed["id"].to_list()
+    assert len(ids) == len(set(ids))  # each row is lost once (a step row and its first call share a line)
+    assert {_line(source[i]) for i in ids} == dropped | {first_summary}
+
+
+# --------------------------------------------------------------------------- OpenCode with pruning on
+
+OPENCODE_PRUNE = RECORDED / "opencode" / "prune"
+
+
+@pytest.fixture(scope="module")
+def opencode_prune(tmp_path_factory):
+    import lzma
+    import sqlite3
+
+    db = tmp_path_factory.mktemp("opencode-prune") / "opencode.db"
+    db.write_bytes(lzma.decompress((OPENCODE_PRUNE / "opencode.db.xz").read_bytes()))
+    con = sqlite3.connect(f"file:{db}?immutable=1", uri=True)
+    msgs = con.execute("SELECT id FROM message ORDER BY time_created, id").fetchall()
+    parts = [(m, json.loads(d)) for m, d in con.execute("SELECT message_id, data FROM part ORDER BY id")]
+    con.close()
+    return db, [m for (m,) in msgs], parts, rj.load(db)
+
+
+def test_opencode_prune_in_context_follows_the_store(opencode_prune):
+    """The loader's in_context: messages before the compaction's kept tail are out, and so is every tool output
+    OpenCode stamped `state.time.compacted`; the rest is in."""
+    _, order, parts, ctx = opencode_prune
+    (cmsg, comp), = [(m, p) for m, p in parts if p["type"] == "compaction"]
+    cut = order.index(comp["tail_start_id"])
+    assert cut < order.index(cmsg)  # a real kept tail
+    expected = {m: i >= cut for i, m in enumerate(order)}
+    for m, p in parts:
+        if p["type"] == "tool":
+            expected[p["callID"]] = order.index(m) >= cut and not p["state"].get("time", {}).get("compacted")
+    df = ctx.df
+    got = dict(zip(df["id"], df["in_context"], strict=True))
+    assert {k: got[k] for k in expected} == expected
+    assert sum(not v for k, v in expected.items() if k.startswith("call_")) == 15  # 16 calls, the tail keeps one
+    assert ctx.sessions["compactions"].to_list() == [1]
+    rec = json.loads((OPENCODE_PRUNE / "recording.json").read_text())
+    typed = df.filter(pl.col("origin") == "human")["text"].to_list()
+    assert typed == rec["prompts"]
+    assert df.filter(pl.col("tool_status") == "error").height == 2  # the failing test (exit 1) and config.py

@@ -104,6 +104,7 @@ def test_rlms_logs_open_as_traces(samples, name):
     assert [s["prompt"] for s in trace.of_type("sub_call")] == [c["prompt"] for c in calls]
     assert trace.answer == final
     assert trace.root["model"] == root_model
+    assert trace.root["sub_model"] == calls[0]["root_model"]   # the model, not the backend name ("openai")
     assert trace.usage()["per_model"][calls[0]["root_model"]]["calls"] == len(calls)
 
 

@@ -1,4 +1,5 @@
-"""Context X-ray on real recorded compactions (OpenCode 1.18 / 1.1, Claude Code, Codex CLI) and the samples.
+"""Context X-ray on real recorded compactions (OpenCode 1.18 / 1.1 / 1.18 with a real prune, Claude Code, Codex CLI)
+and the samples.
 
 The windows are checked against what each agent actually sent its model (`requests.jsonl.gz`, recorded by the
 scripted server), and the losses against what the agent's own files say each compaction removed, computed here
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import sqlite3
 from pathlib import Path
 
@@ -24,10 +26,14 @@ OC_CURRENT = REC / "opencode" / "current"
 OC_V11 = REC / "opencode" / "v1.1"
 CLAUDE = REC / "claude-code"
 CODEX = REC / "codex"
+OC_PRUNE = REC / "opencode" / "prune"
+OPENCODE_CLEARED = "[Old tool result content cleared]"  # what OpenCode sends for a pruned tool output
 
 
 def requests(folder: Path) -> list[dict]:
-    with gzip.open(folder / "requests.jsonl.gz", "rt", encoding="utf-8") as f:
+    xz = folder / "requests.jsonl.xz"
+    with (lzma.open(xz, "rt", encoding="utf-8") if xz.exists()
+          else gzip.open(folder / "requests.jsonl.gz", "rt", encoding="utf-8")) as f:
         return [json.loads(line) for line in f]
 
 
@@ -60,9 +66,13 @@ def blob_of(body: dict, summaries: list[str] = (), skip: tuple[str, ...] = ()) -
 
 def check_window_matches_request(xr, turn: int, body: dict, summaries: list[str] = (), skip=()) -> int:
     """Every distinct human prompt and distinctive tool output of the session is in the request iff it is in our
-    window of that turn. Returns how many items were compared."""
+    window of that turn (a pruned output is not: its call stays, its output was cleared). Returns how many items
+    were compared."""
     blob = blob_of(body, summaries, skip)
-    inside = set(xr.window(turn).messages["id"].to_list())
+    w = xr.window(turn)
+    inside = set(w.messages.filter(pl.col("state") == "in")["id"].to_list())
+    pruned = w.messages.filter(pl.col("state") == "pruned")
+    assert blob.count(esc(OPENCODE_CLEARED)) == pruned.height, f"turn {turn}: pruned outputs"
     rows = xr.rows.filter(~pl.col("marker"))
     expected: dict[str, bool] = {}
     for r in rows.iter_rows(named=True):
@@ -165,6 +175,120 @@ def test_losses_with_query_and_the_offline_sub_model_cite_removed_messages_only(
     assert "compaction" in repr(lo) and "<details" in lo._repr_html_()
 
 
+# ---- OpenCode with pruning on: a real prune (state.time.compacted), then a real auto-compaction with a kept tail --
+
+@pytest.fixture(scope="module")
+def oc_prune(tmp_path_factory):
+    """The recorded opencode.db (stored as .xz) unpacked to a temporary folder, and its X-ray."""
+    db = tmp_path_factory.mktemp("oc-prune") / "opencode.db"
+    with lzma.open(OC_PRUNE / "opencode.db.xz") as src, db.open("wb") as dst:
+        dst.write(src.read())
+    return db, xray(rj.load(db))
+
+
+def _opencode_store_losses(db: Path) -> dict:
+    """From opencode.db itself (sqlite3 + json, not the loader): the compaction message, what it dropped (messages
+    before it, except the tail from tail_start_id, and the tool calls in them), and the tool parts OpenCode marked
+    `state.time.compacted`, split by whether that happened before the compaction message was created."""
+    con = sqlite3.connect(f"file:{db.resolve()}?immutable=1", uri=True)
+    try:
+        msgs = con.execute("SELECT id, time_created FROM message ORDER BY time_created, id").fetchall()
+        parts = [(m, json.loads(d)) for m, d in con.execute("SELECT message_id, data FROM part ORDER BY id")]
+    finally:
+        con.close()
+    order = [m for m, _ in msgs]
+    created = dict(msgs)
+    comp = [(m, p) for m, p in parts if p["type"] == "compaction"]
+    assert len(comp) == 1
+    cmsg, cpart = comp[0]
+    tail = cpart.get("tail_start_id")
+    head = order[: order.index(tail) if tail else order.index(cmsg)]
+    tools = [(m, p) for m, p in parts if p["type"] == "tool"]
+    dropped = set(head) | {p["callID"] for m, p in tools if m in head}
+    stamped = {p["callID"]: p["state"]["time"]["compacted"] for _, p in tools
+               if (p["state"].get("time") or {}).get("compacted")}
+    return {"compaction": cmsg, "tail": tail, "auto": cpart["auto"], "dropped": dropped,
+            "pruned_in_window": {c for c, t in stamped.items() if t < created[cmsg]},
+            "pruned_after": {c for c, t in stamped.items() if t >= created[cmsg]},
+            "tail_calls": {p["callID"] for m, p in tools if tail and order.index(m) >= order.index(tail)}}
+
+
+def test_opencode_prune_recording_is_what_notes_say():
+    rec = json.loads((OC_PRUNE / "recording.json").read_text(encoding="utf-8"))
+    assert rec["opencode_version"] == "1.18.33" and rec["scenario"] == "prune"
+    assert rec["compaction"] == {"auto": True, "prune": True} and rec["overflow_tokens"] is None
+    assert rec["turns_unused"] == []  # every scripted answer was asked for: the run went as scripted
+    assert sum(f.stat().st_size for f in OC_PRUNE.rglob("*") if f.is_file()) < 400_000
+
+
+def test_opencode_prune_losses_are_exactly_what_the_store_says(oc_prune):
+    db, xr = oc_prune
+    store = _opencode_store_losses(db)
+    assert store["auto"] is True and store["tail"] is not None  # OpenCode kept the last log read verbatim
+    assert len(store["pruned_in_window"]) >= 3 and store["pruned_after"]  # a prune, then one after the compaction
+    assert xr.events["kind"].to_list() == ["prune", "compaction"]
+    lo = xr.losses(sub_model=None)
+    prune = set(lo.removed.filter(pl.col("kind") == "prune")["id"].to_list())
+    compaction = set(lo.removed.filter(pl.col("kind") == "compaction")["id"].to_list())
+    # the prune event: exactly the outputs OpenCode stamped while they were still in the window
+    assert prune == store["pruned_in_window"]
+    assert lo.summary.row(0, named=True)["removed_messages"] == 0
+    # the compaction: exactly the messages before the kept tail, and their tool calls
+    assert compaction == store["dropped"]
+    # every output OpenCode marked compacted is among the losses (those stamped after the compaction left with it)
+    assert store["pruned_after"] <= compaction and not (store["pruned_after"] & prune)
+    assert not (compaction & store["tail_calls"]) and xr.event(2).kept
+    # what the X-ray says each event removed is what it shows leaving the windows
+    ev = xr.events.rows(named=True)
+    before, after = xr.window(ev[0]["turn"] - 1), xr.window(ev[0]["turn"])
+    assert set(before.messages.filter(pl.col("state") == "in")["id"]) >= prune
+    assert set(after.messages.filter(pl.col("state") == "pruned")["id"]) == prune
+    assert ev[0]["post_tokens"] < ev[0]["pre_tokens"] - 20_000  # OpenCode prunes only when it frees > 20k tokens
+    assert not (set(xr.window(ev[1]["turn"]).ids) & compaction)
+    # the decision, the rejected approach and the failures are among what the compaction dropped, cited by id
+    f = lo.findings.filter(pl.col("event") == 2)
+    decisions = f.filter(pl.col("category") == "decision")["excerpt"]
+    assert any("decided to keep the in-process dict" in e for e in decisions)
+    assert any("Redis" in e for e in f.filter(pl.col("category") == "rejected")["excerpt"])
+    failed = set(xr.rows.filter(pl.col("tool_status") == "error")["id"])
+    assert len(failed) == 2 and set(f.filter(pl.col("found_by") == "tool_status")["id"]) == failed
+    assert set(lo.findings["id"]) <= prune | compaction
+    # and the window at the end is what the loader marks in context (pruned calls stay, their outputs do not)
+    end = xr.window(None).messages
+    loader = xr.rows.filter(pl.col("in_context") & ~pl.col("marker"))["id"]
+    assert set(end.filter(pl.col("state") == "in")["id"]) == set(loader)
+
+
+def test_opencode_prune_windows_are_what_the_model_was_sent(oc_prune):
+    _, xr = oc_prune
+    reqs = [r for r in requests(OC_PRUNE) if r["answered_with"] != "rule:0"]  # title requests are not steps
+    assert len(reqs) == xr.turns.height
+    summary = xr.rows.filter(pl.col("origin") == "summary")["text"].to_list()
+    compared = sum(check_window_matches_request(xr, t, r["body"], summary) for t, r in enumerate(reqs, 1))
+    assert compared > 200
+    # the recorded prompt sizes move with our window: down at the prune, down at the compaction (compared with the
+    # last ordinary step before it: the summary call is sent a serialised, shortened history)
+    t = xr.turns.filter(~pl.col("flags").list.contains("compaction_call"))
+    ev = xr.events.rows(named=True)
+    for e in ev:
+        pre = t.filter(pl.col("turn") < e["turn"]).row(-1, named=True)
+        post = t.filter(pl.col("turn") == e["turn"]).row(0, named=True)
+        assert post["window_tokens"] < pre["window_tokens"] and post["context_tokens"] < pre["context_tokens"]
+        assert pre["context_tokens"] - post["context_tokens"] > 20_000
+    # the summary call was sent the head only: the kept tail is held back from it, then sent again
+    call = xr.turns.filter(pl.col("turn") == ev[1]["turn"] - 1).row(0, named=True)
+    assert "compaction_call" in call["flags"]
+    w = xr.window(call["turn"])
+    held = set(w.dropped.filter(pl.col("state") == "held")["local"])
+    assert held == set(xr.event(2).kept) and held <= set(xr.window(ev[1]["turn"]).messages["local"])
+    # after the compaction: the kept tail (the sessions-10.log read and the answer after it), the compaction prompt,
+    # the summary and the continue message (OpenCode sends the tail after the summary; the window lists table order)
+    after = xr.window(ev[1]["turn"]).messages
+    assert after["role"].to_list() == ["assistant", "tool", "assistant", "user", "assistant", "user"]
+    assert "sessions-10.log" in after["tool_input"][1] and after["text"][3] == "What did we do so far?"
+    assert after["origin"][4] == "summary" and after["text"][5].startswith("Continue if you have next steps")
+
+
 # ---- Claude Code: windows vs the requests, losses vs compact_boundary --------------------------------------------
 
 # one folder per recorded Claude Code version: projects/…/<session>.jsonl + requests.jsonl.gz
@@ -244,8 +368,8 @@ def test_claude_losses_are_what_each_compact_boundary_dropped(folder):
     kinds = dict(zip(xr.rows["id"].to_list(), xr.rows["role"].to_list(), strict=False))
     for k, (dropped, kept) in enumerate(expected, 1):
         ours = set(lo.removed.filter(pl.col("event") == k)["id"].to_list())
-        messages = {i for i in ours if kinds.get(i) in ("user", "assistant", "tool")}
-        assert messages == dropped, f"compaction {k}"
+        assert {kinds.get(i) for i in ours} <= {"user", "assistant", "tool"}  # message records only, no markers
+        assert ours == dropped, f"compaction {k}"
         assert not (ours & kept), f"compaction {k} reports preserved messages as lost"
         assert len(kept) >= 1 and xr.event(k).kept  # the preserved segment stayed in the window
 
@@ -297,6 +421,50 @@ def test_codex_losses_are_what_replacement_history_did_not_keep():
         if rec.get("type") == "response_item" and p.get("type") == "message" and p.get("role") == "user":
             user_texts.add("".join(c.get("text", "") for c in p.get("content", [])))
     assert k == lo.summary.height >= 1
+
+
+def _codex_expected_losses(path: Path) -> list[set[int]]:
+    """Per `compacted` record, from the rollout alone: the lines of the items in the window that its
+    replacement_history did not keep. The window: every message / function_call / custom_tool_call item, and after
+    a compaction its summary (the `compacted` record, sent as a user message) and the items it kept."""
+    def text(p: dict) -> str:
+        return "".join(c.get("text") or "" for c in p.get("content") or [])
+
+    window: list[tuple[int, tuple | None]] = []  # (line, (role, text) for messages)
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        rec = json.loads(line)
+        p = rec.get("payload") or {}
+        if rec["type"] == "compacted":
+            want: dict[tuple, int] = {}
+            for item in p["replacement_history"]:
+                if item.get("type") == "message":
+                    want[(item.get("role"), text(item))] = want.get((item.get("role"), text(item)), 0) + 1
+            kept = set()
+            for ln, key in reversed(window):  # each kept item is the latest message with that role and text
+                if key and want.get(key):
+                    want[key] -= 1
+                    kept.add(ln)
+            out.append({ln for ln, _ in window if ln not in kept})
+            window = [w for w in window if w[0] in kept] + [(n, ("user", p["message"]))]
+        elif rec["type"] == "response_item" and p.get("type") in ("message", "function_call", "custom_tool_call"):
+            window.append((n, (p.get("role"), text(p)) if p["type"] == "message" else None))
+    return out
+
+
+def test_codex_losses_are_exactly_the_items_replacement_history_dropped():
+    path = _codex_rollout()
+    xr = xray(rj.load(path))
+    lo = xr.losses(sub_model=None)
+    expected = _codex_expected_losses(path)
+    assert len(expected) == lo.summary.height == 2
+    line = {i: int(s.rsplit(":", 1)[1]) for i, s in zip(xr.rows["id"], xr.rows["source"], strict=True)}
+    for k, want in enumerate(expected, 1):
+        got = {line[i] for i in lo.removed.filter(pl.col("event") == k)["id"]}
+        assert got == want, f"compaction {k}"
+    # the second compaction also dropped the first one's summary (its replacement_history has only the new one)
+    first = xr.rows.filter(pl.col("boundary") == "compaction")["id"][0]
+    assert first in lo.removed.filter(pl.col("event") == 2)["id"].to_list()
 
 
 # ---- consistency with the loaders, samples, pruning, errors ------------------------------------------------------

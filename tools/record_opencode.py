@@ -32,6 +32,7 @@ import argparse
 import contextlib
 import gzip
 import json
+import lzma
 import os
 import shutil
 import sqlite3
@@ -187,7 +188,7 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
 # --- the prune scenario ----------------------------------------------------------------------------------------
 LOG_FILES = 10  # logs/sessions-01.log .. -10.log
 LOG_LINES = 480  # ~40 KB each: under the read tool's 50 KB / 2000-line cut, ~11k tokens as OpenCode estimates them
-PRUNE_CONTEXT_LIMIT = 90000  # set from a calibration run: above the window before the prune, below it after
+PRUNE_CONTEXT_LIMIT = 92000  # from a calibration run: window peaks at ~82k before the prune, reaches ~94k after
 PRUNE_OUTPUT_LIMIT = 4000
 
 
@@ -399,6 +400,13 @@ def copy_store(data_dir: Path, out: Path) -> list[str]:
     return kept
 
 
+def xz_file(path: Path) -> None:
+    """Replace `path` by `path.xz` (the whole file in one xz stream, preset 9 extreme)."""
+    with path.open("rb") as src, lzma.open(f"{path}.xz", "wb", preset=9 | lzma.PRESET_EXTREME) as dst:
+        shutil.copyfileobj(src, dst)
+    path.unlink()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--opencode", required=True, help="path to the opencode binary")
@@ -409,9 +417,13 @@ def main() -> None:
     ap.add_argument("--scenario", choices=["basic", "prune"], default="basic",
                     help="basic: 6 turns, a sub-agent, one compaction forced by an inflated usage; prune: 11 turns, "
                          "real prune of old tool outputs, then a real auto-compaction")
+    ap.add_argument("--xz", action=argparse.BooleanOptionalAction, default=None,
+                    help="store opencode.db, requests, exports and run events as .xz (default: on for prune)")
     ap.add_argument("--context-limit", type=int, help="the model's context limit (default: the scenario's)")
     args = ap.parse_args()
 
+    if args.xz is None:
+        args.xz = args.scenario == "prune"
     version = subprocess.run([args.opencode, "--version"], capture_output=True, text=True).stdout.strip()
     print(f"opencode {version}")
     shutil.rmtree(args.work, ignore_errors=True)
@@ -448,8 +460,17 @@ def main() -> None:
     for i, run in enumerate(runs, 1):
         with (args.out / "run-events" / f"run{i}.jsonl").open("w") as f:
             f.writelines(json.dumps(e) + "\n" for e in run["events"])
-    with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
-        dst.write(log_path.read_bytes())
+    if args.xz:  # the prune scenario repeats 400 KB of logs in every request: xz's large window makes it ~40x smaller
+        shutil.copyfile(log_path, args.out / "requests.jsonl")
+        for f in [args.out / "opencode.db", args.out / "requests.jsonl", *(args.out / "exports").glob("*.json"),
+                  *(args.out / "run-events").glob("*.jsonl")]:
+            if f.exists():
+                xz_file(f)
+        kept = [f"{k}.xz" if k == "opencode.db" else k for k in kept]
+    else:
+        with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
+                                                                               mtime=0) as dst:
+            dst.write(log_path.read_bytes())
     unused = Script(script)  # report which scripted turns were never requested
     served = [json.loads(line)["answered_with"] for line in log_path.read_text().splitlines()]
     (args.out / "recording.json").write_text(json.dumps({

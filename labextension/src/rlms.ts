@@ -65,6 +65,7 @@ class Builder {
   events: TraceEvent[] = [];
   private n = 0;
   private rootModel: string | null = null;
+  private subModel: string | null = null; // of the run being built: the model its first sub-call used
 
   emit(type: string, parent: string | null, t: number | null, fields: Rec): TraceEvent {
     this.n += 1;
@@ -75,22 +76,32 @@ class Builder {
 
   run(meta: Rec, iterations: Rec[], parent: string | null, q: string | null): TraceEvent {
     const outer = this.rootModel;
+    const outerSub = this.subModel;
     this.rootModel = meta.root_model ?? null;
+    this.subModel = null;
     const t0 = ts(meta.timestamp) ?? (iterations.length ? ts(iterations[0].timestamp) : null);
     const run = this.emit('run', parent, t0, {
-      question: q || '', model: meta.root_model ?? null, sub_model: (meta.other_backends || [null])[0] ?? null,
+      // the log names the sub-model's backend (other_backends: "openai"), not the model: set from the sub-calls
+      question: q || '', model: meta.root_model ?? null, sub_model: null,
       max_depth: meta.max_depth ?? null, max_iterations: meta.max_iterations ?? null,
       environment: meta.environment_type ?? null, imported_from: 'rlms',
     });
     let final: unknown = null;
+    let end = t0;
     for (const it of iterations) {
       final = this.iteration(run.id, it) || final; // as Python's `or`: an empty answer keeps the previous one
+      const t = ts(it.timestamp); // the run ends when its last iteration does (the log has no end time)
+      if (t !== null) {
+        end = Math.max(end || t, t + (toFloat(it.iteration_time) || 0.0));
+      }
     }
     if (final !== null) {
-      this.emit('final', run.id, null, { answer: final, via: 'rlms' });
+      this.emit('final', run.id, end, { answer: final, via: 'rlms' });
     }
-    this.emit('run_end', run.id, null, { status: final !== null ? 'done' : 'unfinished' });
+    this.emit('run_end', run.id, end, { status: final !== null ? 'done' : 'unfinished' });
+    run.sub_model = this.subModel;
     this.rootModel = outer;
+    this.subModel = outerSub;
     return run;
   }
 
@@ -119,6 +130,7 @@ class Builder {
 
   call(parent: string, call: Rec, t: number | null): void {
     const [tin, tout, cost] = usage(call.usage_summary);
+    this.subModel = this.subModel || (call.root_model ?? null);
     const sub = this.emit('sub_call', parent, t, {
       model: call.root_model ?? null, prompt: text(call.prompt), response: text(call.response), tokens_in: tin,
       tokens_out: tout, cost_usd: cost, dur: toFloat(call.execution_time), status: call.error ? 'error' : 'ok',

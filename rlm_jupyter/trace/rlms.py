@@ -48,6 +48,7 @@ class _Builder:
         self.n = 0
         self.source = source
         self.root_model: str | None = None
+        self.sub_model: str | None = None   # of the run being built: the model its first sub-call used
 
     def emit(self, type: str, parent: str | None, t: float | None, **fields: Any) -> dict:
         self.n += 1
@@ -57,18 +58,24 @@ class _Builder:
 
     def run(self, meta: dict, iterations: list[dict], parent: str | None, question: str | None) -> dict:
         outer, self.root_model = self.root_model, meta.get("root_model")
+        outer_sub, self.sub_model = self.sub_model, None
         t0 = _ts(meta.get("timestamp")) or (_ts(iterations[0].get("timestamp")) if iterations else None)
+        # the log names the sub-model's backend (other_backends: "openai"), not the model: set from the sub-calls
         run = self.emit("run", parent, t0, question=question or "", model=meta.get("root_model"),
-                        sub_model=(meta.get("other_backends") or [None])[0], max_depth=meta.get("max_depth"),
+                        sub_model=None, max_depth=meta.get("max_depth"),
                         max_iterations=meta.get("max_iterations"), environment=meta.get("environment_type"),
                         imported_from="rlms")
-        final = None
+        final, end = None, t0
         for it in iterations:
             final = self.iteration(run["id"], it) or final
+            t = _ts(it.get("timestamp"))   # the run ends when its last iteration does (the log has no end time)
+            if t is not None:
+                end = max(end or t, t + (_float(it.get("iteration_time")) or 0.0))
         if final is not None:
-            self.emit("final", run["id"], None, answer=final, via="rlms")
-        self.emit("run_end", run["id"], None, status="done" if final is not None else "unfinished")
-        self.root_model = outer
+            self.emit("final", run["id"], end, answer=final, via="rlms")
+        self.emit("run_end", run["id"], end, status="done" if final is not None else "unfinished")
+        run["sub_model"] = self.sub_model
+        self.root_model, self.sub_model = outer, outer_sub
         return run
 
     def iteration(self, run_id: str, it: dict) -> str | None:
@@ -89,6 +96,7 @@ class _Builder:
 
     def call(self, parent: str, call: dict, t: float | None) -> None:
         tin, tout, cost = _usage(call.get("usage_summary"))
+        self.sub_model = self.sub_model or call.get("root_model")
         sub = self.emit("sub_call", parent, t, model=call.get("root_model"), prompt=_text(call.get("prompt")),
                         response=_text(call.get("response")), tokens_in=tin, tokens_out=tout, cost_usd=cost,
                         dur=_float(call.get("execution_time")),

@@ -4,6 +4,8 @@ and the engine (no Jupyter); the chart library (altair) is imported by `plot()` 
 
 from __future__ import annotations
 
+import sys
+
 from .core import Window, XRay
 
 
@@ -19,3 +21,15 @@ def xray(ctx, session: str | None = None, *, limit: int | None = None) -> XRay:
 
 
 __all__ = ["Window", "XRay", "xray"]
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """`rj.xray(...)` is the documented call, and Python binds this module to the same name `rlm_jupyter.xray` as
+    soon as it is imported (so `rj.xray` worked once, then was the module): a callable module keeps both working,
+    as in rlm_jupyter/rlm/__init__.py."""
+
+    def __call__(self, *args, **kwargs):
+        return xray(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

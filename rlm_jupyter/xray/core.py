@@ -3,8 +3,9 @@
 A turn is one model step (an assistant row). The window of a turn is what the agent sent the model for that step,
 rebuilt from the rows before it minus what compactions, prunes and rewinds had taken out by then (events.py).
 Sizes: `context_tokens` is the prompt size the agent recorded for the step (null where the format records no
-usage); `window_tokens` is our estimate (bytes / 4, as `ctx.tokens`) of the rebuilt window's messages, without the
-system prompt and tool definitions, which no format stores.
+usage); `window_tokens` is our estimate (bytes / 4, as `ctx.tokens`, of the full texts: fields the loader capped
+count at their recorded size) of the rebuilt window's messages, without the system prompt and tool definitions,
+which no format stores.
 """
 
 from __future__ import annotations
@@ -34,9 +35,15 @@ class XRay:
         info = ctx.sessions.filter(pl.col("session_id") == self.session_id).row(0, named=True)
         self.format = info.get("format") or "?"
         self.producer = " ".join(str(x) for x in (info.get("producer"), info.get("producer_version")) if x)
-        out_bytes = pl.col("tool_output").str.len_bytes().fill_null(0)
+        # Sizes of the full text: loaders cap long fields in the table (a marker says how much was cut) and keep the
+        # full UTF-8 size in text_bytes / tool_output_bytes; a 40 KB log read must weigh 40 KB in the window.
+        kept_out = pl.col("tool_output").str.len_bytes().fill_null(0)
+        out_bytes = pl.max_horizontal(pl.col("tool_output_bytes").fill_null(0), kept_out)
+        cut = ((out_bytes - kept_out)
+               + (pl.col("text_bytes").fill_null(0) - pl.col("text").str.len_bytes().fill_null(0)).clip(lower_bound=0))
         self.rows = (ctx.table.filter(pl.col("session_id") == self.session_id)
-                     .with_columns(((out_bytes + 3) // 4).cast(pl.Int64).alias("output_tokens")))
+                     .with_columns(((out_bytes + 3) // 4).cast(pl.Int64).alias("output_tokens"),
+                                   (pl.col("tokens") + (cut + 3) // 4).cast(pl.Int64).alias("tokens")))
         self.offset = self.rows["position"][0]
         marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
         cols = {c: self.rows.get_column(c).to_list() for c in _LIST_COLUMNS}
@@ -62,6 +69,10 @@ class XRay:
         if limit_note:
             self.notes.append(limit_note)
         self._events = found.events
+        # step -> rows held back from that one step (see Event.held), and the label for `removed_by`
+        self._held = {e.summary: set(e.held) for e in self._events if e.held and e.summary is not None}
+        self._held_label = {e.summary: f"{e.kind} #{k} (tail kept, not sent to the summary call)"
+                            for k, e in enumerate(self._events, 1) if e.held and e.summary is not None}
         self.turns = self._turns()
         self.events = self._events_frame()
         self._cache: dict = {}
@@ -87,6 +98,7 @@ class XRay:
                                                                                   dtype=pl.Int64)}),
             pl.DataFrame({"at": pruned["out_at"], "t": p_out, "m": pl.repeat(0, pruned.height, eager=True,
                                                                               dtype=pl.Int64)}),
+            self._held_deltas(),
         ]).group_by("at").agg(pl.col("t").sum(), pl.col("m").sum())
         grid = (pl.DataFrame({"at": pl.int_range(n + 1, dtype=pl.Int64, eager=True)})
                 .join(deltas, on="at", how="left").sort("at").fill_null(0)
@@ -126,8 +138,7 @@ class XRay:
         import polars as pl
 
         r = self.rows
-        ids, roles = r["id"].to_list(), r["role"].to_list()
-        tokens, otok = r["tokens"].to_list(), r["output_tokens"].to_list()
+        ids = r["id"].to_list()
         locs = self.turns["local"].to_list()
         cts = self.turns["context_tokens"].to_list()
         last_known, first_known = [None] * len(cts), [None] * (len(cts) + 1)  # nearest recorded size, each side
@@ -135,8 +146,18 @@ class XRay:
             last_known[x] = v if v is not None else (last_known[x - 1] if x else None)
         for x in range(len(cts) - 1, -1, -1):
             first_known[x] = cts[x] if cts[x] is not None else first_known[x + 1]
+        # removed tool outputs and tokens per event, summed in polars (thousands of events, 100k+ removed rows)
+        ev_of = [k for k, e in enumerate(self._events, 1) for _ in e.removed]
+        loc_of = [j for e in self._events for j in e.removed]
+        sums = (pl.DataFrame({"event": ev_of, "local": loc_of}, schema={"event": pl.Int64, "local": pl.Int64})
+                .join(r.select("local", "role", "tokens", "output_tokens"), on="local", how="left")
+                .group_by("event")
+                .agg((pl.col("role") == "tool").sum().alias("tools"), pl.col("tokens").sum().alias("tok"),
+                     pl.min_horizontal("output_tokens", "tokens").sum().alias("otok")))
+        per_event = {e: (tools, tok, otok) for e, tools, tok, otok in sums.iter_rows()}
         recs = []
         for k, e in enumerate(self._events, 1):
+            tools, tok, otok = per_event.get(k, (0, 0, 0))
             t = bisect.bisect_left(locs, e.effective)
             b = bisect.bisect_left(locs, e.row) - 1  # the last step before the boundary row
             before = last_known[b] if b >= 0 else None
@@ -147,8 +168,8 @@ class XRay:
                 "position": self.offset + e.row, "id": ids[e.row] if e.kind != "prune" else None,
                 "summary_id": ids[e.summary] if e.summary is not None else None,
                 "removed_messages": 0 if prune else len(e.removed),
-                "removed_tool_outputs": sum(1 for j in e.removed if roles[j] == "tool"),
-                "removed_tokens": int(sum(min(otok[j], tokens[j]) if prune else tokens[j] for j in e.removed)),
+                "removed_tool_outputs": int(tools or 0),
+                "removed_tokens": int((otok if prune else tok) or 0),
                 "kept_messages": len(e.kept), "pre_tokens": e.pre_tokens if e.pre_tokens is not None else before,
                 "post_tokens": after, "trigger": e.trigger, "how": e.how, "note": e.note,
             })
@@ -173,6 +194,20 @@ class XRay:
             raise PositionError(f"xray.window: turn {turn} is out of range; this session has turns 1..{n}")
         return self.turns["local"][k - 1]
 
+    def _held_deltas(self):
+        """Rows out of the window at one step only (a kept tail not sent to the summary call): -/+ around it."""
+        import polars as pl
+
+        rows: list[tuple[int, int, int]] = []
+        tok = self.rows["tokens"].to_list()
+        pruned_out = self.rows["output_tokens"].to_list()
+        prune_at = self.rows["prune_at"].to_list()
+        for step, held in self._held.items():
+            for j in held:
+                t = tok[j] - (min(pruned_out[j], tok[j]) if prune_at[j] <= step else 0)
+                rows += [(step, -t, -1), (step + 1, t, 1)]
+        return pl.DataFrame(rows, schema={"at": pl.Int64, "t": pl.Int64, "m": pl.Int64}, orient="row")
+
     def window(self, turn: int | None = None) -> Window:
         """What the model was sent at `turn` (1-based; -1 = the last; None = the window at the end of the session):
         `.messages` the rows in it, `.dropped` the earlier rows that were not (with the event that removed them)."""
@@ -180,11 +215,14 @@ class XRay:
 
         i = self._local_of_turn(turn)
         before = self.rows.filter(pl.col("local") < i)
+        held = pl.col("local").is_in(sorted(self._held.get(i, ())))
         state = (pl.when(pl.col("marker")).then(pl.lit("marker"))
                  .when(pl.col("out_at") <= i).then(pl.lit("removed"))
+                 .when(held).then(pl.lit("held"))
                  .when(pl.col("prune_at") <= i).then(pl.lit("pruned"))
                  .otherwise(pl.lit("in")))
         removed_by = (pl.when(pl.col("out_at") <= i).then(pl.col("out_event"))
+                      .when(held).then(pl.lit(self._held_label.get(i)))
                       .when(pl.col("prune_at") <= i).then(pl.col("prune_event")))
         frame = before.with_columns(state.alias("state"), removed_by.alias("removed_by")).drop("out_event",
                                                                                                "prune_event")
@@ -197,7 +235,8 @@ class XRay:
         import polars as pl
 
         i = self._local_of_turn(turn)
-        return (self.rows.filter((pl.col("local") < i) & (pl.col("out_at") > i) & ~pl.col("marker"))
+        return (self.rows.filter((pl.col("local") < i) & (pl.col("out_at") > i) & ~pl.col("marker")
+                                 & ~pl.col("local").is_in(sorted(self._held.get(i, ()))))
                 .get_column("position"))
 
     # ---- views ------------------------------------------------------------------------------------------------
@@ -242,14 +281,15 @@ class XRay:
 
 class Window:
     """The window of one turn. `messages`: rows sent (state "in", or "pruned" = call kept, output cleared);
-    `dropped`: earlier rows not sent, with `removed_by`; `frame`: both, plus event markers."""
+    `dropped`: earlier rows not sent ("removed", or "held" = a kept tail the summary call was not sent), with
+    `removed_by`; `frame`: both, plus event markers."""
 
     def __init__(self, xr: XRay, turn, local: int, frame):
         import polars as pl
 
         self.xray, self.turn, self.local, self.frame = xr, turn, local, frame
         self.messages = frame.filter(pl.col("state").is_in(["in", "pruned"]))
-        self.dropped = frame.filter(pl.col("state") == "removed")
+        self.dropped = frame.filter(pl.col("state").is_in(["removed", "held"]))
         self.tokens = int(self.messages.select(
             pl.when(pl.col("state") == "pruned").then(pl.col("tokens") - pl.col("output_tokens").clip(
                 upper_bound=pl.col("tokens"))).otherwise(pl.col("tokens")).sum()).item() or 0)
@@ -285,8 +325,9 @@ def _event_labels(events: list[Event], n: int):
     pruned: list[str | None] = [None] * n
     for k, e in enumerate(events, 1):
         target = pruned if e.kind == "prune" else out
+        label = f"{e.kind} #{k}"
         for j in e.removed:
-            target[j] = f"{e.kind} #{k}"
+            target[j] = label
     return pl.Series("out_event", out, dtype=pl.String), pl.Series("prune_event", pruned, dtype=pl.String)
 
 

@@ -10,7 +10,8 @@ when j < i < out_at[j]. How each format says what a compaction kept:
 - Codex `compacted`: everything before it left, except the messages of its `replacement_history` (re-read).
   A `context_compacted` event without a `compacted` record names nothing kept: noted.
 - OpenCode `compaction` part: everything before it left except the tail from `tail_start_id` (re-read); the
-  summary step itself still saw the whole history. Tool outputs pruned (`state.time.compacted`, re-read) are
+  summary step itself still saw the whole history, except that tail (`Event.held`: OpenCode summarises the head
+  and puts the tail back after the summary). Tool outputs pruned (`state.time.compacted`, re-read) are
   cleared from the first step after that time.
 - OpenHands `condensation` and Gemini `$rewindTo`: the rows the loader marked out of the window that came before
   the event; which earlier condensation forgot a row is not separated (noted as inferred).
@@ -35,6 +36,7 @@ class Event:
     note: str = ""
     pre_tokens: int | None = None  # the window size the agent recorded before it (Claude preTokens)
     trigger: str | None = None
+    held: list[int] = field(default_factory=list)  # kept rows the summary call itself was not sent (a kept tail)
 
 
 @dataclass
@@ -168,6 +170,11 @@ def _compaction(i: int, is_last: bool, fmt: str, rows: dict, in_ctx: list[bool],
             kept = {j for j in candidates if j >= start}
             if start < i:
                 ev.note = f"tail kept from {tail}"
+                if ev.summary is not None and role[ev.summary] == "assistant":
+                    # OpenCode summarises the head only (SessionCompaction.select): the summary call is not sent
+                    # the tail, which comes back verbatim after the summary
+                    ev.held = sorted(kept)
+                    ev.note += " (not sent to the summary call)"
         elif is_last:
             kept = {j for j in candidates if in_ctx[j] or rows["role"][j] == "tool"}
             ev.how, ev.note = "inferred", "compaction part not readable: kept = what the loader kept"
@@ -214,6 +221,8 @@ def _codex_kept(history: list, candidates: list[int], rows: dict) -> set[int]:
         r = rows["role"][j]
         if r in ("user", "assistant", "system"):
             key_role = (rows["raw_type"][j] or "").rsplit("/", 1)[-1] if r == "system" else r
+            if key_role == "compacted":  # an earlier summary: a later replacement_history carries it as user text
+                key_role = "user"
             key = (key_role, rows["text"][j])
             if want.get(key):
                 want[key] -= 1
@@ -223,7 +232,7 @@ def _codex_kept(history: list, candidates: list[int], rows: dict) -> set[int]:
 
 def _prunes(fmt: str, rows: dict, in_ctx: list[bool], out_at: list[int], prune_at: list[int], raw: RawReader,
             notes: list[str]) -> list[Event]:
-    """OpenCode clears old tool outputs (`state.time.compacted`) and keeps the calls: one event per prune time."""
+    """OpenCode clears old tool outputs (`state.time.compacted`) and keeps the calls: one event per prune pass."""
     if fmt != "opencode":
         return []
     n = len(rows["role"])
@@ -239,31 +248,46 @@ def _prunes(fmt: str, rows: dict, in_ctx: list[bool], out_at: list[int], prune_a
         return times[k]
 
     by_time: dict[float | None, list[int]] = {}
-    for j in range(n):
-        if rows["role"][j] == "tool" and not in_ctx[j]:  # pruned, or removed by a compaction, or both
-            part = raw.record(rows["source"][j])
+    role, source = rows["role"], rows["source"]
+    stamp: dict[str, float | None] = {}  # source -> time.compacted (a replayed history shares its sources)
+    for j in [j for j in range(n) if role[j] == "tool" and not in_ctx[j]]:  # pruned, or compacted, or both
+        src = source[j]
+        if src in stamp:
+            t = stamp[src]
+        else:
+            part = raw.record(src)
             state = (part or {}).get("state") if isinstance((part or {}).get("state"), dict) else {}
             t = (state.get("time") or {}).get("compacted") if isinstance(state.get("time"), dict) else None
-            if isinstance(t, (int, float)):
-                by_time.setdefault(t, []).append(j)
-            elif out_at[j] > n:  # out at the end, yet neither pruned with a time nor compacted
-                by_time.setdefault(None, []).append(j)
+            t = stamp[src] = t if isinstance(t, (int, float)) and not isinstance(t, bool) else None
+        if t is not None:
+            by_time.setdefault(t, []).append(j)
+        elif out_at[j] > n:  # out at the end, yet neither pruned with a time nor compacted
+            by_time.setdefault(None, []).append(j)
+    # One prune pass stamps each part with its own Date.now(): group the outputs by the first step that no longer
+    # saw them (one event per step), not by the exact millisecond.
+    by_step: dict[int, list[int]] = {}
+    untimed = by_time.pop(None, [])
+    for t, js in sorted(by_time.items()):
+        at = next((k for k in range(js[0] + 1, n) if rows["role"][k] == "assistant" and (step_ms(k) or 0) >= t), n)
+        by_step.setdefault(at, []).extend(js)
     events = []
-    for t, js in sorted(by_time.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
-        if t is None:
-            at = n
-            ev = Event("prune", n - 1, n, how="inferred", note="tool outputs pruned at a time not recorded: shown "
-                       "cleared only at the end")
-            notes.append(f"{len(js)} pruned tool output(s) without time.compacted")
-        else:
-            at = next((k for k in range(js[0] + 1, n) if rows["role"][k] == "assistant"
-                       and (step_ms(k) or 0) >= t), n)
-            ev = Event("prune", min(at, n - 1), at, how="recorded", note="tool outputs cleared (time.compacted)")
-        js = [j for j in js if at < out_at[j]]  # pruned after a compaction had removed it: nothing left to clear
+    for at, js in sorted(by_step.items()):
+        js = sorted(j for j in js if at < out_at[j])  # pruned after a compaction had removed it: nothing to clear
         if not js:
             continue
+        ev = Event("prune", min(at, n - 1), at, how="recorded", note="tool outputs cleared (time.compacted)")
         for j in js:
             prune_at[j] = at
         ev.removed = js
         events.append(ev)
+    if untimed:
+        notes.append(f"{len(untimed)} pruned tool output(s) without time.compacted")
+        ev = Event("prune", n - 1, n, how="inferred", note="tool outputs pruned at a time not recorded: shown "
+                   "cleared only at the end")
+        js = [j for j in untimed if n < out_at[j]]
+        for j in js:
+            prune_at[j] = n
+        ev.removed = js
+        if js:
+            events.append(ev)
     return events
