@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -151,6 +152,11 @@ def test_rlms_logs_import_the_same(ts_reader, samples, name):
     assert ts["header"] == py.header
     assert ts["events"] == py.events
     assert sum(e["type"] == "sub_call" for e in ts["events"]) == 3
+    # the run ends when its last iteration does (the log records no end time): no zero or negative wall time
+    run = next(e for e in ts["events"] if e["type"] == "run" and e["parent"] is None)
+    [end] = [e for e in ts["events"] if e["type"] == "run_end" and e["parent"] == run["id"]]
+    last = max((e for e in ts["events"] if e["type"] == "step" and e["parent"] == run["id"]), key=lambda e: e["t"])
+    assert end["t"] == pytest.approx(last["t"] + last["dur"]) and end["t"] > run["t"] > 1e9
 
 
 @pytest.fixture
@@ -209,6 +215,17 @@ def test_bad_files_say_what_was_expected(ts_reader, offline_trace):
     assert len(damaged["events"]) == len({json.loads(line)["id"] for line in rest[:-1]})
     assert any("cut-off last line" in p for p in damaged["problems"])
     assert any(broken["id"] in p and "t: expected number" in p for p in damaged["problems"])
+    assert any("the run has no end" in p for p in damaged["problems"])   # its run_end was the cut-off line
+
+
+def test_problems_name_the_file_line_after_a_skipped_line(ts_reader, offline_trace):
+    header, *rest = offline_trace.read_text().splitlines()
+    lines = [header, "{not json", "", *rest]
+    bad = 3 + 4   # rest[4] is file line 8: after the header, the garbled line, the blank line and rest[0..3]
+    lines[bad] = json.dumps({**json.loads(lines[bad]), "t": "noon"})
+    [ts] = ts_reader([{"kind": "text", "text": "\n".join(lines) + "\n", "name": "x.rlmtrace.jsonl"}])
+    assert ts["problems"][0] == "line 2: not valid JSON; skipped"
+    assert ts["problems"][1].startswith(f"line {bad + 1} ({json.loads(rest[4])['id']}): t: expected number")
 
 
 def test_notebook_bundle_keeps_title_status_and_budget(ts_reader, offline_trace):
@@ -219,3 +236,60 @@ def test_notebook_bundle_keeps_title_status_and_budget(ts_reader, offline_trace)
                            {"kind": "bundle", "data": {"steps": []}}])
     assert ok["events"] == events and ok["title"] == "Which write?" and ok["status"] == "done"
     assert "must be an object with an \"events\" list" in wrong["error"]
+
+
+# ---- the wheel ships the prebuilt extension -------------------------------------------------------------------
+
+WHEEL_LABEXT = "share/jupyter/labextensions/rlm-jupyter-trace/"
+
+
+@pytest.mark.slow
+def test_wheel_from_a_clean_tree_ships_the_extension(tmp_path):
+    """`python -m build --wheel` on a copy of the tree without build outputs (what git tracks, plus new files not
+    ignored) runs the npm build through hatch-jupyter-builder and ships the extension in share/jupyter. No network:
+    no build isolation (the build tools come from this environment) and npm offline, its packages hard-linked from
+    labextension/node_modules. ~20 s."""
+    import importlib.util
+    import zipfile
+
+    missing = [m for m in ("build", "hatchling", "hatch_jupyter_builder") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)} (pip install build hatchling 'hatch-jupyter-builder<0.11')")
+    if not shutil.which("npm") or not (LABEXT / "node_modules").is_dir():
+        pytest.skip("needs npm and labextension/node_modules (npm --prefix labextension ci)")
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs the git work tree to know which files are sources")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                           capture_output=True).stdout.decode().split("\0")
+    src = tmp_path / "src"
+    for rel in filter(None, files):
+        if (REPO / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, src / rel)
+    assert not (src / "rlm_jupyter" / "labextension").exists(), "a build output is tracked by git"
+    assert not (src / "rlm_jupyter" / "jupyter" / "static" / "trace-view.js").exists()
+    shutil.copytree(LABEXT / "node_modules", src / "labextension" / "node_modules", symlinks=True,
+                    copy_function=os.link)
+    env = {**os.environ, "npm_config_offline": "true", "npm_config_audit": "false", "npm_config_fund": "false",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
+                        "--outdir", str(tmp_path / "dist")], cwd=src, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("rlm_jupyter-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = z.namelist()
+        data = next(n.split(WHEEL_LABEXT)[0] for n in names if WHEEL_LABEXT in n)   # rlm_jupyter-<v>.data/data/
+        ext = data + WHEEL_LABEXT
+        pkg = json.loads(z.read(ext + "package.json"))
+        install = json.loads(z.read(ext + "install.json"))
+        static = [n for n in names if n.startswith(ext + "static/")]
+        code = "".join(z.read(n).decode() for n in static if n.endswith(".js"))
+        assert "rlm_jupyter/jupyter/static/trace-view.js" in names          # the widget's bundle
+        assert "rlm_jupyter/trace/schema.json" in names
+    assert pkg["name"] == "rlm-jupyter-trace" and pkg["jupyterlab"]["_build"]["mimeExtension"]
+    assert ext + pkg["jupyterlab"]["_build"]["load"] in static               # the remoteEntry JupyterLab loads
+    assert install["packageManager"] == "python" and install["packageName"] == "rlm-jupyter"
+    # the renderer, its file type and the trace schema it validates against are in the shipped code
+    assert "application/vnd.rlm-jupyter.trace+json" in code and ".rlmtrace.jsonl" in code
+    assert SCHEMA["$id"] in code   # the schema is bundled (imported from rlm_jupyter/trace/schema.json)

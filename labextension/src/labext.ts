@@ -78,8 +78,8 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
     const lines: string[] = [];
     if (trace.source === 'rlms-log' || trace.source === 'rlms-completion') {
       box.classList.add('rj-mime-info');
-      lines.push('Imported from an rlms log: it has no per-step token counts for the root model and no per-call ' +
-        'times, so those are blank.');
+      lines.push('Imported from an rlms log: it records no token counts for the root model\'s steps (they count as 0 ' +
+        'here) and no start time per sub-call (each has its step\'s).');
     }
     if (trace.problems.length) {
       box.classList.add('rj-mime-warning');

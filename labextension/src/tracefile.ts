@@ -38,7 +38,7 @@ export function traceSchema(): SchemaChecker {
 }
 
 /** The text of a trace file or an rlms log. */
-export function loadText(text: string, name = 'this file'): LoadedTrace {
+export function loadText(text: string, name = 'This file'): LoadedTrace {
   let whole: unknown;
   try {
     whole = JSON.parse(text); // a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump
@@ -47,7 +47,7 @@ export function loadText(text: string, name = 'this file'): LoadedTrace {
   }
   if (isRlmsCompletion(whole)) {
     const imp = fromRlmsCompletion(whole as Record<string, any>, name);
-    return checked(imp.header, imp.events, 'rlms-completion', []);
+    return untitled(settle(checked(imp.header, imp.events, 'rlms-completion', [])));
   }
   const records: unknown[] = [];
   const lineNos: number[] = []; // the file line of each record (blank and unreadable lines are not records)
@@ -72,11 +72,11 @@ export function loadText(text: string, name = 'this file'): LoadedTrace {
   const first = records[0] as Record<string, any>;
   if (first && typeof first === 'object' && first.format === TRACE_FORMAT) {
     checkVersion(first);
-    return checked(first, records.slice(1), 'trace', problems, lineNos.slice(1));
+    return settle(checked(first, records.slice(1), 'trace', problems, lineNos.slice(1)));
   }
   if (isRlmsLog(first)) {
     const imp = fromRlmsLog(records, name);
-    return checked(imp.header, imp.events, 'rlms-log', problems);
+    return untitled(settle(checked(imp.header, imp.events, 'rlms-log', problems)));
   }
   throw new TraceFormatError(
     `${name} is not a trace: expected an rlm-jupyter trace (first line a header with format '${TRACE_FORMAT}') ` +
@@ -86,10 +86,10 @@ export function loadText(text: string, name = 'this file'): LoadedTrace {
 /** The data of an `application/vnd.rlm-jupyter.trace+json` output. */
 export function loadBundle(data: unknown): LoadedTrace {
   if (typeof data === 'string') {
-    return loadText(data, 'this output');
+    return loadText(data, 'This output');
   }
   if (Array.isArray(data)) {
-    return checked(null, data, 'bundle', []);
+    return settle(checked(null, data, 'bundle', []));
   }
   if (data && typeof data === 'object' && Array.isArray((data as any).events)) {
     const d = data as Record<string, any>;
@@ -103,7 +103,7 @@ export function loadBundle(data: unknown): LoadedTrace {
     out.title = typeof pick('title') === 'string' && pick('title') ? pick('title') : undefined;
     out.status = typeof pick('status') === 'string' && pick('status') ? pick('status') : undefined;
     out.budget = pick('budget') && typeof pick('budget') === 'object' ? pick('budget') : null;
-    return out;
+    return settle(out);
   }
   throw new TraceFormatError(
     'This output is not a trace: application/vnd.rlm-jupyter.trace+json data must be an object with an ' +
@@ -164,11 +164,39 @@ function checked(header: Record<string, any> | null, records: unknown[], source:
   return { header, events, source, problems };
 }
 
+// The statuses after which a run does not go on (view.ts shows a still clock for them).
+const TERMINAL = new Set(['done', 'interrupted', 'error', 'budget', 'max_iterations']);
+
+/** A file or a saved output is a snapshot: a run in it that never ended is not "running" (its clock would tick on
+ * in the view); it is shown as interrupted, and the notice says why. */
+function settle(trace: LoadedTrace): LoadedTrace {
+  const root = trace.events.find(e => e.type === 'run' && e.parent == null);
+  if (!root || trace.events.some(e => e.type === 'run_end' && e.parent === root.id)) {
+    return trace;
+  }
+  if (!trace.status || !TERMINAL.has(trace.status)) {
+    trace.problems.push(`the run has no end${trace.status ? ` (it was ${trace.status} when saved)` : ''}: ` +
+      'it was interrupted, or is still being written (reopen the file to see more)');
+    trace.status = 'interrupted';
+  }
+  return trace;
+}
+
+/** rlms keeps the question only in the prompt messages, and a completion dump may not have it at all: say so in the
+ * title rather than show an empty one. */
+function untitled(trace: LoadedTrace): LoadedTrace {
+  const root = trace.events.find(e => e.type === 'run' && e.parent == null);
+  if (root && !String(root.question ?? '').trim()) {
+    trace.title = `${root.model ?? 'rlms'} run (the question is not in this rlms log)`;
+  }
+  return trace;
+}
+
 function reasons(errs: SchemaError[]): string {
   return errs.slice(0, 3).map(e => (e.path ? `${e.path.slice(1)}: ` : '') + e.message).join('; ');
 }
 
 function preview(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
-  return JSON.stringify(s.length > 80 ? s.slice(0, 79) + '…' : s);
+  return `'${s.length > 80 ? s.slice(0, 79) + '…' : s}'`;
 }
