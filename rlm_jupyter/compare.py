@@ -14,6 +14,7 @@ query in the run's call tree (child runs included), in first-seen order.
 from __future__ import annotations
 
 import html
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -205,3 +206,15 @@ def _step_cell(s: StepSide | None) -> str:
     tag = " <i>(replayed)</i>" if s.replayed else ""
     status = f" [{_e(s.status)}]" if s.status and s.status != "ok" else ""
     return f"<pre>{_e(code)}</pre>{status}{tag}"
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """`rj.compare(...)` is the documented call, and Python binds this module to the same name
+    `rlm_jupyter.compare` as soon as it is imported (so `rj.compare` worked once, then was the module): a callable
+    module keeps both working, as in rlm_jupyter/rlm/__init__.py."""
+
+    def __call__(self, *args, **kwargs):
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -3,6 +3,7 @@ SVG, the JupyterChart widget and its click selection), and the %rlm_xray magic o
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import polars as pl
@@ -84,6 +85,7 @@ def test_plot_renders_statically_without_a_kernel(xr):
     pytest.importorskip("vl_convert", reason="vl-convert-python renders the SVG without a browser (lab extra)")
     svg = bundle["image/svg+xml"]
     assert svg.startswith("<svg") and "Context X-ray" in svg and "compaction" in svg
+    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")   # shown even in an untrusted notebook
 
 
 def test_plot_notes_what_the_format_does_not_record(samples):
@@ -151,5 +153,6 @@ def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_p
     chart = next(d for d in data if "application/vnd.vegalite.v6+json" in d)
     assert "application/vnd.jupyter.widget-view+json" in chart  # interactive in the kernel
     assert "image/svg+xml" in chart and "Context X-ray" in chart["image/svg+xml"]
+    assert chart["text/plain"].startswith("<XRayPlot")   # the static text, not the widget's repr
     assert any("Click an event" in d.get("text/html", "") for d in data)  # where a click shows the losses
     assert nb.cells[3].outputs[0]["text"].strip() == "[29]"

@@ -139,6 +139,15 @@ class XRayPlot:
 
         return vlc.vegalite_to_svg(self.chart.to_dict(), vl_version=vl_version_for_vl_convert())
 
+    def png(self, scale: float = 1.0) -> bytes | None:
+        """The chart as PNG bytes (vl-convert), or None without it."""
+        if not _has_vl_convert():
+            return None
+        import vl_convert as vlc
+        from altair.utils._importers import vl_version_for_vl_convert
+
+        return vlc.vegalite_to_png(self.chart.to_dict(), scale=scale, vl_version=vl_version_for_vl_convert())
+
     def _static_bundle(self) -> dict:
         import json
 
@@ -150,7 +159,11 @@ class XRayPlot:
                                 f"{self.xray.events.height} events>"}
         svg = self.svg()
         if svg is not None:
+            # PNG too: JupyterLab shows SVG only in trusted notebooks, PNG in any (a shared notebook is untrusted)
+            import base64
+
             bundle["image/svg+xml"] = svg
+            bundle["image/png"] = base64.b64encode(self.png() or b"").decode()
         else:
             bundle["text/html"] = (f"<pre>{escape(bundle['text/plain'])}</pre><details><summary>Vega-Lite spec"
                                    f"</summary><pre>{escape(json.dumps(spec)[:20000])}</pre></details>")
@@ -163,7 +176,8 @@ class XRayPlot:
         widget = self.widget._repr_mimebundle_(include=include, exclude=exclude) or {}
         if isinstance(widget, tuple):  # (data, metadata)
             widget = widget[0]
-        bundle.update(widget)  # the widget view first where a kernel is live; the static chart stays as fallback
+        # the widget view first where a kernel is live; the static chart and its text stay as the fallback
+        bundle.update({k: v for k, v in widget.items() if k != "text/plain"})
         return bundle
 
     def _ipython_display_(self) -> None:
