@@ -32,6 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# Calls in flight at once for sub_llm_batch: a batch of up to 32 prompts goes out in one wave (the target is a batch
+# costing at most 2x one call); providers' rate limits are handled by the retries with backoff.
+BATCH_CONCURRENCY = 32
+
 log = logging.getLogger("rlm_jupyter.models")
 
 __all__ = ["Completion", "ModelError", "Models", "sub_llm"]
@@ -319,7 +323,7 @@ class Models:
                 delay = self._on_failure(exc, target, attempt)
             await asyncio.sleep(delay)
 
-    def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int = 8,
+    def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int = BATCH_CONCURRENCY,
               **kw) -> list[Completion | ModelError]:
         """Many calls at once, at most `concurrency` in flight; results in the order of `prompts`; a failed call is
         its ModelError in the list, the others go on. Threads (not asyncio), so it works inside Jupyter's loop."""
@@ -369,8 +373,9 @@ class Models:
             return tokens_in * price[0] + tokens_out * price[1]
         if target.local:
             return 0.0
-        cost = (getattr(resp, "_hidden_params", None) or {}).get("response_cost")
-        if cost is None:
+        hidden = getattr(resp, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost")
+        if cost is None and "response_cost" not in hidden:  # litellm tried already when the key is there
             with contextlib.suppress(Exception):  # a model missing from the price map has an unknown cost
                 cost = litellm.completion_cost(completion_response=resp, model=target.litellm_model)
         return float(cost) if cost is not None else None

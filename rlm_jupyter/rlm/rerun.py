@@ -151,9 +151,10 @@ class ReplayModels:
                 return _completion(self._edited, model, "edited")
         return self.real.complete(model, messages, **kw)
 
-    def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int = 8, **kw) -> list:
+    def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int | None = None, **kw) -> list:
         if self._past_k:
-            return self.real.batch(model, prompts, concurrency=concurrency, **kw)
+            limit = {} if concurrency is None else {"concurrency": concurrency}
+            return self.real.batch(model, prompts, **limit, **kw)
         out = []
         for messages in prompts:
             try:
