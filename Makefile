@@ -55,6 +55,7 @@ bench: $(VENV)/.installed $(VENV)/.js
 	$(BIN)/python benchmarks/context.py
 	$(BIN)/python benchmarks/engine.py
 	$(BIN)/python benchmarks/xray.py
+	$(BIN)/python benchmarks/widget.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache labextension/lib rlm_jupyter/labextension rlm_jupyter/jupyter/static/trace-view.js

@@ -167,6 +167,44 @@ def test_query_events_carry_snippets_and_a_snippet_opens_its_full_message(run, c
     view.close()
 
 
+def test_snippets_are_looked_up_by_the_flusher_not_on_the_pushing_thread(run, ctx):
+    view = TraceView(title="q", context=ctx)
+    wire = Wire(view)
+    view.interval = 0.01
+    looked_up_on: list[str] = []
+    real = view._messages.snippets
+
+    def spy(query):
+        looked_up_on.append(threading.current_thread().name)
+        return real(query)
+
+    view._messages.snippets = spy
+    query = next(e for e in run.trace.events if e["type"] == "query" and e.get("result_ids"))
+    view.push(query)
+    assert looked_up_on == []            # push() returned without looking anything up
+    deadline = time.monotonic() + 10
+    while not wire.events() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sent = wire.events()
+    assert [e["id"] for e in sent] == [query["id"]] and sent[0]["snippets"]
+    assert looked_up_on == ["rlm-trace-view"]
+    # the view keeps the version with snippets: a later sync or the MIME bundle do not look them up again
+    assert view.events()[0]["snippets"] == sent[0]["snippets"] and len(looked_up_on) == 1
+    assert "snippets" not in query       # the run's own event is untouched
+    view.close()
+
+
+def test_a_tools_json_input_reads_as_key_value_lines(ctx):
+    assert widget._readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}') == \
+        "file_path: /a.md\ncontent:\n# T\n\nbody\nn: 3"
+    assert widget._readable("not json {") == "not json {"
+    assert widget._readable("[1, 2]") == "[1, 2]"
+    # a real Write tool message: the file's content shows as the file, not as an escaped JSON string
+    msg = next(m for m in (widget._Messages(ctx).get(i) for i in ctx.df["id"].to_list() if i)
+               if m and m["tool_name"] == "Write")
+    assert "\ncontent:\n" in msg["text"] and "\\n" not in msg["text"].split("content:", 1)[1][:200]
+
+
 def test_status_is_checked_and_engine_statuses_are_mapped():
     view = TraceView()
     view.set_status("max_iterations")

@@ -30,11 +30,11 @@ export function renderCompare(el: HTMLElement, d: ComparisonData): HTMLElement {
     ? `The runs diverge at step ${div.step + 1} (${div.reason}); answers ${d.same_answer ? 'equal' : 'differ'}`
     : `Same steps; answers ${d.same_answer ? 'equal' : 'differ'}`));
   const head = h('div', 'rj-compare-head');
-  const row = (k: string, a: string, b: string) => {
-    const diff = a !== b ? ' rj-diff' : '';
+  const row = (k: string, a: string, b: string, cls?: string) => {
+    const diff = cls ? ' ' + cls : a !== b ? ' rj-diff' : '';
     head.append(h('span', 'rj-k', k), h('span', 'rj-v rj-a' + diff, a), h('span', 'rj-v rj-b' + diff, b));
   };
-  row('', la, lb);
+  row('', la, lb, 'rj-labels');
   row('model', d.a.model ?? '?', d.b.model ?? '?');
   row('status', d.a.status ?? '?', d.b.status ?? '?');
   row('steps', fmtInt(d.a.steps), fmtInt(d.b.steps));
@@ -80,7 +80,13 @@ export function renderCompare(el: HTMLElement, d: ComparisonData): HTMLElement {
     }
     r.appendChild(h('span', 'rj-idx', '#' + (s.index + 1)));
     r.appendChild(stepSide(s.a));
-    r.appendChild(stepSide(s.b));
+    const sb = stepSide(s.b);
+    const codeA = (s.a?.code ?? []).join('\n');
+    const codeB = (s.b?.code ?? []).join('\n');
+    if (s.a && s.b && codeA !== codeB) {
+      sb.insertBefore(diffBlock(codeA, codeB, la), sb.children[1] ?? null);
+    }
+    r.appendChild(sb);
     frag.appendChild(r);
   }
   steps.appendChild(frag);
@@ -91,6 +97,47 @@ export function renderCompare(el: HTMLElement, d: ComparisonData): HTMLElement {
     steps.scrollTop = Math.max(0, first.offsetTop - steps.offsetTop - 20);
   }
   return root;
+}
+
+/** The lines of `b`'s code that differ from `a`'s (a line diff by longest common subsequence), - and + marked. */
+export function lineDiff(a: string, b: string, max = 600): Array<['=' | '-' | '+', string]> {
+  const x = a.split('\n').slice(0, max);
+  const y = b.split('\n').slice(0, max);
+  const n = x.length;
+  const m = y.length;
+  const L = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      L[i][j] = x[i] === y[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+    }
+  }
+  const out: Array<['=' | '-' | '+', string]> = [];
+  let i = 0;
+  let j = 0;
+  while (i < n || j < m) {
+    if (i < n && j < m && x[i] === y[j]) {
+      out.push(['=', x[i++]]);
+      j++;
+    } else if (j < m && (i >= n || L[i][j + 1] >= L[i + 1][j])) {
+      out.push(['+', y[j++]]);
+    } else {
+      out.push(['-', x[i++]]);
+    }
+  }
+  return out;
+}
+
+function diffBlock(a: string, b: string, labelA: string): HTMLElement {
+  const box = h('div', 'rj-cmp-diff');
+  const diff = lineDiff(a, b).filter(([op]) => op !== '=');
+  box.appendChild(h('div', 'rj-label', `code changed against ${labelA}: ${diff.length} line${diff.length === 1 ? '' : 's'}`));
+  for (const [op, line] of diff.slice(0, 40)) {
+    box.appendChild(h('div', op === '+' ? 'rj-add' : 'rj-del', `${op} ${line}`));
+  }
+  if (diff.length > 40) {
+    box.appendChild(h('div', 'rj-note', `… ${diff.length - 40} more changed lines`));
+  }
+  return box;
 }
 
 function stepSide(s: StepSide | null): HTMLElement {

@@ -26,8 +26,11 @@ export function h(tag: string, cls?: string | null, text?: string | null, attrs?
   return el;
 }
 
+// One formatter for all numbers: Number.toLocaleString builds a new one on every call (slow on a 1,000-step trace).
+const INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
 export function fmtInt(n: number): string {
-  return Math.round(n).toLocaleString('en-US');
+  return INT.format(Math.round(n));
 }
 
 export function fmtTokens(n: number): string {

@@ -108,16 +108,49 @@ export class TraceStore {
     return this.usage(root.id);
   }
 
-  /** Latest time seen below the root (epoch seconds), for the running clock. */
-  lastTime(): number {
-    let last = 0;
-    for (const e of this.byId.values()) {
-      const end = e.t + (e.dur ?? 0);
-      if (end > last) {
-        last = end;
+  /** An event and everything below it (depth first, children in arrival order). A view that got a re-run keeps
+   *  the earlier run's events too: counts and the timeline look only below the run shown. */
+  below(id: string): TraceEvent[] {
+    const out: TraceEvent[] = [];
+    const stack = [id];
+    while (stack.length) {
+      const cur = stack.pop()!;
+      const e = this.byId.get(cur);
+      if (e) {
+        out.push(e);
+      }
+      const kids = this.children.get(cur);
+      if (kids) {
+        for (let i = kids.length - 1; i >= 0; i--) {
+          stack.push(kids[i]);
+        }
       }
     }
-    return last;
+    return out;
+  }
+
+  /** Totals below the top-level run shown: usage, sub-calls, the latest time seen (for the running clock). */
+  summary(): { usage: Usage; subCalls: number; lastTime: number } {
+    const usage: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false };
+    const root = this.root();
+    let subCalls = 0;
+    let lastTime = 0;
+    for (const e of root ? this.below(root.id) : []) {
+      addUsage(usage, e);
+      if (e.type === 'sub_call') {
+        subCalls++;
+      }
+      const end = e.t + (e.dur ?? 0);
+      if (end > lastTime) {
+        lastTime = end;
+      }
+    }
+    return { usage, subCalls, lastTime };
+  }
+
+  /** Latest time seen below the root (epoch seconds), for the running clock. */
+  lastTime(): number {
+    return this.summary().lastTime;
   }
 }
 

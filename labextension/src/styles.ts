@@ -6,6 +6,9 @@ const CSS = `
   color: var(--jp-ui-font-color1, #222); border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px;
   background: var(--jp-layout-color1, #fff); max-width: 100%; }
 .rj-trace button, .rj-compare button { font: inherit; cursor: pointer; }
+.rj-trace pre, .rj-compare pre { word-break: normal; }
+.rj-trace pre.rj-code, .rj-compare pre.rj-code, .rj-compare pre.rj-stdout { white-space: pre; overflow-wrap: normal;
+  overflow-x: auto; }
 .rj-header { padding: 8px 10px; border-bottom: 1px solid var(--jp-border-color2, #ddd); }
 .rj-top { display: flex; gap: 8px; align-items: baseline; }
 .rj-question { font-weight: 600; white-space: pre-wrap; overflow-wrap: anywhere; }
@@ -67,7 +70,8 @@ const CSS = `
 .rj-codeblock { margin: 6px 0; border-left: 3px solid var(--jp-border-color2, #ddd); padding-left: 8px; }
 .rj-codebar { display: flex; gap: 8px; align-items: center; }
 .rj-code { margin: 3px 0; padding: 6px 8px; background: var(--jp-cell-editor-background, #f7f7f7); border-radius: 3px;
-  overflow: auto; max-height: 420px; font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
+  overflow: auto; max-height: 420px; font-family: var(--jp-code-font-family, monospace); font-size: 12px;
+  white-space: pre; overflow-wrap: normal; }
 .rj-editor { margin: 3px 0; display: flex; flex-direction: column; gap: 4px; }
 .rj-edit-code { width: 100%; box-sizing: border-box; font-family: var(--jp-code-font-family, monospace); font-size: 12px;
   padding: 6px 8px; border: 1px solid var(--jp-brand-color1, #1a73e8); border-radius: 3px; resize: vertical;
@@ -100,6 +104,7 @@ const CSS = `
 .rj-panel-bar { display: flex; justify-content: space-between; align-items: center; position: sticky; top: -6px;
   background: inherit; padding: 2px 0; }
 .rj-msg { max-height: none; }
+.rj-node-kids > .rj-node { content-visibility: auto; contain-intrinsic-size: auto 22px; }
 .rj-node-row { display: flex; gap: 6px; align-items: center; padding: 2px 4px; cursor: pointer; white-space: nowrap; }
 .rj-node-row:hover { background: var(--jp-layout-color2, #f6f6f6); }
 .rj-node-label { overflow: hidden; text-overflow: ellipsis; max-width: 480px; }
@@ -111,7 +116,9 @@ const CSS = `
 .rj-timeline > .rj-note { padding: 0 10px; }
 .rj-tick:first-child { transform: none; }
 .rj-tick:last-child { transform: translateX(-100%); }
-.rj-lanes { position: relative; margin: 4px 10px 8px; }
+.rj-lanes { position: relative; margin: 4px 10px 8px; contain: strict; }
+.rj-gap { position: absolute; top: 0; bottom: 0; background: repeating-linear-gradient(135deg,
+  var(--jp-layout-color3, #e4e4e4) 0 3px, transparent 3px 7px); opacity: .8; }
 .rj-span { position: absolute; background: #7cb3f0; border-radius: 2px; min-width: 2px; box-sizing: border-box; }
 .rj-span-step { background: #5c8fd6; }
 .rj-span-sub_call { background: #b197e0; }
@@ -122,11 +129,18 @@ const CSS = `
 .rj-compare-head .rj-k { color: var(--jp-ui-font-color2, #666); }
 .rj-compare-head .rj-diff { background: #fff4d6; }
 .rj-compare-title { padding: 8px 10px 0; font-weight: 600; }
+.rj-compare > .rj-note { padding: 0 10px 6px; }
+.rj-compare-head .rj-labels { font-weight: 600; border-bottom: 1px solid var(--jp-border-color2, #ddd); }
 .rj-cmp-steps { max-height: 560px; overflow: auto; border-top: 1px solid var(--jp-border-color2, #ddd); }
 .rj-cmp-step { display: grid; grid-template-columns: 60px 1fr 1fr; gap: 8px; padding: 4px 10px;
   border-bottom: 1px solid var(--jp-border-color3, #eee); }
 .rj-cmp-step.rj-diverged { background: #fff4d6; box-shadow: inset 3px 0 0 #f2a33a; }
 .rj-cmp-side { min-width: 0; }
+.rj-cmp-diff { margin: 3px 0; padding: 4px 8px; border-radius: 3px; font-family: var(--jp-code-font-family, monospace);
+  font-size: 12px; background: var(--jp-layout-color2, #f6f8fa); overflow-x: auto; }
+.rj-cmp-diff > div { white-space: pre; }
+.rj-cmp-diff .rj-add { background: #dcf5e0; color: #14532d; }
+.rj-cmp-diff .rj-del { background: #fde0dc; color: #7f1d1d; }
 .rj-cmp-snips { display: grid; grid-template-columns: 1fr 1fr 1fr; gap: 8px; padding: 6px 10px; }
 .rj-cmp-snips ul { margin: 2px 0; padding-left: 16px; font-size: 12px; max-height: 160px; overflow: auto; }
 `;

@@ -71,6 +71,10 @@ export class TraceView {
   private lastRender = 0;
   private clock: number | null = null;
   private openTree = new Set<string>();
+  private treeScroll = 0;
+  private tabCost = 0;
+  private tabRendered = 0;
+  private tabTimer: number | null = null;
   private openParts = new Set<string>();
   private pendingMessage: { id: string; patterns: string[]; caseSensitive: boolean } | null = null;
 
@@ -88,6 +92,9 @@ export class TraceView {
     this.stepsPane = h('div', 'rj-steps', null, { tabindex: 0, role: 'list', 'aria-label': 'steps' });
     this.stepsPane.addEventListener('keydown', ev => this.onKey(ev));
     this.treePane = h('div', 'rj-tree');
+    this.treePane.addEventListener('scroll', () => {
+      this.treeScroll = this.treePane.scrollTop;
+    }, { passive: true });
     this.timelinePane = h('div', 'rj-timeline');
     this.panel = h('div', 'rj-panel', null, { role: 'dialog', 'aria-label': 'message' });
     this.panel.hidden = true;
@@ -96,6 +103,13 @@ export class TraceView {
     this.body = h('div', 'rj-body');
     this.body.append(this.stepsPane, this.treePane, this.timelinePane, this.panel);
     this.root.append(this.header, tabs, this.body);
+    this.root.addEventListener('keydown', ev => {
+      if (ev.key === 'Escape' && !this.panel.hidden) {
+        ev.preventDefault();
+        ev.stopPropagation();
+        this.closeMessage();
+      }
+    });
     el.appendChild(this.root);
     this.showTab('steps');
   }
@@ -157,6 +171,9 @@ export class TraceView {
     if (this.clock !== null) {
       clearInterval(this.clock);
     }
+    if (this.tabTimer !== null) {
+      clearTimeout(this.tabTimer);
+    }
     this.root.remove();
   }
 
@@ -186,10 +203,8 @@ export class TraceView {
     this.lastRender = Date.now();
     this.renderHeader();
     this.renderSteps();
-    if (this.tab === 'tree') {
-      this.renderTree();
-    } else if (this.tab === 'timeline') {
-      this.renderTimeline();
+    if (this.tab === 'tree' || this.tab === 'timeline') {
+      this.renderTabLive();
     } else {
       this.treePane.dataset.stale = '1';
       this.timelinePane.dataset.stale = '1';
@@ -200,12 +215,44 @@ export class TraceView {
     this.root.dataset.status = this.status();
   }
 
+  /** The Calls and Timeline tabs are rebuilt whole: while events stream in, at most every 4x what the last
+   *  rebuild cost (and >= 200 ms), so a big live run cannot keep the page busy rebuilding them. */
+  private renderTabLive(): void {
+    const pane = this.tab === 'tree' ? this.treePane : this.timelinePane;
+    const wait = Math.max(200, 4 * this.tabCost) - (Date.now() - this.tabRendered);
+    if (wait > 0) {
+      pane.dataset.stale = '1';
+      if (this.tabTimer === null) {
+        this.tabTimer = window.setTimeout(() => {
+          this.tabTimer = null;
+          if (pane.dataset.stale === '1' && !pane.hidden) {
+            this.renderTabLive();
+          }
+        }, wait);
+      }
+      return;
+    }
+    this.renderTabNow();
+  }
+
+  private renderTabNow(): void {
+    const t = performance.now();
+    if (this.tab === 'tree') {
+      this.renderTree();
+    } else if (this.tab === 'timeline') {
+      this.renderTimeline();
+    }
+    this.tabCost = performance.now() - t;
+    this.tabRendered = Date.now();
+  }
+
   private renderHeader(): void {
     const root = this.store.root();
     const status = this.status();
-    const total = this.store.total();
+    const sum = this.store.summary();
+    const total = sum.usage;
     const steps = root ? this.store.kids(root.id, 'step').length : 0;
-    const calls = countType(this.store, 'sub_call');
+    const calls = sum.subCalls;
     const hd = this.header;
     hd.textContent = '';
     const top = h('div', 'rj-top');
@@ -231,7 +278,7 @@ export class TraceView {
       }
       hd.appendChild(h('div', 'rj-meta', meta.join(' · ')));
     }
-    const elapsed = this.elapsed();
+    const elapsed = this.elapsed(sum.lastTime);
     const totals = h('div', 'rj-totals');
     const stat = (cls: string, value: string, label: string) => {
       const s = h('span', 'rj-stat ' + cls);
@@ -311,13 +358,14 @@ export class TraceView {
     return box;
   }
 
-  private elapsed(): number | null {
+  private elapsed(lastSeen?: number): number | null {
     const root = this.store.root();
     if (!root) {
       return null;
     }
     const end = this.store.kids(root.id, 'run_end')[0];
-    const last = end ? end.t : TERMINAL.has(this.status()) ? this.store.lastTime() : Math.max(Date.now() / 1000, this.store.lastTime());
+    const seen = () => lastSeen ?? this.store.lastTime();
+    const last = end ? end.t : TERMINAL.has(this.status()) ? seen() : Math.max(Date.now() / 1000, seen());
     return Math.max(0, last - root.t);
   }
 
@@ -701,12 +749,7 @@ export class TraceView {
     bar.appendChild(h('span', 'rj-label', 'message ' + id));
     const close = h('button', 'rj-btn rj-panel-close', 'close');
     close.addEventListener('click', () => this.closeMessage());
-    p.addEventListener('keydown', ev => {
-      if (ev.key === 'Escape') {
-        ev.stopPropagation();
-        this.closeMessage();
-      }
-    });
+
     bar.appendChild(close);
     p.appendChild(bar);
     const body = h('div', 'rj-panel-body');
@@ -805,10 +848,8 @@ export class TraceView {
     this.stepsPane.hidden = tab !== 'steps';
     this.treePane.hidden = tab !== 'tree';
     this.timelinePane.hidden = tab !== 'timeline';
-    if (tab === 'tree' && (this.treePane.dataset.stale !== '0')) {
-      this.renderTree();
-    } else if (tab === 'timeline' && this.timelinePane.dataset.stale !== '0') {
-      this.renderTimeline();
+    if ((tab === 'tree' && this.treePane.dataset.stale !== '0') || (tab === 'timeline' && this.timelinePane.dataset.stale !== '0')) {
+      this.renderTabNow();
     }
   }
 
@@ -816,7 +857,8 @@ export class TraceView {
   private renderTree(): void {
     const pane = this.treePane;
     pane.dataset.stale = '0';
-    const scroll = pane.scrollTop;
+    // the scroll position is remembered by a listener: reading scrollTop here would force a layout of the page
+    const scroll = this.treeScroll;
     pane.textContent = '';
     const root = this.store.root();
     if (!root) {
@@ -827,7 +869,9 @@ export class TraceView {
       this.openTree.add(root.id);
     }
     pane.appendChild(this.treeNode(root, 0));
-    pane.scrollTop = scroll;
+    if (scroll > 0) {
+      pane.scrollTop = scroll;
+    }
   }
 
   private treeKids(e: TraceEvent): TraceEvent[] {
@@ -925,31 +969,47 @@ export class TraceView {
       return;
     }
     const items: TraceEvent[] = [];
-    for (const e of this.store.byId.values()) {
+    const busy: Array<[number, number]> = [];   // when something happened: calls, and code from start to output
+    for (const e of this.store.below(root.id)) {
       if ((e.type === 'step' || e.type === 'sub_call') && !(e.type === 'sub_call' && e.child_run)) {
         items.push(e);
+        busy.push([e.t, e.status === 'pending' ? Infinity : e.t + (e.dur ?? 0)]);   // a call still going: busy
+      } else if (e.type === 'code') {
+        let until = e.t;
+        for (const o of this.store.kids(e.id, 'output')) {
+          until = Math.max(until, o.t + (o.dur ?? 0));
+        }
+        busy.push([e.t, until]);
+      } else {
+        busy.push([e.t, e.t + (e.dur ?? 0)]);
       }
     }
     items.sort((a, b) => a.t - b.t);
     const t0 = root.t;
     let t1 = t0;
-    for (const e of items) {
-      t1 = Math.max(t1, e.t + (e.dur ?? 0));
+    for (const [a, b] of busy) {
+      t1 = Math.max(t1, isFinite(b) ? b : a);
     }
     const end = this.store.kids(root.id, 'run_end')[0];
     t1 = Math.max(t1, end ? end.t : t1);
-    const span = Math.max(t1 - t0, 1e-3);
+    const running = !end && !TERMINAL.has(this.status()) && this.status() !== 'paused';
+    if (running) {
+      t1 = Math.max(t1, Date.now() / 1000);
+    }
+    // while the run goes, the time since its last event is code running (or a call starting): not idle
+    const axis = new TimeAxis(t0, t1, busy, !running);
+    const span = t1 - t0;
     // Lanes: root steps on lane 0; everything else packed so overlapping (parallel) calls get their own lanes.
     const laneEnds: number[] = [];
     const placed: Array<[TraceEvent, number]> = [];
-    const minDur = span / 400;
+    const minX = 1 / 400;   // a call narrower than this takes this much room on its lane
     for (const e of items) {
       if (e.type === 'step' && e.parent === root.id) {
         placed.push([e, 0]);
         continue;
       }
-      const s = e.t;
-      const f = e.t + Math.max(e.dur ?? 0, minDur);
+      const s = axis.x(e.t);
+      const f = Math.max(axis.x(e.t + (e.dur ?? 0)), s + minX);
       let lane = laneEnds.findIndex(x => x <= s);
       if (lane < 0) {
         lane = laneEnds.length;
@@ -964,54 +1024,122 @@ export class TraceView {
     const slowest = subs.length ? subs[subs.length - 1] : 0;
     const lanes = laneEnds.length + 1;
     const laneH = lanes > 60 ? 6 : lanes > 20 ? 10 : 16;
+    const idle = axis.gaps.reduce((n, [a, b]) => n + (b - a), 0);
     pane.appendChild(h('div', 'rj-note',
       `${fmtInt(items.length)} calls on one time axis (${fmtDur(span)}); top lane: root steps, below: sub-calls, ` +
-      'parallel calls stacked' + (slowest > 0 ? `; slowest sub-call ${fmtDur(slowest)} (median ${fmtDur(median)})` : '')));
-    const axis = h('div', 'rj-axis');
+      'parallel calls stacked' + (slowest > 0 ? `; slowest sub-call ${fmtDur(slowest)} (median ${fmtDur(median)})` : '') +
+      (axis.gaps.length ? `; ${fmtDur(idle)} with nothing running (paused or waiting) drawn narrow, hatched` : '')));
+    const ticks = h('div', 'rj-axis');
     for (let i = 0; i <= 4; i++) {
-      const tick = h('span', 'rj-tick', fmtDur((span * i) / 4));
+      const tick = h('span', 'rj-tick', fmtDur(axis.t(i / 4) - t0));
       tick.style.left = i * 25 + '%';
-      axis.appendChild(tick);
+      ticks.appendChild(tick);
     }
-    pane.appendChild(axis);
+    pane.appendChild(ticks);
     const area = h('div', 'rj-lanes');
     area.style.height = lanes * (laneH + 2) + 'px';
     const frag = document.createDocumentFragment();
+    for (const [a, b] of axis.gaps) {
+      const gap = h('div', 'rj-gap', null, { title: `${fmtDur(b - a)} with nothing running (paused, or waiting)` });
+      gap.style.cssText = `left:${(axis.x(a) * 100).toFixed(3)}%;width:${((axis.x(b) - axis.x(a)) * 100).toFixed(3)}%`;
+      frag.appendChild(gap);
+    }
+    const byId = new Map<string, [TraceEvent, boolean]>();
     for (const [e, lane] of placed) {
-      const bar = h('div', 'rj-span rj-span-' + e.type, null, { 'data-id': e.id });
-      const left = ((e.t - t0) / span) * 100;
-      const width = (Math.max(e.dur ?? 0, 0) / span) * 100;
-      bar.style.left = left.toFixed(3) + '%';
-      bar.style.width = `max(2px, ${width.toFixed(3)}%)`;
-      bar.style.top = lane * (laneH + 2) + 'px';
-      bar.style.height = laneH + 'px';
-      if (e.status === 'error') {
-        bar.classList.add('rj-span-error');
-      }
+      const left = axis.x(e.t);
+      const width = axis.x(e.t + Math.max(e.dur ?? 0, 0)) - left;
       const slow = e.type === 'sub_call' && e.dur != null && subs.length > 2 && e.dur === slowest && slowest > 2 * median;
-      if (slow) {
-        bar.classList.add('rj-slow');
-      }
-      bar.title = `${nodeLabel(e)} · ${e.model ?? ''} · ${fmtDur(e.dur)}` + (e.status === 'error' ? ' · failed' : '') +
-        (slow ? ' · slowest' : '');
+      const bar = h('div', 'rj-span rj-span-' + e.type + (e.status === 'error' ? ' rj-span-error' : '') +
+        (slow ? ' rj-slow' : ''), null, { 'data-id': e.id });
+      // one style write per bar; the tooltip is made when the mouse gets there (6,000 titles up front are slow)
+      bar.style.cssText = `left:${(left * 100).toFixed(3)}%;width:max(2px,${(width * 100).toFixed(3)}%);` +
+        `top:${lane * (laneH + 2)}px;height:${laneH}px`;
+      byId.set(e.id, [e, slow]);
       frag.appendChild(bar);
     }
+    area.addEventListener('mouseover', ev => {
+      const bar = ev.target as HTMLElement;
+      const hit = bar.dataset?.id ? byId.get(bar.dataset.id) : undefined;
+      if (hit && !bar.title) {
+        const [e, slow] = hit;
+        bar.title = `${nodeLabel(e)} · ${e.model ?? ''} · ${fmtDur(e.dur)}` + (e.status === 'error' ? ' · failed' : '') +
+          (slow ? ' · slowest' : '');
+      }
+    });
     area.appendChild(frag);
     pane.appendChild(area);
   }
 }
 
-// -- helpers --------------------------------------------------------------------------------------------------------
+/** The timeline's x axis: time mapped to [0, 1], linear while something runs; a stretch with nothing running that is
+ *  long (>= 3 s and >= 15% of the run) is drawn narrow, so a paused run's steps do not shrink to slivers. */
+export class TimeAxis {
+  /** Idle stretches drawn narrow, [from, to] in epoch seconds. */
+  readonly gaps: Array<[number, number]> = [];
+  private segs: Array<{ a: number; b: number; x0: number; x1: number }> = [];
 
-function countType(st: TraceStore, type: string): number {
-  let n = 0;
-  for (const e of st.byId.values()) {
-    if (e.type === type) {
-      n++;
+  constructor(t0: number, t1: number, busy: Array<[number, number]>, idleTail = true) {
+    const span = Math.max(t1 - t0, 1e-3);
+    const merged: Array<[number, number]> = [];
+    for (const [a, b] of busy.map(([a, b]) => [Math.max(a, t0), Math.min(Math.max(a, b), t1)] as [number, number])
+      .sort((p, q) => p[0] - q[0])) {
+      const last = merged[merged.length - 1];
+      if (last && a <= last[1]) {
+        last[1] = Math.max(last[1], b);
+      } else {
+        merged.push([a, b]);
+      }
     }
+    const minGap = Math.max(3, 0.15 * span);
+    let at = t0;
+    for (const [a, b] of idleTail ? [...merged, [t1, t1] as [number, number]] : merged) {
+      if (a - at >= minGap) {
+        this.gaps.push([at, a]);
+      }
+      at = Math.max(at, b);
+    }
+    const gapW = this.gaps.length ? Math.min(0.04, 0.3 / this.gaps.length) : 0;
+    const idle = this.gaps.reduce((n, [a, b]) => n + (b - a), 0);
+    const scale = (1 - gapW * this.gaps.length) / Math.max(span - idle, 1e-3);
+    let x = 0;
+    at = t0;
+    for (const [a, b] of this.gaps) {
+      this.segs.push({ a: at, b: a, x0: x, x1: x + (a - at) * scale });
+      x += (a - at) * scale;
+      this.segs.push({ a, b, x0: x, x1: x + gapW });
+      x += gapW;
+      at = b;
+    }
+    this.segs.push({ a: at, b: t0 + span, x0: x, x1: 1 });
   }
-  return n;
+
+  /** Where time `t` is, from 0 (the run's start) to 1 (its end). */
+  x(t: number): number {
+    const segs = this.segs;
+    let lo = 0;
+    let hi = segs.length - 1;
+    while (lo < hi) {   // the last segment starting at or before t
+      const mid = (lo + hi + 1) >> 1;
+      if (segs[mid].a <= t) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    const s = segs[lo];
+    const f = s.b > s.a ? (t - s.a) / (s.b - s.a) : 0;
+    return Math.min(1, Math.max(0, s.x0 + Math.min(1, Math.max(0, f)) * (s.x1 - s.x0)));
+  }
+
+  /** The time at position `x` (0..1). */
+  t(x: number): number {
+    const s = this.segs.find(g => x <= g.x1) ?? this.segs[this.segs.length - 1];
+    const f = s.x1 > s.x0 ? (x - s.x0) / (s.x1 - s.x0) : 0;
+    return s.a + Math.min(1, Math.max(0, f)) * (s.b - s.a);
+  }
 }
+
+// -- helpers --------------------------------------------------------------------------------------------------------
 
 function stripFences(text: string): string {
   return text.replace(/```[\s\S]*?(```|$)/g, '[code]').replace(/\n{3,}/g, '\n\n');

@@ -19,6 +19,8 @@ interface Model {
   send(content: Record<string, unknown>, callbacks?: unknown, buffers?: unknown[]): void;
 }
 
+const FINAL = new Set(['done', 'interrupted', 'error', 'budget']);
+
 interface KernelMsg {
   kind?: string;
   events?: TraceEvent[];
@@ -27,9 +29,17 @@ interface KernelMsg {
 }
 
 function renderTrace(model: Model, el: HTMLElement): () => void {
+  // Until the kernel has answered {"action": "sync"} the view holds no events. A run that has ended (its display
+  // is re-sent then, so the view is rendered anew) shows its final status only once they are in: never "done,
+  // 0 steps". A live status shows at once: while a cell runs, the answer to "sync" can wait on the busy kernel.
+  let synced = false;
+  const shownStatus = () => {
+    const st = model.get('status') || '';
+    return synced || !FINAL.has(st) ? st : '';
+  };
   const view = new TraceView(el, {
     title: model.get('title') || '',
-    status: model.get('status') || '',
+    status: shownStatus(),
     budget: (model.get('budget') as Budget | null) ?? null,
     controls: !!model.get('controls'),
     send: msg => model.send(msg),
@@ -40,6 +50,10 @@ function renderTrace(model: Model, el: HTMLElement): () => void {
     }
     if (msg.kind === 'events' && Array.isArray(msg.events)) {
       if (msg.reset) {
+        if (!synced) {
+          synced = true;
+          view.setStatus(shownStatus());
+        }
         view.reset(msg.events);
       } else {
         view.upsert(msg.events);
@@ -48,7 +62,7 @@ function renderTrace(model: Model, el: HTMLElement): () => void {
       view.showMessage(msg as unknown as MessageReply);
     }
   };
-  const onStatus = () => view.setStatus(model.get('status') || '');
+  const onStatus = () => view.setStatus(shownStatus());
   const onTitle = () => view.setTitle(model.get('title') || '');
   const onBudget = () => view.setBudget(model.get('budget') ?? null);
   const onControls = () => view.setControls(!!model.get('controls'));
@@ -57,8 +71,24 @@ function renderTrace(model: Model, el: HTMLElement): () => void {
   model.on('change:title', onTitle);
   model.on('change:budget', onBudget);
   model.on('change:controls', onControls);
-  model.send({ action: 'sync' });
+  // Ask again if no answer comes: a request sent before JupyterLab has its widget subshell goes to the kernel's main
+  // shell, which is busy running the %%rlm cell; the next one takes the subshell. Answers are idempotent (reset).
+  let tries = 0;
+  let retry: number | null = null;
+  const sync = () => {
+    retry = null;
+    if (synced || tries >= 6) {
+      return;
+    }
+    tries++;
+    model.send({ action: 'sync' });
+    retry = window.setTimeout(sync, 1000 * tries);
+  };
+  sync();
   return () => {
+    if (retry !== null) {
+      clearTimeout(retry);
+    }
     model.off('msg:custom', onMsg);
     model.off('change:status', onStatus);
     model.off('change:title', onTitle);

@@ -6,9 +6,11 @@ anywidget is imported here only, so `%load_ext rlm_jupyter` stays light.
 
 Events reach the browser as custom comm messages, batched: `push()` only appends under a lock; a flusher thread
 sends what accumulated at most every `interval` seconds, so a run emitting thousands of events never blocks on the
-front-end and the browser renders one batch at a time. A view that appears later (re-display, page reload) asks
-for everything with {"action": "sync"}. Long texts are cut (`cut_event`) with their full size noted in `_cut`;
-the trace file and `run.trace` keep everything.
+front-end and the browser renders one batch at a time. The flusher also adds the snippets to query events (the
+messages a query returned, looked up in the context, centred on a match), so the run's thread never waits for
+that. A view that appears later (re-display, page reload) asks for everything with {"action": "sync"}. Long texts
+are cut (`cut_event`) with their full size noted in `_cut`; the trace file and `run.trace` keep everything.
+docs/widget.md has the whole picture.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ BUNDLE_TEXT_LIMIT = 2_000    # chars per text field kept in the notebook's stati
 LIST_LIMIT = 500             # result ids per query event
 SNIPPETS_PER_QUERY = 10      # snippets attached to a query event for the view (when the context is known)
 SNIPPET_CHARS = 320
+SNIPPET_SCAN = 50_000        # chars of a message searched for the match a snippet is centred on
 STATUSES = ("running", "paused", "done", "interrupted", "error", "budget")
 _STATUS_ALIASES = {"max_iterations": "done", "stopping": "running"}
 _SPACE = re.compile(r"\s+")
@@ -123,7 +126,7 @@ class _Messages:
         parts = [row.get("text") or ""]
         for extra in ("tool_input", "tool_output"):
             if row.get(extra) and row.get(extra) not in parts[0]:
-                parts.append(row[extra])
+                parts.append(_readable(row[extra]))
         return {"id": msg_id, "position": n, "role": row.get("role"), "tool_name": row.get("tool_name"),
                 "session_id": row.get("session_id"), "format": row.get("source"),
                 "text": "\n\n".join(p for p in parts if p)}
@@ -138,7 +141,7 @@ class _Messages:
             text = m["text"]
             start = 0
             for p in patterns:
-                hit = p.search(text)
+                hit = p.search(text, 0, SNIPPET_SCAN)
                 if hit:
                     start = max(0, hit.start() - SNIPPET_CHARS // 3)
                     break
@@ -148,6 +151,24 @@ class _Messages:
             out.append({"id": msg_id, "position": m["position"], "role": m["role"], "tool_name": m["tool_name"],
                         "text": piece})
         return out
+
+
+def _readable(text: str) -> str:
+    """A tool's JSON input as `key: value` lines, string values as they are (not as escaped JSON strings: a file's
+    content then reads as the file); anything else unchanged."""
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(obj, dict):
+        return text
+    lines = []
+    for k, v in obj.items():
+        v = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+        lines.append(f"{k}:\n{v}" if "\n" in v else f"{k}: {v}")
+    return "\n".join(lines)
 
 
 def _query_patterns(q: dict) -> list[re.Pattern]:
@@ -195,7 +216,9 @@ class TraceView(anywidget.AnyWidget):
             budget = budget.to_dict()
         super().__init__(_esm=_esm(), title=title or "", budget=budget or None, **kw)
         self._lock = threading.Lock()          # guards _events / _pending
-        self._send_lock = threading.Lock()     # one comm message at a time, in order
+        # One comm message at a time, in order: taking a batch and sending it happen under this lock, so a batch
+        # taken earlier never arrives after one taken later (an amended event would go back to its old version).
+        self._send_lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
         self._events: dict[str, dict] = {}     # id -> latest (cut) version, in first-seen order
         self._pending: dict[str, dict] = {}
@@ -262,10 +285,11 @@ class TraceView(anywidget.AnyWidget):
 
     def flush(self) -> None:
         """Send the pending events now (from any thread)."""
-        with self._lock:
-            batch = list(self._pending.values())
-            self._pending.clear()
-        self._send_events(batch)
+        with self._send_lock:
+            with self._lock:
+                batch = list(self._pending.values())
+                self._pending.clear()
+            self._send_events(self._with_snippets(batch))
 
     def close(self) -> None:
         self._closed = True
@@ -284,11 +308,15 @@ class TraceView(anywidget.AnyWidget):
                         self._flusher = None   # idle: the next push starts a new flusher
                         return
                     continue
-                batch = list(self._pending.values())
-                self._pending.clear()
-            self._send_events(batch)
+            # Let the burst that woke us accumulate first (a step and its amendment, a batch of sub-calls): one
+            # message per interval at most, and an event amended within it is sent once, as its last version.
+            time.sleep(self.interval)
+            with self._send_lock:
+                with self._lock:
+                    batch = list(self._pending.values())
+                    self._pending.clear()
+                self._send_events(self._with_snippets(batch))
             idle_since = time.monotonic()
-            time.sleep(self.interval)  # let events accumulate: one message per interval at most
 
     def _send_events(self, batch: list[dict], reset: bool = False) -> None:
         if not batch and not reset:
@@ -304,12 +332,30 @@ class TraceView(anywidget.AnyWidget):
             self.sent_events += len(batch)
 
     def _prepare(self, event: dict) -> dict:
-        e = cut_event(event)
-        if (self._messages is not None and e.get("type") == "query" and e.get("result_ids")
-                and "snippets" not in e):
-            with contextlib.suppress(Exception):  # a context without a table: the view shows ids only
-                e = {**e, "snippets": self._messages.snippets(e)}
-        return e
+        return cut_event(event)
+
+    def _with_snippets(self, batch: list[dict]) -> list[dict]:
+        """The batch with snippets added to its query events. Done here, on the flusher's thread and outside the
+        lock, not in push(): looking messages up and placing the snippet on a match costs milliseconds a query,
+        and push() runs on the run's thread."""
+        messages = self._messages
+        if messages is None:
+            return batch
+        out = batch
+        for n, e in enumerate(batch):
+            if e.get("type") != "query" or not e.get("result_ids") or "snippets" in e:
+                continue
+            try:
+                done = {**e, "snippets": messages.snippets(e)}
+            except Exception:   # a context without a table: the view shows ids only
+                continue
+            if out is batch:
+                out = list(batch)
+            out[n] = done
+            with self._lock:
+                if self._events.get(e["id"]) is e:   # not amended meanwhile
+                    self._events[e["id"]] = done
+        return out
 
     # -- the front-end's messages ----------------------------------------------------------------------------------
     def _on_msg(self, _widget, content, _buffers) -> None:
@@ -317,9 +363,8 @@ class TraceView(anywidget.AnyWidget):
             return
         action = content.get("action")
         if action == "sync":
-            with self._lock:
-                everything = list(self._events.values())
-            self._send_events(everything, reset=True)
+            with self._send_lock:
+                self._send_events(self.events(), reset=True)
             return
         if action == "message":
             self._send_message(str(content.get("id", "")))
@@ -346,9 +391,10 @@ class TraceView(anywidget.AnyWidget):
 
     # -- persistence ------------------------------------------------------------------------------------------------
     def events(self) -> list[dict]:
-        """The events as the view holds them (long texts cut for the live view)."""
+        """The events as the view holds them (long texts cut for the live view, query events with snippets)."""
         with self._lock:
-            return list(self._events.values())
+            events = list(self._events.values())
+        return self._with_snippets(events)
 
     def bundle(self, limit: int = BUNDLE_TEXT_LIMIT) -> dict:
         """The static `application/vnd.rlm-jupyter.trace+json` payload: a header (format, version, title, status,

@@ -152,7 +152,7 @@ def test_keyboard_moves_between_steps_and_opens_queries_and_messages(nb):
     expect(panel.locator(".rj-msg mark").first).to_be_visible(timeout=30_000)
     expect(panel.locator(".rj-meta")).to_contain_text("position")
     nb.shot("3-step-query-message", view)
-    panel.locator(".rj-panel-close").click()
+    page.keyboard.press("Escape")   # (the focus is on the snippet) closes the message; so does its close button
     expect(panel).to_be_hidden()
     nb.done.add("keyboard")
 
@@ -239,6 +239,9 @@ def test_compare_the_two_runs(nb):
     expect(cmp.locator(".rj-cmp-step.rj-diverged")).to_have_count(1)
     expect(cmp.locator(".rj-cmp-step.rj-diverged .rj-cmp-side").nth(1)).to_contain_text(EDIT_MARK)
     expect(cmp.locator(".rj-cmp-step.rj-diverged .rj-cmp-side").nth(0)).not_to_contain_text(EDIT_MARK)
+    # the changed lines of the edited step, against the first run's code
+    expect(cmp.locator(".rj-cmp-step.rj-diverged .rj-cmp-diff .rj-add")).to_have_text([f"+ print('{EDIT_MARK}')"])
+    expect(cmp.locator(".rj-cmp-step.rj-diverged .rj-cmp-diff .rj-del")).to_have_count(0)
     nb.shot("8-compare", cmp)
 
 
