@@ -15,6 +15,8 @@ export interface Usage {
   tokensOut: number;
   cost: number;
   costKnown: boolean;
+  /** false when no event below recorded token counts (e.g. an rlms log's root steps): shown as unknown, not 0 */
+  tokensKnown: boolean;
 }
 
 export class TraceStore {
@@ -84,7 +86,7 @@ export class TraceStore {
 
   /** Tokens and cost below an event; a sub-call that opened a child run counts through the child's steps. */
   usage(id: string): Usage {
-    const u: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false };
+    const u: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false, tokensKnown: false };
     const stack = [id];
     while (stack.length) {
       const cur = stack.pop()!;
@@ -100,7 +102,7 @@ export class TraceStore {
   }
 
   total(): Usage {
-    const u: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false };
+    const u: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false, tokensKnown: false };
     const root = this.root();
     if (!root) {
       return u;
@@ -131,7 +133,7 @@ export class TraceStore {
 
   /** Totals below the top-level run shown: usage, sub-calls, the latest time seen (for the running clock). */
   summary(): { usage: Usage; subCalls: number; lastTime: number } {
-    const usage: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false };
+    const usage: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false, tokensKnown: false };
     const root = this.root();
     let subCalls = 0;
     let lastTime = 0;
@@ -163,6 +165,9 @@ export function addUsage(u: Usage, e: TraceEvent): void {
   }
   u.tokensIn += e.tokens_in ?? 0;
   u.tokensOut += e.tokens_out ?? 0;
+  if (typeof e.tokens_in === 'number' || typeof e.tokens_out === 'number') {
+    u.tokensKnown = true;
+  }
   if (typeof e.cost_usd === 'number') {
     u.cost += e.cost_usd;
     u.costKnown = true;

@@ -11,7 +11,8 @@ const CSS = `
   overflow-x: auto; }
 .rj-header { padding: 8px 10px; border-bottom: 1px solid var(--jp-border-color2, #ddd); }
 .rj-top { display: flex; gap: 8px; align-items: baseline; }
-.rj-question { font-weight: 600; white-space: pre-wrap; overflow-wrap: anywhere; }
+.rj-question { font-weight: 600; white-space: pre-wrap; overflow-wrap: anywhere; flex: 1 1 auto; min-width: 0;
+  max-height: 6.5em; overflow: auto; }
 .rj-status { font-size: 11px; padding: 1px 6px; border-radius: 8px; background: #e0e0e0; color: #333;
   text-transform: uppercase; letter-spacing: .03em; flex: none; }
 .rj-status[data-status="running"] { background: #d6e9ff; color: #0b4f9c; }

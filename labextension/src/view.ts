@@ -5,7 +5,7 @@
 // Large traces: step rows are one line each and their details are built only when opened; the tree builds a
 // node's children on first expand; the timeline is built when its tab is shown. Live updates are coalesced.
 
-import { TraceEvent, TraceStore } from './store';
+import { TraceEvent, TraceStore, Usage } from './store';
 import { codeBlock, findSpans, firstLine, fmtCost, fmtDur, fmtInt, fmtTokens, folded, h, marked } from './dom';
 import { ensureStyles } from './styles';
 
@@ -257,7 +257,7 @@ export class TraceView {
     hd.textContent = '';
     const top = h('div', 'rj-top');
     top.appendChild(h('span', 'rj-status', status, { 'data-status': status }));
-    top.appendChild(h('span', 'rj-question', this.opts.title || root?.question || '(no run yet)'));
+    top.appendChild(h('span', 'rj-question', (this.opts.title || root?.question || '(no run yet)').trim()));
     hd.appendChild(top);
     if (root) {
       const meta = [root.model ?? '?'];
@@ -473,7 +473,8 @@ export class TraceView {
     if (subs) {
       chips.appendChild(h('span', 'rj-chip rj-chip-s', `${subs} sub-call${subs === 1 ? '' : 's'}`));
     }
-    chips.appendChild(h('span', 'rj-chip rj-chip-t', `${fmtTokens(u.tokensIn + u.tokensOut)} tok`));
+    chips.appendChild(h('span', 'rj-chip rj-chip-t', u.tokensKnown ? `${fmtTokens(u.tokensIn + u.tokensOut)} tok`
+      : '? tok', u.tokensKnown ? undefined : { title: 'the trace has no token counts for this step' }));
     if (u.costKnown && u.cost > 0) {
       chips.appendChild(h('span', 'rj-chip', fmtCost(u.cost)));
     }
@@ -500,7 +501,8 @@ export class TraceView {
 
   private fillDetails(r: StepRow, s: TraceEvent): void {
     const d = h('div', 'rj-step-details');
-    const meta = [`model ${s.model ?? '?'}`, `${fmtInt(s.tokens_in ?? 0)} in / ${fmtInt(s.tokens_out ?? 0)} out`,
+    const meta = [`model ${s.model ?? '?'}`, s.tokens_in == null && s.tokens_out == null ? 'tokens not recorded'
+      : `${fmtInt(s.tokens_in ?? 0)} in / ${fmtInt(s.tokens_out ?? 0)} out`,
       fmtCost(s.cost_usd, s.cost_usd != null), fmtDur(s.dur)];
     if (s.prompt_messages != null) {
       meta.push(`${s.prompt_messages} messages in the prompt`);
@@ -905,7 +907,7 @@ export class TraceView {
     if (e.type === 'run') {
       const u = this.store.usage(e.id);
       row.appendChild(h('span', 'rj-chip', e.model ?? '?'));
-      row.appendChild(h('span', 'rj-chip', `${fmtTokens(u.tokensIn)} in / ${fmtTokens(u.tokensOut)} out`));
+      row.appendChild(h('span', 'rj-chip', inOut(u)));
       row.appendChild(h('span', 'rj-chip', fmtCost(u.cost, u.costKnown || u.tokensIn === 0)));
       const end = this.store.kids(e.id, 'run_end')[0];
       row.appendChild(h('span', 'rj-chip', fmtDur(end ? end.t - e.t : null)));
@@ -1172,14 +1174,19 @@ export function queryPatterns(q: TraceEvent): { patterns: string[]; caseSensitiv
   return { patterns: [], caseSensitive: false };
 }
 
+function inOut(u: Usage): string {
+  return u.tokensKnown ? `${fmtTokens(u.tokensIn)} in / ${fmtTokens(u.tokensOut)} out` : 'tokens not recorded';
+}
+
 function callChips(st: TraceStore, e: TraceEvent): HTMLElement[] {
   const out = [h('span', 'rj-chip', e.model ?? '?')];
   if (e.type === 'sub_call' && e.child_run) {
     const u = st.usage(e.child_run);
-    out.push(h('span', 'rj-chip', `${fmtTokens(u.tokensIn)} in / ${fmtTokens(u.tokensOut)} out`));
+    out.push(h('span', 'rj-chip', inOut(u)));
     out.push(h('span', 'rj-chip', fmtCost(u.cost, u.costKnown || u.tokensIn === 0)));
   } else {
-    out.push(h('span', 'rj-chip', `${fmtTokens(e.tokens_in ?? 0)} in / ${fmtTokens(e.tokens_out ?? 0)} out`));
+    out.push(h('span', 'rj-chip', e.tokens_in == null && e.tokens_out == null ? 'tokens not recorded'
+      : `${fmtTokens(e.tokens_in ?? 0)} in / ${fmtTokens(e.tokens_out ?? 0)} out`));
     out.push(h('span', 'rj-chip', fmtCost(e.cost_usd, e.cost_usd != null)));
   }
   out.push(h('span', 'rj-chip', fmtDur(e.dur)));
