@@ -5,6 +5,11 @@ Importing this package is cheap: polars, litellm and the embedding models load o
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # for annotations only; the real import is lazy
+    from .context import Context
+
 __version__ = "0.1.0"
 
 __all__ = ["Budget", "Context", "Run", "Trace", "compare", "discover", "load", "rerun", "rlm", "samples", "sub_llm",

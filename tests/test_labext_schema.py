@@ -11,9 +11,9 @@ import copy
 import json
 import os
 import shutil
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema

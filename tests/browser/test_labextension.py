@@ -315,9 +315,8 @@ def test_live_widget_takes_the_place_of_the_trace(jupyterlab, widget_bundle, ope
     """With a kernel (the notebook is trusted: its outputs were made here) the same wrapper shows the live widget;
     after a page reload while the kernel runs the widget comes back live; after a kernel restart (the widget's
     model is gone) the saved trace shows instead of "Error displaying widget: model not found"."""
-    from playwright.sync_api import expect
-
     from conftest import run_cell, wait_kernel_idle
+    from playwright.sync_api import expect
 
     name = "live-fallback.ipynb"
     page = open_notebook(name, ["%load_ext rlm_jupyter", f"%rlm_load {rj.samples()}", f"%%rlm\n{QUESTION}"])
