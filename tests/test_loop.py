@@ -85,9 +85,12 @@ def test_answer_dict_sub_calls_and_a_failed_sub_call(tmp_path, ctx):
     run = rlm("Which file?", ctx, model=model, sub_model=model, models=Models())
     assert run.status == "done" and run.trace.of_type("final")[-1]["via"] == "answer"
     subs = run.trace.of_type("sub_call")
-    assert [s["status"] for s in subs] == ["ok", "ok", "error"]
-    assert "script exhausted" in subs[2]["error"]
-    assert run.answer.startswith("first | second | Error:")   # the code got the error as text
+    # the two batch calls run concurrently: which one gets the last scripted answer is a race
+    assert subs[0]["status"] == "ok" and sorted(s["status"] for s in subs[1:]) == ["error", "ok"]
+    failed = next(s for s in subs if s["status"] == "error")
+    assert "script exhausted" in failed["error"]
+    parts = run.answer.split(" | ")   # the code got the error as text, in the batch's prompt order
+    assert parts[0] == "first" and sorted(p[:6] for p in parts[1:]) == ["Error:", "second"]
     assert all(run.trace.get(s["parent"])["type"] == "code" for s in subs)
     check_tree(run.trace)
 
