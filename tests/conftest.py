@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,28 @@ def pytest_collection_modifyitems(session, config, items):
     # as its (session-scoped) browser lives, and `asyncio.run` in a later test would then fail.
     browser = Path(__file__).parent / "browser"
     items.sort(key=lambda item: browser in Path(str(item.fspath)).parents)
+
+
+_ISO_TIME = re.compile(r'"(?:timestamp|startTime|lastUpdated)"\s*:\s*"(\d{4}-\d\d-\d\dT[^"]+)"')
+
+
+@pytest.fixture
+def times_within_file():
+    """check(path): every row time of the loaded file lies within the span of ISO times written in it (so no unit or
+    zone slip moved it), in the years these recordings were made."""
+    import datetime as dt
+
+    import rlm_jupyter as rj
+
+    def parse(s: str) -> dt.datetime:
+        d = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+        return d if d.tzinfo else d.replace(tzinfo=dt.UTC)  # naive times are read as UTC, like the loader
+
+    def check(path: Path) -> None:
+        written = [parse(s) for s in _ISO_TIME.findall(path.read_text(encoding="utf-8"))]
+        ts = rj.load(path).df["ts"].drop_nulls()
+        assert written and ts.len() > 0
+        assert min(written) <= ts.min() and ts.max() <= max(written)
+        assert set(ts.dt.year().unique().to_list()) <= {2025, 2026}
+
+    return check
