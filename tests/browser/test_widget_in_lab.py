@@ -105,6 +105,8 @@ def test_paused_run_gets_one_step_live_then_continues(nb):
 
     view.locator(".rj-btn-continue").click()
     expect(view).to_have_attribute("data-status", "done", timeout=120_000)
+    # the run's end re-sends the cell's display, so the view may be drawn afresh: wait for its step count
+    expect(view).to_have_attribute("data-steps", re.compile(r"^[1-9][0-9]*$"), timeout=30_000)
     nb.steps = steps = int(view.get_attribute("data-steps"))
     assert steps >= 2
     expect(view.locator(".rj-step")).to_have_count(steps)
