@@ -199,9 +199,9 @@ def phoenix(tmp_path_factory):
     env = {**os.environ, "PHOENIX_WORKING_DIR": str(work), "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc),
            "PHOENIX_HOST": "127.0.0.1", "PHOENIX_TELEMETRY_ENABLED": "false",
            "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false", "PHOENIX_DISABLE_AGENT_ASSISTANT": "true"}
-    log = open(work / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "phoenix.server.main", "serve"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    with open(work / "server.log", "wb") as log:   # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen([sys.executable, "-m", "phoenix.server.main", "serve"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         import urllib.request
@@ -224,7 +224,6 @@ def phoenix(tmp_path_factory):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
 
 
 def _spans(base: str, project: str, want: int) -> list[dict]:
@@ -367,9 +366,18 @@ def test_session_to_atif_to_session_keeps_messages_tool_calls_and_order(samples,
     back = rj.load(tmp_path / "s.json")
     a = ctx.df.filter(ctx.df["session_id"] == ctx.sessions["session_id"][0])
     b = back.df.filter(back.df["session_id"] == back.sessions["session_id"][0])
-    assert b["role"].to_list() == a["role"].to_list()
-    assert b["text"].to_list() == a["text"].to_list()
-    assert b["tool_call_id"].to_list() == a["tool_call_id"].to_list()
+
+    def messages(df):
+        return [(r["role"], r["text"]) for r in df.filter(df["role"] != "tool").iter_rows(named=True)]
+
+    def calls(df):
+        text = dict(zip(df["id"], df["text"], strict=True))
+        return [(r["tool_call_id"], r["tool_name"], r["tool_output"], r["tool_status"], text.get(r["parent_id"]))
+                for r in df.filter(df["role"] == "tool").iter_rows(named=True)]
+
+    # ATIF nests a tool call in its agent step: messages keep their order, tool calls theirs and their parent
+    assert messages(b) == messages(a) and len(messages(a)) > 10
+    assert calls(b) == calls(a) and len(calls(a)) == 3
 
 
 def test_cli_writes_atif_and_says_what_is_wrong(recorded, tmp_path):
@@ -392,3 +400,47 @@ def test_export_is_callable_before_and_after_the_subpackage_import():
     code = "import sys, rlm_jupyter as rj; rj.export; print(sorted(m for m in sys.modules if 'opentelemetry' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr   # OTel loads on the first OTLP export
+
+
+# ---- %%rlm --export-otlp ------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def ip(monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from rlm_jupyter.jupyter.magics import RlmMagics
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "rlm_jupyter.jupyter")
+    monkeypatch.setattr(RlmMagics, "view_factory", staticmethod(lambda **kw: None))   # no widget outside a kernel
+    return shell
+
+
+def _cell(ip, source: str):
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        res = ip.run_cell(source)
+    return res, cap.stdout
+
+
+def test_rlm_magic_exports_the_finished_run_to_phoenix(ip, samples, phoenix):
+    _cell(ip, f"%rlm_load {samples / CLAUDE}")
+    res, out = _cell(ip, f"%%rlm --out exported --export-otlp {phoenix}/v1/traces\nWhich write was rejected?")
+    assert res.success, out
+    run = ip.user_ns["exported"]
+    from rlm_jupyter.export.otlp import build_spans
+
+    expected = build_spans(run.trace)
+    assert f"sent {len(expected)} spans to {phoenix}/v1/traces" in out
+    got = _spans(phoenix, "default", len(expected))   # no project given: Phoenix's default project
+    mine = [s for s in got if s["context"]["trace_id"] == f"{expected[0].trace_id:032x}"]
+    assert len(mine) == len(expected) and {s["span_kind"] for s in mine} >= {"AGENT", "CHAIN", "LLM", "TOOL"}
+
+
+def test_rlm_magic_export_failure_is_one_line_and_keeps_the_run(ip, samples):
+    _cell(ip, f"%rlm_load {samples / CLAUDE}")
+    res, out = _cell(ip, "%%rlm --out kept --export-otlp http://127.0.0.1:9/v1/traces\nWhich write was rejected?")
+    assert res.success and ip.user_ns["kept"].status == "done"
+    lines = [ln for ln in out.splitlines() if ln.startswith("%%rlm --export-otlp:")]
+    assert len(lines) == 1 and "check that the collector runs" in lines[0]

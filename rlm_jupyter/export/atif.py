@@ -326,14 +326,14 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def write(docs: list[dict], path: str | Path) -> list[Path]:
-    """One document -> the file `path`; several -> one `<trajectory_id>.json` each in the folder `path`."""
+    """`path` ending in .json: that file (one document); else a folder with one `<trajectory_id>.json` each."""
     path = Path(path).expanduser()
-    if len(docs) == 1 and not path.is_dir():
+    if path.suffix == ".json" and not path.is_dir():
+        if len(docs) != 1:
+            raise ValueError(f"{path}: {len(docs)} trajectories do not fit in one ATIF file; give a folder instead")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(docs[0], ensure_ascii=False, indent=1, default=str))
         return [path]
-    if path.suffix == ".json" and not path.is_dir():
-        raise ValueError(f"{path}: {len(docs)} trajectories do not fit in one ATIF file; give a folder instead")
     path.mkdir(parents=True, exist_ok=True)
     out = []
     for i, d in enumerate(docs):
