@@ -168,6 +168,36 @@ def test_ids_are_deterministic_so_exporting_twice_does_not_duplicate(recorded):
     assert len({s.span_id for s in first}) == len(first) and len({s.trace_id for s in first}) == 1
 
 
+def test_a_child_run_whose_call_was_never_amended_still_nests(recorded, tmp_path):
+    """A run killed while its recursive call was open: the sub_call line without `child_run` is all there is."""
+    lines = recorded.trace_path.read_text().splitlines()
+    rlm_call = [i for i, ln in enumerate(lines) if '"type":"sub_call"' in ln and '"kind":"rlm"' in ln]
+    assert len(rlm_call) == 2 and "child_run" not in lines[rlm_call[0]]
+    cut = tmp_path / "cut.rlmtrace.jsonl"
+    cut.write_text("\n".join(ln for i, ln in enumerate(lines) if i != rlm_call[1]) + "\n")
+    from rlm_jupyter.export.otlp import build_spans
+
+    spans = build_spans(Trace.load(cut))
+    by = {s.span_id: s for s in spans}
+    child = [s for s in spans if s.kind == "AGENT" and s.parent_id]
+    assert len(child) == 1 and by[child[0].parent_id].kind == "TOOL"
+    doc = rj.export(cut, to="atif")
+    assert len(atif.Trajectory.model_validate(doc).subagent_trajectories) == 1
+
+
+@pytest.mark.parametrize("name", ["s1_depth1_session_2026-11-25_06-11-46_0b259207.jsonl",
+                                  "v011_finalvar.completion.json"])
+def test_official_rlms_logs_export_too(samples, name):
+    from rlm_jupyter.export.otlp import build_spans
+
+    path = samples / "rlm-logs" / name
+    trace = Trace.load(path)
+    spans = build_spans(trace)
+    assert spans[0].kind == "AGENT" and len([s for s in spans if s.kind == "CHAIN"]) == len(trace.steps())
+    t = atif.Trajectory.model_validate(rj.export(path, to="atif"))
+    assert len([s for s in t.steps if s.source == "agent"]) == len(trace.steps())
+
+
 def test_unreachable_collector_is_one_clear_error(recorded):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

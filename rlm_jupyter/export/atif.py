@@ -26,6 +26,7 @@ from typing import Any
 
 from ..trace import Trace
 from ._redact import redactor
+from ._tree import child_run
 
 SCHEMA_VERSION = "ATIF-v1.7"
 AGENT_NAME = "rlm-jupyter"
@@ -160,15 +161,10 @@ def _sub_call(trace: Trace, sub: dict, code_id: str, subagents: list[dict]) -> t
                                                "error": sub.get("error"), "model": sub.get("model"),
                                                "tokens_in": sub.get("tokens_in"), "tokens_out": sub.get("tokens_out"),
                                                "cost_usd": sub.get("cost_usd"), "latency_s": sub.get("dur")})}
-    child_id = sub.get("child_run")
-    if child_id:
-        try:
-            child = trace.get(child_id)
-        except KeyError:
-            child = None
-        if child is not None:
-            subagents.append(_run(trace, child))
-            result["subagent_trajectory_ref"] = [{"trajectory_id": child_id}]
+    child = child_run(trace, sub)
+    if child is not None:
+        subagents.append(_run(trace, child))
+        result["subagent_trajectory_ref"] = [{"trajectory_id": child["id"]}]
     return call, result
 
 

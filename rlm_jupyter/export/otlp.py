@@ -27,6 +27,7 @@ from typing import Any
 
 from ..trace import Trace
 from ._redact import redactor
+from ._tree import child_run
 
 SCOPE = "rlm_jupyter.export"
 BATCH = 512             # spans per OTLP request
@@ -331,12 +332,7 @@ class _RunSpans:
         return span
 
     def sub_call(self, call: dict, parent: SpanData) -> SpanData:
-        child = None
-        if call.get("child_run"):
-            try:
-                child = self.trace.get(call["child_run"])
-            except KeyError:  # an interrupted run may have lost its child's events
-                child = None
+        child = child_run(self.trace, call)
         if child is not None:
             return self.agent(child, parent, call)
         span = self._llm(call, "llm", parent, [("user", call.get("prompt") or "")], call.get("response") or "")
