@@ -358,9 +358,13 @@ def test_run_to_atif_to_our_reader_keeps_the_steps(recorded, tmp_path):
     assert back.sessions.height == 2   # the recursive run is a linked sub-agent session
 
 
-def test_sessions_as_atif_keep_tool_calls_and_window_events(samples, tmp_path):
+def test_sessions_as_atif_keep_tool_calls_and_window_events(samples, tmp_path, monkeypatch):
     ctx = rj.load(samples / CLAUDE)
+    assert rj.export(samples / CLAUDE, to="atif") == rj.export(ctx, to="atif")   # files or a Context: the same
+    monkeypatch.setenv("RLMJ_EXPORT_TEST_SECRET", "comprehensive understanding")   # a phrase of a tool output
     docs = rj.export(ctx, to="atif", path=tmp_path / "out")
+    text = (tmp_path / "out" / f"{docs[0]['trajectory_id']}.json").read_text()
+    assert "comprehensive understanding" not in text and "[REDACTED]" in text
     assert len(docs) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         f"{docs[0]['trajectory_id']}.json"]
     t = atif.Trajectory.model_validate(docs[0])
