@@ -124,6 +124,9 @@ def test_spans_follow_the_call_tree_with_tokens_cost_and_documents(recorded, ctx
     for chain in (s for s in spans if s.kind == "CHAIN" and parent[s.span_id] is root):
         kids = [s for s in spans if s.parent_id == chain.span_id]
         assert kids[0].kind == "LLM" and all(k.kind == "TOOL" for k in kids[1:])
+    chains = [s for s in spans if s.kind == "CHAIN" and parent[s.span_id] is root]
+    assert chains[0].attributes["input.value"].startswith("Which file write was rejected?")
+    assert chains[1].attributes["input.value"] == "1\navailable-tools.md\n"   # what step 0's code printed
     # sub_llm calls are LLM spans under the TOOL span whose code made them; the recursive run a nested AGENT there
     child = next(s for s in spans if s.kind == "AGENT" and s is not root)
     assert parent[child.span_id].kind == "TOOL" and parent[parent[child.span_id].span_id].kind == "CHAIN"

@@ -144,6 +144,7 @@ class _RunSpans:
         self.trace, self.root, self.position, self.docs, self.out = trace, root, position, docs, out
         self.trace_id = _hash(f"rlm-jupyter trace {root['id']}", 16)
         self.session = root["id"]
+        self._steps: dict[str, dict] = {}
 
     # -- helpers --------------------------------------------------------------------------------------------------
     def _span(self, event: dict, part: str, name: str, kind: Any, parent: SpanData | None, start: float,
@@ -245,7 +246,11 @@ class _RunSpans:
         run = self.trace.get(step["parent"]) if step.get("parent") else {}
         if index == 0:
             return run.get("question") or ""
-        prev = [s for s in self.trace.children(run.get("id"), "step") if s.get("index") == index - 1]
+        steps = self._steps.get(run.get("id"))
+        if steps is None:   # index -> step, once per run (a long run would otherwise scan its steps per step)
+            steps = self._steps[run.get("id")] = {s.get("index"): s for s in self.trace.children(run.get("id"),
+                                                                                               "step")}
+        prev = [steps[index - 1]] if index - 1 in steps else []
         parts = []
         for code in self.trace.children(prev[0]["id"], "code") if prev else []:
             for out in self.trace.children(code["id"], "output"):
