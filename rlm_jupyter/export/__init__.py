@@ -23,11 +23,12 @@ def export(obj: Any, to: str, *, path: str | Path | None = None, endpoint: str |
     """Export a run (a `Run`, a `Trace`, or a trace file) or loaded sessions (a Context, session files).
 
     to="otlp": sends the run's spans to `endpoint` (an OTLP/HTTP traces URL) with `headers` (e.g. Langfuse's
-    Authorization); `context` (the Context the run queried) fills the retrieved documents' content; `project`
-    names the Phoenix project. Returns {"spans", "traces", "trace_ids", "endpoint"}.
+    Authorization); `context` (the Context the run queried; default: the Run's own `.context` when it has one)
+    fills the retrieved documents' content; `project` names the Phoenix project. Returns {"spans", "traces",
+    "trace_ids", "endpoint"}.
     to="atif": returns the ATIF document of the run (a list when the trace holds several top-level runs; always a
-    list for sessions) and writes it to `path` when given (several documents: one file each in the folder `path`).
-    """
+    list for sessions) and writes it to `path` when given (a name ending in .json: that file; else a folder with
+    one file per document)."""
     target = (to or "").lower()
     if target not in TARGETS:
         raise ValueError(f"export: unknown target {to!r}; use one of {', '.join(TARGETS)}")
@@ -39,6 +40,8 @@ def export(obj: Any, to: str, *, path: str | Path | None = None, endpoint: str |
         trace = _as_trace(obj)
         if trace is None:
             raise ValueError("export to otlp takes a run, a Trace or a trace file (.rlmtrace.jsonl / rlms log)")
+        if context is None:   # a Run from %%rlm knows the Context it queried
+            context = getattr(obj, "context", None)
         return export_otlp(trace, endpoint, headers=headers, context=context, project=project, timeout_s=timeout_s)
     from . import atif
 
