@@ -12,8 +12,8 @@ if TYPE_CHECKING:  # for annotations only; the real import is lazy
 
 __version__ = "0.1.0"
 
-__all__ = ["Budget", "Context", "Run", "Trace", "compare", "discover", "load", "rerun", "rlm", "samples", "sub_llm",
-           "xray", "__version__"]
+__all__ = ["Budget", "Context", "Run", "Trace", "compare", "discover", "export", "load", "rerun", "rlm", "samples",
+           "sub_llm", "xray", "__version__"]
 
 
 def load(*paths) -> Context:
@@ -64,6 +64,7 @@ _LAZY = {
     "Run": ("rlm", "Run"),
     "rerun": ("rlm.rerun", "rerun"),
     "compare": ("compare", "compare"),
+    "export": ("export", "export"),
     "xray": ("xray", "xray"),
 }
 

@@ -90,6 +90,42 @@ def _ask(args: argparse.Namespace) -> int:
     return 0 if run.status in ("done", "max_iterations", "budget") else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    """`rlm-jupyter export TRACE --otlp URL | --atif FILE`: failures (bad file, collector down, extra missing) are
+    one line on stderr and exit code 2."""
+    from .export import export
+
+    if not args.otlp and not args.atif:
+        print("rlm-jupyter export: say where to: --otlp URL and/or --atif FILE", file=sys.stderr)
+        return 2
+    headers = {}
+    for h in args.header or []:
+        name, sep, value = h.partition(":")
+        if not sep or not name.strip():
+            # the value is not echoed: it may be a credential
+            print("rlm-jupyter export: a --header is not NAME:VALUE (e.g. 'Authorization: Basic …')", file=sys.stderr)
+            return 2
+        headers[name.strip()] = value.strip()
+    context = None
+    if args.context:
+        from . import load
+
+        context = load(args.context)
+    try:
+        if args.otlp:
+            r = export(args.trace, to="otlp", endpoint=args.otlp, headers=headers, context=context,
+                       project=args.project)
+            print(f"sent {r['spans']} spans ({r['traces']} trace(s)) to {r['endpoint']}")
+        if args.atif:
+            doc = export(args.trace, to="atif", path=args.atif)
+            n = len(doc) if isinstance(doc, list) else 1
+            print(f"wrote {n} ATIF trajectory(ies) to {args.atif}")
+    except (ImportError, RuntimeError) as exc:
+        print(f"rlm-jupyter: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-jupyter", description="Explore how coding agents use their context.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--trace", default=None, metavar="FILE", help="trace file (default: under ~/.cache/rlm_jupyter)")
     a.add_argument("--json", action="store_true", help="print {answer, status, usage, trace}")
     a.set_defaults(func=_ask)
+    e = sub.add_parser("export", help="send a run's trace to Phoenix / Langfuse (OTLP) or write it as ATIF")
+    e.add_argument("trace", metavar="TRACE", help="a .rlmtrace.jsonl file (or an rlms log)")
+    e.add_argument("--otlp", metavar="URL", help="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:6006/v1/traces")
+    e.add_argument("--header", action="append", metavar="NAME:VALUE", help="a header for --otlp (repeatable)")
+    e.add_argument("--project", default=None, help="Phoenix project name for --otlp")
+    e.add_argument("--context", nargs="+", metavar="PATH", help="the sessions the run queried: retrieved "
+                   "documents then carry their text")
+    e.add_argument("--atif", metavar="FILE", help="write the run as an ATIF v1.7 trajectory")
+    e.set_defaults(func=_export)
     d = sub.add_parser("discover", help="list the sessions agents keep on this machine, newest first")
     d.add_argument("--home", default=None, help="look under this home folder instead of yours")
     d.add_argument("--json", action="store_true")

@@ -119,6 +119,8 @@ class RlmMagics(Magics):
     @argument("--out", default=None, help="store the Run in this variable (default: _rlm)")
     @argument("--trace", default=None, help="also write the trace to this .rlmtrace.jsonl file")
     @argument("--paused", action="store_true", help="start paused: step with the view's buttons")
+    @argument("--export-otlp", default=None, metavar="URL", help="when the run ends, send its trace to this "
+              "OTLP/HTTP endpoint (Phoenix: http://127.0.0.1:6006/v1/traces; docs/export.md)")
     def rlm(self, line, cell):
         """Ask a question about the loaded context with a Recursive Language Model. The cell body is the
         question; {name} is replaced by the value of the notebook variable `name`. The answer is the cell's
@@ -159,6 +161,8 @@ class RlmMagics(Magics):
             _set_status(view, run.status)
             self._cell.finished(run, out)
             _refresh_display(view)
+        if args.export_otlp:
+            _export_otlp(run, ctx, args.export_otlp)
         return self._result(run)
 
     # ---- %sub_llm -------------------------------------------------------------------------------------------
@@ -343,6 +347,18 @@ def _set_status(view, status: str) -> None:
     status = {"max_iterations": "done"}.get(status, status)
     with contextlib.suppress(Exception):  # a broken view must not break the cell
         view.set_status(status)
+
+
+def _export_otlp(run, ctx, endpoint: str) -> None:
+    """Send the finished run's spans; a failure is one printed line (the run and its answer are kept)."""
+    from ..export import export
+
+    try:
+        r = export(run, to="otlp", endpoint=endpoint, context=ctx)
+    except (ImportError, RuntimeError, ValueError) as e:
+        print(f"%%rlm --export-otlp: {e}")
+        return
+    print(f"sent {r['spans']} spans to {endpoint}")
 
 
 def _parse(fn, line: str, name: str):

@@ -264,7 +264,7 @@ class _Engine:
             raise
         self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
         self.writer.update(step, response=c.text, status="ok", tokens_in=c.tokens_in, tokens_out=c.tokens_out,
-                           cost_usd=c.cost_usd, dur=c.latency_s, finish_reason=c.finish_reason)
+                           cost_usd=c.cost_usd, dur=c.latency_s, finish_reason=c.finish_reason, **c.cache_fields())
         return c.text
 
     def _run_blocks(self, state: _RunState, worker, blocks: list[str]) -> tuple[list[dict], str | None]:
@@ -421,7 +421,7 @@ class _Engine:
         self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
         ev = self.writer.emit("sub_call", _parent(state), t=t, dur=c.latency_s, kind=kind, model=model, prompt=prompt,
                               response=c.text, status="ok", tokens_in=c.tokens_in, tokens_out=c.tokens_out,
-                              cost_usd=c.cost_usd, **extra)
+                              cost_usd=c.cost_usd, **c.cache_fields(), **extra)
         return c.text, ev
 
     def _sub_llm_batch(self, state: _RunState, prompts_: list[str], model: str | None) -> list[str]:
@@ -447,7 +447,8 @@ class _Engine:
                 continue
             self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
             self.writer.emit("sub_call", parent, dur=c.latency_s, response=c.text, status="ok",
-                             tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, **common)
+                             tokens_in=c.tokens_in, tokens_out=c.tokens_out, cost_usd=c.cost_usd, **c.cache_fields(),
+                             **common)
             out.append(c.text)
         return out
 

@@ -51,6 +51,13 @@ class Completion:
     latency_s: float           # wall time of the whole call, retries included
     finish_reason: str | None = None
     attempts: int = 1          # 1 + the retries it took
+    cache_read: int | None = None    # prompt tokens read from the provider's prompt cache (part of tokens_in)
+    cache_write: int | None = None   # prompt tokens written to it (Anthropic's cache creation)
+
+    def cache_fields(self) -> dict:
+        """The cache counts for a trace event, only those the provider reported."""
+        return {k: v for k, v in (("cache_read_tokens", self.cache_read), ("cache_write_tokens", self.cache_write))
+                if v}
 
 
 class ModelError(RuntimeError):
@@ -363,9 +370,13 @@ class Models:
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
         choice = resp.choices[0]
+        details = getattr(usage, "prompt_tokens_details", None)
+        cache_read = getattr(usage, "cache_read_input_tokens", None) or getattr(details, "cached_tokens", None)
+        cache_write = getattr(usage, "cache_creation_input_tokens", None)
         return Completion(text=choice.message.content or "", model=target.name, tokens_in=tokens_in,
                           tokens_out=tokens_out, cost_usd=self._cost(litellm, target, resp, tokens_in, tokens_out),
-                          latency_s=time.monotonic() - start, finish_reason=choice.finish_reason, attempts=attempt)
+                          latency_s=time.monotonic() - start, finish_reason=choice.finish_reason, attempts=attempt,
+                          cache_read=int(cache_read or 0) or None, cache_write=int(cache_write or 0) or None)
 
     def _cost(self, litellm, target: _Target, resp, tokens_in: int, tokens_out: int) -> float | None:
         price = self.cost_per_token.get(target.name) or self.cost_per_token.get(target.litellm_model)
