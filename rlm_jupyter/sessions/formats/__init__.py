@@ -29,6 +29,7 @@ MODULES = (
     "claude",
     "codex",
     "gemini",
+    "atif",
     "swe_agent",
     "openhands",
     "openai_messages",
@@ -36,7 +37,8 @@ MODULES = (
 
 SUPPORTED = (
     "OpenCode (export JSON, opencode.db SQLite, ≤1.1 storage folder), Claude Code JSONL, Codex CLI rollout JSONL, "
-    "Gemini CLI (JSON or JSONL), SWE-agent .traj, OpenHands event list, OpenAI chat message list"
+    "Gemini CLI (JSON or JSONL), ATIF trajectory JSON, SWE-agent .traj, OpenHands event list, "
+    "OpenAI chat message list"
 )
 
 
