@@ -32,13 +32,14 @@ MODULES = (
     "atif",
     "swe_agent",
     "openhands",
+    "mini_swe_agent",
     "openai_messages",
 )
 
 SUPPORTED = (
     "OpenCode (export JSON, opencode.db SQLite, ≤1.1 storage folder), Claude Code JSONL, Codex CLI rollout JSONL, "
-    "Gemini CLI (JSON or JSONL), ATIF trajectory JSON, SWE-agent .traj, OpenHands event list, "
-    "OpenAI chat message list"
+    "Gemini CLI (JSON or JSONL), ATIF trajectory JSON, SWE-agent .traj, mini-swe-agent .traj.json, "
+    "OpenHands event list, OpenAI chat message list"
 )
 
 
