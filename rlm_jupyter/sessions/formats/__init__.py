@@ -30,6 +30,7 @@ MODULES = (
     "codex",
     "gemini",
     "atif",
+    "inspect_eval",
     "swe_agent",
     "openhands",
     "mini_swe_agent",
@@ -39,7 +40,7 @@ MODULES = (
 SUPPORTED = (
     "OpenCode (export JSON, opencode.db SQLite, ≤1.1 storage folder), Claude Code JSONL, Codex CLI rollout JSONL, "
     "Gemini CLI (JSON or JSONL), ATIF trajectory JSON, SWE-agent .traj, mini-swe-agent .traj.json, "
-    "OpenHands event list, OpenAI chat message list"
+    "inspect_ai logs (.eval, .json), OpenHands event list or evaluation output.jsonl, OpenAI chat message list"
 )
 
 
