@@ -33,6 +33,7 @@ MODULES = (
     "inspect_eval",
     "swe_agent",
     "openhands",
+    "openhands_eval",
     "mini_swe_agent",
     "openai_messages",
 )
