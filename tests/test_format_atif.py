@@ -135,6 +135,14 @@ def test_harbor_trial_with_summarization_and_continuation(tmp_path):
     assert child["user_prompts"] == ["You are about to hand off your work to another AI agent. Summarize what you did."]
 
 
+def test_written_harbor_shapes_validate_against_the_atif_models(tmp_path):
+    """The files written above are valid ATIF by the `atif` package's pydantic models (ATIF 1.8)."""
+    atif_models = pytest.importorskip("atif")
+    for path in sorted(harbor_job(tmp_path).iterdir()):
+        atif_models.Trajectory.model_validate(json.loads(path.read_text()))
+    atif_models.Trajectory.model_validate(_v17_doc(valid_only=True))
+
+
 def test_copilot_chat_subagent_file_and_errors(tmp_path):
     folder = tmp_path / "copilot"
     main = {
@@ -173,26 +181,30 @@ def test_copilot_chat_subagent_file_and_errors(tmp_path):
     assert by_id["main-agent-17"]["producer"] == "copilot-agent"
 
 
-def test_v17_embedded_subagents_and_compaction(tmp_path):
+def _v17_doc(valid_only: bool = False) -> dict:
     child = {"schema_version": "ATIF-v1.7", "trajectory_id": "explorer-1", "agent": {"name": "explorer",
                                                                                       "version": "0.3"},
              "steps": [_user(1, "List the modules"), _agent(2, "parser, lexer")]}
     orphan = {"schema_version": "ATIF-v1.7", "trajectory_id": "reviewer-1", "agent": {"name": "reviewer",
                                                                                        "version": "0.3"},
               "steps": [_agent(1, "LGTM")]}
-    doc = {"schema_version": "ATIF-v1.7", "session_id": "nemo-run", "trajectory_id": "root",
-           "agent": {"name": "nat-agent", "version": "1.4"},
-           "steps": [
-               _user(1, "Explore the repo"),
-               _agent(2, "Delegating.", calls=[("spawn-a", "Agent", {"prompt": "List the modules"})],
-                      results=[{"source_call_id": "spawn-a", "content": "parser, lexer",
-                                "subagent_trajectory_ref": [{"trajectory_id": "explorer-1"}]}]),
-               _system(3, "Context compacted", extra={"context_management": {"type": "compaction"}}),
-               _agent(4, "Done: parser, lexer.", llm_call_count=1),
-               {"step_id": 5, "source": "robot", "message": "?"},
-               "junk",
-           ],
-           "subagent_trajectories": [child, orphan]}
+    bad = [] if valid_only else [{"step_id": 5, "source": "robot", "message": "?"}, "junk"]
+    return {"schema_version": "ATIF-v1.7", "session_id": "nemo-run", "trajectory_id": "root",
+            "agent": {"name": "nat-agent", "version": "1.4"},
+            "steps": [
+                _user(1, "Explore the repo"),
+                _agent(2, "Delegating.", calls=[("spawn-a", "Agent", {"prompt": "List the modules"})],
+                       results=[{"source_call_id": "spawn-a", "content": "parser, lexer",
+                                 "subagent_trajectory_ref": [{"trajectory_id": "explorer-1"}]}]),
+                _system(3, "Context compacted", extra={"context_management": {"type": "compaction"}}),
+                _agent(4, "Done: parser, lexer.", llm_call_count=1),
+                *bad,
+            ],
+            "subagent_trajectories": [child, orphan]}
+
+
+def test_v17_embedded_subagents_and_compaction(tmp_path):
+    doc = _v17_doc()
     path = _write(tmp_path / "nemo.json", doc)
     ctx = rj.load(path)
     by_id = {s["session_id"]: s for s in ctx.summaries()}
