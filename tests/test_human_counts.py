@@ -88,6 +88,19 @@ def test_claude_1x_sidechains_become_a_linked_sub_agent(tmp_path):
     assert (first["role"], first["origin"], first["text"]) == ("user", "model", TASK_PROMPT)
 
 
+def test_claude_1x_xray_window_holds_only_the_main_conversation(tmp_path):
+    """The X-ray rebuilds the main agent's window from the main session's rows: no sub-agent turn in it."""
+    from rlm_jupyter.xray import xray
+
+    ctx = rj.load(claude_v1(tmp_path))
+    xr = xray(ctx, session=SID)
+    assert xr.turns.height == 2  # the two prompts a person typed
+    ids = set(xr.window().ids)
+    main_ids = set(ctx.df.filter(pl.col("session_id") == SID)["id"])
+    child_ids = set(ctx.df.filter(pl.col("session_id") == f"{SID}:agent-s1")["id"])
+    assert ids and ids <= main_ids and not ids & child_ids
+
+
 def test_claude_2x_sidechain_records_in_a_main_file_stay(samples):
     """The 1.x rule is scoped to 1.x: the 2.1 catalog's isSidechain records are not split off."""
     ctx = rj.load(samples / "claude-code" / "SYNTHETIC-agent-sessions-record-catalog.jsonl")
