@@ -135,6 +135,12 @@ def test_harbor_trial_with_summarization_and_continuation(tmp_path):
     assert child["user_prompts"] == ["You are about to hand off your work to another AI agent. Summarize what you did."]
 
 
+def test_a_part_named_alone_brings_its_trajectory(tmp_path):
+    agent = harbor_job(tmp_path)
+    ctx = rj.load(agent / "trajectory.summarization-1-summary.json")
+    assert sorted(s["session_id"] for s in ctx.summaries()) == ["run-1", "run-1/run-1-summarization-1-summary"]
+
+
 def test_written_harbor_shapes_validate_against_the_atif_models(tmp_path):
     """The files written above are valid ATIF by the `atif` package's pydantic models (ATIF 1.8)."""
     atif_models = pytest.importorskip("atif")

@@ -17,7 +17,8 @@ Mapping, one step at a time (`step_id` order as written):
 - sub-agents: `subagent_trajectory_ref` entries resolve to an embedded `subagent_trajectories[]` element (by
   `trajectory_id`) or to a file (`trajectory_path`, relative to this file); each becomes a child session
   (`parent_session_id` set), id `<parent>/<trajectory_id or file stem>`. A file that another ATIF file in the
-  same folder references (as sub-agent or `continued_trajectory_ref`) is read with that file, not alone.
+  same folder references (as sub-agent or `continued_trajectory_ref`) is read with that file, not alone; named
+  alone, it brings that file (`related`).
 - `continued_trajectory_ref` (the rest of the run after a summarization, Harbor's `trajectory.cont-1.json`): its
   steps follow in the same session after a `boundary="compaction"` row.
 `final_metrics` go to `Session.extra` (totals, not attributed to rows).
@@ -76,6 +77,12 @@ def read(path, report) -> list[Session]:
     reader = _Reader(path, report)
     reader.trajectory(doc, str(sid), None, f"{path}#")
     return reader.sessions
+
+
+def related(path) -> list[Path]:
+    """A sub-agent or continuation file named alone brings the file that references it (which reads it)."""
+    owner = _referenced_by(Path(path))
+    return [owner] if owner is not None else []
 
 
 def _referenced_by(path: Path) -> Path | None:
