@@ -29,8 +29,9 @@ NAME = "gemini"
 PRODUCER = "gemini-cli"
 
 _STATUS = {"success": "ok", "error": "error", "cancelled": "error"}
-_CONTINUE = "System: Please continue."  # the next-speaker check's automatic user turn (a person's "Please
-# continue." stays human: only the CLI writes the "System: " form)
+# The CLI's automatic user turn after an invalid stream. (Its next-speaker check sends a bare "Please continue.",
+# which a person may type too: that one stays human.)
+_CONTINUE = "System: Please continue."
 
 
 # ---------------------------------------------------------------- sniffing and discovery
