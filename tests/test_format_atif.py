@@ -225,6 +225,36 @@ def test_v17_embedded_subagents_and_compaction(tmp_path):
     assert ctx.df["id"].n_unique() == ctx.df.height
 
 
+def test_rlm_jupyter_export_extras_are_restored(tmp_path):
+    """A trajectory rlm-jupyter exported (rj.export(..., to="atif")) names each row's role, origin and in_context in
+    `extra.rlm_jupyter`, and boundaries in `extra.context_management`: reading it back keeps who wrote what, so
+    prompts, compactions and the window count as in the session it came from."""
+    def ours(role, origin, in_context=True):
+        return {"rlm_jupyter": {"role": role, "origin": origin, "in_context": in_context}}
+
+    doc = {"schema_version": "ATIF-v1.7", "session_id": "s-1", "trajectory_id": "s-1",
+           "agent": {"name": "codex", "version": "0.171.0"},
+           "steps": [
+               _user(1, "<environment_context>cwd</environment_context>", extra=ours("user", "harness", False)),
+               _user(2, "Fix the bug", extra=ours("user", "human", False)),
+               _agent(3, "Fixed.", extra=ours("assistant", "model", False)),
+               _system(4, "compacted",
+                       extra={**ours("system", "harness"), "context_management": {"type": "compaction"}}),
+               _system(5, "Summary: the bug is fixed.",
+                       extra={**ours("user", "summary"), "context_management": {"type": "summary"}}),
+               _user(6, "Fix the bug", extra=ours("user", "human")),  # a message the compaction kept
+               _user(7, "Thanks", extra=ours("user", "human")),
+           ]}
+    ctx = rj.load(_write(tmp_path / "s-1.json", doc))
+    (summary,) = ctx.summaries()
+    assert summary["user_prompts"] == ["Fix the bug", "Fix the bug", "Thanks"] and summary["compactions"] == 1
+    df = ctx.df.sort("seq")
+    assert df["origin"].to_list() == ["harness", "human", "model", "harness", "summary", "human", "human"]
+    assert df["role"].to_list() == ["user", "user", "assistant", "system", "user", "user", "user"]
+    assert df["in_context"].to_list() == [False, False, False, True, True, True, True]
+    assert df["boundary"].to_list() == [None, None, None, "compaction", "summary", None, None]
+
+
 def test_not_atif_gives_a_clear_error(tmp_path):
     path = _write(tmp_path / "x.json", {"schema_version": "ATIF-v1.6", "steps": "nope"})
     ctx = rj.load(path)

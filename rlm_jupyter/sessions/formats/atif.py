@@ -5,7 +5,9 @@ steps[], final_metrics?, continued_trajectory_ref?, subagent_trajectories[]?, ex
 
 Mapping, one step at a time (`step_id` order as written):
 - `source:"system"` -> `system`/`harness`; one whose `extra.context_management.type` is `compaction` (the v1.7
-  convention) -> `boundary="compaction"`, and the steps before it leave the context (`in_context=False`).
+  convention) -> `boundary="compaction"`, and the steps before it leave the context (`in_context=False`);
+  `summary` / `rewind` / `fork` (as rlm-jupyter's export writes them) -> that boundary. Steps rlm-jupyter exported
+  carry `extra.rlm_jupyter` {role, origin, in_context}: those are restored, so a round trip keeps the counts.
 - `source:"user"` -> `user`/`human`, except steps marked `is_copied_context` (copied over a summarization
   boundary: harness) and slash commands (harness, the rule of every format: docs/sessions.md).
 - `source:"agent"` -> one `assistant`/`model` row (`message`, `reasoning_content` as thinking, `model_name`, tokens
@@ -171,6 +173,7 @@ class _Steps:
         self.open_calls: dict[str, int] = {}
         self.last_compaction: int | None = None
         self.children: set[str] = set()
+        self.explicit: set[int] = set()  # rows whose in_context the trajectory states (rlm-jupyter's own export)
 
     def run(self, steps: Any, base: str) -> None:
         if not isinstance(steps, list):
@@ -190,6 +193,7 @@ class _Steps:
         ts = st.get("timestamp")
         extra = st.get("extra") if isinstance(st.get("extra"), dict) else {}
         copied = st.get("is_copied_context") is True
+        ours = _ours(extra)
         if source == "agent":
             row = self.agent(st, text, ts, src)
         elif source == "user":
@@ -198,15 +202,20 @@ class _Steps:
                         text_bytes=utf8_len(text), raw_type="step/user" + ("/copied" if copied else ""), source=src)
         else:
             cm = extra.get("context_management") if isinstance(extra.get("context_management"), dict) else {}
-            compaction = cm.get("type") == "compaction"
+            kind = cm.get("type") if cm.get("type") in _BOUNDARIES else None
             if source != "system":
                 self.reader.issue(src, f"step source {source!r} is not system, user or agent; kept as a harness row",
                                   "unknown")
-            row = s.add(role="system", origin="harness", ts=ts, text=cap(text), text_bytes=utf8_len(text),
-                        boundary="compaction" if compaction else None,
-                        raw_type=f"step/{source}" + ("/compaction" if compaction else ""), source=src)
-            if compaction:
+            row = s.add(role="system", origin="summary" if kind == "summary" else "harness", ts=ts, text=cap(text),
+                        text_bytes=utf8_len(text), boundary=kind,
+                        raw_type=f"step/{source}" + (f"/{kind}" if kind else ""), source=src)
+            if kind == "compaction":
                 self.last_compaction = row
+        if ours:  # written by rlm-jupyter's ATIF export: who wrote the row and whether it was in the window
+            s.set(row, **{k: v for k, v in ours.items() if k != "in_context"})
+            if "in_context" in ours:
+                s.set(row, in_context=ours["in_context"])
+                self.explicit.add(row)
         self.observation(st, row, ts, src)
 
     def agent(self, st: dict, text: str, ts: Any, src: str) -> int:
@@ -301,13 +310,34 @@ class _Steps:
         s = self.s
         if self.last_compaction is not None:
             for r in range(self.last_compaction):
-                s.set(r, in_context=False)
+                if r not in self.explicit:
+                    s.set(r, in_context=False)
         # Embedded sub-agents nobody referenced still belong to this run.
         for tid, (i, doc) in list(self.embedded.items()):
             child = f"{s.session_id}/{tid}"
             self.children.add(child)
             self.reader.trajectory(doc, child, s.session_id, f"{self.base}/subagent_trajectories/{i}")
         self.embedded.clear()
+
+
+_BOUNDARIES = frozenset({"compaction", "summary", "rewind", "fork"})  # extra.context_management.type values kept
+_ROLES, _ORIGINS = frozenset({"user", "system"}), frozenset({"human", "harness", "model", "tool", "summary"})
+
+
+def _ours(extra: dict) -> dict:
+    """`extra.rlm_jupyter` of a step rlm-jupyter exported: the row's role (user/system steps), origin and
+    in_context, so a session -> ATIF -> session round trip keeps who wrote what."""
+    ours = extra.get("rlm_jupyter")
+    if not isinstance(ours, dict):
+        return {}
+    out: dict = {}
+    if ours.get("role") in _ROLES:
+        out["role"] = ours["role"]
+    if ours.get("origin") in _ORIGINS:
+        out["origin"] = ours["origin"]
+    if isinstance(ours.get("in_context"), bool):
+        out["in_context"] = ours["in_context"]
+    return out
 
 
 def _str(v: Any) -> str | None:
