@@ -12,7 +12,7 @@ from .model import Issue, Session
 from .report import FileReport, LoadReport
 
 # Files a folder walk looks at; everything else in a folder is ignored silently.
-_CANDIDATE_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".ndjson", ".jsonl.zst")
+_CANDIDATE_SUFFIXES = (".jsonl", ".json", ".traj", ".db", ".ndjson", ".jsonl.zst", ".eval")
 
 
 class UnknownFormatError(ValueError):

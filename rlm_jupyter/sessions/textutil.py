@@ -136,3 +136,13 @@ def to_us(value: Any) -> int | None:
         dt = dt.replace(tzinfo=UTC)
     delta = dt - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# `/init`, `/compact keep the tests`, `/review:pr 12`: a command to the agent program, not a prompt. Every loader
+# gives such user rows origin "harness" (docs/sessions.md, "Who counts as human"). A path ("/usr/bin is…") is not
+# one: a command name has no second "/" before the first blank.
+_SLASH_COMMAND = re.compile(r"/[A-Za-z][\w:.-]*(?:\s|$)")
+
+
+def is_slash_command(text: str | None) -> bool:
+    return bool(text) and _SLASH_COMMAND.match(text.lstrip()) is not None

@@ -29,14 +29,19 @@ MODULES = (
     "claude",
     "codex",
     "gemini",
+    "atif",
+    "inspect_eval",
     "swe_agent",
     "openhands",
+    "openhands_eval",
+    "mini_swe_agent",
     "openai_messages",
 )
 
 SUPPORTED = (
     "OpenCode (export JSON, opencode.db SQLite, ≤1.1 storage folder), Claude Code JSONL, Codex CLI rollout JSONL, "
-    "Gemini CLI (JSON or JSONL), SWE-agent .traj, OpenHands event list, OpenAI chat message list"
+    "Gemini CLI (JSON or JSONL), ATIF trajectory JSON, SWE-agent .traj, mini-swe-agent .traj.json, "
+    "inspect_ai logs (.eval, .json), OpenHands event list or evaluation output.jsonl, OpenAI chat message list"
 )
 
 

@@ -10,6 +10,8 @@ What this loader does with the format (details in docs/sessions.md and the desig
   before in the file is dropped (noted once in the report).
 - Sub-agent files (every record `isSidechain` with an `agentId`, and the parent's `sessionId`) load as
   child sessions `<sessionId>:agent-<agentId>`; `related()` finds them beside or under a main file.
+- Claude Code 1.x kept sub-agent records inside the main file (`isSidechain`, no `agentId`): each chain of them
+  becomes a child session `<sessionId>:agent-<root uuid>`, linked to the Task call that sent its prompt.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import orjson
 
 from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, read_head, recover_line
 from ..model import Issue, Session
-from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
+from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, utf8_len
 
 NAME = "claude"
 PRODUCER = "claude-code"
@@ -152,6 +154,7 @@ def read(path: str | os.PathLike, report) -> list[Session]:
     record = reader.record
     handlers = reader.handlers
     loads = orjson.loads
+    sidechains = _Sidechains(spath, issues)
     with open(path, "rb", buffering=READ_BUFFER) as fh:
         for lineno, raw in enumerate(fh, 1):
             if _skippable(raw):
@@ -162,14 +165,25 @@ def read(path: str | os.PathLike, report) -> list[Session]:
                 rec = recover_line(raw, spath, lineno, issues)
                 if rec is BAD:
                     continue
+            if type(rec) is dict and rec.get("isSidechain") is True and _legacy_sidechain(rec):
+                sidechains.record(lineno, rec)
+                continue
             if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
                 handler = handlers.get(rec.get("type"))
                 if handler is not None:
                     handler(lineno, rec)
                     continue
             record(lineno, rec)
+    children = sidechains.finish(reader)
     session = reader.finish()
-    return [session] if session is not None else []
+    return ([session] if session is not None else []) + children
+
+
+def _legacy_sidechain(rec: dict) -> bool:
+    """A Task sub-agent's record inside the main file: Claude Code 1.x wrote them there (2.x writes separate
+    files whose records carry an agentId)."""
+    version = rec.get("version")
+    return "agentId" not in rec and type(version) is str and version.startswith("1.")
 
 
 _TYPE_AT = b'"type":"'
@@ -373,7 +387,7 @@ class _Reader:
                 self.first_prompt = text
 
     def _harness_line(self, rec: dict, text: str) -> bool:
-        if rec.get("isMeta") or _is_harness_text(text):
+        if rec.get("isMeta") or _is_harness_text(text) or is_slash_command(text):
             return True
         # The sub-agent "Warmup" probe that Claude Code sends to prime caches.
         return self.child and text == "Warmup"
@@ -690,3 +704,59 @@ def _system_text(rec: dict) -> str:
         if isinstance(v, str) and v:
             return v
     return rec.get("subtype") or ""
+
+
+# ---------------------------------------------------------------- Claude Code 1.x sidechains in the main file
+
+
+class _SideReader(_Reader):
+    """Reads one sidechain of a 1.x main file as a child session `<sessionId>:agent-<root uuid>`."""
+
+    def __init__(self, path: str, issues: list[Issue], key: str) -> None:
+        super().__init__(path, issues)
+        self.key = key
+
+    def _open(self, rec: dict) -> None:
+        super()._open({**rec, "agentId": self.key})
+
+
+class _Sidechains:
+    """Claude Code 1.x kept each Task sub-agent's conversation in the main file, marked `isSidechain`: each chain
+    (a root record and the records whose parentUuid leads to it) becomes a child session, not main-agent turns."""
+
+    def __init__(self, path: str, issues: list[Issue]) -> None:
+        self.path = path
+        self.issues = issues
+        self.chains: list[_SideReader] = []
+        self.of_uuid: dict[str, _SideReader] = {}
+
+    def record(self, lineno: int, rec: dict) -> None:
+        parent = rec.get("parentUuid")
+        chain = self.of_uuid.get(parent) if isinstance(parent, str) else None
+        if chain is None:  # a new Task: its prompt starts a chain of its own
+            chain = _SideReader(self.path, self.issues, str(rec.get("uuid") or len(self.chains)))
+            self.chains.append(chain)
+        if isinstance(rec.get("uuid"), str):
+            self.of_uuid[rec["uuid"]] = chain
+        chain.record(lineno, rec)
+
+    def finish(self, main: _Reader) -> list[Session]:
+        children = [s for s in (c.finish() for c in self.chains) if s is not None]
+        if not children or main.s is None:
+            return children
+        # Link each Task call to the chain that got its prompt (1.x results name no agent).
+        by_prompt = {c.first_prompt: c.s.session_id for c in self.chains if c.first_prompt and c.s is not None}
+        cols = main.s.columns
+        for i, name in enumerate(cols["tool_name"]):
+            if name not in ("Task", "Agent") or cols["tool_input"][i] is None:
+                continue
+            try:
+                prompt = orjson.loads(cols["tool_input"][i]).get("prompt")
+            except (orjson.JSONDecodeError, AttributeError):
+                continue
+            child = by_prompt.get(prompt)
+            if child is not None:
+                main.subagent_links[cols["tool_call_id"][i]] = child
+                if cols["tool_output"][i] is not None:
+                    cols["tool_output"][i] = f"{cols['tool_output'][i]}\n[sub-agent session: {child}]"
+        return children

@@ -21,7 +21,7 @@ import orjson
 
 from ..jsonio import READ_BUFFER
 from ..model import Issue, Session
-from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
+from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, to_us, utf8_len
 
 NAME = "codex"
 
@@ -333,6 +333,10 @@ class _Reader:
         self.event_errors: dict[str, str] = {}  # call_id -> "override" | "fallback" failure from *_end events
         self.pending_events: list[tuple[str, str, int, Any]] = []  # (role, text, line, ts) not yet matched
         self.last_item_text: dict[str, str | None] = {"user": None, "assistant": None}
+        # Who counts as human where both records exist (Codex Desktop): the event_msg user_message is the authority.
+        self.user_events = 0  # user_message events in the file
+        self.item_prompts: dict[int, bool] = {}  # row of a response_item user prompt -> an event matched it
+        self.last_prompt_row: int | None = None
         self.compaction: tuple[int, list | None] | None = None  # (row, replacement_history) of the last one
         self.items_since_compaction = 0
         self.compaction_from_event = False
@@ -440,16 +444,21 @@ class _Reader:
             self.s.set(idx, text=cap(full), text_bytes=utf8_len(full))
             return
         self.step = None
-        if role == "user" and not text.lstrip().startswith(HARNESS_PREFIXES):
-            self._match_event("user", text)
+        matched = None
+        if role == "user" and not text.lstrip().startswith(HARNESS_PREFIXES) and not is_slash_command(text):
+            matched = self._match_event("user", text)
             origin = "human"
             if self.s.title is None:
                 self.s.title = one_line(text)
         else:
-            self._flush_events()
+            # Injected context between a typed prompt's event and its item (Desktop) keeps the event waiting.
+            self._flush_events(keep_user=role in ("user", "developer", "system"))
             origin = "harness"
-        self._add(lineno, ts, role="user" if role == "user" else "system", origin=origin, text=cap(text),
-                  text_bytes=utf8_len(text), raw_type=f"response_item/message/{role}")
+        row = self._add(lineno, ts, role="user" if role == "user" else "system", origin=origin, text=cap(text),
+                        text_bytes=utf8_len(text), raw_type=f"response_item/message/{role}")
+        if matched is not None:
+            self.item_prompts[row] = matched
+            self.last_prompt_row = row
 
     def _reasoning(self, p: dict, ts: Any, lineno: int) -> None:
         self._flush_events()
@@ -635,32 +644,40 @@ class _Reader:
     def _event_message(self, role: str, text: Any, ts: Any, lineno: int) -> None:
         if not isinstance(text, str):
             return
+        if role == "user":
+            self.user_events += 1
         seen = self.last_item_text[role]
         if seen is not None and _same(text, seen):
             self.last_item_text[role] = None
+            if role == "user" and self.last_prompt_row is not None:
+                self.item_prompts[self.last_prompt_row] = True
             return
         self.pending_events.append((role, text, lineno, ts))
 
-    def _match_event(self, role: str, text: str) -> None:
+    def _match_event(self, role: str, text: str) -> bool:
         for i, (r, t, _, _) in enumerate(self.pending_events):
             if r == role and _same(t, text):
                 del self.pending_events[i]
                 self._flush_events()
-                return
-        self._flush_events()
+                return True
+        self._flush_events(keep_user=role == "user")  # the prompt's own item may still follow (Desktop)
         self.last_item_text[role] = text
+        return False
 
-    def _flush_events(self) -> None:
+    def _flush_events(self, keep_user: bool = False) -> None:
         if not self.pending_events:
             return
         pending, self.pending_events = self.pending_events, []
+        if keep_user:
+            self.pending_events = [e for e in pending if e[0] == "user"]
+            pending = [e for e in pending if e[0] != "user"]
         for role, text, lineno, ts in pending:
             if role == "user":
                 self.step = None
                 if self.s.title is None:
                     self.s.title = one_line(text)
-                self._add(lineno, ts, role="user", origin="human", text=cap(text), text_bytes=utf8_len(text),
-                          raw_type="event_msg/user_message")
+                self._add(lineno, ts, role="user", origin="harness" if is_slash_command(text) else "human",
+                          text=cap(text), text_bytes=utf8_len(text), raw_type="event_msg/user_message")
             else:
                 self.step = None
                 idx = self._assistant(lineno, ts)
@@ -704,6 +721,10 @@ class _Reader:
     def finish(self) -> None:
         self._flush_events()
         s = self.s
+        if self.user_events:  # the events name every typed prompt: an item prompt no event matched was injected
+            for row, matched in self.item_prompts.items():
+                if not matched:
+                    s.set(row, origin="harness")
         for call_id, how in self.event_errors.items():
             idx = self.call_rows.get(call_id)
             if idx is not None and (how == "override" or s.get(idx, "tool_status") is None):

@@ -23,12 +23,15 @@ from typing import Any
 
 from ..jsonio import first_json_line, iter_jsonl, read_head, read_json
 from ..model import Issue, Session
-from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
+from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, to_us, utf8_len
 
 NAME = "gemini"
 PRODUCER = "gemini-cli"
 
 _STATUS = {"success": "ok", "error": "error", "cancelled": "error"}
+# The CLI's automatic user turn after an invalid stream. (Its next-speaker check sends a bare "Please continue.",
+# which a person may type too: that one stays human.)
+_CONTINUE = "System: Please continue."
 
 
 # ---------------------------------------------------------------- sniffing and discovery
@@ -206,7 +209,9 @@ def _emit(s: Session, e: _Entry, used: set[str]) -> None:
         return
     text = _content_text(m.get("displayContent") if kind == "user" and m.get("displayContent") else m.get("content"))
     if kind == "user":
-        role, origin = "user", "human"
+        # The CLI's own "System: Please continue." turns (they may carry a tool response) and slash commands are
+        # harness, not typed prompts (docs/sessions.md, "Who counts as human").
+        role, origin = "user", "harness" if _is_continue(m.get("content")) or is_slash_command(text) else "human"
     else:  # info / error / warning are the CLI's own notices; unknown types are kept the same way
         role, origin = "system", "harness"
     s.add(id=e.row_id or m.get("id"), role=role, origin=origin, ts=m.get("timestamp"), text=cap(text),
@@ -288,6 +293,15 @@ def _result_text(result: Any) -> str | None:
         else:
             out.append(_part_text(part))
     return "\n".join(out)
+
+
+def _is_continue(content: Any) -> bool:
+    """A text part of the turn is the CLI's continue prompt (beside it there may be a functionResponse part)."""
+    if isinstance(content, str):
+        return content.lstrip().startswith(_CONTINUE)
+    parts = content if isinstance(content, list) else [content]
+    return any(isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].lstrip().startswith(_CONTINUE)
+               for p in parts)
 
 
 def _content_text(content: Any) -> str:
