@@ -54,11 +54,14 @@ def level(request):
     return request.param
 
 
+UNSANDBOXED_OK = {"allow_unsandboxed": True}
+
+
 @pytest.fixture(scope="module")
 def shared(level, ctx):
     """One worker per level for the tests that do not kill it (as in a run: one worker, many steps)."""
     calls = Calls()
-    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level) as w:
+    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level, **UNSANDBOXED_OK) as w:
         w.calls = calls
         yield w
 
@@ -156,8 +159,10 @@ def test_context_answers_like_the_parent_and_queries_are_recorded(shared, ctx):
 def test_parent_secrets_are_not_in_the_environment(level, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    with Worker(None, limits=FAST, isolation=level) as w:
-        r = w.execute("import os\nprint(dict(os.environ))\nprint(open('/proc/self/environ', 'rb').read())")
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
+        # /proc/self/environ is closed to a worker that dropped root (non-dumpable after the uid change)
+        r = w.execute("import os\nprint(dict(os.environ))\ntry:\n    print(open('/proc/self/environ', 'rb').read())\n"
+                      "except PermissionError as e:\n    print(e)")
     assert r.status == "ok", r.stderr
     assert SECRET not in r.stdout and "OPENAI_API_KEY" not in r.stdout
 
@@ -172,7 +177,7 @@ def test_network_to_a_parent_port_is_cut(level):
             "    print('CONNECTED')\n"
             "except OSError as e:\n"
             "    print('blocked:', type(e).__name__, e)")
-    with Worker(None, limits=FAST, isolation=level) as w, listener:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w, listener:
         r = w.execute(code)
         if level == "rlimits":  # documented: this level does not cut the network (docs/isolation.md)
             assert "CONNECTED" in r.stdout
@@ -196,7 +201,7 @@ def test_filesystem_outside_the_worker_folder(level, tmp_path):
             f"try:\n    res['read'] = open({str(secret)!r}).read()\n"
             "except OSError as e:\n    res['read'] = type(e).__name__\n"
             "open('inside.txt', 'w').write('ok')\nprint(json.dumps(res))")
-    with Worker(None, limits=FAST, isolation=level) as w:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
         assert r.status == "ok", r.stderr
         assert (w.workdir / "inside.txt").read_text() == "ok"  # its own folder is writable
@@ -211,7 +216,7 @@ def test_filesystem_outside_the_worker_folder(level, tmp_path):
 
 
 def test_infinite_loop_is_killed_and_next_step_runs_in_a_fresh_worker(level):
-    with Worker(None, limits=FAST, isolation=level) as w:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         w.execute("kept = 1")
         r = w.execute("while True:\n    pass")
         assert r.status == "killed"
@@ -223,14 +228,14 @@ def test_infinite_loop_is_killed_and_next_step_runs_in_a_fresh_worker(level):
 
 
 def test_cpu_limit_kills_a_busy_step(level):
-    with Worker(None, limits=Limits(step_timeout_s=5, cpu_s=1, memory_mb=512), isolation=level) as w:
+    with Worker(None, limits=Limits(step_timeout_s=5, cpu_s=1, memory_mb=512), isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute("while True:\n    pass")
         assert r.status == "killed" and "SIGXCPU" in r.error and "CPU time limit of 1 s" in r.error
         assert w.execute("1 + 1").stdout == "2\n"
 
 
 def test_memory_bomb_is_contained(level):
-    with Worker(None, limits=Limits(step_timeout_s=10, memory_mb=256), isolation=level) as w:
+    with Worker(None, limits=Limits(step_timeout_s=10, memory_mb=256), isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute("big = bytearray(4 * 1024 ** 3)")
         assert r.status == "error" and r.error.startswith("MemoryError") and "256 MB" in r.error
         r = w.execute("chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 ** 2))")
@@ -244,7 +249,7 @@ def test_memory_bomb_is_contained(level):
     ("import ctypes\nctypes.string_at(0)", "worker died (signal 11: SIGSEGV"),
 ])
 def test_crash_is_recorded_as_killed_with_the_reason(level, code, reason):
-    with Worker(None, limits=FAST, isolation=level) as w:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
         assert r.status == "killed" and r.error.startswith(reason), r.error
         if "ctypes" in code:

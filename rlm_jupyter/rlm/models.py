@@ -11,8 +11,13 @@ Calls made with role="sub" (sub_llm does) use the sub role of "offline" and "rep
 
 Keys come only from the environment: `api_key=` is refused, and nothing this module returns, raises or logs holds a
 key or an auth header (error texts pass through the trace Redactor). Retries with exponential backoff (honouring
-Retry-After) for 429, 5xx, timeouts, connection errors and streams that end before their finish reason. Cost comes
-from litellm's price map, or from `cost_per_token` overrides; local models cost 0 and count tokens as characters/4.
+Retry-After) for 429, 5xx, timeouts, connection errors and streams that end before their finish reason; never for
+401/403 (auth) or a malformed response. Every call is bounded in wall time: `timeout_s` per attempt and
+`total_timeout_s` for the call with its retries (budget.DEFAULT_CALL_TIMEOUT_S / DEFAULT_CALL_TOTAL_S), and by a
+`deadline=` (time.monotonic() value) the caller passes, e.g. what is left of a run's seconds budget or a REPL
+step. A hosted call that outlives its time is abandoned (its thread ends at the HTTP timeout) and fails with kind
+"timeout". Cost comes from litellm's price map, or from `cost_per_token` overrides; local models cost 0 and count
+tokens as characters/4.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .budget import DEFAULT_CALL_TIMEOUT_S, DEFAULT_CALL_TOTAL_S
 
 # Calls in flight at once for sub_llm_batch: a batch of up to 32 prompts goes out in one wave (the target is a batch
 # costing at most 2x one call); providers' rate limits are handled by the retries with backoff.
@@ -55,7 +62,8 @@ class Completion:
 
 class ModelError(RuntimeError):
     """A model call that failed for good; the message says what to do. `kind` is one of: unknown_model,
-    missing_key, auth, bad_request, not_found, rate_limit, timeout, server, connection, local, config."""
+    missing_key, auth, bad_request, not_found, rate_limit, timeout, server, connection, bad_response, local,
+    config."""
 
     def __init__(self, message: str, *, model: str | None = None, kind: str = "error", retryable: bool = False):
         super().__init__(message)
@@ -135,6 +143,8 @@ def _redact(text: str) -> str:
 _RETRYABLE = ("RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "Timeout",
               "MidStreamFallbackError", "BadGatewayError", "_Dropped")
 _KINDS = {"RateLimitError": "rate_limit", "Timeout": "timeout", "AuthenticationError": "auth",
+          "_BadResponse": "bad_response", "JSONDecodeError": "bad_response", "APIResponseValidationError":
+          "bad_response", "UnprocessableEntityError": "bad_request", "_OutOfTime": "timeout",
           "PermissionDeniedError": "auth", "NotFoundError": "not_found", "BadRequestError": "bad_request",
           "ContextWindowExceededError": "bad_request", "APIConnectionError": "connection",
           "InternalServerError": "server", "ServiceUnavailableError": "server", "MidStreamFallbackError": "connection",
@@ -143,6 +153,36 @@ _KINDS = {"RateLimitError": "rate_limit", "Timeout": "timeout", "AuthenticationE
 
 class _Dropped(Exception):
     """A stream that ended before the model said it was finished."""
+
+
+class _BadResponse(Exception):
+    """A response without choices or without a message: the server answered, but not like a chat model."""
+
+
+class _OutOfTime(Exception):
+    """The call's time (attempt timeout, total timeout or the caller's deadline) ran out."""
+
+
+def _bounded(fn, seconds: float):
+    """fn() with a hard wall-time bound: HTTP timeouts are per read, so a server that trickles bytes could hold a
+    call forever. Past `seconds` the call is abandoned in its daemon thread and _OutOfTime raised."""
+    box: dict = {}
+    done = threading.Event()
+
+    def run():
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=run, daemon=True, name="rlmj-call").start()
+    if not done.wait(max(seconds, 0.0)):
+        raise _OutOfTime(f"no answer within {seconds:.1f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -171,7 +211,9 @@ def _message(exc: BaseException, target: _Target, attempts: int) -> str:
         text = text.split("RlmjException - ", 1)[1]
     text = _redact(text.strip())
     advice = {"auth": "check the API key in the environment", "rate_limit": "rate limited: wait or lower concurrency",
-              "timeout": "the server did not answer in time: raise timeout_s or check the server",
+              "timeout": "the server did not answer in time (each call is bounded by Models.timeout_s per attempt, "
+                         "total_timeout_s with retries, and what is left of the run's budget or REPL step)",
+              "bad_response": "the server answered, but not with a chat completion: check the model and api_base",
               "connection": "the server could not be reached or dropped the connection",
               "server": "the provider had a server error", "not_found": "check the model name"}.get(_kind(exc))
     tried = f" after {attempts} attempts" if attempts > 1 else ""
@@ -207,16 +249,19 @@ class _StreamAcc:
 class Models:
     """Calls models through litellm with retries, timeouts, usage and cost.
 
-    retries: extra attempts for transient failures; timeout_s: per attempt; cost_per_token: {model name:
+    retries: extra attempts for transient failures; timeout_s: per attempt; total_timeout_s: the whole call with its
+    retries (both also cut to a `deadline=` given to a call); cost_per_token: {model name:
     (usd per input token, usd per output token)} overriding litellm's price map (keys are the names callers use).
     backoff_s/max_backoff_s: exponential backoff base and cap (a Retry-After header is honoured up to the cap).
     """
 
-    def __init__(self, *, retries: int = 3, timeout_s: float = 120,
+    def __init__(self, *, retries: int = 3, timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+                 total_timeout_s: float = DEFAULT_CALL_TOTAL_S,
                  cost_per_token: dict[str, tuple[float, float]] | None = None,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0):
         self.retries = retries
         self.timeout_s = timeout_s
+        self.total_timeout_s = total_timeout_s
         self.cost_per_token = dict(cost_per_token or {})
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -281,36 +326,50 @@ class Models:
             call.setdefault("stream_options", {"include_usage": True})
         return target, call, on_delta
 
-    def complete(self, model: str, messages: list[dict], **kw) -> Completion:
+    def complete(self, model: str, messages: list[dict], *, deadline: float | None = None, **kw) -> Completion:
         """One blocking call. kw go to litellm (temperature, max_tokens, api_base, stream, …) except:
         role ("root" | "sub", for our local models) and on_delta (with stream=True: called with each text piece;
-        after a retried drop the new attempt's pieces follow, and Completion.text is the authoritative text)."""
+        after a retried drop the new attempt's pieces follow, and Completion.text is the authoritative text).
+        deadline: a time.monotonic() value the call (retries included) must end by."""
         target, call, on_delta = self._prepare(model, messages, kw)
         litellm = load_litellm()
         start, attempt = time.monotonic(), 0
+        end = start + self.total_timeout_s if deadline is None else min(deadline, start + self.total_timeout_s)
         while True:
             attempt += 1
+            left = end - time.monotonic()
             try:
-                if call.get("stream"):
-                    acc = _StreamAcc(on_delta)
-                    for chunk in litellm.completion(**call):
-                        acc.feed(chunk)
-                    resp = acc.result(litellm, messages)
-                else:
-                    resp = litellm.completion(**call)
+                if left <= 0:
+                    raise _OutOfTime("no time left for the call (budget or step time used up)")
+
+                def once(call=call, timeout=min(self.timeout_s, left)):
+                    call = {**call, "timeout": timeout}
+                    if call.get("stream"):
+                        acc = _StreamAcc(on_delta)
+                        for chunk in litellm.completion(**call):
+                            acc.feed(chunk)
+                        return acc.result(litellm, messages)
+                    return litellm.completion(**call)
+
+                resp = once() if target.local else _bounded(once, min(self.timeout_s, left) + 1.0)
                 return self._completion(litellm, target, resp, start, attempt)
             except Exception as exc:
-                delay = self._on_failure(exc, target, attempt)
+                delay = self._on_failure(exc, target, attempt, end)
             time.sleep(delay)
 
-    async def acomplete(self, model: str, messages: list[dict], **kw) -> Completion:
+    async def acomplete(self, model: str, messages: list[dict], *, deadline: float | None = None,
+                        **kw) -> Completion:
         """complete() for asyncio code (same arguments)."""
         target, call, on_delta = self._prepare(model, messages, kw)
         litellm = load_litellm()
         start, attempt = time.monotonic(), 0
+        end = start + self.total_timeout_s if deadline is None else min(deadline, start + self.total_timeout_s)
         while True:
             attempt += 1
+            call["timeout"] = max(0.001, min(self.timeout_s, end - time.monotonic()))
             try:
+                if end <= time.monotonic():
+                    raise _OutOfTime("no time left for the call (budget or step time used up)")
                 if call.get("stream"):
                     acc = _StreamAcc(on_delta)
                     async for chunk in await litellm.acompletion(**call):
@@ -320,7 +379,7 @@ class Models:
                     resp = await litellm.acompletion(**call)
                 return self._completion(litellm, target, resp, start, attempt)
             except Exception as exc:
-                delay = self._on_failure(exc, target, attempt)
+                delay = self._on_failure(exc, target, attempt, end)
             await asyncio.sleep(delay)
 
     def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int = BATCH_CONCURRENCY,
@@ -344,17 +403,20 @@ class Models:
             ex.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers --------------------------------------------------------------------------------------------
-    def _on_failure(self, exc: Exception, target: _Target, attempt: int) -> float:
+    def _on_failure(self, exc: Exception, target: _Target, attempt: int, end: float | None = None) -> float:
         """Raise ModelError when the failure is final; else log and return how long to wait before retrying."""
         if isinstance(exc, ModelError):
             raise exc
-        if not _is_retryable(exc) or attempt > self.retries:
+        out_of_time = end is not None and time.monotonic() + self.backoff_s >= end
+        if not _is_retryable(exc) or attempt > self.retries or out_of_time:
             kind = "local" if target.local and _kind(exc) == "bad_request" else _kind(exc)
             raise ModelError(_message(exc, target, attempt), model=target.name, kind=kind,
                              retryable=_is_retryable(exc)) from None
         hinted = _retry_after(exc)
         delay = hinted if hinted is not None else self.backoff_s * 2 ** (attempt - 1) * (0.75 + random.random() / 2)
         delay = min(delay, self.max_backoff_s)
+        if end is not None:
+            delay = min(delay, max(0.0, end - time.monotonic() - 0.01))
         log.info("%s: attempt %d failed (%s), retrying in %.2f s", target.name, attempt, _kind(exc), delay)
         return delay
 
@@ -362,7 +424,10 @@ class Models:
         usage = getattr(resp, "usage", None)
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        choice = resp.choices[0]
+        choices = getattr(resp, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise _BadResponse("the server's response has no choices (not a chat completion)")
+        choice = choices[0]
         return Completion(text=choice.message.content or "", model=target.name, tokens_in=tokens_in,
                           tokens_out=tokens_out, cost_usd=self._cost(litellm, target, resp, tokens_in, tokens_out),
                           latency_s=time.monotonic() - start, finish_reason=choice.finish_reason, attempts=attempt)
