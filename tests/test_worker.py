@@ -61,7 +61,8 @@ UNSANDBOXED_OK = {"allow_unsandboxed": True}
 def shared(level, ctx):
     """One worker per level for the tests that do not kill it (as in a run: one worker, many steps)."""
     calls = Calls()
-    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level, **UNSANDBOXED_OK) as w:
+    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level,
+                **UNSANDBOXED_OK) as w:
         w.calls = calls
         yield w
 
@@ -228,7 +229,9 @@ def test_infinite_loop_is_killed_and_next_step_runs_in_a_fresh_worker(level):
 
 
 def test_cpu_limit_kills_a_busy_step(level):
-    with Worker(None, limits=Limits(step_timeout_s=5, cpu_s=1, memory_mb=512), isolation=level, **UNSANDBOXED_OK) as w:
+    # a wall limit far above the CPU limit: on a loaded machine 2 CPU seconds can take many wall seconds
+    with Worker(None, limits=Limits(step_timeout_s=40, cpu_s=1, memory_mb=512), isolation=level,
+                **UNSANDBOXED_OK) as w:
         r = w.execute("while True:\n    pass")
         assert r.status == "killed" and "SIGXCPU" in r.error and "CPU time limit of 1 s" in r.error
         assert w.execute("1 + 1").stdout == "2\n"
@@ -259,7 +262,9 @@ def test_crash_is_recorded_as_killed_with_the_reason(level, code, reason):
 
 def test_fallback_can_be_forced_by_environment(monkeypatch):
     monkeypatch.setenv(sandbox.ENV_VAR, "rlimits")
-    with Worker(None, limits=FAST) as w:
+    with pytest.raises(sandbox.UnsandboxedError, match="allow_unsandboxed"):
+        Worker(None, limits=FAST)  # the network would be open: refused unless allowed explicitly
+    with Worker(None, limits=FAST, allow_unsandboxed=True) as w:
         assert w.sandbox == "rlimits"
         assert w.execute("6 * 7").stdout == "42\n"
     monkeypatch.setenv(sandbox.ENV_VAR, "nonsense")

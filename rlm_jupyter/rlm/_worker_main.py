@@ -306,7 +306,7 @@ def main() -> None:
             sandbox.set_memory_limit(config["memory_mb"])
         context = load_context(config["context"]) if config.get("context") else None
         if config.get("hide"):
-            sandbox.hide_home(config["hide"])
+            sandbox.hide_home(config["hide"]["ro"], config["hide"]["rw"])
         if config.get("drop"):
             sandbox.drop_privileges()
         sandbox.die_with_parent(config.get("ppid"))

@@ -336,8 +336,9 @@ class _Engine:
             self.writer.emit("output", code_ev["id"], stdout=res.stdout, stderr=res.stderr, status=res.status,
                              error=res.error, stdout_bytes=len(res.stdout.encode()), dur=res.duration_s,
                              truncated=len(body) > self.output_chars, variables=res.variables)
-            results.append({"stdout": res.stdout, "stderr": res.stderr, "status": res.status, "error": res.error,
-                            "variables": res.variables})
+            redact = self.writer.tw.redact  # the model's prompt is an output too: no secrets in it
+            results.append({"stdout": redact(res.stdout), "stderr": redact(res.stderr), "status": res.status,
+                            "error": redact(res.error), "variables": res.variables})
             if res.stdout.strip():
                 state.last_stdout = res.stdout
             if res.answer:

@@ -297,33 +297,41 @@ def _check(rc: int, what: str) -> None:
         raise OSError(e, f"{what}: {os.strerror(e)}")
 
 
-def hide_home(keep: list[str]) -> None:
-    """Fallback levels, as root: a private mount namespace with empty tmpfs over /root and /home (the user's
-    secrets and trace folders), the folders in `keep` (the Python install, this package) bound back read-only.
-    Needs CAP_SYS_ADMIN, so only before drop_privileges."""
+def hide_home(ro: list[str], rw: list[str]) -> None:
+    """Fallback levels, as root: a private mount namespace with empty, read-only tmpfs over /root, /home and /tmp
+    (the user's secrets, trace folders, other runs' files) and a private tmpfs over /dev/shm (64 MB, so shared
+    memory files cannot outlive the worker), with the folders in `ro` (the Python install, this package) bound
+    back read-only and those in `rw` (the worker's folder) read-write. Needs CAP_SYS_ADMIN: before
+    drop_privileges. Without bubblewrap's other namespaces, the network and other processes stay visible
+    (the seccomp filter and the uid drop handle those)."""
     CLONE_NEWNS, MS_REC, MS_PRIVATE, MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV = (
         0x20000, 0x4000, 1 << 18, 0x1000, 0x20, 0x1, 0x2, 0x4)
     libc = _c()
     _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
-    hidden = [h for h in ("/root", "/home") if os.path.isdir(h)]
-    under = [p for p in keep if any(p == h or p.startswith(h + "/") for h in hidden)]
-    fds = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in under}  # reachable after the tmpfs covers them
+    hidden = [h for h in HIDDEN if os.path.isdir(h)]
+    keep = [(p, False) for p in ro] + [(p, True) for p in rw]
+    under = [(p, w) for p, w in keep if any(p == h or p.startswith(h + "/") for h in hidden)]
+    fds = [(p, w, os.open(p, os.O_PATH | os.O_DIRECTORY)) for p, w in under]  # reachable once covered
     try:
         for h in hidden:
             _check(libc.mount(b"tmpfs", h.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"),
                    f"mount tmpfs on {h}")
-        for p, fd in fds.items():
+        if os.path.isdir("/dev/shm"):
+            _check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777,size=64m"),
+                   "mount tmpfs on /dev/shm")
+        for p, writable, fd in fds:
             os.makedirs(p, mode=0o755, exist_ok=True)
             _check(libc.mount(f"/proc/self/fd/{fd}".encode(), p.encode(), None, MS_BIND | MS_REC, None),
                    f"bind {p}")
-            _check(libc.mount(None, p.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None),
-                   f"read-only {p}")
+            if not writable:
+                _check(libc.mount(None, p.encode(), None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, None),
+                       f"read-only {p}")
         for h in hidden:  # nothing can be added there any more
-            _check(libc.mount(None, h.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None),
-                   f"read-only {h}")
+            _check(libc.mount(None, h.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                              b"mode=0755,size=1m"), f"read-only {h}")
     finally:
-        for fd in fds.values():
+        for _, _, fd in fds:
             os.close(fd)
 
 

@@ -176,9 +176,9 @@ class Worker:
                               + (f"\n{tail}" if tail else ""))
         self.uid = msg.get("uid") if isinstance(msg.get("uid"), int) else None
 
-    def _keep_paths(self) -> list[str]:
-        """What the fallback's private mount namespace binds back over the hidden /root and /home."""
-        return sorted({*sandbox.python_roots(), _PKG_ROOT})
+    def _keep_paths(self) -> dict[str, list[str]]:
+        """What the fallback's private mount namespace binds back over the hidden /root, /home and /tmp."""
+        return {"ro": sorted({*sandbox.python_roots(), _PKG_ROOT}), "rw": [str(self.workdir)]}
 
     def _readonly_paths(self) -> list[str]:
         paths = [_PKG_ROOT]
