@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -436,7 +437,9 @@ class _Engine:
         runs). Written by the worker module's own `save_context` when it has one, so the file is in the form its
         sandbox mounts and reads; else by `Context.to_ipc`."""
         if self._context_path is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="rlm-ctx-"))
+            # 0700, named after this process: a kernel killed mid-run leaves it, and the next start removes it
+            # (worker.sweep_stale) once this pid is gone.
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"rlm-ctx-{os.getpid()}-"))
             path = self._tmp / "context.arrow"
             try:
                 from .worker import save_context

@@ -208,9 +208,8 @@ class MemoryCgroup:
         """Did the kernel kill something in this cgroup for going over the limit?"""
         try:
             if self.version == 1:
-                return (self.path / "memory.failcnt").read_text().strip() not in ("", "0") and any(
-                    line.split()[-1] != "0" for line in (self.path / "memory.oom_control").read_text().splitlines()
-                    if line.startswith("oom_kill "))
+                return any(line.split()[-1] != "0" for line in
+                           (self.path / "memory.oom_control").read_text().splitlines() if line.startswith("oom_kill "))
             return any(line.split()[-1] != "0" for line in (self.path / "memory.events").read_text().splitlines()
                        if line.startswith("oom_kill "))
         except OSError:
