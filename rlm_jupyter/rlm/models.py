@@ -185,11 +185,22 @@ def _bounded(fn, seconds: float):
     return box["value"]
 
 
+# litellm reports a 200 response it could not parse as a 500 "InternalServerError"; its text gives it away.
+_UNPARSED = ("Received response - <APIResponse [200", "Invalid response object", "Expecting value: line")
+
+
+def _unparsed(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(m in text for m in _UNPARSED)
+
+
 def _is_retryable(exc: BaseException) -> bool:
-    return any(c.__name__ in _RETRYABLE for c in type(exc).__mro__)
+    return not _unparsed(exc) and any(c.__name__ in _RETRYABLE for c in type(exc).__mro__)
 
 
 def _kind(exc: BaseException) -> str:
+    if _unparsed(exc):
+        return "bad_response"
     for c in type(exc).__mro__:
         if c.__name__ in _KINDS:
             return _KINDS[c.__name__]
