@@ -81,7 +81,8 @@ def test_worker_dies_with_its_parent_even_ignoring_sigxcpu(mode, tmp_path):
         w = Worker(None, limits=Limits(step_timeout_s=60), allow_unsandboxed=True)
         w.start()
         code = ("import signal, threading, time, os\\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\\n"
-                "def beat():\\n    while True:\\n        open('beat', 'w').write(str(time.time()))\\n        time.sleep(0.1)\\n"
+                "def beat():\\n    while True:\\n        open('beat', 'w').write(str(time.time()))\\n"
+                "        time.sleep(0.1)\\n"
                 "threading.Thread(target=beat, daemon=True).start()\\nwhile True:\\n    pass")
         print(w.workdir, flush=True)
         from rlm_jupyter.rlm._worker_main import send
@@ -141,9 +142,8 @@ def test_stale_temp_folders_of_dead_kernels_are_removed_and_new_ones_are_private
 
 
 def test_the_context_copy_of_a_run_is_private(tmp_path, samples):
-    from rlm_jupyter.rlm.loop import _Engine
-
     import rlm_jupyter as rj
+    from rlm_jupyter.rlm.loop import _Engine
 
     ctx = rj.load(samples / "openhands")
     eng = _Engine(ctx=ctx, models=None, writer=None, meter=None, model="offline", sub_model="offline-sub",

@@ -270,3 +270,46 @@ def test_fallback_can_be_forced_by_environment(monkeypatch):
     monkeypatch.setenv(sandbox.ENV_VAR, "nonsense")
     with pytest.raises(ValueError, match="sandbox level"):
         Worker(None)
+
+
+# ---- the parent's side of the socket: time, caps, order -------------------------------------------------------
+
+
+def test_time_spent_in_model_calls_counts_towards_the_step(level):
+    """A model call that takes longer than the step has left ends the step (it used to be added to the limit)."""
+    import time as _time
+
+    def slow(kind, payload):
+        _time.sleep(0.6)
+        return "late"
+
+    with Worker(None, limits=Limits(step_timeout_s=1.5, memory_mb=512), on_call=slow, isolation=level,
+                **UNSANDBOXED_OK) as w:
+        t0 = _time.monotonic()
+        r = w.execute("n = 0\nwhile True:\n    sub_llm('x'); n += 1")
+        assert r.status == "killed" and "model calls included" in r.error
+        assert _time.monotonic() - t0 < 3.5
+
+
+def test_sub_calls_per_step_are_capped_without_calling_the_model(level):
+    calls = Calls()
+    with Worker(None, limits=Limits(step_timeout_s=20, memory_mb=512, sub_calls_per_step=5), on_call=calls,
+                isolation=level, **UNSANDBOXED_OK) as w:
+        r = w.execute("out = [sub_llm(f'p{i}') for i in range(4)] + sub_llm_batch(['a', 'b', 'c'])\nprint(out[-3:])")
+        assert r.status == "ok", r.stderr
+        assert len(calls.seen) == 4  # the 4 single calls; the batch of 3 would pass 5: refused whole
+        assert "sub-call limit reached" in r.stdout
+        r = w.execute("print(sub_llm('next step'))")  # a new step, a new allowance
+        assert r.stdout == "reply to next step\n"
+
+
+def test_a_result_for_another_step_is_a_protocol_error(level):
+    code = ("import sys\nfrom rlm_jupyter.rlm._worker_main import send\n"
+            "sock = sub_llm.__closure__[0].cell_contents.__self__.sock\n"
+            "send(sock, {'op': 'result', 'seq': 99, 'stdout': 'forged', 'stderr': '', 'status': 'ok'})\n"
+            "import time\ntime.sleep(5)")
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
+        r = w.execute(code)
+        assert r.status == "killed" and "protocol error: result for step 99, expected 1" in r.error
+        assert "forged" not in r.stdout
+        assert w.execute("print('fresh')").stdout == "fresh\n"

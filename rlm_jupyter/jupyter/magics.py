@@ -150,9 +150,8 @@ class RlmMagics(Magics):
         view = self.view = self._make_view(question, budget, controller)
         if view is not None and hasattr(view, "set_context"):
             view.set_context(ctx)   # query snippets and "open the full message" in the view
-        from ..rlm.loop import rlm
-
         from ..rlm.budget import default_budget
+        from ..rlm.loop import rlm
 
         run_budget = default_budget()  # what the user did not set has a default (said in %%rlm?)
         if args.budget_usd is not None:

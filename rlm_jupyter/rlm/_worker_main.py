@@ -192,7 +192,8 @@ class Repl:
         duration = time.perf_counter() - t0
         ans = self.g.get("answer")
         ready = isinstance(ans, dict) and bool(ans.get("ready"))
-        return {"op": "result", "seq": seq, "stdout": out.text(), "stderr": err.text(), "status": status, "error": error,
+        return {"op": "result", "seq": seq, "stdout": out.text(), "stderr": err.text(), "status": status,
+                "error": error,
                 "duration_s": duration, "queries": list(self.queries),
                 "answer": {"content": _as_text(ans.get("content", "")), "ready": True} if ready else None,
                 "variables": self.variables()}

@@ -218,7 +218,7 @@ class _Engine:
             self.interrupted = self._end(state, state.partial(), "interrupted", via="partial")  # outermost last
             raise
         except Exception as e:
-            kind = ERROR_KINDS.get(getattr(e, "kind", None) or "", None) if _is_model_error(e) else None
+            kind = ERROR_KINDS.get(getattr(e, "kind", None) or "") if _is_model_error(e) else None
             if kind is None and type(e).__name__ in ("UnsandboxedError", "WorkerError"):
                 kind = "sandbox"
             message = f"{type(e).__name__}: {e}"
@@ -544,9 +544,8 @@ class _Engine:
             return text
         ex = self.meter.exhausted() or self.meter.take_sub_calls(1)
         if ex is not None:
-            ev = self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,
-                                  response="", status="error", error=ex.message(), error_kind="budget")
-            del ev
+            self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,
+                             response="", status="error", error=ex.message(), error_kind="budget")
             return "Error: " + ex.message()
         t = time.time()
         sub = self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,

@@ -15,7 +15,8 @@ Retry-After) for 429, 5xx, timeouts, connection errors and streams that end befo
 401/403 (auth) or a malformed response. Every call is bounded in wall time: `timeout_s` per attempt and
 `total_timeout_s` for the call with its retries (budget.DEFAULT_CALL_TIMEOUT_S / DEFAULT_CALL_TOTAL_S), and by a
 `deadline=` (time.monotonic() value) the caller passes, e.g. what is left of a run's seconds budget or a REPL
-step (rounded up to whole seconds, see _http_timeout); a call out of time fails with kind "timeout". Cost comes from litellm's price map, or from `cost_per_token` overrides; local models cost 0 and count
+step (rounded up to whole seconds, see _http_timeout); a call out of time fails with kind "timeout".
+Cost comes from litellm's price map, or from `cost_per_token` overrides; local models cost 0 and count
 tokens as characters/4.
 """
 

@@ -344,7 +344,7 @@ def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if os.getuid() != uid or os.geteuid() != uid:
-        raise OSError(errno.EPERM, "could not drop to uid %d" % uid)
+        raise OSError(errno.EPERM, f"could not drop to uid {uid}")
     _check(_c().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
     resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
 

@@ -4,7 +4,8 @@ One persistent worker per run holds the context (read-only) and the variables ac
 services the worker's sub_llm / sub_llm_batch / rlm calls through `on_call` while it waits, and returns an
 ExecResult. Every frame from the worker is hostile input: it is checked (schema, size, the call ids in order, the
 calls per step) before anything is done with it, and a frame that breaks the protocol kills the worker.
-The step's wall-time limit covers the model calls the step makes (`step_deadline` tells `on_call` how long is left). When the worker dies (wall-clock timeout, CPU limit, a crash, os._exit) the step is "killed" with the
+The step's wall-time limit covers the model calls the step makes (`step_deadline` tells `on_call` how long is left).
+When the worker dies (wall-clock timeout, CPU limit, a crash, os._exit) the step is "killed" with the
 reason, a fresh worker is started with the context reloaded, and the variables are lost (the error says so).
 Isolation levels and what they guarantee: sandbox.py and docs/isolation.md.
 """
@@ -479,7 +480,8 @@ def _check_result(msg: dict, seq: int) -> dict:
     queries, dropped = [], 0
     raw = msg.get("queries") if isinstance(msg.get("queries"), list) else []
     for q in raw[:MAX_QUERIES]:
-        if isinstance(q, dict) and isinstance(q.get("op"), str) and len(orjson.dumps(q, default=str)) <= MAX_QUERY_BYTES:
+        if (isinstance(q, dict) and isinstance(q.get("op"), str)
+                and len(orjson.dumps(q, default=str)) <= MAX_QUERY_BYTES):
             queries.append({"op": q["op"][:100], "args": q.get("args") if isinstance(q.get("args"), dict) else {},
                             "result_ids": q.get("result_ids") if isinstance(q.get("result_ids"), list) else [],
                             "scores": q.get("scores") if isinstance(q.get("scores"), list) else None,
