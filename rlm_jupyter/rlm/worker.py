@@ -41,6 +41,7 @@ _PKG_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding rlm_j
 MAX_FRAME_FROM_WORKER = 40 * 1024 * 1024  # 2 x 2,000,000 kept characters, JSON-escaped, plus the rest
 MAX_PROMPT_CHARS = 2_000_000               # one sub_llm prompt / rlm question
 MAX_BATCH = 1_000                          # prompts in one sub_llm_batch call
+MAX_PROMPT_CHARS_PER_STEP = 20_000_000     # all the prompts of one step (each one is recorded in the trace)
 MAX_QUERIES = 2_000                        # query records per step (more are dropped and counted)
 MAX_QUERY_BYTES = 200_000                  # one query record, as JSON
 MAX_VARIABLES = 2_000
@@ -269,7 +270,7 @@ class Worker:
     def _wait_result(self, deadline: float) -> dict | None:
         """Frames until this step's result; sub-model calls are serviced on the way, and their time counts towards
         the step's limit. None when the worker died or ran out of time; ProtocolError on a frame out of order."""
-        calls = 0
+        calls = chars = 0
         while True:
             msg = self._recv(deadline)
             if msg is None:
@@ -278,14 +279,16 @@ class Worker:
             if op == "result":
                 return _check_result(msg, self._seq)
             if op != "call":
-                raise ProtocolError(f"unexpected frame {op!r} during a step")
+                raise ProtocolError(f"unexpected frame {str(op)[:40]!r} during a step")
             kind, payload = _check_call(msg, self._next_call)
             self._next_call += 1
             n = len(payload["prompts"]) if kind == "sub_llm_batch" else 1
             calls += n
-            if calls > self.limits.sub_calls_per_step:
-                err = (f"Error: sub-call limit reached: at most {self.limits.sub_calls_per_step} sub-calls per step "
-                       "(a batch counts each prompt); not sent")
+            chars += sum(len(v) for v in (payload.get("prompts") or [payload.get("prompt") or
+                                                                       payload.get("question") or ""]))
+            if calls > self.limits.sub_calls_per_step or chars > MAX_PROMPT_CHARS_PER_STEP:
+                err = (f"Error: sub-call limit reached: at most {self.limits.sub_calls_per_step} sub-calls (a batch "
+                       f"counts each prompt) and {MAX_PROMPT_CHARS_PER_STEP:,} prompt characters per step; not sent")
                 value = [err] * n if kind == "sub_llm_batch" else err
             elif time.monotonic() >= deadline:
                 return None

@@ -74,8 +74,18 @@ class Redactor:
         # a cheap first test: every form contains one of these short pieces (hex and base64 are case-sensitive)
         self._probes = {x[:MIN_PIECE] for x in literal} | {c[:MIN_PIECE] for c in cores}
 
+    def _maybe(self, s: str) -> bool:
+        """Could `s` hold a secret? Short strings (most of a trace's) by looking up each window in the probe set,
+        long ones by searching each probe."""
+        if len(s) < MIN_PIECE:
+            return False
+        if len(s) <= 4 * len(self._probes):
+            probes = self._probes
+            return any(s[i:i + MIN_PIECE] in probes for i in range(len(s) - MIN_PIECE + 1))
+        return any(p in s for p in self._probes)
+
     def text(self, s: str) -> str:
-        if self._pattern is not None and any(p in s for p in self._probes):
+        if self._pattern is not None and self._maybe(s):
             s = self._pattern.sub(MARK, s)
         return SECRET_SHAPES.sub(MARK, s) if ("sk-" in s or "earer" in s or "asic" in s) else s
 
