@@ -540,7 +540,8 @@ def sweep_stale() -> None:
             name = d.name
             if not name.startswith(STALE_PREFIXES):
                 continue
-            pid = name.split("-")[2]
+            parts = name.split("-")
+            pid = parts[2] if len(parts) >= 4 else ""  # rlm-worker-<pid>-<random>: older names carry no pid
             with contextlib.suppress(OSError):
                 if pid.isdigit() and int(pid) != os.getpid() and d.lstat().st_uid == me and d.is_dir() \
                         and not d.is_symlink() and not sandbox._alive(int(pid)):
