@@ -79,7 +79,7 @@ def start_times(level: str, ctx, n: int) -> dict:
         times = []
         for _ in range(n):
             t = time.perf_counter()
-            with Worker(context, isolation=level) as w:
+            with Worker(context, isolation=level, allow_unsandboxed=True) as w:
                 times.append(time.perf_counter() - t)  # constructor (writes the context) + start until "ready"
                 w.execute("pass")
         out[label] = _median_ms(times)
@@ -99,7 +99,7 @@ def worker_part(args) -> list[dict]:
         starts = start_times(level, ctx, args.starts)
         rows.append({"part": "worker", "what": "start", "sandbox": level, **{f"{k} ms": round(v, 1)
                                                                              for k, v in starts.items()}})
-        with Worker(ctx, isolation=level) as w:
+        with Worker(ctx, isolation=level, allow_unsandboxed=True) as w:
             w.execute("context.regex_search('warm-up')")
             for name, code in STEPS.items():
                 local = in_process_step(ctx, code, args.steps)

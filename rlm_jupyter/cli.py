@@ -68,12 +68,14 @@ def _ask(args: argparse.Namespace) -> int:
     from .rlm.worker import Limits
 
     ctx = load(args.context)
-    budget = Budget(usd=args.budget_usd, tokens=args.budget_tokens, seconds=args.budget_seconds)
+    budget = Budget(usd=args.budget_usd, tokens=args.budget_tokens, seconds=args.budget_seconds,
+                    sub_calls=args.budget_sub_calls)
     limits = Limits(step_timeout_s=args.step_timeout, memory_mb=args.memory_mb)
     try:
         run = rlm(args.question, ctx, model=args.model, sub_model=args.sub_model, max_depth=args.max_depth,
                   max_iterations=args.max_iterations, budget=budget, mode=args.mode,
-                  trace_path=args.trace or _default_trace_path(), limits=limits)
+                  trace_path=args.trace or _default_trace_path(), limits=limits, allowed_models=args.allow_model,
+                  allow_unsandboxed=args.allow_unsandboxed)
     except ModelError as exc:
         print(f"rlm-jupyter: {exc}", file=sys.stderr)
         return 2
@@ -133,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object with a key 'sessions'")
     p.set_defaults(func=_inspect)
-    a = sub.add_parser("ask", help="answer a question about session histories with a Recursive Language Model")
+    from .rlm import budget as B
+
+    a = sub.add_parser("ask", help="answer a question about session histories with a Recursive Language Model",
+                       epilog=B.defaults_help() + ".")
     a.add_argument("question")
     a.add_argument("--context", nargs="+", required=True, metavar="PATH", help="session files or folders")
     a.add_argument("--model", default="offline", help="root model: any litellm name, offline, script:FILE, "
@@ -142,11 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--mode", choices=("rlm", "hybrid"), default="rlm")
     a.add_argument("--max-depth", type=int, default=1)
     a.add_argument("--max-iterations", type=int, default=20)
-    a.add_argument("--budget-usd", type=float, default=None)
-    a.add_argument("--budget-tokens", type=int, default=None)
-    a.add_argument("--budget-seconds", type=float, default=None)
-    a.add_argument("--step-timeout", type=float, default=60.0, metavar="SECONDS", help="wall time per REPL step")
-    a.add_argument("--memory-mb", type=int, default=2048, help="memory limit of the REPL worker")
+    a.add_argument("--budget-usd", type=float, default=B.DEFAULT_USD, help="default: %(default)s")
+    a.add_argument("--budget-tokens", type=int, default=B.DEFAULT_TOKENS, help="default: %(default)s")
+    a.add_argument("--budget-seconds", type=float, default=B.DEFAULT_SECONDS,
+                   help="wall time of the whole run, model calls included (default: %(default)s)")
+    a.add_argument("--budget-sub-calls", type=int, default=B.DEFAULT_SUB_CALLS,
+                   help="sub_llm prompts + rlm() calls per run (default: %(default)s)")
+    a.add_argument("--step-timeout", type=float, default=B.DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
+                   help="wall time per REPL step, its model calls included (default: %(default)s)")
+    a.add_argument("--memory-mb", type=int, default=B.DEFAULT_MEMORY_MB,
+                   help="memory limit of the REPL worker (default: %(default)s)")
+    a.add_argument("--allow-model", action="append", default=[], metavar="MODEL",
+                   help="a model sub_llm(..., model=MODEL) may use besides --model/--sub-model (repeatable)")
+    a.add_argument("--allow-unsandboxed", action="store_true",
+                   help="run even if the only isolation here is plain rlimits (model code then has the network)")
     a.add_argument("--trace", default=None, metavar="FILE", help="trace file (default: under ~/.cache/rlm_jupyter)")
     a.add_argument("--json", action="store_true", help="print {answer, status, usage, trace}")
     a.set_defaults(func=_ask)

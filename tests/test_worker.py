@@ -54,11 +54,15 @@ def level(request):
     return request.param
 
 
+UNSANDBOXED_OK = {"allow_unsandboxed": True}
+
+
 @pytest.fixture(scope="module")
 def shared(level, ctx):
     """One worker per level for the tests that do not kill it (as in a run: one worker, many steps)."""
     calls = Calls()
-    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level) as w:
+    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level,
+                **UNSANDBOXED_OK) as w:
         w.calls = calls
         yield w
 
@@ -156,8 +160,10 @@ def test_context_answers_like_the_parent_and_queries_are_recorded(shared, ctx):
 def test_parent_secrets_are_not_in_the_environment(level, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
-    with Worker(None, limits=FAST, isolation=level) as w:
-        r = w.execute("import os\nprint(dict(os.environ))\nprint(open('/proc/self/environ', 'rb').read())")
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
+        # /proc/self/environ is closed to a worker that dropped root (non-dumpable after the uid change)
+        r = w.execute("import os\nprint(dict(os.environ))\ntry:\n    print(open('/proc/self/environ', 'rb').read())\n"
+                      "except PermissionError as e:\n    print(e)")
     assert r.status == "ok", r.stderr
     assert SECRET not in r.stdout and "OPENAI_API_KEY" not in r.stdout
 
@@ -172,7 +178,7 @@ def test_network_to_a_parent_port_is_cut(level):
             "    print('CONNECTED')\n"
             "except OSError as e:\n"
             "    print('blocked:', type(e).__name__, e)")
-    with Worker(None, limits=FAST, isolation=level) as w, listener:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w, listener:
         r = w.execute(code)
         if level == "rlimits":  # documented: this level does not cut the network (docs/isolation.md)
             assert "CONNECTED" in r.stdout
@@ -196,7 +202,7 @@ def test_filesystem_outside_the_worker_folder(level, tmp_path):
             f"try:\n    res['read'] = open({str(secret)!r}).read()\n"
             "except OSError as e:\n    res['read'] = type(e).__name__\n"
             "open('inside.txt', 'w').write('ok')\nprint(json.dumps(res))")
-    with Worker(None, limits=FAST, isolation=level) as w:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
         assert r.status == "ok", r.stderr
         assert (w.workdir / "inside.txt").read_text() == "ok"  # its own folder is writable
@@ -211,7 +217,7 @@ def test_filesystem_outside_the_worker_folder(level, tmp_path):
 
 
 def test_infinite_loop_is_killed_and_next_step_runs_in_a_fresh_worker(level):
-    with Worker(None, limits=FAST, isolation=level) as w:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         w.execute("kept = 1")
         r = w.execute("while True:\n    pass")
         assert r.status == "killed"
@@ -223,14 +229,16 @@ def test_infinite_loop_is_killed_and_next_step_runs_in_a_fresh_worker(level):
 
 
 def test_cpu_limit_kills_a_busy_step(level):
-    with Worker(None, limits=Limits(step_timeout_s=5, cpu_s=1, memory_mb=512), isolation=level) as w:
+    # a wall limit far above the CPU limit: on a loaded machine 2 CPU seconds can take many wall seconds
+    with Worker(None, limits=Limits(step_timeout_s=40, cpu_s=1, memory_mb=512), isolation=level,
+                **UNSANDBOXED_OK) as w:
         r = w.execute("while True:\n    pass")
         assert r.status == "killed" and "SIGXCPU" in r.error and "CPU time limit of 1 s" in r.error
         assert w.execute("1 + 1").stdout == "2\n"
 
 
 def test_memory_bomb_is_contained(level):
-    with Worker(None, limits=Limits(step_timeout_s=10, memory_mb=256), isolation=level) as w:
+    with Worker(None, limits=Limits(step_timeout_s=10, memory_mb=256), isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute("big = bytearray(4 * 1024 ** 3)")
         assert r.status == "error" and r.error.startswith("MemoryError") and "256 MB" in r.error
         r = w.execute("chunks = []\nwhile True:\n    chunks.append(bytearray(16 * 1024 ** 2))")
@@ -244,7 +252,7 @@ def test_memory_bomb_is_contained(level):
     ("import ctypes\nctypes.string_at(0)", "worker died (signal 11: SIGSEGV"),
 ])
 def test_crash_is_recorded_as_killed_with_the_reason(level, code, reason):
-    with Worker(None, limits=FAST, isolation=level) as w:
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
         assert r.status == "killed" and r.error.startswith(reason), r.error
         if "ctypes" in code:
@@ -254,9 +262,54 @@ def test_crash_is_recorded_as_killed_with_the_reason(level, code, reason):
 
 def test_fallback_can_be_forced_by_environment(monkeypatch):
     monkeypatch.setenv(sandbox.ENV_VAR, "rlimits")
-    with Worker(None, limits=FAST) as w:
+    with pytest.raises(sandbox.UnsandboxedError, match="allow_unsandboxed"):
+        Worker(None, limits=FAST)  # the network would be open: refused unless allowed explicitly
+    with Worker(None, limits=FAST, allow_unsandboxed=True) as w:
         assert w.sandbox == "rlimits"
         assert w.execute("6 * 7").stdout == "42\n"
     monkeypatch.setenv(sandbox.ENV_VAR, "nonsense")
     with pytest.raises(ValueError, match="sandbox level"):
         Worker(None)
+
+
+# ---- the parent's side of the socket: time, caps, order -------------------------------------------------------
+
+
+def test_time_spent_in_model_calls_counts_towards_the_step(level):
+    """A model call that takes longer than the step has left ends the step (it used to be added to the limit)."""
+    import time as _time
+
+    def slow(kind, payload):
+        _time.sleep(0.6)
+        return "late"
+
+    with Worker(None, limits=Limits(step_timeout_s=1.5, memory_mb=512), on_call=slow, isolation=level,
+                **UNSANDBOXED_OK) as w:
+        t0 = _time.monotonic()
+        r = w.execute("n = 0\nwhile True:\n    sub_llm('x'); n += 1")
+        assert r.status == "killed" and "model calls included" in r.error
+        assert _time.monotonic() - t0 < 3.5
+
+
+def test_sub_calls_per_step_are_capped_without_calling_the_model(level):
+    calls = Calls()
+    with Worker(None, limits=Limits(step_timeout_s=20, memory_mb=512, sub_calls_per_step=5), on_call=calls,
+                isolation=level, **UNSANDBOXED_OK) as w:
+        r = w.execute("out = [sub_llm(f'p{i}') for i in range(4)] + sub_llm_batch(['a', 'b', 'c'])\nprint(out[-3:])")
+        assert r.status == "ok", r.stderr
+        assert len(calls.seen) == 4  # the 4 single calls; the batch of 3 would pass 5: refused whole
+        assert "sub-call limit reached" in r.stdout
+        r = w.execute("print(sub_llm('next step'))")  # a new step, a new allowance
+        assert r.stdout == "reply to next step\n"
+
+
+def test_a_result_for_another_step_is_a_protocol_error(level):
+    code = ("import sys\nfrom rlm_jupyter.rlm._worker_main import send\n"
+            "sock = sub_llm.__closure__[0].cell_contents.__self__.sock\n"
+            "send(sock, {'op': 'result', 'seq': 99, 'stdout': 'forged', 'stderr': '', 'status': 'ok'})\n"
+            "import time\ntime.sleep(5)")
+    with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
+        r = w.execute(code)
+        assert r.status == "killed" and "protocol error: result for step 99, expected 1" in r.error
+        assert "forged" not in r.stdout
+        assert w.execute("print('fresh')").stdout == "fresh\n"

@@ -1,9 +1,8 @@
 """The one redaction every export goes through (span attributes and events, ATIF messages, observations and
 documents): secrets never leave.
 
-Today this is the trace writer's `Redactor` (values of secret-named environment variables, `sk-…` keys,
-Bearer/Basic headers). When the shared `rlm_jupyter/trace/redact.py` lands, `redactor()` points at it and nothing
-else in export/ changes.
+It is the trace's own `Redactor` (trace/redact.py): values of secret-named environment variables, `sk-…` keys and
+Bearer/Basic headers, raw and in their common encodings, so an export hides exactly what a trace hides.
 """
 
 from __future__ import annotations
@@ -15,6 +14,6 @@ from typing import Any
 def redactor() -> Callable[[Any], Any]:
     """A function returning its argument with every secret in its strings (nested dicts and lists too) replaced.
     Made once per export, so the secrets are read from the environment as it is at export time."""
-    from ..trace.writer import Redactor
+    from ..trace.redact import Redactor
 
     return Redactor()

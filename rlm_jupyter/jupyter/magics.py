@@ -121,10 +121,15 @@ class RlmMagics(Magics):
     @argument("--paused", action="store_true", help="start paused: step with the view's buttons")
     @argument("--export-otlp", default=None, metavar="URL", help="when the run ends, send its trace to this "
               "OTLP/HTTP endpoint (Phoenix: http://127.0.0.1:6006/v1/traces; docs/export.md)")
+    @argument("--allow-model", action="append", default=[], metavar="MODEL",
+              help="a model sub_llm(..., model=MODEL) may use besides --model and --sub-model (repeatable)")
+    @argument("--allow-unsandboxed", action="store_true",
+              help="run even if the only isolation here is plain rlimits (the model's code has the network)")
     def rlm(self, line, cell):
         """Ask a question about the loaded context with a Recursive Language Model. The cell body is the
         question; {name} is replaced by the value of the notebook variable `name`. The answer is the cell's
-        result; the Run (answer, trace, usage) goes to --out NAME or _rlm."""
+        result; the Run (answer, trace, usage) goes to --out NAME or _rlm. Budgets not given default to
+        rlm_jupyter.rlm.budget.default_budget() (600 s, 2,000,000 tokens, $1.00, 1,000 sub-calls)."""
         args = _parse(self.rlm, line, "%%rlm")
         ns = self.shell.user_ns
         out = args.out or "_rlm"
@@ -147,12 +152,18 @@ class RlmMagics(Magics):
         view = self.view = self._make_view(question, budget, controller)
         if view is not None and hasattr(view, "set_context"):
             view.set_context(ctx)   # query snippets and "open the full message" in the view
+        from ..rlm.budget import default_budget
         from ..rlm.loop import rlm
+
+        run_budget = default_budget()  # what the user did not set has a default (said in %%rlm?)
+        if args.budget_usd is not None:
+            run_budget.usd = args.budget_usd
 
         def go():
             return rlm(question, ctx, model=args.model, sub_model=sub_model, max_depth=args.max_depth,
-                       max_iterations=args.max_iterations, budget=budget, mode=args.mode, trace_path=args.trace,
-                       models=models, on_event=view.push if view is not None else None, pause=controller)
+                       max_iterations=args.max_iterations, budget=run_budget, mode=args.mode, trace_path=args.trace,
+                       models=models, on_event=view.push if view is not None else None, pause=controller,
+                       allowed_models=args.allow_model, allow_unsandboxed=args.allow_unsandboxed)
 
         run = self._wait(go, controller)
         run.context = ctx   # so rj.rerun(run, ...) needs no context= argument

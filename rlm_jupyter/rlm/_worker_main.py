@@ -2,11 +2,14 @@
 
 Started by `worker.Worker` as `python -I -c "...main()" FD CONFIG_JSON`. It talks to the parent over the inherited
 Unix socket FD with length-prefixed JSON frames (JSON, never pickle: the parent must not unpickle what code it does
-not trust produced). Frames:
-  parent -> worker  {"op": "exec", "code", "cpu_s"} | {"op": "get_var", "name"} | {"op": "reply", "id", "value"}
-                    | {"op": "exit"}
-  worker -> parent  {"op": "ready", "sandbox", "pid"} | {"op": "fatal", "error"} | {"op": "call", "id", "kind",
-                    "payload"} | {"op": "result", ...ExecResult fields} | {"op": "var", "value" | "error"}
+not trust produced). Model code runs in this process and can reach the socket (Python hides nothing from code in
+the same interpreter), so the parent treats every frame as hostile: it checks each against the schema below and
+its caps (worker.py `_check_*`), and kills the worker on the first frame that breaks them. Frames:
+  parent -> worker  {"op": "exec", "seq", "code", "cpu_s"} | {"op": "get_var", "name"}
+                    | {"op": "reply", "id", "value"} | {"op": "exit"}
+  worker -> parent  {"op": "ready", "pid", "uid"} | {"op": "fatal", "error"} | {"op": "call", "id" (1, 2, 3, …
+                    per worker), "kind", "payload"} | {"op": "result", "seq", ...ExecResult fields}
+                    | {"op": "var", "value" | "error"}
 The framing helpers here are also used by the parent side.
 """
 
@@ -54,13 +57,16 @@ def _read_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def recv(sock: socket.socket) -> dict:
+def recv(sock: socket.socket, max_bytes: int = MAX_FRAME) -> dict:
     import orjson
 
     (n,) = _HEADER.unpack(_read_exact(sock, _HEADER.size))
-    if n > MAX_FRAME:
-        raise ValueError(f"frame of {n} bytes is over the {MAX_FRAME} limit")
-    return orjson.loads(_read_exact(sock, n))
+    if n > max_bytes:
+        raise ValueError(f"frame of {n} bytes is over the {max_bytes} limit")
+    msg = orjson.loads(_read_exact(sock, n))
+    if not isinstance(msg, dict):
+        raise ValueError(f"frame is a JSON {type(msg).__name__}, not an object")
+    return msg
 
 
 # ---- output capture ------------------------------------------------------------------------------------------
@@ -164,7 +170,7 @@ class Repl:
 
     # -- one step --
 
-    def execute(self, code: str, cpu_s: float | None) -> dict:
+    def execute(self, code: str, cpu_s: float | None, seq=None) -> dict:
         from .sandbox import set_cpu_limit
 
         self.steps += 1
@@ -186,7 +192,8 @@ class Repl:
         duration = time.perf_counter() - t0
         ans = self.g.get("answer")
         ready = isinstance(ans, dict) and bool(ans.get("ready"))
-        return {"op": "result", "stdout": out.text(), "stderr": err.text(), "status": status, "error": error,
+        return {"op": "result", "seq": seq, "stdout": out.text(), "stderr": err.text(), "status": status,
+                "error": error,
                 "duration_s": duration, "queries": list(self.queries),
                 "answer": {"content": _as_text(ans.get("content", "")), "ready": True} if ready else None,
                 "variables": self.variables()}
@@ -283,8 +290,12 @@ def _context_from_ipc(path, sidecar):
 
 
 def main() -> None:
+    """Start-up, in this order: memory limit, load the context (still as the kernel's user, so the worker can read
+    the parent's private copy), hide /root and /home (fallback levels, as root), drop to uid 65534 (as root), die
+    with the parent, the seccomp filter; only then the first frame is read, so no model code runs before all of it."""
     import faulthandler
     import json
+    import os
 
     from . import sandbox
 
@@ -294,14 +305,19 @@ def main() -> None:
     try:
         if config.get("memory_mb"):
             sandbox.set_memory_limit(config["memory_mb"])
-        if config.get("seccomp"):
-            sandbox.install_seccomp()
         context = load_context(config["context"]) if config.get("context") else None
+        if config.get("hide"):
+            sandbox.hide_home(config["hide"]["ro"], config["hide"]["rw"])
+        if config.get("drop"):
+            sandbox.drop_privileges()
+        sandbox.die_with_parent(config.get("ppid"))
+        if config.get("seccomp"):
+            sandbox.install_seccomp(shared_memory=bool(config.get("cgroup")))
         repl = Repl(sock, context, config.get("memory_mb"))
     except BaseException as e:
         send(sock, {"op": "fatal", "error": f"{type(e).__name__}: {e}"})
         raise
-    send(sock, {"op": "ready", "pid": __import__("os").getpid()})
+    send(sock, {"op": "ready", "pid": os.getpid(), "uid": os.getuid()})
     serve(sock, repl)
 
 
@@ -313,7 +329,7 @@ def serve(sock: socket.socket, repl: Repl) -> None:
             return
         op = msg.get("op")
         if op == "exec":
-            send(sock, repl.execute(msg["code"], msg.get("cpu_s")))
+            send(sock, repl.execute(msg["code"], msg.get("cpu_s"), msg.get("seq")))
         elif op == "get_var":
             send(sock, repl.get_var(msg["name"]))
         elif op == "exit":

@@ -11,6 +11,29 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+# Defaults, in one place: the CLI, the magics and `Limits` read them (and --help states them).
+DEFAULT_SECONDS = 600.0          # wall time of a whole run tree, model calls included
+DEFAULT_TOKENS = 2_000_000       # input + output tokens of every model call in the run tree
+DEFAULT_USD = 1.00               # dollars (models with a known price)
+DEFAULT_SUB_CALLS = 1_000        # sub_llm prompts + rlm() calls over the run tree
+DEFAULT_SUB_CALLS_PER_STEP = 200  # the same, per REPL step (worker.Limits.sub_calls_per_step)
+DEFAULT_STEP_TIMEOUT_S = 60.0    # wall time of one REPL step, its model calls included
+DEFAULT_MEMORY_MB = 2048         # the worker's data limit (a memory cgroup adds room for libraries, see isolation.md)
+DEFAULT_CALL_TIMEOUT_S = 60.0    # one attempt of one model call (Models.timeout_s)
+DEFAULT_CALL_TOTAL_S = 180.0     # one model call with all its retries (Models.total_timeout_s)
+
+
+def default_budget() -> Budget:
+    """The budget `rlm-jupyter ask` and `%%rlm` use for what the user did not set."""
+    return Budget(usd=DEFAULT_USD, tokens=DEFAULT_TOKENS, seconds=DEFAULT_SECONDS, sub_calls=DEFAULT_SUB_CALLS)
+
+
+def defaults_help() -> str:
+    return (f"default budgets: {DEFAULT_SECONDS:g} s, {DEFAULT_TOKENS:,} tokens, ${DEFAULT_USD:.2f}, "
+            f"{DEFAULT_SUB_CALLS:,} sub-calls per run and {DEFAULT_SUB_CALLS_PER_STEP} per step; step timeout "
+            f"{DEFAULT_STEP_TIMEOUT_S:g} s, worker memory {DEFAULT_MEMORY_MB} MB; each model call times out after "
+            f"{DEFAULT_CALL_TIMEOUT_S:g} s per attempt and {DEFAULT_CALL_TOTAL_S:g} s with retries")
+
 
 @dataclass
 class Budget:
@@ -18,7 +41,9 @@ class Budget:
 
     usd: cost in dollars (only counted for models whose price is known); tokens: input + output tokens of every
     model call; seconds: wall time since the run started; iterations: root steps that run code; depth: how many
-    levels of child runs `rlm(...)` inside the REPL may open (0 = none; it then falls back to `sub_llm`).
+    levels of child runs `rlm(...)` inside the REPL may open (0 = none; it then falls back to `sub_llm`);
+    sub_calls: sub_llm prompts (each prompt of a batch) and rlm() calls over the whole tree. `seconds` bounds
+    model calls too: each call's timeout is cut to the time left.
     """
 
     usd: float | None = None
@@ -26,6 +51,7 @@ class Budget:
     seconds: float | None = None
     iterations: int | None = None
     depth: int | None = None
+    sub_calls: int | None = None
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -33,12 +59,12 @@ class Budget:
 
 @dataclass
 class Exhausted:
-    budget: str      # "tokens" | "usd" | "seconds" | "iterations" | "depth"
+    budget: str      # "tokens" | "usd" | "seconds" | "iterations" | "depth" | "sub_calls"
     limit: float
     used: float
 
     def message(self) -> str:
-        unit = {"usd": " USD", "seconds": " s", "tokens": " tokens"}.get(self.budget, "")
+        unit = {"usd": " USD", "seconds": " s", "tokens": " tokens", "sub_calls": " sub-calls"}.get(self.budget, "")
         return f"budget exhausted: {self.budget} (used {_num(self.used)} of {_num(self.limit)}{unit})"
 
 
@@ -52,7 +78,21 @@ class Meter:
         self.tokens = 0
         self.usd = 0.0
         self.calls = 0
+        self.sub_calls = 0
         self._lock = threading.Lock()
+
+    def take_sub_calls(self, n: int) -> Exhausted | None:
+        """Count `n` sub-calls about to be made; an Exhausted (and nothing counted) when they would pass the cap."""
+        limit = self.budget.sub_calls
+        with self._lock:
+            if limit is not None and self.sub_calls + n > limit:
+                return Exhausted("sub_calls", limit, self.sub_calls)
+            self.sub_calls += n
+        return None
+
+    def deadline(self) -> float | None:
+        """The clock value at which the seconds budget runs out (None: no such budget)."""
+        return None if self.budget.seconds is None else self.start + self.budget.seconds
 
     def add(self, tokens_in: int | None, tokens_out: int | None, cost_usd: float | None) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import os
 import shutil
 import tempfile
 import threading
@@ -30,7 +31,8 @@ DEFAULT_OUTPUT_CHARS = 20_000
 def rlm(question: str, context, *, model: str = "offline", sub_model: str | None = None, max_depth: int = 1,
         max_iterations: int = 20, budget: Budget | None = None, mode: str = "rlm", trace_path=None, limits=None,
         models=None, on_event: Callable[[dict], None] | None = None, pause=None,
-        worker_factory: Callable[..., Any] | None = None, hybrid_tokens: int = 24_000) -> Run:
+        worker_factory: Callable[..., Any] | None = None, hybrid_tokens: int = 24_000,
+        allowed_models: list[str] | tuple[str, ...] = (), allow_unsandboxed: bool = False) -> Run:
     """Answer `question` about `context` (a Context, or paths for `rj.load`) with a Recursive Language Model.
 
     model / sub_model: litellm model names, or "offline" (a rule-based demo model, not a neural one),
@@ -43,7 +45,11 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     controller (`rlm_jupyter.jupyter.controller.Controller`) asked `before_step(run_id, step_index)` before each
     root-model call; it blocks while paused and "stop" ends the run as Ctrl-C does (status "interrupted").
     worker_factory: builds the REPL worker
-    (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in.
+    (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in. allowed_models: models the REPL's
+    `sub_llm(..., model=...)` may name besides `model` and `sub_model` (any other name is refused: the parent
+    never calls a provider, base URL or file the model's code chose). allow_unsandboxed: run even when the only
+    isolation available is plain rlimits (network open; recorded as an error event in the trace).
+    Model failures: the Run's `error_kind` says what went wrong (ERROR_KINDS) and `error` the message.
     """
     if mode not in ("rlm", "hybrid"):
         raise ValueError(f"rlm: mode must be 'rlm' or 'hybrid', got {mode!r}")
@@ -57,10 +63,13 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     if hasattr(models, "check"):  # fail before anything runs: unknown model, missing key (says which env var)
         models.check(model)
         models.check(sub_model, role="sub")
+        for m in allowed_models:
+            models.check(m, role="sub")
     writer = _Writer(trace_path, on_event)
     engine = _Engine(ctx=ctx, models=models, writer=writer, meter=Meter(budget), model=model, sub_model=sub_model,
                      max_depth=max_depth, max_iterations=max_iterations, mode=mode, limits=limits,
-                     worker_factory=worker_factory, hybrid_tokens=hybrid_tokens, pause=pause)
+                     worker_factory=worker_factory, hybrid_tokens=hybrid_tokens, pause=pause,
+                     allowed_models=(model, sub_model, *allowed_models), allow_unsandboxed=allow_unsandboxed)
     t0 = time.monotonic()
     try:
         outcome = engine.run(question, parent=None, depth=0)
@@ -71,8 +80,17 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
         engine.cleanup()
     usage = dict(writer.trace.usage(outcome.run_id) if outcome.run_id else writer.trace.usage())
     usage["wall_s"] = round(time.monotonic() - t0, 3)
-    return Run(answer=outcome.answer, trace=writer.trace, usage=usage, status=outcome.status,
-               stopped_by=outcome.stopped_by, trace_path=writer.path)
+    redact = writer.tw.redact  # model code may have put a secret into the answer: never hand it out raw
+    return Run(answer=redact(outcome.answer), trace=writer.trace, usage=usage, status=outcome.status,
+               stopped_by=outcome.stopped_by, trace_path=writer.path, error_kind=outcome.error_kind,
+               error=redact(outcome.error))
+
+
+# ModelError.kind -> the run's error_kind (what `ask` prints and exits on)
+ERROR_KINDS = {"auth": "auth", "missing_key": "auth", "server": "server", "bad_response": "bad_response",
+               "connection": "unreachable", "timeout": "timeout", "rate_limit": "rate_limit",
+               "not_found": "not_found", "bad_request": "bad_request", "unknown_model": "config", "config": "config",
+               "local": "model"}
 
 
 # ---- plumbing ---------------------------------------------------------------------------------------------------
@@ -117,6 +135,8 @@ class _Outcome:
     status: str
     stopped_by: str | None
     run_id: str | None
+    error_kind: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -165,6 +185,8 @@ class _Engine:
     worker_factory: Callable[..., Any] | None
     hybrid_tokens: int
     pause: Any = None
+    allowed_models: tuple[str, ...] = ()
+    allow_unsandboxed: bool = False
     interrupted: _Outcome | None = None
     _tmp: Path | None = None
     _context_path: Path | None = None
@@ -196,8 +218,13 @@ class _Engine:
             self.interrupted = self._end(state, state.partial(), "interrupted", via="partial")  # outermost last
             raise
         except Exception as e:
-            self.writer.emit("error", state.run_id, message=f"{type(e).__name__}: {e}")
-            return self._end(state, state.partial(), "error", via="partial")
+            kind = ERROR_KINDS.get(getattr(e, "kind", None) or "") if _is_model_error(e) else None
+            if kind is None and type(e).__name__ in ("UnsandboxedError", "WorkerError"):
+                kind = "sandbox"
+            message = f"{type(e).__name__}: {e}"
+            self.writer.emit("error", state.run_id, message=message, **({"kind": kind} if kind else {}))
+            return self._end(state, state.partial(), "error", via="partial", error_kind=kind or "error",
+                             error=message)
         finally:
             state.worker = None
             if worker is not None:
@@ -249,6 +276,25 @@ class _Engine:
         if ex is not None and ex.budget != "iterations":
             raise _Stop(ex)
 
+    def _deadline(self, state: _RunState | None = None) -> float | None:
+        """When the model call about to be made must end: the seconds budget, and the REPL step it serves."""
+        ends = [self.meter.deadline()]
+        if state is not None and state.worker is not None:
+            ends.append(getattr(state.worker, "step_deadline", None))
+        ends = [e for e in ends if e is not None]
+        return min(ends) if ends else None
+
+    def _allowed(self, model: str | None) -> tuple[str, str | None]:
+        """The model a sub-call from the REPL uses, or a refusal: only the run's own models (root, sub and
+        allowed_models); never a provider, base URL or file the model's code names."""
+        if model is None:
+            return self.sub_model, None
+        if model in self.allowed_models:
+            return model, None
+        names = ", ".join(dict.fromkeys(self.allowed_models))
+        return model, (f"model {str(model)[:100]!r} is not allowed in this run (it may use: {names}); "
+                       "the user allows more with allowed_models=")
+
     def _step(self, state: _RunState, index: int, messages: list[dict]) -> str:
         """One root-model call, recorded as a step (emitted before the call, amended with the response)."""
         if self.pause is not None and self.pause.before_step(state.run_id, index) == "stop":
@@ -258,9 +304,13 @@ class _Engine:
         state.step_event = step
         t0 = time.time()
         try:
-            c = self.models.complete(self.model, messages)
+            c = self.models.complete(self.model, messages, **_dl(self._deadline()))
         except Exception as e:
-            self.writer.update(step, status="error", error=f"{type(e).__name__}: {e}", dur=time.time() - t0)
+            self.writer.update(step, status="error", error=f"{type(e).__name__}: {e}", dur=time.time() - t0,
+                               error_kind=_error_kind(e))
+            ex = self.meter.exhausted()
+            if ex is not None and ex.budget != "iterations":  # the call ran out of the run's time, not the model
+                raise _Stop(ex) from None
             raise
         self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
         self.writer.update(step, response=c.text, status="ok", tokens_in=c.tokens_in, tokens_out=c.tokens_out,
@@ -275,7 +325,8 @@ class _Engine:
             code_ev = self.writer.emit("code", step["id"], index=k, code=code)
             state.code_event = code_ev
             try:
-                res = worker.execute(code)
+                budget_end = self.meter.deadline()
+                res = worker.execute(code, deadline=budget_end) if budget_end is not None else worker.execute(code)
             finally:
                 state.code_event = None
             for q in res.queries or []:
@@ -286,8 +337,9 @@ class _Engine:
             self.writer.emit("output", code_ev["id"], stdout=res.stdout, stderr=res.stderr, status=res.status,
                              error=res.error, stdout_bytes=len(res.stdout.encode()), dur=res.duration_s,
                              truncated=len(body) > self.output_chars, variables=res.variables)
-            results.append({"stdout": res.stdout, "stderr": res.stderr, "status": res.status, "error": res.error,
-                            "variables": res.variables})
+            redact = self.writer.tw.redact  # the model's prompt is an output too: no secrets in it
+            results.append({"stdout": redact(res.stdout), "stderr": redact(res.stderr), "status": res.status,
+                            "error": redact(res.error), "variables": res.variables})
             if res.stdout.strip():
                 state.last_stdout = res.stdout
             if res.answer:
@@ -336,12 +388,24 @@ class _Engine:
         return self._end(state, state.partial(), "budget", via="partial", stopped_by=ex.budget)
 
     def _end(self, state: _RunState, answer: str | None, status: str, *, via: str,
-             stopped_by: str | None = None) -> _Outcome:
+             stopped_by: str | None = None, error_kind: str | None = None, error: str | None = None) -> _Outcome:
         if answer is not None:
             self.writer.emit("final", state.run_id, answer=answer, via=via)
         usage = self.writer.trace.usage(state.run_id)
-        self.writer.emit("run_end", state.run_id, status=status, usage=usage, stopped_by=stopped_by)
-        return _Outcome(answer, status, stopped_by, state.run_id)
+        failed = self._failed_calls(state.run_id)
+        extra = {"error_kind": error_kind, "error": error} if error_kind else {}
+        if failed:
+            extra["failed_calls"] = failed
+        self.writer.emit("run_end", state.run_id, status=status, usage=usage, stopped_by=stopped_by, **extra)
+        return _Outcome(answer, status, stopped_by, state.run_id, error_kind, error)
+
+    def _failed_calls(self, run_id: str) -> dict[str, int]:
+        """Failed model calls under this run, by error kind (what a user needs to know when the answer is thin)."""
+        out: dict[str, int] = {}
+        for _, e in self.writer.trace.walk(run_id):
+            if e.get("type") in ("step", "sub_call") and e.get("status") == "error" and e.get("error_kind"):
+                out[e["error_kind"]] = out.get(e["error_kind"], 0) + 1
+        return out
 
     # -- the worker and the calls it proxies -------------------------------------------------------------------
     def _start_worker(self, run_ev: dict, state: _RunState):
@@ -353,13 +417,19 @@ class _Engine:
 
             if self.limits is None:
                 self.limits = Limits()
-            worker = Worker(self._context_file(), limits=self.limits, on_call=on_call)
+            worker = Worker(self._context_file(), limits=self.limits, on_call=on_call,
+                            allow_unsandboxed=self.allow_unsandboxed)
         try:
             worker.start()
         except Exception:
             worker.close()
             raise
-        self.writer.update(run_ev, sandbox=getattr(worker, "sandbox", None))
+        level = getattr(worker, "sandbox", None)
+        self.writer.update(run_ev, sandbox=level, worker_uid=getattr(worker, "uid", None))
+        if level == "rlimits":  # allowed explicitly, and said as loudly as a failed step
+            from .sandbox import UNSANDBOXED_WARNING
+
+            self.writer.emit("error", run_ev["id"], message=UNSANDBOXED_WARNING, kind="unsandboxed")
         return worker
 
     def _context_file(self) -> Path:
@@ -367,7 +437,9 @@ class _Engine:
         runs). Written by the worker module's own `save_context` when it has one, so the file is in the form its
         sandbox mounts and reads; else by `Context.to_ipc`."""
         if self._context_path is None:
-            self._tmp = Path(tempfile.mkdtemp(prefix="rlm-ctx-"))
+            # 0700, named after this process: a kernel killed mid-run leaves it, and the next start removes it
+            # (worker.sweep_stale) once this pid is gone.
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"rlm-ctx-{os.getpid()}-"))
             path = self._tmp / "context.arrow"
             try:
                 from .worker import save_context
@@ -403,20 +475,24 @@ class _Engine:
         return on_call
 
     def _sub_llm(self, state: _RunState, prompt: str, model: str | None, kind: str, **extra) -> tuple[str, dict]:
-        """One sub-model call; a failure or an exhausted budget comes back as an "Error: …" text, recorded."""
-        model = model or self.sub_model
-        ex = self.meter.exhausted()
-        if ex is not None:
+        """One sub-model call; a failure, a refused model or an exhausted budget comes back as an "Error: …" text,
+        recorded."""
+        model, refused = self._allowed(model)
+        ex = self.meter.exhausted() or self.meter.take_sub_calls(1)
+        if refused is not None or ex is not None:
+            why = refused or ex.message()
             ev = self.writer.emit("sub_call", _parent(state), kind=kind, model=model, prompt=prompt, response="",
-                                  status="error", error=ex.message(), **extra)
-            return "Error: " + ex.message(), ev
+                                  status="error", error=why, error_kind="refused" if refused else "budget", **extra)
+            return "Error: " + why, ev
         t = time.time()
         try:
-            c = self.models.complete(model, [{"role": "user", "content": prompt}], role="sub")
+            c = self.models.complete(model, [{"role": "user", "content": prompt}], role="sub",
+                                     **_dl(self._deadline(state)))
         except Exception as e:
             err = f"{type(e).__name__}: {e}"
             ev = self.writer.emit("sub_call", _parent(state), t=t, dur=time.time() - t, kind=kind, model=model,
-                                  prompt=prompt, response="", status="error", error=err, **extra)
+                                  prompt=prompt, response="", status="error", error=err,
+                                  error_kind=_error_kind(e), **extra)
             return "Error: " + err, ev
         self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
         ev = self.writer.emit("sub_call", _parent(state), t=t, dur=c.latency_s, kind=kind, model=model, prompt=prompt,
@@ -425,24 +501,27 @@ class _Engine:
         return c.text, ev
 
     def _sub_llm_batch(self, state: _RunState, prompts_: list[str], model: str | None) -> list[str]:
-        model = model or self.sub_model
+        model, refused = self._allowed(model)
         parent = _parent(state)
         batch_id = self.writer.tw.new_id("batch")
-        ex = self.meter.exhausted()
-        if ex is not None:
+        ex = self.meter.exhausted() or self.meter.take_sub_calls(len(prompts_))
+        if refused is not None or ex is not None:
+            why = refused or ex.message()
             for i, p in enumerate(prompts_):
                 self.writer.emit("sub_call", parent, kind="sub_llm_batch", batch=batch_id, batch_index=i, model=model,
-                                 prompt=p, response="", status="error", error=ex.message())
-            return ["Error: " + ex.message()] * len(prompts_)
+                                 prompt=p, response="", status="error", error=why,
+                                 error_kind="refused" if refused else "budget")
+            return ["Error: " + why] * len(prompts_)
         t = time.time()
-        results = self.models.batch(model, [[{"role": "user", "content": p}] for p in prompts_], role="sub")
+        results = self.models.batch(model, [[{"role": "user", "content": p}] for p in prompts_], role="sub",
+                                    **_dl(self._deadline(state)))
         out = []
         for i, (p, c) in enumerate(zip(prompts_, results, strict=True)):
             common = dict(t=t, kind="sub_llm_batch", batch=batch_id, batch_index=i, model=model, prompt=p)
             if isinstance(c, BaseException):
                 err = f"{type(c).__name__}: {c}"
                 self.writer.emit("sub_call", parent, dur=time.time() - t, response="", status="error", error=err,
-                                 **common)
+                                 error_kind=_error_kind(c), **common)
                 out.append("Error: " + err)
                 continue
             self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
@@ -464,9 +543,11 @@ class _Engine:
             text, sub = self._sub_llm(state, question, None, "rlm", fallback="budget.depth")
             self.writer.emit("budget_stop", sub["id"], budget="depth", limit=self.meter.budget.depth, used=depth)
             return text
-        ex = self.meter.exhausted()
+        ex = self.meter.exhausted() or self.meter.take_sub_calls(1)
         if ex is not None:
-            return self._sub_llm(state, question, None, "rlm")[0]  # records the refusal, returns "Error: budget …"
+            self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,
+                             response="", status="error", error=ex.message(), error_kind="budget")
+            return "Error: " + ex.message()
         t = time.time()
         sub = self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,
                                response="", status="ok", pending=True)
@@ -478,6 +559,18 @@ class _Engine:
         if not ok:
             return f"Error: the child run ended with status {child.status!r} and no answer"
         return child.answer
+
+
+def _dl(deadline: float | None) -> dict:
+    return {} if deadline is None else {"deadline": deadline}
+
+
+def _is_model_error(e: BaseException) -> bool:
+    return any(c.__name__ == "ModelError" for c in type(e).__mro__)
+
+
+def _error_kind(e: BaseException) -> str:
+    return ERROR_KINDS.get(getattr(e, "kind", None) or "", "error") if _is_model_error(e) else "error"
 
 
 def _answer_in_repl(worker) -> str | None:

@@ -11,8 +11,13 @@ Calls made with role="sub" (sub_llm does) use the sub role of "offline" and "rep
 
 Keys come only from the environment: `api_key=` is refused, and nothing this module returns, raises or logs holds a
 key or an auth header (error texts pass through the trace Redactor). Retries with exponential backoff (honouring
-Retry-After) for 429, 5xx, timeouts, connection errors and streams that end before their finish reason. Cost comes
-from litellm's price map, or from `cost_per_token` overrides; local models cost 0 and count tokens as characters/4.
+Retry-After) for 429, 5xx, timeouts, connection errors and streams that end before their finish reason; never for
+401/403 (auth) or a malformed response. Every call is bounded in wall time: `timeout_s` per attempt and
+`total_timeout_s` for the call with its retries (budget.DEFAULT_CALL_TIMEOUT_S / DEFAULT_CALL_TOTAL_S), and by a
+`deadline=` (time.monotonic() value) the caller passes, e.g. what is left of a run's seconds budget or a REPL
+step (rounded up to whole seconds, see _http_timeout); a call out of time fails with kind "timeout".
+Cost comes from litellm's price map, or from `cost_per_token` overrides; local models cost 0 and count
+tokens as characters/4.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import random
 import re
@@ -31,6 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .budget import DEFAULT_CALL_TIMEOUT_S, DEFAULT_CALL_TOTAL_S
 
 # Calls in flight at once for sub_llm_batch: a batch of up to 32 prompts goes out in one wave (the target is a batch
 # costing at most 2x one call); providers' rate limits are handled by the retries with backoff.
@@ -62,7 +70,8 @@ class Completion:
 
 class ModelError(RuntimeError):
     """A model call that failed for good; the message says what to do. `kind` is one of: unknown_model,
-    missing_key, auth, bad_request, not_found, rate_limit, timeout, server, connection, local, config."""
+    missing_key, auth, bad_request, not_found, rate_limit, timeout, server, connection, bad_response, local,
+    config."""
 
     def __init__(self, message: str, *, model: str | None = None, kind: str = "error", retryable: bool = False):
         super().__init__(message)
@@ -142,6 +151,8 @@ def _redact(text: str) -> str:
 _RETRYABLE = ("RateLimitError", "InternalServerError", "ServiceUnavailableError", "APIConnectionError", "Timeout",
               "MidStreamFallbackError", "BadGatewayError", "_Dropped")
 _KINDS = {"RateLimitError": "rate_limit", "Timeout": "timeout", "AuthenticationError": "auth",
+          "_BadResponse": "bad_response", "JSONDecodeError": "bad_response", "APIResponseValidationError":
+          "bad_response", "UnprocessableEntityError": "bad_request", "_OutOfTime": "timeout",
           "PermissionDeniedError": "auth", "NotFoundError": "not_found", "BadRequestError": "bad_request",
           "ContextWindowExceededError": "bad_request", "APIConnectionError": "connection",
           "InternalServerError": "server", "ServiceUnavailableError": "server", "MidStreamFallbackError": "connection",
@@ -152,11 +163,40 @@ class _Dropped(Exception):
     """A stream that ended before the model said it was finished."""
 
 
+class _BadResponse(Exception):
+    """A response without choices or without a message: the server answered, but not like a chat model."""
+
+
+class _OutOfTime(Exception):
+    """The call's time (attempt timeout, total timeout or the caller's deadline) ran out."""
+
+
+def _http_timeout(per_attempt: float, left: float) -> float:
+    """The HTTP client's timeout: whole seconds (rounded up), because litellm caches one client (and its connection
+    pool) per timeout value; a float that differs on every call would open a new connection each time. So a call
+    may overrun its deadline by up to a second. (Running each call in a watchdog thread for an exact bound was
+    measured: a batch of 32 took 1.3 s instead of 0.3 s.) The HTTP timeout is per read: a server that keeps
+    trickling bytes of one non-streamed response is not cut; a trickling stream is, between chunks."""
+    return per_attempt if left >= per_attempt else float(max(1, math.ceil(left)))
+
+
+
+# litellm reports a 200 response it could not parse as a 500 "InternalServerError"; its text gives it away.
+_UNPARSED = ("Received response - <APIResponse [200", "Invalid response object", "Expecting value: line")
+
+
+def _unparsed(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(m in text for m in _UNPARSED)
+
+
 def _is_retryable(exc: BaseException) -> bool:
-    return any(c.__name__ in _RETRYABLE for c in type(exc).__mro__)
+    return not _unparsed(exc) and any(c.__name__ in _RETRYABLE for c in type(exc).__mro__)
 
 
 def _kind(exc: BaseException) -> str:
+    if _unparsed(exc):
+        return "bad_response"
     for c in type(exc).__mro__:
         if c.__name__ in _KINDS:
             return _KINDS[c.__name__]
@@ -178,7 +218,9 @@ def _message(exc: BaseException, target: _Target, attempts: int) -> str:
         text = text.split("RlmjException - ", 1)[1]
     text = _redact(text.strip())
     advice = {"auth": "check the API key in the environment", "rate_limit": "rate limited: wait or lower concurrency",
-              "timeout": "the server did not answer in time: raise timeout_s or check the server",
+              "timeout": "the server did not answer in time (each call is bounded by Models.timeout_s per attempt, "
+                         "total_timeout_s with retries, and what is left of the run's budget or REPL step)",
+              "bad_response": "the server answered, but not with a chat completion: check the model and api_base",
               "connection": "the server could not be reached or dropped the connection",
               "server": "the provider had a server error", "not_found": "check the model name"}.get(_kind(exc))
     tried = f" after {attempts} attempts" if attempts > 1 else ""
@@ -214,16 +256,19 @@ class _StreamAcc:
 class Models:
     """Calls models through litellm with retries, timeouts, usage and cost.
 
-    retries: extra attempts for transient failures; timeout_s: per attempt; cost_per_token: {model name:
+    retries: extra attempts for transient failures; timeout_s: per attempt; total_timeout_s: the whole call with its
+    retries (both also cut to a `deadline=` given to a call); cost_per_token: {model name:
     (usd per input token, usd per output token)} overriding litellm's price map (keys are the names callers use).
     backoff_s/max_backoff_s: exponential backoff base and cap (a Retry-After header is honoured up to the cap).
     """
 
-    def __init__(self, *, retries: int = 3, timeout_s: float = 120,
+    def __init__(self, *, retries: int = 3, timeout_s: float = DEFAULT_CALL_TIMEOUT_S,
+                 total_timeout_s: float = DEFAULT_CALL_TOTAL_S,
                  cost_per_token: dict[str, tuple[float, float]] | None = None,
                  backoff_s: float = 0.5, max_backoff_s: float = 30.0):
         self.retries = retries
         self.timeout_s = timeout_s
+        self.total_timeout_s = total_timeout_s
         self.cost_per_token = dict(cost_per_token or {})
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
@@ -288,36 +333,50 @@ class Models:
             call.setdefault("stream_options", {"include_usage": True})
         return target, call, on_delta
 
-    def complete(self, model: str, messages: list[dict], **kw) -> Completion:
+    def complete(self, model: str, messages: list[dict], *, deadline: float | None = None, **kw) -> Completion:
         """One blocking call. kw go to litellm (temperature, max_tokens, api_base, stream, …) except:
         role ("root" | "sub", for our local models) and on_delta (with stream=True: called with each text piece;
-        after a retried drop the new attempt's pieces follow, and Completion.text is the authoritative text)."""
+        after a retried drop the new attempt's pieces follow, and Completion.text is the authoritative text).
+        deadline: a time.monotonic() value the call (retries included) must end by."""
         target, call, on_delta = self._prepare(model, messages, kw)
         litellm = load_litellm()
         start, attempt = time.monotonic(), 0
+        end = start + self.total_timeout_s if deadline is None else min(deadline, start + self.total_timeout_s)
         while True:
             attempt += 1
+            left = end - time.monotonic()
             try:
-                if call.get("stream"):
+                if left <= 0:
+                    raise _OutOfTime("no time left for the call (budget or step time used up)")
+
+                timed = {**call, "timeout": _http_timeout(self.timeout_s, left)}
+                if timed.get("stream"):
                     acc = _StreamAcc(on_delta)
-                    for chunk in litellm.completion(**call):
+                    for chunk in litellm.completion(**timed):
                         acc.feed(chunk)
+                        if time.monotonic() > end:  # a stream that trickles must not outlive the call's time
+                            raise _OutOfTime("the stream was still going when the call's time ran out")
                     resp = acc.result(litellm, messages)
                 else:
-                    resp = litellm.completion(**call)
+                    resp = litellm.completion(**timed)
                 return self._completion(litellm, target, resp, start, attempt)
             except Exception as exc:
-                delay = self._on_failure(exc, target, attempt)
+                delay = self._on_failure(exc, target, attempt, end)
             time.sleep(delay)
 
-    async def acomplete(self, model: str, messages: list[dict], **kw) -> Completion:
+    async def acomplete(self, model: str, messages: list[dict], *, deadline: float | None = None,
+                        **kw) -> Completion:
         """complete() for asyncio code (same arguments)."""
         target, call, on_delta = self._prepare(model, messages, kw)
         litellm = load_litellm()
         start, attempt = time.monotonic(), 0
+        end = start + self.total_timeout_s if deadline is None else min(deadline, start + self.total_timeout_s)
         while True:
             attempt += 1
+            call["timeout"] = _http_timeout(self.timeout_s, end - time.monotonic())
             try:
+                if end <= time.monotonic():
+                    raise _OutOfTime("no time left for the call (budget or step time used up)")
                 if call.get("stream"):
                     acc = _StreamAcc(on_delta)
                     async for chunk in await litellm.acompletion(**call):
@@ -327,7 +386,7 @@ class Models:
                     resp = await litellm.acompletion(**call)
                 return self._completion(litellm, target, resp, start, attempt)
             except Exception as exc:
-                delay = self._on_failure(exc, target, attempt)
+                delay = self._on_failure(exc, target, attempt, end)
             await asyncio.sleep(delay)
 
     def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int = BATCH_CONCURRENCY,
@@ -351,17 +410,20 @@ class Models:
             ex.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers --------------------------------------------------------------------------------------------
-    def _on_failure(self, exc: Exception, target: _Target, attempt: int) -> float:
+    def _on_failure(self, exc: Exception, target: _Target, attempt: int, end: float | None = None) -> float:
         """Raise ModelError when the failure is final; else log and return how long to wait before retrying."""
         if isinstance(exc, ModelError):
             raise exc
-        if not _is_retryable(exc) or attempt > self.retries:
+        out_of_time = end is not None and time.monotonic() + self.backoff_s >= end
+        if not _is_retryable(exc) or attempt > self.retries or out_of_time:
             kind = "local" if target.local and _kind(exc) == "bad_request" else _kind(exc)
             raise ModelError(_message(exc, target, attempt), model=target.name, kind=kind,
                              retryable=_is_retryable(exc)) from None
         hinted = _retry_after(exc)
         delay = hinted if hinted is not None else self.backoff_s * 2 ** (attempt - 1) * (0.75 + random.random() / 2)
         delay = min(delay, self.max_backoff_s)
+        if end is not None:
+            delay = min(delay, max(0.0, end - time.monotonic() - 0.01))
         log.info("%s: attempt %d failed (%s), retrying in %.2f s", target.name, attempt, _kind(exc), delay)
         return delay
 
@@ -369,7 +431,10 @@ class Models:
         usage = getattr(resp, "usage", None)
         tokens_in = int(getattr(usage, "prompt_tokens", 0) or 0)
         tokens_out = int(getattr(usage, "completion_tokens", 0) or 0)
-        choice = resp.choices[0]
+        choices = getattr(resp, "choices", None)
+        if not choices or getattr(choices[0], "message", None) is None:
+            raise _BadResponse("the server's response has no choices (not a chat completion)")
+        choice = choices[0]
         details = getattr(usage, "prompt_tokens_details", None)
         cache_read = getattr(usage, "cache_read_input_tokens", None) or getattr(details, "cached_tokens", None)
         cache_write = getattr(usage, "cache_creation_input_tokens", None)

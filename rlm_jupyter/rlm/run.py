@@ -8,6 +8,8 @@ from pathlib import Path
 from ..trace import Trace
 
 STATUSES = ("done", "budget", "interrupted", "error", "max_iterations")
+ERROR_KINDS = ("auth", "server", "bad_response", "unreachable", "timeout", "rate_limit", "not_found", "bad_request",
+               "config", "model", "sandbox", "error")
 
 
 @dataclass
@@ -18,6 +20,10 @@ class Run:
     stopped the run (None when there was nothing to give). status: one of STATUSES; stopped_by names the budget
     when status == "budget". usage: `trace.usage()` (tokens, cost and calls per model over the whole call tree)
     plus `wall_s`. trace_path: the JSONL file the trace was written to while the run went, if any.
+    error_kind: when status == "error", what failed, one of ERROR_KINDS: "auth" (401/403, or no key), "server"
+    (5xx), "bad_response" (not a chat completion), "unreachable" (connection failed), "timeout", "rate_limit",
+    "not_found", "bad_request", "config", "model" (a local model), "sandbox" (the worker could not start or the
+    only sandbox available was refused), "error" (anything else); error: that failure's message (redacted).
     """
 
     answer: str | None
@@ -26,11 +32,13 @@ class Run:
     status: str
     stopped_by: str | None = None
     trace_path: Path | None = None
+    error_kind: str | None = None
+    error: str | None = None
 
     def __repr__(self) -> str:
         a = (self.answer or "").replace("\n", " ")
         a = a if len(a) <= 80 else a[:79] + "…"
-        stop = f" ({self.stopped_by})" if self.stopped_by else ""
+        stop = f" ({self.stopped_by or self.error_kind})" if self.stopped_by or self.error_kind else ""
         tokens = self.usage.get("tokens_in", 0) + self.usage.get("tokens_out", 0)
         return (f"<Run {self.status}{stop}: {len(self.trace.of_type('step'))} steps, "
                 f"{len(self.trace.of_type('sub_call'))} sub-calls, {tokens:,} tokens, "

@@ -2,7 +2,10 @@
 
 One persistent worker per run holds the context (read-only) and the variables across steps. `execute` sends code,
 services the worker's sub_llm / sub_llm_batch / rlm calls through `on_call` while it waits, and returns an
-ExecResult. When the worker dies (wall-clock timeout, CPU limit, a crash, os._exit) the step is "killed" with the
+ExecResult. Every frame from the worker is hostile input: it is checked (schema, size, the call ids in order, the
+calls per step) before anything is done with it, and a frame that breaks the protocol kills the worker.
+The step's wall-time limit covers the model calls the step makes (`step_deadline` tells `on_call` how long is left).
+When the worker dies (wall-clock timeout, CPU limit, a crash, os._exit) the step is "killed" with the
 reason, a fresh worker is started with the context reloaded, and the variables are lost (the error says so).
 Isolation levels and what they guarantee: sandbox.py and docs/isolation.md.
 """
@@ -28,18 +31,35 @@ from pathlib import Path
 from typing import Any
 
 from . import sandbox
-from ._worker_main import recv, send
+from ._worker_main import KEEP_CHARS, recv, send
+from .budget import DEFAULT_MEMORY_MB, DEFAULT_STEP_TIMEOUT_S, DEFAULT_SUB_CALLS_PER_STEP
 
 START_TIMEOUT_S = 120.0  # loading a large context into the worker can take a while
 _PKG_ROOT = str(Path(__file__).resolve().parents[2])  # the folder holding rlm_jupyter/
 
+# What the parent accepts from a worker (anything beyond is a protocol error: the worker is killed).
+MAX_FRAME_FROM_WORKER = 40 * 1024 * 1024  # 2 x 2,000,000 kept characters, JSON-escaped, plus the rest
+MAX_PROMPT_CHARS = 2_000_000               # one sub_llm prompt / rlm question
+MAX_BATCH = 1_000                          # prompts in one sub_llm_batch call
+MAX_PROMPT_CHARS_PER_STEP = 20_000_000     # all the prompts of one step (each one is recorded in the trace)
+MAX_QUERIES = 2_000                        # query records per step (more are dropped and counted)
+MAX_QUERY_BYTES = 200_000                  # one query record, as JSON
+MAX_VARIABLES = 2_000
+MAX_MODEL_NAME = 300
+CALLS = {"sub_llm", "sub_llm_batch", "rlm"}
+
 
 @dataclass
 class Limits:
-    step_timeout_s: float = 60.0
-    memory_mb: int = 2048
+    step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S  # wall time of a step, the model calls it makes included
+    memory_mb: int = DEFAULT_MEMORY_MB
     cpu_s: float | None = None  # per step CPU time, default = step_timeout_s
     output_chars: int = 20_000  # what the model is shown; the trace keeps the full size
+    sub_calls_per_step: int = DEFAULT_SUB_CALLS_PER_STEP  # sub_llm prompts + rlm calls one step may make
+
+
+class ProtocolError(ValueError):
+    """A frame from the worker that the protocol does not allow."""
 
 
 @dataclass
@@ -82,19 +102,32 @@ class Worker:
     "bwrap", "rlimits+seccomp" or "rlimits"; default "auto" takes the best that works here."""
 
     def __init__(self, context_path=None, *, limits: Limits | None = None,
-                 on_call: Callable[[str, dict], Any] | None = None, isolation: str | None = None):
+                 on_call: Callable[[str, dict], Any] | None = None, isolation: str | None = None,
+                 allow_unsandboxed: bool = False):
         self.limits = limits or Limits()
         self.on_call = on_call
         self.sandbox: str = sandbox.choose(isolation)
+        if self.sandbox == "rlimits" and not allow_unsandboxed:
+            raise sandbox.UnsandboxedError(sandbox.UNSANDBOXED_MESSAGE)
         self.restarts = 0
-        self._base = Path(tempfile.mkdtemp(prefix="rlm-worker-"))
+        self.uid: int | None = None  # the worker's uid, as it reported it
+        self.step_deadline: float | None = None  # time.monotonic() by which the running step must end
+        sweep_stale()
+        self._base = Path(tempfile.mkdtemp(prefix=f"rlm-worker-{os.getpid()}-"))
         self.workdir = self._base / "work"
-        self.workdir.mkdir()
+        self.workdir.mkdir(mode=0o700)
+        self._drop = sandbox.drops_to_nobody()
+        if self._drop:  # the worker runs as nobody: its folder is its own; the base only lets it pass (0711)
+            os.chown(self.workdir, sandbox.NOBODY, sandbox.NOBODY)
+            os.chmod(self._base, 0o711)
         self._context_path = self._place_context(context_path)
+        self._cgroup = sandbox.MemoryCgroup.create(self._base.name, _cgroup_mb(self.limits.memory_mb)) \
+            if self.limits.memory_mb else None
         self._proc: subprocess.Popen | None = None
         self._sock: socket.socket | None = None
         self._lock = threading.Lock()
-        self._finalizer = weakref.finalize(self, _cleanup, [None], self._base)
+        self._seq = 0
+        self._finalizer = weakref.finalize(self, _cleanup, [None], self._base, self._cgroup)
 
     def _place_context(self, context) -> str | None:
         if context is None:
@@ -112,27 +145,42 @@ class Worker:
         if self._proc is not None and self._proc.poll() is None:
             return
         parent, child = socket.socketpair()
-        config = {"context": self._context_path, "memory_mb": self.limits.memory_mb,
-                  "seccomp": self.sandbox == "rlimits+seccomp"}
+        seccomp = self.sandbox != "rlimits" and sandbox.seccomp_available()  # bwrap too: AF_VSOCK, io_uring, …
+        config = {"context": self._context_path, "memory_mb": self.limits.memory_mb, "seccomp": seccomp,
+                  "drop": self._drop, "cgroup": self._cgroup is not None,
+                  "hide": self._keep_paths() if self._drop and self.sandbox != "bwrap" else None,
+                  "ppid": None if self.sandbox == "bwrap" else os.getpid()}
         boot = (f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); "
                 "from rlm_jupyter.rlm._worker_main import main; main()")
         py = [sys.executable, "-I", "-c", boot, str(child.fileno()), _json(config)]
         env = sandbox.worker_env(self.workdir)
-        argv = sandbox.worker_argv(self.sandbox, py, self.workdir, self._readonly_paths(), env)
-        with open(self._base / "out.log", "ab") as out, open(self._base / "err.log", "ab") as err:
+        argv = sandbox.worker_argv(self.sandbox, py, self.workdir, self._readonly_paths(), env,
+                                   cgroup_procs=self._cgroup.procs if self._cgroup else None)
+        with _private(self._base / "out.log") as out, _private(self._base / "err.log") as err:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                           pass_fds=(child.fileno(),), cwd=self.workdir, env=env,
                                           start_new_session=True)
         child.close()
         self._sock = parent
+        self._seq = 0
+        self._next_call = 1
         self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _cleanup, [self._proc], self._base)
-        msg = self._recv(time.monotonic() + START_TIMEOUT_S)
+        self._finalizer = weakref.finalize(self, _cleanup, [self._proc], self._base, self._cgroup)
+        try:
+            msg = self._recv(time.monotonic() + START_TIMEOUT_S)
+        except ProtocolError as e:
+            msg = {"op": "fatal", "error": str(e)}
         if msg is None or msg.get("op") != "ready":
             why = msg.get("error") if msg else f"no answer within {START_TIMEOUT_S:g} s"
             tail = self._log_tail("err.log")
             self._kill()
-            raise WorkerError(f"the REPL worker did not start ({self.sandbox}): {why}" + (f"\n{tail}" if tail else ""))
+            raise WorkerError(f"the REPL worker did not start ({self.sandbox}): {str(why)[:500]}"
+                              + (f"\n{tail}" if tail else ""))
+        self.uid = msg.get("uid") if isinstance(msg.get("uid"), int) else None
+
+    def _keep_paths(self) -> dict[str, list[str]]:
+        """What the fallback's private mount namespace binds back over the hidden /root, /home and /tmp."""
+        return {"ro": sorted({*sandbox.python_roots(), _PKG_ROOT}), "rw": [str(self.workdir)]}
 
     def _readonly_paths(self) -> list[str]:
         paths = [_PKG_ROOT]
@@ -168,13 +216,17 @@ class Worker:
     def _kill(self) -> None:
         if self._proc is not None:
             _kill_proc(self._proc)
+        if self._cgroup is not None:  # what left the process group (setsid) is still in the cgroup
+            self._cgroup.kill_all()
         if self._sock is not None:
             self._sock.close()
         self._proc = self._sock = None
 
     # ---- steps ---------------------------------------------------------------------------------------------------
 
-    def execute(self, code: str) -> ExecResult:
+    def execute(self, code: str, deadline: float | None = None) -> ExecResult:
+        """Run one step. `deadline` (time.monotonic()) can cut the step shorter than the step timeout, e.g. to
+        what is left of the run's seconds budget."""
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 self.start()
@@ -182,29 +234,67 @@ class Worker:
             cpu = lim.cpu_s if lim.cpu_s is not None else lim.step_timeout_s
             offsets = self._log_sizes()
             t0 = time.monotonic()
+            self._seq += 1
+            self.step_deadline = t0 + lim.step_timeout_s
+            budget_cut = deadline is not None and deadline < self.step_deadline
+            if budget_cut:
+                self.step_deadline = deadline
+            protocol = None
             try:
-                send(self._sock, {"op": "exec", "code": code, "cpu_s": cpu})
-                msg = self._wait_result(t0 + lim.step_timeout_s)
+                self._drain()
+                send(self._sock, {"op": "exec", "seq": self._seq, "code": code, "cpu_s": cpu})
+                msg = self._wait_result(self.step_deadline)
             except KeyboardInterrupt:  # Ctrl-C in the kernel: stop the code; the next step gets a fresh worker
                 self._kill()
                 raise
+            except ProtocolError as e:
+                msg, protocol = None, str(e)
             except OSError:
                 msg = None
-            if msg is not None and msg.get("op") == "result":
+            finally:
+                self.step_deadline = None
+            if msg is not None:
                 return self._result(msg, offsets)
-            return self._killed(msg, offsets, time.monotonic() - t0)
+            return self._killed(protocol, offsets, time.monotonic() - t0, budget_cut)
+
+    def _drain(self) -> None:
+        """Frames nobody asked for (sent by model code behind the REPL's back after its step ended) are dropped."""
+        while select.select([self._sock], [], [], 0)[0]:
+            try:
+                self._recv(time.monotonic() + 0.05)
+            except ProtocolError:
+                return
+            if self._proc is None or self._proc.poll() is not None:
+                return
 
     def _wait_result(self, deadline: float) -> dict | None:
-        """Frames until the result; sub-model calls are serviced on the way (their time does not count towards
-        the step timeout). None when the worker died or ran out of time."""
+        """Frames until this step's result; sub-model calls are serviced on the way, and their time counts towards
+        the step's limit. None when the worker died or ran out of time; ProtocolError on a frame out of order."""
+        calls = chars = 0
         while True:
             msg = self._recv(deadline)
-            if msg is None or msg.get("op") != "call":
-                return msg
-            t = time.monotonic()
-            value = self._service(msg.get("kind"), msg.get("payload") or {})
-            deadline += time.monotonic() - t
-            send(self._sock, {"op": "reply", "id": msg.get("id"), "value": value})
+            if msg is None:
+                return None
+            op = msg.get("op")
+            if op == "result":
+                return _check_result(msg, self._seq)
+            if op != "call":
+                raise ProtocolError(f"unexpected frame {str(op)[:40]!r} during a step")
+            kind, payload = _check_call(msg, self._next_call)
+            self._next_call += 1
+            n = len(payload["prompts"]) if kind == "sub_llm_batch" else 1
+            calls += n
+            chars += sum(len(v) for v in (payload.get("prompts") or [payload.get("prompt") or
+                                                                       payload.get("question") or ""]))
+            if calls > self.limits.sub_calls_per_step or chars > MAX_PROMPT_CHARS_PER_STEP:
+                err = (f"Error: sub-call limit reached: at most {self.limits.sub_calls_per_step} sub-calls (a batch "
+                       f"counts each prompt) and {MAX_PROMPT_CHARS_PER_STEP:,} prompt characters per step; not sent")
+                value = [err] * n if kind == "sub_llm_batch" else err
+            elif time.monotonic() >= deadline:
+                return None
+            else:
+                value = self._service(kind, payload)
+            send(self._sock, {"op": "reply", "id": msg["id"], "value": value})
 
     def _service(self, kind: str, payload: dict):
         batch = kind == "sub_llm_batch"
@@ -222,7 +312,8 @@ class Worker:
         return _reply_text(value)
 
     def _recv(self, deadline: float) -> dict | None:
-        """The next frame, or None when the deadline passes or the worker dies (polled every 0.2 s)."""
+        """The next frame, or None when the deadline passes or the worker dies (polled every 0.2 s). A frame over
+        MAX_FRAME_FROM_WORKER or not a JSON object raises ProtocolError."""
         sock = self._sock
         while True:
             left = deadline - time.monotonic()
@@ -232,11 +323,13 @@ class Worker:
             if ready:
                 sock.settimeout(max(left, 0.05))
                 try:
-                    return recv(sock)
+                    return recv(sock, MAX_FRAME_FROM_WORKER)
                 except TimeoutError:
                     return None
-                except (EOFError, OSError, ValueError):
+                except (EOFError, OSError):
                     return self._reap()
+                except ValueError as e:  # too big, not JSON, not an object
+                    raise ProtocolError(str(e)[:300]) from None
                 finally:
                     sock.settimeout(None)
             if self._proc.poll() is not None:
@@ -249,21 +342,26 @@ class Worker:
 
     def _result(self, msg: dict, offsets: tuple[int, int]) -> ExecResult:
         out, err = self._log_since(offsets)
-        return ExecResult(stdout=msg.get("stdout", "") + out, stderr=msg.get("stderr", "") + err,
-                          status=msg.get("status", "error"), error=msg.get("error"),
-                          duration_s=float(msg.get("duration_s", 0.0)), queries=msg.get("queries") or [],
-                          answer=msg.get("answer"), variables=msg.get("variables") or [])
+        return ExecResult(stdout=msg["stdout"] + out, stderr=msg["stderr"] + err, status=msg["status"],
+                          error=msg["error"], duration_s=msg["duration_s"], queries=msg["queries"],
+                          answer=msg["answer"], variables=msg["variables"])
 
-    def _killed(self, msg: dict | None, offsets: tuple[int, int], elapsed: float) -> ExecResult:
+    def _killed(self, protocol: str | None, offsets: tuple[int, int], elapsed: float,
+                budget_cut: bool = False) -> ExecResult:
         proc = self._proc
         timed_out = proc is not None and proc.poll() is None  # still alive: it ran out of time
+        oom = self._cgroup is not None and self._cgroup.oom_killed()
         self._kill()  # after this, returncode is known
-        if msg is not None:
-            reason = f"protocol error: unexpected frame {str(msg)[:100]}"
+        if protocol is not None:
+            reason = f"protocol error: {protocol} (the worker was killed)"
+        elif timed_out and budget_cut:
+            reason = "TimeoutError: the run's seconds budget ran out during the step"
         elif timed_out:
-            reason = f"TimeoutError: step exceeded {self.limits.step_timeout_s:g} s"
+            reason = f"TimeoutError: step exceeded {self.limits.step_timeout_s:g} s (model calls included)"
         else:
             reason = self._death_reason(proc.returncode if proc else None)
+            if oom:
+                reason += f": memory limit of {_cgroup_mb(self.limits.memory_mb)} MB (cgroup) exceeded"
         out, err = self._log_since(offsets)
         try:
             self.restart()
@@ -293,13 +391,19 @@ class Worker:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 raise KeyError(f"{name!r}: the worker is not running (no variables)")
-            send(self._sock, {"op": "get_var", "name": name})
-            msg = self._recv(time.monotonic() + max(self.limits.step_timeout_s, 5.0))
+            try:
+                self._drain()
+                send(self._sock, {"op": "get_var", "name": name})
+                msg = self._recv(time.monotonic() + max(self.limits.step_timeout_s, 5.0))
+            except (ProtocolError, OSError):
+                msg = None
         if msg is None or msg.get("op") != "var":
             raise KeyError(f"{name!r}: the worker did not answer")
         if "error" in msg:
-            raise KeyError(msg["error"])
-        return msg["value"]
+            raise KeyError(_text(msg["error"], 500))
+        if not isinstance(msg.get("value"), str):
+            raise KeyError(f"{name!r}: the worker sent no text")
+        return _text(msg["value"], KEEP_CHARS)
 
     # ---- worker logs (fd 1 and 2: output of C code and subprocesses, faulthandler stacks) ------------------------
 
@@ -326,6 +430,126 @@ class Worker:
     def __repr__(self) -> str:
         state = "running" if self._proc is not None and self._proc.poll() is None else "stopped"
         return f"<Worker {state}, sandbox={self.sandbox}, restarts={self.restarts}, workdir={self.workdir}>"
+
+
+# ---- checks on what the worker sends (it runs code nobody vetted) ------------------------------------------------
+
+
+def _text(value, cap: int) -> str:
+    s = value if isinstance(value, str) else ""
+    return s if len(s) <= cap else s[:cap] + f"\n[parent: {len(s) - cap:,} more characters dropped]\n"
+
+
+def _check_call(msg: dict, expected_id: int) -> tuple[str, dict]:
+    """A call frame: the next id in order, a known kind, a payload of the right shape and size."""
+    if msg.get("id") != expected_id:
+        raise ProtocolError(f"call id {str(msg.get('id'))[:30]} out of order (expected {expected_id})")
+    kind, payload = msg.get("kind"), msg.get("payload")
+    if kind not in CALLS or not isinstance(payload, dict):
+        raise ProtocolError(f"unknown call {str(kind)[:40]!r}")
+    model = payload.get("model")
+    if model is not None and (not isinstance(model, str) or len(model) > MAX_MODEL_NAME):
+        raise ProtocolError("call: model must be a short string or null")
+    if kind == "sub_llm":
+        prompt = payload.get("prompt")
+        if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_CHARS:
+            raise ProtocolError(f"sub_llm: prompt must be a string of at most {MAX_PROMPT_CHARS:,} characters")
+        return kind, {"prompt": prompt, "model": model}
+    if kind == "sub_llm_batch":
+        prompts = payload.get("prompts")
+        if (not isinstance(prompts, list) or len(prompts) > MAX_BATCH
+                or not all(isinstance(p, str) and len(p) <= MAX_PROMPT_CHARS for p in prompts)):
+            raise ProtocolError(f"sub_llm_batch: prompts must be a list of at most {MAX_BATCH} strings")
+        return kind, {"prompts": prompts, "model": model}
+    question, context = payload.get("question"), payload.get("context")
+    if not isinstance(question, str) or len(question) > MAX_PROMPT_CHARS or not (
+            context is None or isinstance(context, str) and len(context) <= MAX_PROMPT_CHARS):
+        raise ProtocolError("rlm: question (and context) must be strings")
+    return kind, {"question": question, **({"context": context} if context is not None else {})}
+
+
+def _check_result(msg: dict, seq: int) -> dict:
+    """A result frame for step `seq`, cut to the caps (outputs to KEEP_CHARS, at most MAX_QUERIES queries)."""
+    import orjson
+
+    if msg.get("seq") != seq:
+        raise ProtocolError(f"result for step {str(msg.get('seq'))[:30]}, expected {seq}")
+    status = msg.get("status")
+    if status not in ("ok", "error"):
+        raise ProtocolError(f"result status {str(status)[:30]!r}")
+    for key in ("stdout", "stderr"):
+        if not isinstance(msg.get(key), str):
+            raise ProtocolError(f"result {key} is not a string")
+    queries, dropped = [], 0
+    raw = msg.get("queries") if isinstance(msg.get("queries"), list) else []
+    for q in raw[:MAX_QUERIES]:
+        if (isinstance(q, dict) and isinstance(q.get("op"), str)
+                and len(orjson.dumps(q, default=str)) <= MAX_QUERY_BYTES):
+            queries.append({"op": q["op"][:100], "args": q.get("args") if isinstance(q.get("args"), dict) else {},
+                            "result_ids": q.get("result_ids") if isinstance(q.get("result_ids"), list) else [],
+                            "scores": q.get("scores") if isinstance(q.get("scores"), list) else None,
+                            "latency_ms": q.get("latency_ms") if isinstance(q.get("latency_ms"), (int, float))
+                            else None, "ts": q.get("ts") if isinstance(q.get("ts"), (int, float)) else None,
+                            **({"error": str(q["error"])[:1000]} if q.get("error") else {})})
+        else:
+            dropped += 1
+    dropped += max(0, len(raw) - MAX_QUERIES)
+    stderr = _text(msg["stderr"], KEEP_CHARS + 200)
+    if dropped:
+        stderr += f"\n[parent: {dropped:,} query records dropped (at most {MAX_QUERIES:,} per step)]\n"
+    answer = msg.get("answer")
+    if answer is not None:
+        if not isinstance(answer, dict):
+            raise ProtocolError("result answer is not an object")
+        answer = {"content": _text(answer.get("content"), KEEP_CHARS), "ready": bool(answer.get("ready"))}
+    variables = msg.get("variables") if isinstance(msg.get("variables"), list) else []
+    duration = msg.get("duration_s")
+    return {"stdout": _text(msg["stdout"], KEEP_CHARS + 200), "stderr": stderr, "status": status,
+            "error": _text(msg.get("error"), 500) or None, "queries": queries, "answer": answer,
+            "duration_s": float(duration) if isinstance(duration, (int, float)) else 0.0,
+            "variables": [v[:200] for v in variables[:MAX_VARIABLES] if isinstance(v, str)]}
+
+
+def _cgroup_mb(memory_mb: int) -> int:
+    """The cgroup's limit: the data limit plus room for the interpreter, libraries and page cache, so an ordinary
+    allocation bomb still meets RLIMIT_DATA first (a MemoryError, the worker lives) and the cgroup catches what that
+    limit does not count (shared memory, tmpfs files)."""
+    return int(memory_mb) + max(256, int(memory_mb) // 4)
+
+
+def _private(path: Path):
+    """Open a log for appending, readable by the kernel's user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    return os.fdopen(fd, "ab")
+
+
+STALE_PREFIXES = ("rlm-worker-", "rlm-ctx-")
+
+
+def sweep_stale() -> None:
+    """Remove temp folders (worker folders, context copies) whose kernel died without cleaning up: the owner's pid is
+    in the name. Once per process; only folders of this user, whose owner process is gone."""
+    global _swept
+    if _swept:
+        return
+    _swept = True
+    base = Path(tempfile.gettempdir())
+    me = os.geteuid()
+    with contextlib.suppress(OSError):
+        for d in base.iterdir():
+            name = d.name
+            if not name.startswith(STALE_PREFIXES):
+                continue
+            parts = name.split("-")
+            pid = parts[2] if len(parts) >= 4 else ""  # rlm-worker-<pid>-<random>: older names carry no pid
+            with contextlib.suppress(OSError):
+                if pid.isdigit() and int(pid) != os.getpid() and d.lstat().st_uid == me and d.is_dir() \
+                        and not d.is_symlink() and not sandbox._alive(int(pid)):
+                    shutil.rmtree(d, ignore_errors=True)
+    sandbox.sweep_cgroups()
+
+
+_swept = False
 
 
 def _reply_text(value) -> str:
@@ -370,8 +594,10 @@ def _kill_proc(proc: subprocess.Popen) -> None:
         proc.wait(timeout=5)
 
 
-def _cleanup(procs: list, base: Path) -> None:
+def _cleanup(procs: list, base: Path, cgroup=None) -> None:
     for p in procs:
         if p is not None:
             _kill_proc(p)
     shutil.rmtree(base, ignore_errors=True)
+    if cgroup is not None:
+        cgroup.remove()

@@ -4,8 +4,6 @@ interrupt keeps everything up to the last event."""
 from __future__ import annotations
 
 import itertools
-import os
-import re
 import time
 import uuid
 from pathlib import Path
@@ -15,36 +13,8 @@ import orjson
 
 from .model import FORMAT, VERSION, Trace
 
-# Environment variables whose values must never reach a trace, whatever field they end up in.
-_SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
-_SECRET_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,})")
-
-
-def secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    env = os.environ if environ is None else environ
-    return sorted({v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 8}, key=len, reverse=True)
-
-
-class Redactor:
-    """Replaces secret values (from the environment) and key/auth-header shapes in every string of an event."""
-
-    def __init__(self, secrets: list[str] | None = None):
-        self.secrets = secret_values() if secrets is None else secrets
-
-    def text(self, s: str) -> str:
-        for v in self.secrets:
-            if v in s:
-                s = s.replace(v, "[REDACTED]")
-        return _SECRET_SHAPES.sub("[REDACTED]", s) if ("sk-" in s or "earer" in s or "asic" in s) else s
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {k: self(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [self(v) for v in value]
-        return value
+# Secrets (API keys in the environment) are redacted from every event, in their common encodings: redact.py.
+from .redact import Redactor, secret_values  # noqa: E402,F401 - re-exported: callers import them from here
 
 
 class TraceWriter:
