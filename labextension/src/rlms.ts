@@ -5,11 +5,16 @@
 // each completion() call, which is how runs are told apart. Sub-calls sit in code_blocks[].result.rlm_calls[]; a
 // child RLM's own iterations are nested in the call's `metadata`. The log has no ids and no per-call timestamps, so
 // ids are positional and times come from the iteration timestamps.
+//
+// Every field is untrusted: a value of the wrong type is read as missing (a list where an object belongs is {}), and
+// the events built are checked against schema.json like any other (tracefile.ts); rlms.py does the same.
 
 import type { TraceEvent } from './store';
 
 export const TRACE_FORMAT = 'rlm-jupyter-trace';
 export const TRACE_VERSION = 1;
+/** Child RLMs nest inside their parent's call metadata; deeper than this is not a real log (and would recurse). */
+const MAX_DEPTH = 100;
 
 type Rec = Record<string, any>;
 
@@ -36,7 +41,7 @@ export function fromRlmsLog(lines: unknown[], source: string): Imported {
       continue;
     }
     const last = runs.length ? runs[runs.length - 1] : null;
-    if (!last || (rec.iteration || 1) <= (last[last.length - 1].iteration || 0)) {
+    if (!last || (num(rec.iteration) || 1) <= (num(last[last.length - 1].iteration) || 0)) {
       runs.push([]);
     }
     runs[runs.length - 1].push(rec);
@@ -49,10 +54,10 @@ export function fromRlmsLog(lines: unknown[], source: string): Imported {
 
 /** An RLMChatCompletion dumped as JSON (its metadata holds the iterations when a logger was set). */
 export function fromRlmsCompletion(doc: Rec, source: string): Imported {
-  const meta = maybeJson(doc.metadata) || {};
+  const meta = obj(maybeJson(doc.metadata));
   const b = new Builder();
   const prompt = maybeJson(doc.prompt);
-  b.run(meta.run_metadata || { root_model: doc.root_model }, meta.iterations || [], null,
+  b.run(meta.run_metadata || { root_model: doc.root_model }, list(meta.iterations), null,
     typeof prompt === 'string' ? prompt : null);
   return { header: header(source), events: b.events };
 }
@@ -66,6 +71,7 @@ class Builder {
   private n = 0;
   private rootModel: string | null = null;
   private subModel: string | null = null; // of the run being built: the model its first sub-call used
+  private depth = 0; // of the run being built: 0 = a top-level run
 
   emit(type: string, parent: string | null, t: number | null, fields: Rec): TraceEvent {
     this.n += 1;
@@ -74,7 +80,10 @@ class Builder {
     return e;
   }
 
-  run(meta: Rec, iterations: Rec[], parent: string | null, q: string | null): TraceEvent {
+  run(rawMeta: unknown, rawIterations: unknown, parent: string | null, q: string | null, depth = 0): TraceEvent {
+    const meta = obj(rawMeta);
+    const iterations = list(rawIterations).filter(isObj) as Rec[];
+    this.depth = depth;
     const outer = this.rootModel;
     const outerSub = this.subModel;
     this.rootModel = meta.root_model ?? null;
@@ -109,17 +118,20 @@ class Builder {
     const t = ts(it.timestamp);
     const prompt = it.prompt;
     const step = this.emit('step', runId, t, {
-      index: (it.iteration || 1) - 1, response: it.response || '',
+      index: (num(it.iteration) || 1) - 1, response: it.response || '',
       prompt_messages: Array.isArray(prompt) ? prompt.length : null, dur: it.iteration_time ?? null,
       model: this.rootModel, tokens_in: null, tokens_out: null,
     });
-    (it.code_blocks || []).forEach((block: Rec, k: number) => {
-      const result = block.result || {};
+    list(it.code_blocks).forEach((rawBlock: unknown, k: number) => {
+      const block = obj(rawBlock);
+      const result = obj(block.result);
       const code = this.emit('code', step.id, t, { index: k, code: block.code || '' });
-      for (const call of result.rlm_calls || []) {
-        this.call(code.id, call, t);
+      for (const call of list(result.rlm_calls)) {
+        if (isObj(call)) {
+          this.call(code.id, call, t);
+        }
       }
-      const stderr: string = result.stderr || '';
+      const stderr: string = typeof result.stderr === 'string' ? result.stderr : '';
       this.emit('output', code.id, t, {
         stdout: result.stdout || '', stderr, status: stderr.trim() ? 'error' : 'ok',
         dur: toFloat(result.execution_time),
@@ -137,8 +149,10 @@ class Builder {
       error: call.error ?? null,
     });
     const meta = maybeJson(call.metadata);
-    if (isObj(meta) && Array.isArray(meta.iterations) && meta.iterations.length) {
-      const child = this.run(meta.run_metadata || {}, meta.iterations, sub.id, text(call.prompt));
+    if (isObj(meta) && list(meta.iterations).length && this.depth < MAX_DEPTH) {
+      const depth = this.depth;
+      const child = this.run(meta.run_metadata || {}, meta.iterations, sub.id, text(call.prompt), depth + 1);
+      this.depth = depth;
       sub.child_run = child.id;
     }
   }
@@ -151,9 +165,9 @@ function usage(summary: unknown): [number, number, number | null] {
   }
   let tin = 0;
   let tout = 0;
-  for (const m of Object.values((s.model_usage_summaries || {}) as Rec)) {
-    tin += m?.total_input_tokens || 0;
-    tout += m?.total_output_tokens || 0;
+  for (const m of Object.values(obj(s.model_usage_summaries))) {
+    tin += num(obj(m).total_input_tokens) || 0;
+    tout += num(obj(m).total_output_tokens) || 0;
   }
   return [tin, tout, s.total_cost ?? null];
 }
@@ -222,4 +236,17 @@ function question(its: Rec[]): string | null {
 
 function isObj(v: unknown): v is Rec {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function obj(v: unknown): Rec {
+  return isObj(v) ? v : {};
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** A finite number (not a boolean, not a numeric string), else null: as rlms.py's _num. */
+function num(v: unknown): number | null {
+  return typeof v === 'number' && isFinite(v) ? v : null;
 }

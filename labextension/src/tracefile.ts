@@ -2,6 +2,7 @@
 // ({header, events, title?, status?, budget?}), the text of a `.rlmtrace.jsonl` file, or an `rlms` log (logger
 // JSONL or a completion JSON dump), read the way rlm_jupyter/trace/reader.py reads files. Every line is checked
 // against rlm_jupyter/trace/schema.json; lines that fail are left out of the view and listed, never silently.
+// rlm_jupyter/trace/reader.py follows the same rule (tests/test_trace_fuzz.py feeds both the same damaged files).
 
 import schemaJson from '../../rlm_jupyter/trace/schema.json';
 import { fromRlmsCompletion, fromRlmsLog, isRlmsCompletion, isRlmsLog, TRACE_FORMAT, TRACE_VERSION } from './rlms';
@@ -197,6 +198,11 @@ function reasons(errs: SchemaError[]): string {
 }
 
 function preview(v: unknown): string {
-  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? 'an array' : typeof v; // too deep to print
+  }
   return `'${s.length > 80 ? s.slice(0, 79) + '…' : s}'`;
 }
