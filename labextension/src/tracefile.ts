@@ -32,6 +32,9 @@ export class TraceFormatError extends Error {
   }
 }
 
+/** JSON nested deeper than this is skipped, as rlm_jupyter/trace/reader.py skips it (orjson's limit). */
+export const MAX_NESTING = 1024;
+
 let checker: SchemaChecker | null = null;
 
 export function traceSchema(): SchemaChecker {
@@ -43,12 +46,13 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
   let whole: unknown;
   try {
     whole = JSON.parse(text); // a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump
+    whole = tooDeep(whole, text.length) ? undefined : whole;
   } catch {
     whole = undefined;
   }
   if (isRlmsCompletion(whole)) {
     const imp = fromRlmsCompletion(whole as Record<string, any>, name);
-    return untitled(settle(checked(imp.header, imp.events, 'rlms-completion', [])));
+    return untitled(settle(checked(imp.header, imp.events, 'rlms-completion', imp.problems)));
   }
   const records: unknown[] = [];
   const lineNos: number[] = []; // the file line of each record (blank and unreadable lines are not records)
@@ -58,14 +62,22 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
     if (!line.trim()) {
       return;
     }
+    let rec: unknown;
     try {
-      records.push(JSON.parse(line));
-      lineNos.push(i + 1);
-    } catch {
+      rec = JSON.parse(line);
+    } catch (e) {
       // Only the last line can be cut off by a killed writer (every other line ended with its newline).
-      problems.push(i < lines.length - 1 ? `line ${i + 1}: not valid JSON; skipped`
-        : `line ${i + 1}: cut-off last line (run interrupted?); ignored`);
+      problems.push(e instanceof RangeError ? `line ${i + 1}: nested deeper than ${MAX_NESTING} levels; skipped`
+        : i < lines.length - 1 ? `line ${i + 1}: not valid JSON; skipped`
+          : `line ${i + 1}: cut-off last line (run interrupted?); ignored`);
+      return;
     }
+    if (tooDeep(rec, line.length)) {
+      problems.push(`line ${i + 1}: nested deeper than ${MAX_NESTING} levels; skipped`);
+      return;
+    }
+    records.push(rec);
+    lineNos.push(i + 1);
   });
   if (!records.length) {
     throw new TraceFormatError(`${name} is empty: a trace file has a header line, then one event per line.`);
@@ -77,7 +89,7 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
   }
   if (isRlmsLog(first)) {
     const imp = fromRlmsLog(records, name);
-    return untitled(settle(checked(imp.header, imp.events, 'rlms-log', problems)));
+    return untitled(settle(checked(imp.header, imp.events, 'rlms-log', [...problems, ...imp.problems])));
   }
   throw new TraceFormatError(
     `${name} is not a trace: expected an rlm-jupyter trace (first line a header with format '${TRACE_FORMAT}') ` +
@@ -195,6 +207,27 @@ function untitled(trace: LoadedTrace): LoadedTrace {
 
 function reasons(errs: SchemaError[]): string {
   return errs.slice(0, 3).map(e => (e.path ? `${e.path.slice(1)}: ` : '') + e.message).join('; ');
+}
+
+/** True when arrays / objects nest more than MAX_NESTING deep (counted without recursion). */
+function tooDeep(value: unknown, textLength: number): boolean {
+  if (textLength <= 2 * MAX_NESTING) {
+    return false; // too short to nest that deep: the common case costs nothing
+  }
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') {
+      continue;
+    }
+    if (depth + 1 > MAX_NESTING) {
+      return true;
+    }
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      stack.push([child, depth + 1]);
+    }
+  }
+  return false;
 }
 
 function preview(v: unknown): string {

@@ -17,6 +17,9 @@ import orjson
 
 from .model import FORMAT, VERSION, Trace
 
+# orjson reads JSON nested at most this deep; deeper lines are skipped (the extension applies the same limit).
+MAX_NESTING = 1024
+
 
 def read_trace(path: str | Path) -> Trace:
     path = Path(path)
@@ -24,14 +27,15 @@ def read_trace(path: str | Path) -> Trace:
         raise ValueError(f"{path} is a folder, not a trace file: give a .rlmtrace.jsonl file (or an rlms log)")
     raw = path.read_bytes()
     try:
-        whole = orjson.loads(raw)  # a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump
-    except orjson.JSONDecodeError:
+        # a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump; bad UTF-8 reads as U+FFFD
+        whole = _loads(raw.decode("utf-8", "replace"))
+    except ValueError:
         whole = None
     if isinstance(whole, dict) and "root_model" in whole and "metadata" in whole:
         from .rlms import from_completion
 
         trace = from_completion(whole, source=str(path))
-        return _checked(trace.header, trace.events, [], None, str(path))
+        return _checked(trace.header, trace.events, _notes(trace, path), None, str(path))
     records: list[Any] = []
     line_nos: list[int] = []   # the file line of each record (blank and unreadable lines are not records)
     issues: list[str] = []
@@ -41,11 +45,12 @@ def read_trace(path: str | Path) -> Trace:
             continue
         try:
             # invalid UTF-8 is read as U+FFFD, as the browser decodes the file: the event is kept, not the bytes
-            records.append(orjson.loads(line.decode("utf-8", "replace")))
+            records.append(_loads(line.decode("utf-8", "replace")))
             line_nos.append(n)
-        except orjson.JSONDecodeError:
+        except ValueError as e:
             # Only the last line can be cut off by a killed writer (every other line ended with its newline).
-            issues.append(f"{path}:{n}: not valid JSON; skipped" if n < len(lines)
+            issues.append(f"{path}:{n}: nested deeper than {MAX_NESTING} levels; skipped" if "depth limit" in str(e)
+                          else f"{path}:{n}: not valid JSON; skipped" if n < len(lines)
                           else f"{path}:{n}: cut-off last line (run interrupted?); ignored")
     if not records:
         raise ValueError(f"{path}: empty trace file: a trace file has a header line, then one event per line")
@@ -57,11 +62,45 @@ def read_trace(path: str | Path) -> Trace:
         from .rlms import from_log
 
         trace = from_log(records, source=str(path))
-        return _checked(trace.header, trace.events, issues, None, str(path))
+        return _checked(trace.header, trace.events, issues + _notes(trace, path), None, str(path))
     raise ValueError(
         f"{path}: not a trace: expected an rlm-jupyter trace (first line a header with format "
         f"'{FORMAT}') or an rlms log (first line type 'metadata')"
     )
+
+
+def _notes(imported: Trace, path: Path) -> list[str]:
+    """What the rlms import read as missing (fields of the wrong type), said with the file."""
+    return [f"{path}: {note}" for note in imported.header.pop("issues", [])]
+
+
+def _loads(text: str) -> Any:
+    """orjson, except for a lone surrogate escape ("\\ud800"): JSON allows it and browsers read it, orjson does not.
+    Then the standard library reads the line (no NaN / Infinity, as in JSON) and each lone surrogate becomes U+FFFD,
+    as invalid UTF-8 does. ValueError when the text is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        if "surrogate" not in str(e):
+            raise
+
+    def no_constants(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        return _fix_surrogates(json.loads(text, parse_constant=no_constants))
+    except RecursionError:
+        raise ValueError(f"depth limit exceeded (over {MAX_NESTING} levels)") from None
+
+
+def _fix_surrogates(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(v, list):
+        return [_fix_surrogates(x) for x in v]
+    if isinstance(v, dict):
+        return {_fix_surrogates(k): _fix_surrogates(x) for k, x in v.items()}
+    return v
 
 
 def _check_version(header: dict, path: Path) -> None:

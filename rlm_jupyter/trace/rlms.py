@@ -18,7 +18,6 @@ from typing import Any
 
 from .model import FORMAT, VERSION, Trace
 
-
 # Child RLMs nest inside their parent's call metadata; deeper than this is not a real log (and would recurse).
 MAX_DEPTH = 100
 
@@ -71,6 +70,13 @@ class _Builder:
         self.root_model: str | None = None
         self.sub_model: str | None = None   # of the run being built: the model its first sub-call used
         self.depth = 0                      # of the run being built: 0 = a top-level run
+        self.notes: list[str] = []          # fields of the wrong type, read as missing: where and what
+
+    def odd(self, where: str, rec: dict, field: str, want: str) -> None:
+        """Note `rec[field]` when it is there but not of the JSON type `want` (the caller reads it as missing)."""
+        value = rec.get(field)
+        if value is not None and _json_type(value) != want:
+            self.notes.append(f"{where}: {field} is {_json_type(value, True)}, not {_a(want)}; read as missing")
 
     def emit(self, type: str, parent: str | None, t: float | None, **fields: Any) -> dict:
         self.n += 1
@@ -80,6 +86,7 @@ class _Builder:
 
     def run(self, meta: dict, iterations: list[dict], parent: str | None, question: str | None,
             depth: int = 0) -> dict:
+        raw = {"metadata": meta, "iterations": iterations}
         meta, iterations = _obj(meta), [it for it in _list(iterations) if isinstance(it, dict)]
         self.depth = depth
         outer, self.root_model = self.root_model, meta.get("root_model")
@@ -90,6 +97,11 @@ class _Builder:
                         sub_model=None, max_depth=meta.get("max_depth"),
                         max_iterations=meta.get("max_iterations"), environment=meta.get("environment_type"),
                         imported_from="rlms")
+        self.odd(run["id"], raw, "metadata", "object")
+        self.odd(run["id"], raw, "iterations", "array")
+        if len(iterations) < len(_list(raw["iterations"])):
+            skipped = len(_list(raw["iterations"])) - len(iterations)
+            self.notes.append(f"{run['id']}: {skipped} iteration(s) not an object; skipped")
         final, end = None, t0
         for it in iterations:
             final = self.iteration(run["id"], it) or final
@@ -106,32 +118,47 @@ class _Builder:
     def iteration(self, run_id: str, it: dict) -> str | None:
         t = _ts(it.get("timestamp"))
         prompt = it.get("prompt")
-        step = self.emit("step", run_id, t, index=(_num(it.get("iteration")) or 1) - 1, response=it.get("response") or "",
+        step = self.emit("step", run_id, t, index=(_num(it.get("iteration")) or 1) - 1,
+                         response=_str(it.get("response")),
                          prompt_messages=len(prompt) if isinstance(prompt, list) else None,
                          dur=it.get("iteration_time"), model=self.root_model, tokens_in=None, tokens_out=None)
+        for field, want in (("iteration", "number"), ("response", "string"), ("code_blocks", "array"),
+                            ("final_answer", "string")):
+            self.odd(step["id"], it, field, want)
         for k, block in enumerate(_list(it.get("code_blocks"))):
+            self.odd(step["id"], {f"code_blocks[{k}]": block}, f"code_blocks[{k}]", "object")
             block = _obj(block)
             result = _obj(block.get("result"))
-            code = self.emit("code", step["id"], t, index=k, code=block.get("code") or "")
-            for call in _list(result.get("rlm_calls")):
+            code = self.emit("code", step["id"], t, index=k, code=_str(block.get("code")))
+            self.odd(code["id"], block, "code", "string")
+            self.odd(code["id"], block, "result", "object")
+            for field, want in (("rlm_calls", "array"), ("stdout", "string"), ("stderr", "string")):
+                self.odd(code["id"], result, field, want)
+            for j, call in enumerate(_list(result.get("rlm_calls"))):
                 if isinstance(call, dict):
                     self.call(code["id"], call, t)
-            stderr = result.get("stderr") if isinstance(result.get("stderr"), str) else ""
-            self.emit("output", code["id"], t, stdout=result.get("stdout") or "", stderr=stderr,
+                else:
+                    self.odd(code["id"], {f"rlm_calls[{j}]": call}, f"rlm_calls[{j}]", "object")
+            stderr = _str(result.get("stderr"))
+            self.emit("output", code["id"], t, stdout=_str(result.get("stdout")), stderr=stderr,
                       status="error" if stderr.strip() else "ok", dur=_float(result.get("execution_time")))
-        return it.get("final_answer")
+        answer = it.get("final_answer")
+        return answer if isinstance(answer, str) else None   # a final answer is text; anything else is damage
 
     def call(self, parent: str, call: dict, t: float | None) -> None:
         tin, tout, cost = _usage(call.get("usage_summary"))
-        self.sub_model = self.sub_model or call.get("root_model")
+        if not self.sub_model and isinstance(call.get("root_model"), str):
+            self.sub_model = call["root_model"]
         sub = self.emit("sub_call", parent, t, model=call.get("root_model"), prompt=_text(call.get("prompt")),
                         response=_text(call.get("response")), tokens_in=tin, tokens_out=tout, cost_usd=cost,
                         dur=_float(call.get("execution_time")),
                         status="error" if call.get("error") else "ok", error=call.get("error"))
         meta = _maybe_literal(call.get("metadata"))
-        if isinstance(meta, dict) and _list(meta.get("iterations")) and self.depth < MAX_DEPTH:
+        if isinstance(meta, dict) and _list(meta.get("iterations")) and self.depth >= MAX_DEPTH:
+            self.notes.append(f"{sub['id']}: child runs nested deeper than {MAX_DEPTH}; not imported")
+        elif isinstance(meta, dict) and _list(meta.get("iterations")):
             depth = self.depth
-            child = self.run(meta.get("run_metadata") or {}, meta["iterations"], sub["id"], _text(call.get("prompt")),
+            child = self.run(meta.get("run_metadata"), meta["iterations"], sub["id"], _text(call.get("prompt")),
                              depth + 1)
             self.depth = depth
             sub["child_run"] = child["id"]
@@ -143,6 +170,20 @@ def _float(v: Any) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return f if f is not None and math.isfinite(f) else None
+
+
+def _json_type(v: Any, article: bool = False) -> str:
+    t = ("null" if v is None else "boolean" if isinstance(v, bool) else "number" if isinstance(v, (int, float))
+         else "string" if isinstance(v, str) else "array" if isinstance(v, list) else "object")
+    return _a(t) if article else t
+
+
+def _a(t: str) -> str:
+    return t if t == "null" else f"an {t}" if t[0] in "aeiou" else f"a {t}"
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""   # text fields: another type is damage, read as missing
 
 
 def _text(v: Any) -> str:
@@ -172,14 +213,16 @@ def from_log(lines: list[Any], source: str) -> Trace:
     for its in runs:
         b.run(meta, its, None, _question(its))
     return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
-                                          "imported_from": "rlms", "source": source})
+                                          "imported_from": "rlms", "source": source, "issues": b.notes})
 
 
 def from_completion(obj: dict, source: str) -> Trace:
     meta = _obj(_maybe_literal(obj.get("metadata")))
     b = _Builder(source)
     prompt = _maybe_literal(obj.get("prompt"))
-    b.run(meta.get("run_metadata") or {"root_model": obj.get("root_model")}, _list(meta.get("iterations")), None,
+    run_meta = meta.get("run_metadata")
+    b.run(run_meta if isinstance(run_meta, dict) and run_meta else {"root_model": obj.get("root_model")},
+          _list(meta.get("iterations")), None,
           prompt if isinstance(prompt, str) else None)
     return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
-                                          "imported_from": "rlms", "source": source})
+                                          "imported_from": "rlms", "source": source, "issues": b.notes})
