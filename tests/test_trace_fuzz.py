@@ -240,3 +240,24 @@ def test_json_nested_too_deep_is_skipped_and_a_lone_surrogate_is_read(node_reade
     assert trace.get("s")["message"] == "lone \ufffd surrogate"
     [ts], _ = node_reader([path])
     assert ts["ids"] == [e["id"] for e in trace.events] and ts["problems"] == 2
+
+
+def test_the_python_check_gives_the_verdicts_of_jsonschema(tmp_path, samples):
+    """The reader's compiled per-type check (fastjsonschema) says what jsonschema says of schema.json, on documents
+    near real events, valid and not (the TypeScript checker is held to the same in test_labext_schema.py)."""
+    import jsonschema
+    from test_labext_schema import SCHEMA, _mutations
+
+    import rlm_jupyter as rj
+    from rlm_jupyter.trace.reader import _checker
+
+    path = tmp_path / "run.rlmtrace.jsonl"
+    rj.rlm("Which write was rejected?", rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl"),
+           trace_path=str(path))
+    docs = _mutations(Trace.load(path).events)
+    docs += [{"id": "x", "parent": None, "type": t, "t": 1} for t in ("run", "step", "nope", 3, None)]
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    check = _checker()
+    wrong = [(d, check(d)) for d in docs if (check(d) is None) != validator.is_valid(d)]
+    assert not wrong, wrong[:3]
+    assert sum(check(d) is not None for d in docs) > 20
