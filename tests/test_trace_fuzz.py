@@ -261,3 +261,12 @@ def test_the_python_check_gives_the_verdicts_of_jsonschema(tmp_path, samples):
     wrong = [(d, check(d)) for d in docs if (check(d) is None) != validator.is_valid(d)]
     assert not wrong, wrong[:3]
     assert sum(check(d) is not None for d in docs) > 20
+
+
+def test_folders_and_special_files_are_refused_not_read(tmp_path):
+    fifo = tmp_path / "pipe.rlmtrace.jsonl"
+    os.mkfifo(fifo)   # reading it would block forever
+    for path, what in ((tmp_path, "is a folder"), (fifo, "is not a regular file"),
+                       (Path("/dev/zero"), "is not a regular file")):
+        with pytest.raises(ValueError, match=what):
+            Trace.load(path)

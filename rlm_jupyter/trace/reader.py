@@ -25,6 +25,8 @@ def read_trace(path: str | Path) -> Trace:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a trace file: give a .rlmtrace.jsonl file (or an rlms log)")
+    if path.exists() and not path.is_file():   # a pipe would block the read forever, /dev/zero never end
+        raise ValueError(f"{path} is not a regular file: give a .rlmtrace.jsonl file (or an rlms log)")
     raw = path.read_bytes()
     try:
         # a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump; bad UTF-8 reads as U+FFFD
