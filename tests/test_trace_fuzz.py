@@ -270,3 +270,16 @@ def test_folders_and_special_files_are_refused_not_read(tmp_path):
                        (Path("/dev/zero"), "is not a regular file")):
         with pytest.raises(ValueError, match=what):
             Trace.load(path)
+
+
+def test_a_damaged_header_line_still_shows_the_events(tmp_path, node_reader):
+    src = (CRASHERS / "issue-junk-appended.rlmtrace.jsonl").read_text().splitlines()
+    path = tmp_path / "damaged.rlmtrace.jsonl"
+    path.write_text("\n".join(['{"type": "header", "format": "rlm-jupyter-tr', *src[1:]]) + "\n")
+    trace = Trace.load(path)
+    assert trace.header["issues"][:2] == [
+        f"{path}: no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace of version 1",
+        f"{path}:1: not valid JSON; skipped"]
+    assert trace.answer and len(trace.events) == len(Trace.load(CRASHERS / "issue-junk-appended.rlmtrace.jsonl"))
+    [ts], _ = node_reader([path])
+    assert ts["ids"] == [e["id"] for e in trace.events]

@@ -91,6 +91,11 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
     const imp = fromRlmsLog(records, name);
     return untitled(settle(checked(imp.header, imp.events, 'rlms-log', [...problems, ...imp.problems])));
   }
+  if (records.slice(0, 20).some(looksLikeEvent)) { // the header line was damaged: show the events
+    problems.unshift(`no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace of version ${TRACE_VERSION}`);
+    return settle(checked({ type: 'header', format: TRACE_FORMAT, version: TRACE_VERSION }, records, 'trace', problems,
+      lineNos));
+  }
   throw new TraceFormatError(
     `${name} is not a trace: expected an rlm-jupyter trace (first line a header with format '${TRACE_FORMAT}') ` +
     `or an rlms log (first line of type 'metadata'); the first line is ${preview(lines.find(l => l.trim()))}.`);
@@ -207,6 +212,14 @@ function untitled(trace: LoadedTrace): LoadedTrace {
 
 function reasons(errs: SchemaError[]): string {
   return errs.slice(0, 3).map(e => (e.path ? `${e.path.slice(1)}: ` : '') + e.message).join('; ');
+}
+
+const EVENT_TYPES = new Set<string>((schemaJson as any).$defs.event.properties.type.enum);
+
+function looksLikeEvent(rec: unknown): boolean {
+  const r = rec as Record<string, unknown>;
+  return r !== null && typeof r === 'object' && !Array.isArray(r) && typeof r.id === 'string' &&
+    EVENT_TYPES.has(r.type as string);
 }
 
 /** True when arrays / objects nest more than MAX_NESTING deep (counted without recursion). */

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from .model import FORMAT, VERSION, Trace
+from .model import EVENT_TYPES, FORMAT, VERSION, Trace
 
 # orjson reads JSON nested at most this deep; deeper lines are skipped (the extension applies the same limit).
 MAX_NESTING = 1024
@@ -65,10 +65,19 @@ def read_trace(path: str | Path) -> Trace:
 
         trace = from_log(records, source=str(path))
         return _checked(trace.header, trace.events, issues + _notes(trace, path), None, str(path))
+    if any(_looks_like_event(r) for r in records[:20]):   # the header line was damaged: show the events
+        issues.insert(0, f"{path}: no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace "
+                         f"of version {VERSION}")
+        return _checked({"type": "header", "format": FORMAT, "version": VERSION}, records, issues, line_nos,
+                        str(path))
     raise ValueError(
         f"{path}: not a trace: expected an rlm-jupyter trace (first line a header with format "
         f"'{FORMAT}') or an rlms log (first line type 'metadata')"
     )
+
+
+def _looks_like_event(rec: Any) -> bool:
+    return isinstance(rec, dict) and isinstance(rec.get("id"), str) and rec.get("type") in EVENT_TYPES
 
 
 def _notes(imported: Trace, path: Path) -> list[str]:
