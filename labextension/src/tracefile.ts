@@ -79,6 +79,10 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
     records.push(rec);
     lineNos.push(i + 1);
   });
+  if (!records.length && problems.length) {
+    throw new TraceFormatError(`${name} is not a trace: no line of it is JSON (a trace file has a header line, ` +
+      'then one JSON event per line).');
+  }
   if (!records.length) {
     throw new TraceFormatError(`${name} is empty: a trace file has a header line, then one event per line.`);
   }

@@ -54,6 +54,9 @@ def read_trace(path: str | Path) -> Trace:
             issues.append(f"{path}:{n}: nested deeper than {MAX_NESTING} levels; skipped" if "depth limit" in str(e)
                           else f"{path}:{n}: not valid JSON; skipped" if n < len(lines)
                           else f"{path}:{n}: cut-off last line (run interrupted?); ignored")
+    if not records and issues:
+        raise ValueError(f"{path}: not a trace: no line of it is JSON (a trace file has a header line, then one "
+                         "JSON event per line)")
     if not records:
         raise ValueError(f"{path}: empty trace file: a trace file has a header line, then one event per line")
     first = records[0]
@@ -70,9 +73,11 @@ def read_trace(path: str | Path) -> Trace:
                          f"of version {VERSION}")
         return _checked({"type": "header", "format": FORMAT, "version": VERSION}, records, issues, line_nos,
                         str(path))
+    first_line = next((x for x in lines if x.strip()), b"").decode("utf-8", "replace").strip()
+    first_line = first_line if len(first_line) <= 80 else first_line[:79] + "…"
     raise ValueError(
         f"{path}: not a trace: expected an rlm-jupyter trace (first line a header with format "
-        f"'{FORMAT}') or an rlms log (first line type 'metadata')"
+        f"'{FORMAT}') or an rlms log (first line type 'metadata'); the first line is {first_line!r}"
     )
 
 
