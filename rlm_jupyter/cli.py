@@ -101,12 +101,12 @@ def _ask(args: argparse.Namespace) -> int:
     if args.json:
         payload = {"answer": run.answer, "status": run.status, "stopped_by": run.stopped_by, "usage": run.usage,
                    "trace": str(run.trace_path) if run.trace_path else None,
-                   "error": {"reason": failure[0], "message": failure[1]} if failure else None}
+                   "error": dict(zip(("kind", "reason", "message"), failure, strict=True)) if failure else None}
         sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
     elif failure is not None:
         if run.answer:
             print(run.answer)   # what the run had before it failed
-        print(f"rlm-jupyter: the run failed: {failure[0]}: {failure[1]} (trace: {run.trace_path})", file=sys.stderr)
+        print(f"rlm-jupyter: the run failed: {failure[1]}: {failure[2]} (trace: {run.trace_path})", file=sys.stderr)
     else:
         print(run.answer or "(no answer)")
         u = run.usage
@@ -124,11 +124,13 @@ def _no_sessions(paths: list[str], report) -> str:
             "(`rlm-jupyter inspect PATH` shows what was read)")
 
 
-# Why a run failed, in a few words, from ModelError.kind (rlm/models.py) or, failing that, the error text.
+# Why a run failed, in a few words, from the run's error_kind (docs/engine.md) or, failing that, the error text.
 _REASONS = {"auth": "auth failed", "missing_key": "no API key", "server": "server error",
-            "bad_response": "bad response", "timeout": "timed out", "connection": "could not reach the model server",
-            "rate_limit": "rate limited", "not_found": "model not found", "bad_request": "request refused",
-            "unknown_model": "unknown model", "budget": "budget exhausted"}
+            "bad_response": "bad response", "timeout": "timed out", "unreachable": "could not reach the model server",
+            "connection": "could not reach the model server", "rate_limit": "rate limited",
+            "not_found": "model not found", "bad_request": "request refused", "unknown_model": "unknown model",
+            "budget": "budget exhausted", "refused": "model not allowed", "sandbox": "the REPL worker could not start",
+            "config": "configuration error", "model": "local model error"}
 _TEXT_REASONS = (  # checked in order: litellm reports an unreadable 200 answer as an InternalServerError
     ("bad_response", ("Expecting value", "JSONDecodeError", "list index out of range", "choices",
                       "APIResponseValidationError", "Invalid response")),
@@ -141,28 +143,24 @@ _TEXT_REASONS = (  # checked in order: litellm reports an unreadable 200 answer 
 )
 
 
-def run_failure(run) -> tuple[str, str]:
-    """(reason, message) of a failed run: a machine-readable kind the engine recorded (on the Run, its run_end
-    or its last error event) when there is one, else one read from the error text."""
+def run_failure(run) -> tuple[str, str, str]:
+    """(kind, reason, message) of a failed run, e.g. ("auth", "auth failed", "gpt-4o-mini: Incorrect API key…"):
+    the `error_kind` and `error` the engine recorded (on the Run, else on its run_end event) when there are, else
+    a kind read from the last error event's text."""
     trace = run.trace
     root = trace.root or {}
-    ends = [e for e in trace.children(root.get("id"), "run_end")] if root else []
-    errors = trace.of_type("error")
-    message = next((e.get("message") for e in reversed(errors) if e.get("message")), None)
-    kind = None
-    for source in (run, *(ends[-1:]), *(errors[-1:])):
-        for name in ("failure", "reason", "error_kind", "kind"):
-            value = source.get(name) if isinstance(source, dict) else getattr(source, name, None)
-            if isinstance(value, dict):
-                kind = kind or value.get("kind") or value.get("reason")
-                message = message or value.get("message")
-            elif isinstance(value, str) and value:
-                kind = kind or value
-    text = message or "the run ended with an error (see the trace)"
-    if not kind:
-        kind = next((k for k, needles in _TEXT_REASONS if any(n in text for n in needles)), "error")
+    ends = trace.children(root.get("id"), "run_end") if root else []
+    kind = message = None
+    for source in (run, *(ends[-1:])):
+        get = source.get if isinstance(source, dict) else lambda name, s=source: getattr(s, name, None)
+        kind = kind or (get("error_kind") if isinstance(get("error_kind"), str) else None)
+        message = message or (get("error") if isinstance(get("error"), str) else None)
+    errors = [e for e in trace.of_type("error") if e.get("message") and e.get("kind") != "unsandboxed"]
+    text = message or (errors[-1]["message"] if errors else "the run ended with an error (see the trace)")
+    if not kind or kind == "error":
+        kind = next((k for k, needles in _TEXT_REASONS if any(n in text for n in needles)), kind or "error")
     text = _LITELLM_NOISE.sub("", text.removeprefix("ModelError: "))
-    return _REASONS.get(kind, kind.replace("_", " ")), _clip(" ".join(text.split()), 400)
+    return kind, _REASONS.get(kind, kind.replace("_", " ")), _clip(" ".join(text.split()), 400)
 
 
 # litellm's wrapping of a provider error ("litellm.X: X: OpenAIException - ", ", Received response - <...>"): noise

@@ -72,7 +72,8 @@ def test_ask_json_has_the_failure_reason(samples, tmp_path):
     assert proc.returncode == 1, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "error" and out["answer"] is None
-    assert out["error"]["reason"] == "auth failed" and "scripted HTTP 401" in out["error"]["message"]
+    assert out["error"]["kind"] == "auth" and out["error"]["reason"] == "auth failed"
+    assert "scripted HTTP 401" in out["error"]["message"]
 
 
 @pytest.mark.parametrize("kind", ["empty", "junk"])
