@@ -1,9 +1,21 @@
-"""The `rlm-jupyter` command line."""
+"""The `rlm-jupyter` command line.
+
+Every failure is one line on stderr that says what happened and what to do, and a non-zero exit status: 2 for bad
+input (a missing path, no sessions, a bad option, a trace path that cannot be written), 1 for a run that failed
+(auth, server error, bad response: the reason is printed). RLM_JUPYTER_DEBUG=1 shows the traceback of an
+unexpected error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
+
+
+class CliError(Exception):
+    """A failure the user can act on: printed as one line, exit status 2."""
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -65,24 +77,37 @@ def _ask(args: argparse.Namespace) -> int:
 
     from . import load
     from .rlm import Budget, ModelError, rlm
+    from .rlm.options import check_options
     from .rlm.worker import Limits
+    from .trace.writer import check_path
 
+    # Everything the user gave is checked before the sessions load and before any model call.
+    check_options(cli=True, max_depth=args.max_depth, max_iterations=args.max_iterations,
+                  step_timeout=args.step_timeout, memory_mb=args.memory_mb, budget_usd=args.budget_usd,
+                  budget_tokens=args.budget_tokens, budget_seconds=args.budget_seconds)
+    trace_path = check_path(args.trace or _default_trace_path())
     ctx = load(args.context)
+    if len(ctx) == 0:
+        raise CliError(_no_sessions(args.context, ctx.report))
     budget = Budget(usd=args.budget_usd, tokens=args.budget_tokens, seconds=args.budget_seconds,
                     sub_calls=args.budget_sub_calls)
     limits = Limits(step_timeout_s=args.step_timeout, memory_mb=args.memory_mb)
     try:
         run = rlm(args.question, ctx, model=args.model, sub_model=args.sub_model, max_depth=args.max_depth,
-                  max_iterations=args.max_iterations, budget=budget, mode=args.mode,
-                  trace_path=args.trace or _default_trace_path(), limits=limits, allowed_models=args.allow_model,
-                  allow_unsandboxed=args.allow_unsandboxed)
+                  max_iterations=args.max_iterations, budget=budget, mode=args.mode, trace_path=trace_path,
+                  limits=limits, allowed_models=args.allow_model, allow_unsandboxed=args.allow_unsandboxed)
     except ModelError as exc:
-        print(f"rlm-jupyter: {exc}", file=sys.stderr)
-        return 2
+        raise CliError(str(exc)) from None
+    failure = run_failure(run) if run.status == "error" else None
     if args.json:
         payload = {"answer": run.answer, "status": run.status, "stopped_by": run.stopped_by, "usage": run.usage,
-                   "trace": str(run.trace_path) if run.trace_path else None}
+                   "trace": str(run.trace_path) if run.trace_path else None,
+                   "error": dict(zip(("kind", "reason", "message"), failure, strict=True)) if failure else None}
         sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+    elif failure is not None:
+        if run.answer:
+            print(run.answer)   # what the run had before it failed
+        print(f"rlm-jupyter: the run failed: {failure[1]}: {failure[2]} (trace: {run.trace_path})", file=sys.stderr)
     else:
         print(run.answer or "(no answer)")
         u = run.usage
@@ -126,6 +151,62 @@ def _export(args: argparse.Namespace) -> int:
         print(f"rlm-jupyter: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _no_sessions(paths: list[str], report) -> str:
+    """What `ask` says when the paths hold nothing loadable: before any model call, with what was skipped."""
+    skipped = [*report.notes, *(f"{i.where()}: {i.reason}" for i in report.issues)]
+    why = f"{len(skipped)} file(s) skipped, e.g. {_clip(skipped[0], 160)}" if skipped else "no session files in it"
+    return (f"no sessions in {', '.join(paths)} ({why}): give session files or folders of a supported format "
+            "(`rlm-jupyter inspect PATH` shows what was read)")
+
+
+# Why a run failed, in a few words, from the run's error_kind (docs/engine.md) or, failing that, the error text.
+_REASONS = {"auth": "auth failed", "missing_key": "no API key", "server": "server error",
+            "bad_response": "bad response", "timeout": "timed out", "unreachable": "could not reach the model server",
+            "connection": "could not reach the model server", "rate_limit": "rate limited",
+            "not_found": "model not found", "bad_request": "request refused", "unknown_model": "unknown model",
+            "budget": "budget exhausted", "refused": "model not allowed", "sandbox": "the REPL worker could not start",
+            "config": "configuration error", "model": "local model error"}
+_TEXT_REASONS = (  # checked in order: litellm reports an unreadable 200 answer as an InternalServerError
+    ("bad_response", ("Expecting value", "JSONDecodeError", "list index out of range", "choices",
+                      "APIResponseValidationError", "Invalid response")),
+    ("auth", ("AuthenticationError", "PermissionDeniedError", " 401", "Incorrect API key")),
+    ("timeout", ("Timeout", "timed out")),
+    ("rate_limit", ("RateLimitError", " 429")),
+    ("not_found", ("NotFoundError",)),
+    ("connection", ("APIConnectionError", "Connection refused", "connection")),
+    ("server", ("InternalServerError", "ServiceUnavailableError", "BadGatewayError", "HTTP 5", "server error")),
+)
+
+
+def run_failure(run) -> tuple[str, str, str]:
+    """(kind, reason, message) of a failed run, e.g. ("auth", "auth failed", "gpt-4o-mini: Incorrect API key…"):
+    the `error_kind` and `error` the engine recorded (on the Run, else on its run_end event) when there are, else
+    a kind read from the last error event's text."""
+    trace = run.trace
+    root = trace.root or {}
+    ends = trace.children(root.get("id"), "run_end") if root else []
+    kind = message = None
+    for source in (run, *(ends[-1:])):
+        get = source.get if isinstance(source, dict) else lambda name, s=source: getattr(s, name, None)
+        kind = kind or (get("error_kind") if isinstance(get("error_kind"), str) else None)
+        message = message or (get("error") if isinstance(get("error"), str) else None)
+    errors = [e for e in trace.of_type("error") if e.get("message") and e.get("kind") != "unsandboxed"]
+    text = message or (errors[-1]["message"] if errors else "the run ended with an error (see the trace)")
+    if not kind or kind == "error":
+        kind = next((k for k, needles in _TEXT_REASONS if any(n in text for n in needles)), kind or "error")
+    text = _LITELLM_NOISE.sub("", text.removeprefix("ModelError: "))
+    return kind, _REASONS.get(kind, kind.replace("_", " ")), _clip(" ".join(text.split()), 400)
+
+
+# litellm's wrapping of a provider error ("litellm.X: X: OpenAIException - ", ", Received response - <...>"): noise
+_LITELLM_NOISE = re.compile(r"litellm\.\w+: (?:\w+: )?(?:\w+Exception - )?(?:error - )?"
+                            r"|, Received response - .*?Type of response - <class '[^']*'>")
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,11 +265,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError) as exc:  # UnknownFormatError is a ValueError
-        print(f"rlm-jupyter: {exc}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `| head` closed the pipe: not an error
         return 0
+    except (CliError, OSError, ValueError) as exc:  # UnknownFormatError, OptionError, TraceInUseError: ValueError
+        print(f"rlm-jupyter: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rlm-jupyter: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("RLM_JUPYTER_DEBUG"):
+            raise
+        print(f"rlm-jupyter: unexpected error: {type(exc).__name__}: {_one_line(exc)} (this is a bug: please "
+              "report it; RLM_JUPYTER_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:  # "[Errno 21] Is a directory: 'x'" -> plain
+        text = f"{exc.filename}: {exc.strerror}"
+    return _clip(" ".join(text.split()), 500)
 
 
 if __name__ == "__main__":

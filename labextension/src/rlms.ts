@@ -5,17 +5,24 @@
 // each completion() call, which is how runs are told apart. Sub-calls sit in code_blocks[].result.rlm_calls[]; a
 // child RLM's own iterations are nested in the call's `metadata`. The log has no ids and no per-call timestamps, so
 // ids are positional and times come from the iteration timestamps.
+//
+// Every field is untrusted: a value of the wrong type is read as missing (a list where an object belongs is {}), and
+// the events built are checked against schema.json like any other (tracefile.ts); rlms.py does the same.
 
 import type { TraceEvent } from './store';
 
 export const TRACE_FORMAT = 'rlm-jupyter-trace';
 export const TRACE_VERSION = 1;
+/** Child RLMs nest inside their parent's call metadata; deeper than this is not a real log (and would recurse). */
+const MAX_DEPTH = 100;
 
 type Rec = Record<string, any>;
 
 export interface Imported {
   header: Rec;
   events: TraceEvent[];
+  /** Fields of the wrong type, read as missing: where (the event built from them) and what. */
+  problems: string[];
 }
 
 export function isRlmsLog(first: unknown): boolean {
@@ -36,7 +43,7 @@ export function fromRlmsLog(lines: unknown[], source: string): Imported {
       continue;
     }
     const last = runs.length ? runs[runs.length - 1] : null;
-    if (!last || (rec.iteration || 1) <= (last[last.length - 1].iteration || 0)) {
+    if (!last || (num(rec.iteration) || 1) <= (num(last[last.length - 1].iteration) || 0)) {
       runs.push([]);
     }
     runs[runs.length - 1].push(rec);
@@ -44,17 +51,18 @@ export function fromRlmsLog(lines: unknown[], source: string): Imported {
   for (const its of runs) {
     b.run(meta, its, null, question(its));
   }
-  return { header: header(source), events: b.events };
+  return { header: header(source), events: b.events, problems: b.notes };
 }
 
 /** An RLMChatCompletion dumped as JSON (its metadata holds the iterations when a logger was set). */
 export function fromRlmsCompletion(doc: Rec, source: string): Imported {
-  const meta = maybeJson(doc.metadata) || {};
+  const meta = obj(maybeJson(doc.metadata));
   const b = new Builder();
   const prompt = maybeJson(doc.prompt);
-  b.run(meta.run_metadata || { root_model: doc.root_model }, meta.iterations || [], null,
+  const runMeta = meta.run_metadata;
+  b.run(isObj(runMeta) && Object.keys(runMeta).length ? runMeta : { root_model: doc.root_model }, list(meta.iterations), null,
     typeof prompt === 'string' ? prompt : null);
-  return { header: header(source), events: b.events };
+  return { header: header(source), events: b.events, problems: b.notes };
 }
 
 function header(source: string): Rec {
@@ -66,6 +74,16 @@ class Builder {
   private n = 0;
   private rootModel: string | null = null;
   private subModel: string | null = null; // of the run being built: the model its first sub-call used
+  private depth = 0; // of the run being built: 0 = a top-level run
+  notes: string[] = []; // fields of the wrong type, read as missing: where and what
+
+  /** Note `rec[field]` when it is there but not of the JSON type `want` (the caller reads it as missing). */
+  odd(where: string, rec: Rec, field: string, want: string): void {
+    const value = rec[field];
+    if (value !== null && value !== undefined && jsonType(value) !== want) {
+      this.notes.push(`${where}: ${field} is ${article(jsonType(value))}, not ${article(want)}; read as missing`);
+    }
+  }
 
   emit(type: string, parent: string | null, t: number | null, fields: Rec): TraceEvent {
     this.n += 1;
@@ -74,7 +92,11 @@ class Builder {
     return e;
   }
 
-  run(meta: Rec, iterations: Rec[], parent: string | null, q: string | null): TraceEvent {
+  run(rawMeta: unknown, rawIterations: unknown, parent: string | null, q: string | null, depth = 0): TraceEvent {
+    const raw: Rec = { metadata: rawMeta, iterations: rawIterations };
+    const meta = obj(rawMeta);
+    const iterations = list(rawIterations).filter(isObj) as Rec[];
+    this.depth = depth;
     const outer = this.rootModel;
     const outerSub = this.subModel;
     this.rootModel = meta.root_model ?? null;
@@ -86,6 +108,11 @@ class Builder {
       max_depth: meta.max_depth ?? null, max_iterations: meta.max_iterations ?? null,
       environment: meta.environment_type ?? null, imported_from: 'rlms',
     });
+    this.odd(run.id, raw, 'metadata', 'object');
+    this.odd(run.id, raw, 'iterations', 'array');
+    if (iterations.length < list(rawIterations).length) {
+      this.notes.push(`${run.id}: ${list(rawIterations).length - iterations.length} iteration(s) not an object; skipped`);
+    }
     let final: unknown = null;
     let end = t0;
     for (const it of iterations) {
@@ -109,36 +136,57 @@ class Builder {
     const t = ts(it.timestamp);
     const prompt = it.prompt;
     const step = this.emit('step', runId, t, {
-      index: (it.iteration || 1) - 1, response: it.response || '',
+      index: (num(it.iteration) || 1) - 1, response: str(it.response),
       prompt_messages: Array.isArray(prompt) ? prompt.length : null, dur: it.iteration_time ?? null,
       model: this.rootModel, tokens_in: null, tokens_out: null,
     });
-    (it.code_blocks || []).forEach((block: Rec, k: number) => {
-      const result = block.result || {};
-      const code = this.emit('code', step.id, t, { index: k, code: block.code || '' });
-      for (const call of result.rlm_calls || []) {
-        this.call(code.id, call, t);
+    for (const [field, want] of [['iteration', 'number'], ['response', 'string'], ['code_blocks', 'array'],
+      ['final_answer', 'string']]) {
+      this.odd(step.id, it, field, want);
+    }
+    list(it.code_blocks).forEach((rawBlock: unknown, k: number) => {
+      this.odd(step.id, { [`code_blocks[${k}]`]: rawBlock }, `code_blocks[${k}]`, 'object');
+      const block = obj(rawBlock);
+      const result = obj(block.result);
+      const code = this.emit('code', step.id, t, { index: k, code: str(block.code) });
+      this.odd(code.id, block, 'code', 'string');
+      this.odd(code.id, block, 'result', 'object');
+      for (const [field, want] of [['rlm_calls', 'array'], ['stdout', 'string'], ['stderr', 'string']]) {
+        this.odd(code.id, result, field, want);
       }
-      const stderr: string = result.stderr || '';
+      list(result.rlm_calls).forEach((call, j) => {
+        if (isObj(call)) {
+          this.call(code.id, call, t);
+        } else {
+          this.odd(code.id, { [`rlm_calls[${j}]`]: call }, `rlm_calls[${j}]`, 'object');
+        }
+      });
+      const stderr = str(result.stderr);
       this.emit('output', code.id, t, {
-        stdout: result.stdout || '', stderr, status: stderr.trim() ? 'error' : 'ok',
+        stdout: str(result.stdout), stderr, status: stderr.trim() ? 'error' : 'ok',
         dur: toFloat(result.execution_time),
       });
     });
-    return it.final_answer ?? null;
+    return typeof it.final_answer === 'string' ? it.final_answer : null; // text; anything else is damage
   }
 
   call(parent: string, call: Rec, t: number | null): void {
     const [tin, tout, cost] = usage(call.usage_summary);
-    this.subModel = this.subModel || (call.root_model ?? null);
+    if (!this.subModel && typeof call.root_model === 'string') {
+      this.subModel = call.root_model;
+    }
     const sub = this.emit('sub_call', parent, t, {
       model: call.root_model ?? null, prompt: text(call.prompt), response: text(call.response), tokens_in: tin,
       tokens_out: tout, cost_usd: cost, dur: toFloat(call.execution_time), status: call.error ? 'error' : 'ok',
       error: call.error ?? null,
     });
     const meta = maybeJson(call.metadata);
-    if (isObj(meta) && Array.isArray(meta.iterations) && meta.iterations.length) {
-      const child = this.run(meta.run_metadata || {}, meta.iterations, sub.id, text(call.prompt));
+    if (isObj(meta) && list(meta.iterations).length && this.depth >= MAX_DEPTH) {
+      this.notes.push(`${sub.id}: child runs nested deeper than ${MAX_DEPTH}; not imported`);
+    } else if (isObj(meta) && list(meta.iterations).length) {
+      const depth = this.depth;
+      const child = this.run(meta.run_metadata, meta.iterations, sub.id, text(call.prompt), depth + 1);
+      this.depth = depth;
       sub.child_run = child.id;
     }
   }
@@ -151,9 +199,9 @@ function usage(summary: unknown): [number, number, number | null] {
   }
   let tin = 0;
   let tout = 0;
-  for (const m of Object.values((s.model_usage_summaries || {}) as Rec)) {
-    tin += m?.total_input_tokens || 0;
-    tout += m?.total_output_tokens || 0;
+  for (const m of Object.values(obj(s.model_usage_summaries))) {
+    tin += num(obj(m).total_input_tokens) || 0;
+    tout += num(obj(m).total_output_tokens) || 0;
   }
   return [tin, tout, s.total_cost ?? null];
 }
@@ -204,6 +252,11 @@ function toFloat(v: unknown): number | null {
   return typeof v !== 'object' && isFinite(n) && !(typeof v === 'string' && !v.trim()) ? n : null;
 }
 
+/** Text fields: another type is damage, read as missing (rlms.py's _str). */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
 function text(v: unknown): string {
   return typeof v === 'string' ? v : v == null ? '' : JSON.stringify(v);
 }
@@ -222,4 +275,25 @@ function question(its: Rec[]): string | null {
 
 function isObj(v: unknown): v is Rec {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function jsonType(v: unknown): string {
+  return v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v;
+}
+
+function article(t: string): string {
+  return t === 'null' ? t : /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+}
+
+function obj(v: unknown): Rec {
+  return isObj(v) ? v : {};
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** A finite number (not a boolean, not a numeric string), else null: as rlms.py's _num. */
+function num(v: unknown): number | null {
+  return typeof v === 'number' && isFinite(v) ? v : null;
 }

@@ -88,8 +88,13 @@ export class TraceStore {
   usage(id: string): Usage {
     const u: Usage = { tokensIn: 0, tokensOut: 0, cost: 0, costKnown: false, tokensKnown: false };
     const stack = [id];
+    const seen = new Set<string>(); // a damaged file can make events each other's parent: visit each once
     while (stack.length) {
       const cur = stack.pop()!;
+      if (seen.has(cur)) {
+        continue;
+      }
+      seen.add(cur);
       const e = this.byId.get(cur);
       if (e) {
         addUsage(u, e);
@@ -115,8 +120,13 @@ export class TraceStore {
   below(id: string): TraceEvent[] {
     const out: TraceEvent[] = [];
     const stack = [id];
+    const seen = new Set<string>();
     while (stack.length) {
       const cur = stack.pop()!;
+      if (seen.has(cur)) {
+        continue;
+      }
+      seen.add(cur);
       const e = this.byId.get(cur);
       if (e) {
         out.push(e);

@@ -2,6 +2,7 @@
 // ({header, events, title?, status?, budget?}), the text of a `.rlmtrace.jsonl` file, or an `rlms` log (logger
 // JSONL or a completion JSON dump), read the way rlm_jupyter/trace/reader.py reads files. Every line is checked
 // against rlm_jupyter/trace/schema.json; lines that fail are left out of the view and listed, never silently.
+// rlm_jupyter/trace/reader.py follows the same rule (tests/test_trace_fuzz.py feeds both the same damaged files).
 
 import schemaJson from '../../rlm_jupyter/trace/schema.json';
 import { fromRlmsCompletion, fromRlmsLog, isRlmsCompletion, isRlmsLog, TRACE_FORMAT, TRACE_VERSION } from './rlms';
@@ -31,6 +32,9 @@ export class TraceFormatError extends Error {
   }
 }
 
+/** JSON nested deeper than this is skipped, as rlm_jupyter/trace/reader.py skips it (orjson's limit). */
+export const MAX_NESTING = 1024;
+
 let checker: SchemaChecker | null = null;
 
 export function traceSchema(): SchemaChecker {
@@ -42,12 +46,13 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
   let whole: unknown;
   try {
     whole = JSON.parse(text); // a single (pretty-printed) JSON document: an rlms RLMChatCompletion dump
+    whole = tooDeep(whole, text.length) ? undefined : whole;
   } catch {
     whole = undefined;
   }
   if (isRlmsCompletion(whole)) {
     const imp = fromRlmsCompletion(whole as Record<string, any>, name);
-    return untitled(settle(checked(imp.header, imp.events, 'rlms-completion', [])));
+    return untitled(settle(checked(imp.header, imp.events, 'rlms-completion', imp.problems)));
   }
   const records: unknown[] = [];
   const lineNos: number[] = []; // the file line of each record (blank and unreadable lines are not records)
@@ -57,15 +62,27 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
     if (!line.trim()) {
       return;
     }
+    let rec: unknown;
     try {
-      records.push(JSON.parse(line));
-      lineNos.push(i + 1);
-    } catch {
+      rec = JSON.parse(line);
+    } catch (e) {
       // Only the last line can be cut off by a killed writer (every other line ended with its newline).
-      problems.push(i < lines.length - 1 ? `line ${i + 1}: not valid JSON; skipped`
-        : `line ${i + 1}: cut-off last line (run interrupted?); ignored`);
+      problems.push(e instanceof RangeError ? `line ${i + 1}: nested deeper than ${MAX_NESTING} levels; skipped`
+        : i < lines.length - 1 ? `line ${i + 1}: not valid JSON; skipped`
+          : `line ${i + 1}: cut-off last line (run interrupted?); ignored`);
+      return;
     }
+    if (tooDeep(rec, line.length)) {
+      problems.push(`line ${i + 1}: nested deeper than ${MAX_NESTING} levels; skipped`);
+      return;
+    }
+    records.push(rec);
+    lineNos.push(i + 1);
   });
+  if (!records.length && problems.length) {
+    throw new TraceFormatError(`${name} is not a trace: no line of it is JSON (a trace file has a header line, ` +
+      'then one JSON event per line).');
+  }
   if (!records.length) {
     throw new TraceFormatError(`${name} is empty: a trace file has a header line, then one event per line.`);
   }
@@ -76,7 +93,12 @@ export function loadText(text: string, name = 'This file'): LoadedTrace {
   }
   if (isRlmsLog(first)) {
     const imp = fromRlmsLog(records, name);
-    return untitled(settle(checked(imp.header, imp.events, 'rlms-log', problems)));
+    return untitled(settle(checked(imp.header, imp.events, 'rlms-log', [...problems, ...imp.problems])));
+  }
+  if (records.slice(0, 20).some(looksLikeEvent)) { // the header line was damaged: show the events
+    problems.unshift(`no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace of version ${TRACE_VERSION}`);
+    return settle(checked({ type: 'header', format: TRACE_FORMAT, version: TRACE_VERSION }, records, 'trace', problems,
+      lineNos));
   }
   throw new TraceFormatError(
     `${name} is not a trace: expected an rlm-jupyter trace (first line a header with format '${TRACE_FORMAT}') ` +
@@ -196,7 +218,41 @@ function reasons(errs: SchemaError[]): string {
   return errs.slice(0, 3).map(e => (e.path ? `${e.path.slice(1)}: ` : '') + e.message).join('; ');
 }
 
+const EVENT_TYPES = new Set<string>((schemaJson as any).$defs.event.properties.type.enum);
+
+function looksLikeEvent(rec: unknown): boolean {
+  const r = rec as Record<string, unknown>;
+  return r !== null && typeof r === 'object' && !Array.isArray(r) && typeof r.id === 'string' &&
+    EVENT_TYPES.has(r.type as string);
+}
+
+/** True when arrays / objects nest more than MAX_NESTING deep (counted without recursion). */
+function tooDeep(value: unknown, textLength: number): boolean {
+  if (textLength <= 2 * MAX_NESTING) {
+    return false; // too short to nest that deep: the common case costs nothing
+  }
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') {
+      continue;
+    }
+    if (depth + 1 > MAX_NESTING) {
+      return true;
+    }
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 function preview(v: unknown): string {
-  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  let s: string;
+  try {
+    s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    s = Array.isArray(v) ? 'an array' : typeof v; // too deep to print
+  }
   return `'${s.length > 80 ? s.slice(0, 79) + '…' : s}'`;
 }

@@ -135,9 +135,16 @@ class RlmMagics(Magics):
         out = args.out or "_rlm"
         if not out.isidentifier():
             raise UsageError(f"%%rlm: --out {out!r} is not a valid variable name")
-        for name in ("max_depth", "max_iterations"):
-            if getattr(args, name) < 1:
-                raise UsageError(f"%%rlm: --{name.replace('_', '-')} must be at least 1")
+        from ..rlm.options import check_options  # the same check as rj.rlm and the CLI
+        from ..trace.writer import check_path
+
+        try:
+            check_options(cli=True, max_depth=args.max_depth, max_iterations=args.max_iterations,
+                          budget_usd=args.budget_usd)
+            if args.trace:
+                check_path(args.trace)
+        except ValueError as e:
+            raise UsageError(f"%%rlm: {e}") from None
         question = substitute(cell or "", ns).strip()
         if not question:
             raise UsageError("%%rlm: the cell is empty: write your question in the cell body, under %%rlm")

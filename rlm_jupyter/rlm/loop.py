@@ -53,6 +53,9 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     """
     if mode not in ("rlm", "hybrid"):
         raise ValueError(f"rlm: mode must be 'rlm' or 'hybrid', got {mode!r}")
+    from .options import check_run  # one check for rj.rlm, the CLI and %%rlm (docs/engine.md)
+
+    check_run(max_depth=max_depth, max_iterations=max_iterations, budget=budget, limits=limits)
     ctx = _as_context(context)
     if sub_model is None:
         sub_model = "offline-sub" if model == "offline" else model

@@ -34,6 +34,8 @@ faults, for this request only:
   "delay_s": 5                          wait before answering (longer than a client timeout -> a timeout)
   "drop_after": 2                       streaming: close the connection after 2 content deltas, mid-body;
                                         not streaming: close without any response
+  "raw": "<html>oops"                   HTTP 200 with this body as it is (not an API response: a bad response)
+  "no_choices": true                    chat: a 200 completion whose "choices" list is empty
 Rules (entries with "match") are tried first on every request and never used up; then the first unused turn whose
 "match" (if any) occurs in the body. When no turn is left the answer is `exhausted` (default: the text
 "(script exhausted)"; pass exhausted={"status": 500, "error": "script exhausted"} to make it an error).
@@ -311,6 +313,8 @@ class _Handler(BaseHTTPRequestHandler):
         status = int(entry.get("status") or 200)
         if status != 200:
             self._error(status, entry)
+        elif "raw" in entry:
+            self._send_raw(str(entry["raw"]))
         elif "drop_after" in entry and not body.get("stream"):
             self.close_connection = True  # no response at all: the client sees a disconnect
         elif body.get("stream"):
@@ -327,6 +331,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(status, {"error": {"message": message, "type": kinds.get(status, "server_error"),
                                            "code": status}}, headers)
 
+    def _send_raw(self, text: str) -> None:
+        data = text.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _complete(self, n: int, model: str, entry: dict, usage: dict) -> None:
         calls = tool_call_objects(entry, n)
         message = {"role": "assistant", "content": entry.get("text") or ""}
@@ -335,7 +347,7 @@ class _Handler(BaseHTTPRequestHandler):
         finish = entry.get("finish_reason") or ("tool_calls" if calls else "stop")
         self._send_json(200, {
             "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "choices": [] if entry.get("no_choices") else [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": usage,
         })
 

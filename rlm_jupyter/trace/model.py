@@ -83,10 +83,17 @@ class Trace:
         return self.children(run_id, "step")
 
     def walk(self, event_id: str | None = None, depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Depth-first (depth, event) pairs below `event_id` (all roots when None)."""
-        for e in self._children.get(event_id, []):
-            yield depth, e
-            yield from self.walk(e["id"], depth + 1)
+        """Depth-first (depth, event) pairs below `event_id` (all roots when None). Iterative, and each event
+        once: a parent chain thousands deep or a loop of parents in a damaged file cannot blow the stack."""
+        seen: set[int] = set()
+        stack = [(depth, e) for e in reversed(self._children.get(event_id, []))]
+        while stack:
+            d, e = stack.pop()
+            if id(e) in seen:
+                continue
+            seen.add(id(e))
+            yield d, e
+            stack.extend((d + 1, k) for k in reversed(self._children.get(e["id"], [])))
 
     @property
     def answer(self) -> str | None:

@@ -4,22 +4,42 @@ An `rlms` log file has a `metadata` line, then one `iteration` line per root tur
 1 for each `completion()` call, which is how runs are told apart. Sub-calls sit in
 `code_blocks[].result.rlm_calls[]`; a child RLM's own iterations are nested in the call's `metadata`. The log has no
 per-call timestamps and no ids: ids here are positional, times are derived from the iteration timestamps.
+
+Every field is untrusted: a value of the wrong type is read as missing (a list where a dict belongs is {}), and the
+events built are checked against schema.json by the reader like any other; labextension/src/rlms.ts does the same.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from datetime import datetime
 from typing import Any
 
 from .model import FORMAT, VERSION, Trace
 
+# Child RLMs nest inside their parent's call metadata; deeper than this is not a real log (and would recurse).
+MAX_DEPTH = 100
+
 
 def _ts(value: Any) -> float | None:
     try:
         return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # not ISO; a year the platform cannot convert
         return None
+
+
+def _obj(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _num(v: Any) -> int | float | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return v if ok else None
 
 
 def _maybe_literal(value: Any) -> Any:
@@ -27,18 +47,18 @@ def _maybe_literal(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "{[":
         try:
             return ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             return value
     return value
 
 
 def _usage(summary: Any) -> tuple[int, int, float | None]:
-    summary = _maybe_literal(summary) or {}
+    summary = _obj(_maybe_literal(summary))
     tin = tout = 0
-    cost = summary.get("total_cost") if isinstance(summary, dict) else None
-    for m in (summary.get("model_usage_summaries") or {}).values() if isinstance(summary, dict) else []:
-        tin += m.get("total_input_tokens") or 0
-        tout += m.get("total_output_tokens") or 0
+    cost = summary.get("total_cost")
+    for m in _obj(summary.get("model_usage_summaries")).values():
+        tin += _num(_obj(m).get("total_input_tokens")) or 0
+        tout += _num(_obj(m).get("total_output_tokens")) or 0
     return tin, tout, cost
 
 
@@ -49,6 +69,14 @@ class _Builder:
         self.source = source
         self.root_model: str | None = None
         self.sub_model: str | None = None   # of the run being built: the model its first sub-call used
+        self.depth = 0                      # of the run being built: 0 = a top-level run
+        self.notes: list[str] = []          # fields of the wrong type, read as missing: where and what
+
+    def odd(self, where: str, rec: dict, field: str, want: str) -> None:
+        """Note `rec[field]` when it is there but not of the JSON type `want` (the caller reads it as missing)."""
+        value = rec.get(field)
+        if value is not None and _json_type(value) != want:
+            self.notes.append(f"{where}: {field} is {_json_type(value, True)}, not {_a(want)}; read as missing")
 
     def emit(self, type: str, parent: str | None, t: float | None, **fields: Any) -> dict:
         self.n += 1
@@ -56,7 +84,11 @@ class _Builder:
         self.events.append(e)
         return e
 
-    def run(self, meta: dict, iterations: list[dict], parent: str | None, question: str | None) -> dict:
+    def run(self, meta: dict, iterations: list[dict], parent: str | None, question: str | None,
+            depth: int = 0) -> dict:
+        raw = {"metadata": meta, "iterations": iterations}
+        meta, iterations = _obj(meta), [it for it in _list(iterations) if isinstance(it, dict)]
+        self.depth = depth
         outer, self.root_model = self.root_model, meta.get("root_model")
         outer_sub, self.sub_model = self.sub_model, None
         t0 = _ts(meta.get("timestamp")) or (_ts(iterations[0].get("timestamp")) if iterations else None)
@@ -65,6 +97,11 @@ class _Builder:
                         sub_model=None, max_depth=meta.get("max_depth"),
                         max_iterations=meta.get("max_iterations"), environment=meta.get("environment_type"),
                         imported_from="rlms")
+        self.odd(run["id"], raw, "metadata", "object")
+        self.odd(run["id"], raw, "iterations", "array")
+        if len(iterations) < len(_list(raw["iterations"])):
+            skipped = len(_list(raw["iterations"])) - len(iterations)
+            self.notes.append(f"{run['id']}: {skipped} iteration(s) not an object; skipped")
         final, end = None, t0
         for it in iterations:
             final = self.iteration(run["id"], it) or final
@@ -81,37 +118,72 @@ class _Builder:
     def iteration(self, run_id: str, it: dict) -> str | None:
         t = _ts(it.get("timestamp"))
         prompt = it.get("prompt")
-        step = self.emit("step", run_id, t, index=(it.get("iteration") or 1) - 1, response=it.get("response") or "",
+        step = self.emit("step", run_id, t, index=(_num(it.get("iteration")) or 1) - 1,
+                         response=_str(it.get("response")),
                          prompt_messages=len(prompt) if isinstance(prompt, list) else None,
                          dur=it.get("iteration_time"), model=self.root_model, tokens_in=None, tokens_out=None)
-        for k, block in enumerate(it.get("code_blocks") or []):
-            result = block.get("result") or {}
-            code = self.emit("code", step["id"], t, index=k, code=block.get("code") or "")
-            for call in result.get("rlm_calls") or []:
-                self.call(code["id"], call, t)
-            stderr = result.get("stderr") or ""
-            self.emit("output", code["id"], t, stdout=result.get("stdout") or "", stderr=stderr,
+        for field, want in (("iteration", "number"), ("response", "string"), ("code_blocks", "array"),
+                            ("final_answer", "string")):
+            self.odd(step["id"], it, field, want)
+        for k, block in enumerate(_list(it.get("code_blocks"))):
+            self.odd(step["id"], {f"code_blocks[{k}]": block}, f"code_blocks[{k}]", "object")
+            block = _obj(block)
+            result = _obj(block.get("result"))
+            code = self.emit("code", step["id"], t, index=k, code=_str(block.get("code")))
+            self.odd(code["id"], block, "code", "string")
+            self.odd(code["id"], block, "result", "object")
+            for field, want in (("rlm_calls", "array"), ("stdout", "string"), ("stderr", "string")):
+                self.odd(code["id"], result, field, want)
+            for j, call in enumerate(_list(result.get("rlm_calls"))):
+                if isinstance(call, dict):
+                    self.call(code["id"], call, t)
+                else:
+                    self.odd(code["id"], {f"rlm_calls[{j}]": call}, f"rlm_calls[{j}]", "object")
+            stderr = _str(result.get("stderr"))
+            self.emit("output", code["id"], t, stdout=_str(result.get("stdout")), stderr=stderr,
                       status="error" if stderr.strip() else "ok", dur=_float(result.get("execution_time")))
-        return it.get("final_answer")
+        answer = it.get("final_answer")
+        return answer if isinstance(answer, str) else None   # a final answer is text; anything else is damage
 
     def call(self, parent: str, call: dict, t: float | None) -> None:
         tin, tout, cost = _usage(call.get("usage_summary"))
-        self.sub_model = self.sub_model or call.get("root_model")
+        if not self.sub_model and isinstance(call.get("root_model"), str):
+            self.sub_model = call["root_model"]
         sub = self.emit("sub_call", parent, t, model=call.get("root_model"), prompt=_text(call.get("prompt")),
                         response=_text(call.get("response")), tokens_in=tin, tokens_out=tout, cost_usd=cost,
                         dur=_float(call.get("execution_time")),
                         status="error" if call.get("error") else "ok", error=call.get("error"))
         meta = _maybe_literal(call.get("metadata"))
-        if isinstance(meta, dict) and meta.get("iterations"):
-            child = self.run(meta.get("run_metadata") or {}, meta["iterations"], sub["id"], _text(call.get("prompt")))
+        if isinstance(meta, dict) and _list(meta.get("iterations")) and self.depth >= MAX_DEPTH:
+            self.notes.append(f"{sub['id']}: child runs nested deeper than {MAX_DEPTH}; not imported")
+        elif isinstance(meta, dict) and _list(meta.get("iterations")):
+            depth = self.depth
+            child = self.run(meta.get("run_metadata"), meta["iterations"], sub["id"], _text(call.get("prompt")),
+                             depth + 1)
+            self.depth = depth
             sub["child_run"] = child["id"]
 
 
 def _float(v: Any) -> float | None:
     try:
-        return float(v) if v is not None else None
-    except (TypeError, ValueError):
+        f = float(v) if v is not None and not isinstance(v, bool) else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return f if f is not None and math.isfinite(f) else None
+
+
+def _json_type(v: Any, article: bool = False) -> str:
+    t = ("null" if v is None else "boolean" if isinstance(v, bool) else "number" if isinstance(v, (int, float))
+         else "string" if isinstance(v, str) else "array" if isinstance(v, list) else "object")
+    return _a(t) if article else t
+
+
+def _a(t: str) -> str:
+    return t if t == "null" else f"an {t}" if t[0] in "aeiou" else f"a {t}"
+
+
+def _str(v: Any) -> str:
+    return v if isinstance(v, str) else ""   # text fields: another type is damage, read as missing
 
 
 def _text(v: Any) -> str:
@@ -135,20 +207,22 @@ def from_log(lines: list[Any], source: str) -> Trace:
     for rec in lines[1:]:
         if not isinstance(rec, dict) or rec.get("type") != "iteration":
             continue
-        if not runs or (rec.get("iteration") or 1) <= (runs[-1][-1].get("iteration") or 0):
+        if not runs or (_num(rec.get("iteration")) or 1) <= (_num(runs[-1][-1].get("iteration")) or 0):
             runs.append([])
         runs[-1].append(rec)
     for its in runs:
         b.run(meta, its, None, _question(its))
     return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
-                                          "imported_from": "rlms", "source": source})
+                                          "imported_from": "rlms", "source": source, "issues": b.notes})
 
 
 def from_completion(obj: dict, source: str) -> Trace:
-    meta = _maybe_literal(obj.get("metadata")) or {}
+    meta = _obj(_maybe_literal(obj.get("metadata")))
     b = _Builder(source)
     prompt = _maybe_literal(obj.get("prompt"))
-    b.run(meta.get("run_metadata") or {"root_model": obj.get("root_model")}, meta.get("iterations") or [], None,
+    run_meta = meta.get("run_metadata")
+    b.run(run_meta if isinstance(run_meta, dict) and run_meta else {"root_model": obj.get("root_model")},
+          _list(meta.get("iterations")), None,
           prompt if isinstance(prompt, str) else None)
     return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
-                                          "imported_from": "rlms", "source": source})
+                                          "imported_from": "rlms", "source": source, "issues": b.notes})

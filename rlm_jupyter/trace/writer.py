@@ -17,6 +17,42 @@ from .model import FORMAT, VERSION, Trace
 from .redact import Redactor, secret_values  # noqa: E402,F401 - re-exported: callers import them from here
 
 
+class TraceInUseError(ValueError):
+    """Another live run is writing the trace file this run was given."""
+
+
+def check_path(path: str | Path) -> Path:
+    """The trace file a run may write, or ValueError with what to do (a folder, a file that is not a regular one)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"trace path {path} is a folder: give a file name, e.g. {path / 'run.rlmtrace.jsonl'}")
+    if path.exists() and not path.is_file():
+        raise ValueError(f"trace path {path} is not a regular file: give a .rlmtrace.jsonl file name")
+    return path
+
+
+def open_for_run(path: Path) -> IO[bytes]:
+    """Open a trace file for appending, held for this run alone: two runs appending to one file would interleave
+    their events and readers would show only one run's answer. An advisory lock (flock) held while the file is
+    open says so; it goes when the writer closes or its process dies. Appending after a finished run is fine."""
+    path = check_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "ab")
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, no check
+        return fh
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise TraceInUseError(f"trace path {path} is being written by another run that is still going: give "
+                              "this run its own trace file (--trace FILE / trace_path=...)") from None
+    except OSError:  # a file system without locks (some network mounts): write unchecked
+        pass
+    return fh
+
+
 class TraceWriter:
     """Builds a `Trace` in memory and, when `path` is given, appends every event to a JSONL file as it happens."""
 
@@ -28,10 +64,8 @@ class TraceWriter:
         self._seq = itertools.count()
         self._prefix = uuid.uuid4().hex[:8]
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            new = not self.path.exists() or self.path.stat().st_size == 0
-            self._fh = open(self.path, "ab")
-            if new:
+            self._fh = open_for_run(self.path)
+            if os.fstat(self._fh.fileno()).st_size == 0:
                 self._write(self.trace.header)
 
     def new_id(self, kind: str) -> str:
