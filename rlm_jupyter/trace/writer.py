@@ -4,6 +4,7 @@ interrupt keeps everything up to the last event."""
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import uuid
 from pathlib import Path
