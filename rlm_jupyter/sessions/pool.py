@@ -27,7 +27,8 @@ def _context():
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["rlm_jupyter.sessions.load"])  # imported once, shared by every worker
+        # imported once in the server, shared by every worker it forks
+        ctx.set_forkserver_preload(["rlm_jupyter.sessions.corpus", "rlm_jupyter.sessions.tables", "polars"])
     return ctx
 
 
