@@ -225,3 +225,30 @@ def test_cli_cache_info_and_clear(store, cache_dir, capsys):
     assert "freed" in capsys.readouterr().out
     assert cache.info()["files"] == 0
     shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+def test_rlm_load_without_a_path_offers_the_discovered_sessions(tmp_path, cache_dir, monkeypatch):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    for var in ("CLAUDE_CONFIG_DIR", "CODEX_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    project = tmp_path / "home" / ".claude" / "projects" / "-work-repo"
+    project.mkdir(parents=True)
+    paths = [main_copy(project, n)[0] for n in range(3)]
+    for i, p in enumerate(paths):  # newest first: copy 2, 1, 0
+        os.utime(p, (1_700_000_000 + i, 1_700_000_000 + i))
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "rlm_jupyter")
+    home = tmp_path / "home"
+    with capture_output() as cap:
+        ip.run_cell(f"%rlm_load --home {home} --name offered")
+    assert "3 session(s) found" in cap.stdout and "--pick" in cap.stdout
+    assert "offered" not in ip.user_ns  # nothing loaded until the user picks
+    ip.run_cell(f"%rlm_load --home {home} --pick 0 2 --name picked")
+    assert sorted(ip.user_ns["picked"].sessions["session_id"]) == sorted([remapped(SID, 2), remapped(SID, 0)])
+    ip.run_cell(f"%rlm_load --home {home} --newest 1 --name newest")
+    assert ip.user_ns["newest"].sessions["session_id"].to_list() == [remapped(SID, 2)]
+    with capture_output() as cap:
+        ip.run_cell(f"%rlm_load --home {home} --pick 7")
+    assert "outside the 3 session(s)" in cap.stderr
