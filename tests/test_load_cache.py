@@ -116,6 +116,23 @@ def test_a_touched_file_is_read_again(store, cache_dir, reads):
     same(first, after)
 
 
+def test_a_same_size_rewrite_within_the_same_mtime_is_caught(store, cache_dir, reads):
+    """Coarse file clocks: an agent rewrites a file just read, same size, same mtime. Fresh files keep a hash."""
+    load(store)
+    victim = store / f"{remapped(SID, 4)}.jsonl"
+    st = victim.stat()
+    text = victim.read_text(encoding="utf-8")
+    assert "three simple files" in text
+    victim.write_text(text.replace("three simple files", "three simple filez", 1), encoding="utf-8")
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert victim.stat().st_size == st.st_size and victim.stat().st_mtime_ns == st.st_mtime_ns
+    reads.clear()
+    after = load(store)
+    assert reads == [victim.name]
+    texts = after.df.filter(pl.col("session_id") == remapped(SID, 4))["text"].drop_nulls().to_list()
+    assert any("three simple filez" in t for t in texts)
+
+
 def _packs(cache_dir: Path) -> list[Path]:
     return sorted((cache.root(cache_dir) / "packs").glob("*.arrow"))
 

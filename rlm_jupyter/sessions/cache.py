@@ -7,10 +7,11 @@ Layout under `root()` (env RLM_JUPYTER_CACHE, else ~/.cache/rlm_jupyter), in `lo
 
 A source file's entry is valid only while its key matches: real path, size, mtime_ns, the loader version (the
 shared reading code) and its format module's version (a hash of that module's source). A file that grew is read
-again and lands in a new pack; the old rows stop being used. Each file is written to a temp name and renamed into
-place (arrow first, manifest last), and a pack is used only when its manifest parses, names this cache format, and
-its arrow file has exactly the size and rows the manifest records and the expected columns: anything else is
-ignored (and deleted), never trusted.
+again and lands in a new pack; the old rows stop being used. A file modified within RACY_NS of being read also
+keeps a hash of its content, checked on reopen, since a same-size rewrite in the same mtime tick keeps its key.
+Each file is written to a temp name and renamed into place (arrow first, manifest last), and a pack is used only
+when its manifest parses, names this cache format, and its arrow file has exactly the size and rows the manifest
+records and the expected columns: anything else is ignored (and deleted), never trusted.
 
 Rows live in packs of many files rather than one file per source file: writing 3,000 tiny Arrow files costs
 ~0.5 ms each and reading them back ~0.5 ms each (more than parsing the sessions), while a pack is one write and one
@@ -35,6 +36,9 @@ from typing import Any
 PACK_FORMAT = "rlm_jupyter.sessions.load-pack/1"
 # Bump when what a pack holds changes meaning without any loader source changing.
 LOADER_VERSION = "1"
+# A file changed less than this before it was read may be rewritten with the same size in the same mtime tick
+# (coarse file-system clocks): its entry also keeps a hash of its content, checked on every reopen ("racy git").
+RACY_NS = 3_000_000_000
 # A load whose rows come from more packs than this (or from packs mostly superseded) writes them into one pack.
 MAX_PACKS_PER_LOAD = 8
 
@@ -74,6 +78,17 @@ def format_version(name: str) -> str:
         if name == mod.NAME:
             return f"{getattr(mod, 'VERSION', 0)}.{_source_hash([Path(mod.__file__)])}"
     return "unknown"
+
+
+def file_digest(path: Path) -> str | None:
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -124,7 +139,7 @@ class Index:
                     self.entries[e["path"]] = (man["time"], arrow, e)
         return self
 
-    def lookup(self, key: Key) -> Hit | None:
+    def lookup(self, key: Key, path: str | None = None) -> Hit | None:
         found = self.entries.get(key.path)
         if found is None:
             return None
@@ -133,6 +148,8 @@ class Index:
             return None
         if e["format_version"] != format_version(e["format"]):
             return None
+        if e.get("digest") and file_digest(Path(path or key.path)) != e["digest"]:
+            return None  # read within RACY_NS of its last change, and its content differs now
         return Hit(arrow, e)
 
     def superseded(self) -> list[Path]:

@@ -13,6 +13,7 @@ import gc
 import math
 import os
 import stat
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,9 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
     if mod is None:
         entry.update(status="unknown", why=formats.describe(probe))
         return entry, []
+    digest = None
+    if stat.S_ISREG(st0.st_mode) and time.time_ns() - st0.st_mtime_ns < _cache.RACY_NS:
+        digest = _cache.file_digest(p)  # written just now: a same-size rewrite could keep this mtime
     freport = FileReport(path, mod.NAME)
     try:
         loaded = mod.read(p, freport)
@@ -207,7 +211,7 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
                                     "loaded as read, not cached, load again for the rest", "note"))
     # Folders (their mtime misses inner changes) and SQLite (a -wal file changes beside it) are never cached.
     cacheable = stat.S_ISREG(st0.st_mode) and not changed and not probe.head.startswith(b"SQLite format 3")
-    entry.update(format=mod.NAME, size=st0.st_size, mtime_ns=st0.st_mtime_ns, cache=cacheable,
+    entry.update(format=mod.NAME, size=st0.st_size, mtime_ns=st0.st_mtime_ns, cache=cacheable, digest=digest,
                  loader=_cache.loader_version(), format_version=_cache.format_version(mod.NAME),
                  issues=[[i.line, i.reason, i.kind, i.pointer, i.path] for i in freport.issues],
                  sessions=[{**{f: getattr(s, f) for f in _SESSION_FIELDS}, "rows": len(s), "extra": s.extra}
@@ -281,7 +285,7 @@ def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: b
         hit = None
         if index is not None and item.size:
             try:
-                hit = index.lookup(_cache.Key.of(item.real, os.stat(item.path)))
+                hit = index.lookup(_cache.Key.of(item.real, os.stat(item.path)), item.path)
             except OSError:
                 hit = None
         if hit is None:
