@@ -370,8 +370,10 @@ def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, w
 def _tidy(index: _cache.Index, parts: list[_Part], folder: Path) -> None:
     """After a load: write the load's rows into one pack when they are spread over many (or mostly stale) packs,
     then delete packs no entry uses any more and packs that failed validation."""
-    fresh = _cache.Index(folder).read()
     used = {Path(part.pack) for part in parts if part.pack and part.entry.get("cache")}
+    if used <= set(index.packs) and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
+        return  # all from the cache as it was: nothing new to tidy (and no manifest to parse again)
+    fresh = _cache.Index(folder).read()
     scattered = len(used) > _cache.MAX_PACKS_PER_LOAD or any(fresh.live_fraction(a) < 0.5 for a in used)
     if scattered and all(part.frame is not None for part in parts if part.entry.get("cache")):
         import polars as pl
