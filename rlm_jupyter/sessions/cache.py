@@ -2,7 +2,8 @@
 
 Layout under `root()` (env RLM_JUPYTER_CACHE, else ~/.cache/rlm_jupyter), in `loads/v1/`:
 
-    packs/<id>.arrow   the normalized rows of a batch of source files (uncompressed Arrow IPC, memory-mapped on read)
+    packs/<id>.arrow   the normalized rows of a batch of source files (Arrow IPC, zstd: ~4x smaller on real sessions,
+                       and no slower to read back than uncompressed, since polars copies either into memory)
     packs/<id>.json    the pack's manifest: per source file its key, row range, sessions and report
 
 A source file's entry is valid only while its key matches: real path, size, mtime_ns, the loader version (the
@@ -15,7 +16,7 @@ records and the expected columns: anything else is ignored (and deleted), never 
 
 Rows live in packs of many files rather than one file per source file: writing 3,000 tiny Arrow files costs
 ~0.5 ms each and reading them back ~0.5 ms each (more than parsing the sessions), while a pack is one write and one
-memory-mapped read.
+read.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ LOADER_VERSION = "1"
 # (coarse file-system clocks): its entry also keeps a hash of its content, checked on every reopen ("racy git").
 RACY_NS = 3_000_000_000
 # A load whose rows come from more packs than this (or from packs mostly superseded) writes them into one pack.
-MAX_PACKS_PER_LOAD = 8
+MAX_PACKS_PER_LOAD = 64
 
 
 def root(base: Path | None = None) -> Path:
@@ -183,7 +184,7 @@ def _manifest(path: Path, arrow: Path) -> dict | None:
 
 
 def read_pack(arrow: Path, rows: int):
-    """The pack's frame (memory-mapped), checked against the manifest's row count and the schema's columns."""
+    """The pack's frame, checked against the manifest's row count and the schema's columns."""
     import polars as pl
 
     from .schema import MESSAGE_COLUMNS, polars_schema
@@ -203,7 +204,7 @@ def write_pack(folder: Path, df, files: list[dict]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{pid}-", suffix=".arrow", dir=packs)
     try:
         with os.fdopen(fd, "wb") as fh:
-            df.write_ipc(fh, compression="uncompressed")
+            df.write_ipc(fh, compression="zstd")
         size = os.path.getsize(tmp)
         os.replace(tmp, arrow)
         man = {"format": PACK_FORMAT, "time": time.time_ns(), "rows": df.height, "bytes": size, "files": files}

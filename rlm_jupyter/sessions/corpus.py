@@ -9,6 +9,7 @@ dropped, repeated message ids renamed, as `read_sessions` does).
 
 from __future__ import annotations
 
+import copy
 import gc
 import math
 import os
@@ -34,6 +35,9 @@ SERIAL_BATCH_BYTES = 16 << 20  # in-process batches are smaller so that progress
 
 _SESSION_FIELDS = ("session_id", "format", "path", "producer", "producer_version", "title", "cwd", "model",
                    "parent_session_id", "started", "updated")
+
+
+_EMPTY = Session("", "", "")
 
 
 @dataclass
@@ -431,7 +435,10 @@ def _pieces(p: Plan, parts: list[_Part]):
                 dropped.add(sid)
                 continue
             seen[sid] = item.path
-            s = Session(**{f: meta.get(f) for f in _SESSION_FIELDS})
+            # The rows are in the table: the session is a copy of an empty one (copy skips __post_init__, which
+            # would build 28 row lists and their append methods per session, ~0.1 s per 1,000 sessions).
+            s = copy.copy(_EMPTY)
+            s.__dict__.update({f: meta.get(f) for f in _SESSION_FIELDS})
             s.extra = meta.get("extra") or {}
             s.malformed_lines = malformed
             s.columns = {}

@@ -3,6 +3,7 @@ work that ends within a second (tqdm's `delay`), and nothing at all when tqdm is
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 DELAY_S = 1.0
@@ -31,6 +32,9 @@ class Progress:
             self._bar.set_postfix_str(f"{self.files:,}/{self.total_files:,} files, {self.sessions:,} sessions",
                                       refresh=False)
             self._bar.update(nbytes)
+            bar = self._bar
+            if self.files >= self.total_files and time.time() >= bar.start_t + bar.delay:
+                bar.refresh()  # the last numbers, even when the refresh interval has not passed (not before delay)
 
     def close(self) -> None:
         if self._bar is not None:
