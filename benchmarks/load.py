@@ -87,7 +87,12 @@ def write_session(path: Path, fmt: str, n: int, nbytes: int) -> None:
             body = _TEMPLATES["claude"]
         rep = 0
         while fh.tell() < nbytes:
-            fh.write(_remap(body, f"{n % 0xFFFFF:05x}{rep % 0xFFF:03x}".encode()).replace(_SESSION, sid))
+            chunk = _remap(body, f"{n % 0xFFFFF:05x}{rep % 0xFFF:03x}".encode()).replace(_SESSION, sid)
+            room = nbytes - fh.tell()
+            if len(chunk) > room:  # end the session at a line boundary near the size asked for
+                cut = chunk.find(b"\n", room)
+                chunk = chunk if cut < 0 else chunk[: cut + 1]
+            fh.write(chunk)
             rep += 1
 
 
