@@ -269,3 +269,19 @@ def test_rlm_load_without_a_path_offers_the_discovered_sessions(tmp_path, cache_
     with capture_output() as cap:
         ip.run_cell(f"%rlm_load --home {home} --pick 7")
     assert "outside the 3 session(s)" in cap.stderr
+
+
+def test_leftovers_of_a_killed_load_are_removed_after_an_hour(store, cache_dir):
+    load(store)
+    packs = cache.root(cache_dir) / "packs"
+    old_tmp = packs / ".deadbeef-1234.arrow"
+    old_arrow = packs / "deadbeef-5678.arrow"  # no manifest: its load never finished
+    young = packs / ".cafe-0000.arrow"  # another load writing right now
+    for p in (old_tmp, old_arrow, young):
+        p.write_bytes(b"partial")
+    for p in (old_tmp, old_arrow):
+        os.utime(p, (1_000_000_000, 1_000_000_000))
+    (store / "codex" / "rollout-0.jsonl").touch()  # something to re-read, so the load writes and tidies
+    load(store)
+    assert not old_tmp.exists() and not old_arrow.exists()
+    assert young.exists()

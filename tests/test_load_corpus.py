@@ -256,3 +256,21 @@ def test_progress_bar_is_silent_for_quick_loads_and_counts_files_mb_and_sessions
     rj.load(store, cache=False, progress=True)
     err = capsys.readouterr().err
     assert "loading" in err and "files" in err and "sessions" in err and "B" in err
+
+
+def test_a_loader_crash_on_one_file_costs_only_that_file(tmp_path, cache_dir, monkeypatch):
+    src = tmp_path / "src"
+    src.mkdir()
+    paths = [main_copy(src, n)[0] for n in range(3)]
+    real_read = claude.read
+
+    def crash_on_second(p, report):
+        if Path(p) == paths[1]:
+            raise KeyError("usage")
+        return real_read(p, report)
+
+    monkeypatch.setattr(claude, "read", crash_on_second)
+    ctx = rj.load(src, cache=False, progress=False)
+    assert ctx.sessions.height == 2
+    (issue,) = [i for i in ctx.report.issues if i.path == str(paths[1])]
+    assert "claude loader failed (KeyError" in issue.reason

@@ -233,6 +233,24 @@ def drop_pack(arrow: Path) -> None:
             p.unlink()
 
 
+ORPHAN_AGE_S = 3600
+
+
+def drop_orphans(index: Index) -> None:
+    """Temp files and arrow files without a manifest left by a crashed or killed load (an hour old: a live load
+    finishes its pack long before)."""
+    cutoff = time.time() - ORPHAN_AGE_S
+    try:
+        entries = list(os.scandir(index.folder))
+    except OSError:
+        return
+    for e in entries:
+        orphan = e.name.startswith(".") or (e.name.endswith(".arrow") and Path(e.path) not in index.packs)
+        with contextlib.suppress(OSError):
+            if orphan and e.stat().st_mtime < cutoff:
+                os.unlink(e.path)
+
+
 def info(folder: Path | None = None) -> dict[str, Any]:
     """What the cache holds: its folder, packs, source files, rows and bytes."""
     folder = folder or root()

@@ -205,6 +205,10 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
     except (ValueError, OSError) as exc:
         freport.issues.append(Issue(path, None, f"could not be read: {exc}", "malformed"))
         loaded = []
+    except Exception as exc:  # a loader bug on one file must not cost the other 2,999 (reported, not hidden)
+        freport.issues.append(Issue(path, None, f"could not be read: the {mod.NAME} loader failed "
+                                    f"({type(exc).__name__}: {exc}); please report it", "malformed"))
+        loaded = []
     try:
         st1 = os.stat(p)
         changed = (st0.st_size, st0.st_mtime_ns) != (st1.st_size, st1.st_mtime_ns)
@@ -397,6 +401,7 @@ def _tidy(index: _cache.Index, parts: list[_Part], folder: Path) -> None:
         _cache.drop_pack(arrow)
     for pid in fresh.rejected:
         _cache.drop_pack(fresh.folder / f"{pid}.arrow")
+    _cache.drop_orphans(fresh)
 
 
 # ---------------------------------------------------------------- merging in order
