@@ -132,7 +132,9 @@ mode, target, cache, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.ar
 import orjson
 if mode != "floor":
     import polars, rlm_jupyter as rj
-    from rlm_jupyter.sessions import corpus, tables  # noqa: F401  (imports before the clock starts)
+    from rlm_jupyter import context  # noqa: F401  (imports before the clock starts: a notebook has them already)
+    from rlm_jupyter.sessions import corpus, formats, tables  # noqa: F401
+    formats.modules()
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t = time.perf_counter()
 rows = 0

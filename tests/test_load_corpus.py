@@ -209,8 +209,8 @@ def test_files_replaced_between_listing_and_reading(tmp_path, cache_dir, monkeyp
     paths = [main_copy(folder, n)[0] for n in range(4)]
     real_plan = corpus.plan
 
-    def plan_then_change(p):
-        out = real_plan(p)
+    def plan_then_change(p, index=None):
+        out = real_plan(p, index)
         paths[0].unlink()  # deleted after the listing
         paths[1].unlink()
         os.mkfifo(paths[1])  # replaced by a named pipe

@@ -60,9 +60,10 @@ class Plan:
 # ---------------------------------------------------------------- plan
 
 
-def plan(paths) -> Plan:
+def plan(paths, index: _cache.Index | None = None) -> Plan:
     """Every file reachable from `paths`, in load order, each stat-ed once; related files (Claude sub-agents) of
-    explicitly named files come after, found through one `formats.Listing` for the whole load."""
+    explicitly named files come after, found through one `formats.Listing` for the whole load. An explicitly named
+    file the cache `index` knows is not sniffed again: its entry gives its format and session id."""
     out = Plan()
     listing = formats.Listing()
     seen: set[str] = set()
@@ -99,17 +100,37 @@ def plan(paths) -> Plan:
         item = add(p, True, out.items)
         if item is None or item.problem:
             continue
-        probe = formats.Probe(p)
-        mod = formats.detect(probe)
+        mod = _known(index, item, listing)
         if mod is None:
-            raise UnknownFormatError(f"{p}: not a session format this tool knows; it looks like "
-                                     f"{formats.describe(probe)}. Supported: {formats.SUPPORTED}.")
+            probe = formats.Probe(p)
+            mod = formats.detect(probe)
+            if mod is None:
+                raise UnknownFormatError(f"{p}: not a session format this tool knows; it looks like "
+                                         f"{formats.describe(probe)}. Supported: {formats.SUPPORTED}.")
+            listing.heads[str(p)] = probe.head
         rel = getattr(mod, "related", None)
         if rel is not None:
             for r in rel(p, listing):
                 add(Path(r), False, related)
     out.items.extend(related)
     return out
+
+
+def _known(index: _cache.Index | None, item: Item, listing: formats.Listing):
+    """The format module of a file the cache holds unchanged (and its main session id, put in `listing`)."""
+    if index is None or not item.size:
+        return None
+    try:
+        hit = index.lookup(_cache.Key.of(item.real, os.stat(item.path)), item.path)
+    except OSError:
+        return None
+    if hit is None:
+        return None
+    mod = next((m for m in formats.modules() if hit.entry["format"] == m.NAME), None)
+    main = [m["session_id"] for m in hit.entry["sessions"] if not m.get("parent_session_id")]
+    if mod is not None and main:
+        listing.session_ids[item.path] = main[0]
+    return mod
 
 
 def _check(p: Path) -> tuple[int, str | None]:
@@ -248,9 +269,10 @@ def load_table(paths, *, cache: bool | str | os.PathLike = True, workers: int | 
     files not in the cache (default: the cores this process may use; 1 reads in this process)."""
     from .pool import default_workers
 
-    pl_ = plan(paths)
     folder = _cache_folder(cache)
-    parts = _collect(pl_, folder, workers if workers is not None else default_workers(), progress)
+    index = _cache.Index(folder).read() if folder is not None else None
+    pl_ = plan(paths, index)
+    parts = _collect(pl_, folder, workers if workers is not None else default_workers(), progress, index=index)
     df, sessions, report = _merge(pl_, parts)
     return df, sessions, report
 
@@ -278,12 +300,14 @@ def _warn_cache(folder: Path, why: str) -> None:
                   "(set RLM_JUPYTER_CACHE to a writable folder, or pass cache=False)", RuntimeWarning, stacklevel=4)
 
 
-def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: bool = False) -> list[_Part]:
+def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: bool = False,
+             index: _cache.Index | None = None) -> list[_Part]:
     from .progress import Progress
     from .tables import rows_frame  # noqa: F401  (polars imported here, before any timing of the read)
 
     parts: list[_Part | None] = [None] * len(p.items)
-    index = _cache.Index(folder).read() if folder is not None else None
+    if index is None and folder is not None:
+        index = _cache.Index(folder).read()
     misses: list[int] = []
     by_pack: dict[str, list[tuple[int, dict]]] = {}  # str keys: hashing a Path costs ~0.1 ms
     for i, item in enumerate(p.items):
@@ -527,8 +551,10 @@ def scan(paths, *, cache: bool | str | os.PathLike = True, workers: int | None =
     if folder is None:
         raise OSError(f"rj.scan needs the load cache, and {_cache_folder(True)} cannot be written ({why}); set "
                       "RLM_JUPYTER_CACHE to a writable folder, or use rj.load")
-    pl_ = plan(paths)
-    parts = _collect(pl_, folder, workers if workers is not None else default_workers(), progress, lazy=True)
+    index = _cache.Index(folder).read()
+    pl_ = plan(paths, index)
+    parts = _collect(pl_, folder, workers if workers is not None else default_workers(), progress, lazy=True,
+                     index=index)
     _, _, _, pieces = _pieces(pl_, parts)
     lazies = []
     for src, start, rows, dropped in _runs(pieces):

@@ -68,11 +68,14 @@ class Probe:
 
 class Listing:
     """Folder listings shared by one load: each folder is listed once (sorted names), and format modules keep
-    the indexes they build from those listings in `memo` (e.g. Claude's sessionId -> sub-agent files)."""
+    the indexes they build from those listings in `memo` (e.g. Claude's sessionId -> sub-agent files), and the
+    heads of files the load has sniffed already in `heads`."""
 
     def __init__(self) -> None:
         self._names: dict[str, list[str]] = {}
         self.memo: dict[Any, Any] = {}
+        self.heads: dict[str, bytes] = {}  # path -> its first bytes, when the load has read them already
+        self.session_ids: dict[str, str] = {}  # path -> its (main) session id, when the load cache knows it
 
     def names(self, folder: str | Path) -> list[str]:
         key = str(folder)

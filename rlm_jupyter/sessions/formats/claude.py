@@ -121,7 +121,7 @@ def related(path: str | os.PathLike, listing=None) -> list[Path]:
         return []
     listing = listing if listing is not None else Listing()
     out: list[Path] = []
-    sid = _head_session_id(path)
+    sid = listing.session_ids.get(str(path)) or _head_session_id(path, listing.heads.get(str(path)))
     if sid:
         folder = path.parent
         index = listing.memo.get(("claude.agents", str(folder)))
@@ -160,9 +160,10 @@ def _safe_head(path: Path) -> bytes:
         return b""
 
 
-def _head_session_id(path: Path) -> str | None:
-    head = _safe_head(path)
-    for raw in head.split(b"\n")[:64]:
+def _head_session_id(path: Path, head: bytes | None = None) -> str | None:
+    if head is None:
+        head = _safe_head(path)
+    for raw in head.split(b"\n", 64)[:64]:
         if b'"sessionId"' not in raw:
             continue
         try:
