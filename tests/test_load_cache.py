@@ -285,3 +285,20 @@ def test_leftovers_of_a_killed_load_are_removed_after_an_hour(store, cache_dir):
     load(store)
     assert not old_tmp.exists() and not old_arrow.exists()
     assert young.exists()
+
+
+def test_a_named_file_reopened_from_the_cache_still_finds_new_sub_agent_files(tmp_path, cache_dir, reads):
+    from test_load_corpus import agent_copy
+
+    src = tmp_path / "src"
+    src.mkdir()
+    main, sid = main_copy(src, 1)
+    agent_copy(src, 1, sid)
+    first = rj.load(main, progress=False)
+    assert first.sessions.height == 2
+    agent_copy(src, 2, sid)  # the agent ran another sub-agent since
+    reads.clear()
+    again = rj.load(main, progress=False)
+    assert reads == ["agent-a0000002.jsonl"]  # the main file came from the cache, unsniffed
+    assert again.sessions.height == 3
+    assert set(again.sessions["parent_session_id"].drop_nulls()) == {sid}

@@ -42,8 +42,8 @@ def main_copy(folder: Path, n: int) -> tuple[Path, str]:
 
 
 def agent_copy(folder: Path, n: int, parent_sid: str) -> Path:
-    text = AGENT.read_text(encoding="utf-8").replace(SID, parent_sid)
-    text = remapped(text, n).replace('"agentId":"50243ee8"', f'"agentId":"a{n:07x}"')
+    text = remapped(AGENT.read_text(encoding="utf-8"), n).replace(remapped(SID, n), parent_sid)
+    text = text.replace('"agentId":"50243ee8"', f'"agentId":"a{n:07x}"')
     path = folder / f"agent-a{n:07x}.jsonl"
     path.write_text(text, encoding="utf-8")
     return path
