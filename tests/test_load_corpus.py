@@ -274,3 +274,25 @@ def test_a_loader_crash_on_one_file_costs_only_that_file(tmp_path, cache_dir, mo
     assert ctx.sessions.height == 2
     (issue,) = [i for i in ctx.report.issues if i.path == str(paths[1])]
     assert "claude loader failed (KeyError" in issue.reason
+
+
+def test_a_worker_that_dies_leaves_the_load_to_this_process(store, cache_dir, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rlm_jupyter.sessions import pool
+
+    serial = rj.load(store, cache=False, workers=1, progress=False)
+    calls = []
+
+    def dying(fn, chunks, workers, on_done):
+        on_done(0, fn(*chunks[0]))  # the first batch made it, then a worker was killed
+        calls.append(len(chunks))
+        raise BrokenProcessPool("a child process terminated abruptly")
+
+    monkeypatch.setattr(pool, "run", dying)
+    monkeypatch.setattr(corpus, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(corpus, "BATCH_BYTES", 64 << 10)
+    with pytest.warns(RuntimeWarning, match="worker processes failed"):
+        ctx = rj.load(store, cache=False, workers=2, progress=False)
+    assert calls and calls[0] > 1
+    _same(serial, ctx)

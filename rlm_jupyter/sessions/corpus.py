@@ -391,9 +391,18 @@ def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, w
                    sum(len(e["sessions"]) for e in res["entries"]))
 
     if use_pool:
+        from concurrent.futures.process import BrokenProcessPool
+
         from . import pool
 
-        pool.run(read_batch, args, workers, done)
+        try:
+            pool.run(read_batch, args, workers, done)
+        except (BrokenProcessPool, OSError) as e:  # workers could not start, or one died (out of memory?)
+            warnings.warn(f"rlm_jupyter: the load's worker processes failed ({type(e).__name__}: {e}); reading "
+                          "the rest in this process", RuntimeWarning, stacklevel=4)
+            for k, a in enumerate(args):
+                if parts[batches[k][0]] is None:
+                    done(k, read_batch(a[0], a[1], True))
     else:
         for k, a in enumerate(args):
             done(k, read_batch(*a))
