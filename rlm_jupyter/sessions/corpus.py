@@ -26,8 +26,9 @@ from .load import UnknownFormatError, _as_paths, _walk
 from .model import Issue, Session
 from .report import FileReport, LoadReport
 
-# Below this much to read, worker start-up (~0.3 s) costs more than the second core gives.
-POOL_MIN_BYTES = 24 << 20
+# Below this much to read, starting the workers (a forkserver importing polars: 0.5 s on an idle 2-core machine,
+# 2-3 s on a busy one) costs more than the second core gives (benchmarks/load.py: 38 MB was 3x slower with 2).
+POOL_MIN_BYTES = 96 << 20
 # Bytes per batch: small enough to balance cores and bound the loaders' Python lists, large enough that a frame
 # build and a pack write are paid per many files.
 BATCH_BYTES = 48 << 20
