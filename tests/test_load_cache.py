@@ -302,3 +302,18 @@ def test_a_named_file_reopened_from_the_cache_still_finds_new_sub_agent_files(tm
     assert reads == ["agent-a0000002.jsonl"]  # the main file came from the cache, unsniffed
     assert again.sessions.height == 3
     assert set(again.sessions["parent_session_id"].drop_nulls()) == {sid}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_cache_folder_falls_back_with_one_warning(store, tmp_path, monkeypatch):
+    ro = tmp_path / "ro-cache"
+    ro.mkdir()
+    ro.chmod(0o555)
+    monkeypatch.setenv("RLM_JUPYTER_CACHE", str(ro))
+    try:
+        with pytest.warns(RuntimeWarning, match="cannot be written") as caught:
+            ctx = load(store)
+        assert len([w for w in caught if "load cache" in str(w.message)]) == 1
+        same(ctx, plain(store))
+    finally:
+        ro.chmod(0o755)
