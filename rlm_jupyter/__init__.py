@@ -13,14 +13,27 @@ if TYPE_CHECKING:  # for annotations only; the real import is lazy
 __version__ = "0.1.0"
 
 __all__ = ["Budget", "Context", "Run", "Trace", "compare", "discover", "export", "load", "rerun", "rlm", "samples",
-           "sub_llm", "xray", "__version__"]
+           "scan", "sub_llm", "xray", "__version__"]
 
 
-def load(*paths) -> Context:
-    """Load session histories (files, several files, or folders; the format is sniffed)."""
+def load(*paths, cache="auto", workers: int | None = None, progress: bool = True) -> Context:
+    """Load session histories (files, several files, or folders; the format is sniffed) into one table.
+
+    Unchanged files are read from the load cache (RLM_JUPYTER_CACHE, else ~/.cache/rlm_jupyter; `cache=False` for
+    none, or a folder); the others by `workers` processes (default: every core). A progress bar shows after 1 s."""
     from .context import Context
 
-    return Context.load(*paths)
+    return Context.load(*paths, cache=cache, workers=workers, progress=progress)
+
+
+def scan(*paths, cache="auto", workers: int | None = None, progress: bool = True):
+    """A polars LazyFrame over the cached rows of these files/folders (same columns as `ctx.df`), for corpora
+    larger than memory: filter it, `.collect()`, then `rj.Context.from_frame(df)`."""
+    from .sessions.corpus import scan as _scan
+
+    if len(paths) == 1 and not isinstance(paths[0], (str, bytes)) and hasattr(paths[0], "__iter__"):
+        paths = tuple(paths[0])
+    return _scan(list(paths), cache=cache, workers=workers, progress=progress)
 
 
 def discover(home=None):

@@ -209,6 +209,24 @@ def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _cache_cmd(args) -> int:
+    """`cache info` / `cache clear`: the load cache (the tables `rj.load` keeps per source file)."""
+    import json
+
+    from .sessions import cache
+
+    info = cache.info()
+    if args.action == "clear":
+        freed = cache.clear()
+        print(f"cleared {info['folder']}: {info['files']:,} file entries, {freed / 1e6:,.1f} MB freed")
+    elif args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{info['folder']}: {info['files']:,} source files, {info['rows']:,} rows in {info['packs']} pack(s), "
+              f"{info['bytes'] / 1e6:,.1f} MB ({info['stale_packs']} stale, {info['invalid_packs']} invalid)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-jupyter", description="Explore how coding agents use their context.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -258,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--home", default=None, help="look under this home folder instead of yours")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=_discover)
+    c = sub.add_parser("cache", help="the load cache: what it holds (info) or empty it (clear)")
+    c.add_argument("action", choices=("info", "clear"))
+    c.add_argument("--json", action="store_true", help="info as one JSON object")
+    c.set_defaults(func=_cache_cmd)
     return parser
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
-from ..sessions import LoadReport, Session, read_sessions, tables
+from ..sessions import LoadReport, Session, tables
 from . import cache as _cache
 from .errors import ArgumentError, EmptyContextError, PositionError, PredicateError, UnknownIdError
 from .metadata import DEFAULT_PRIORITY, ContextMetadata, active_seconds_expr
@@ -57,11 +57,19 @@ class Context:
         self.symbols = SymbolTable(self)
 
     @classmethod
-    def load(cls, *paths) -> Context:
+    def load(cls, *paths, cache="auto", workers: int | None = None, progress: bool = True) -> Context:
+        """Load files/folders into one table (sessions/corpus.py): unchanged files come from the load cache,
+        the others are read by `workers` processes. `cache`: "auto", a folder, or False (no cache at all)."""
+        from ..sessions.corpus import load_table
+
         if len(paths) == 1 and not isinstance(paths[0], (str, bytes)) and hasattr(paths[0], "__iter__"):
             paths = tuple(paths[0])
-        sessions, report = read_sessions(list(paths))
-        return cls(sessions, report)
+        df, sessions, report = load_table(list(paths), cache=cache if cache is not None else False,
+                                          workers=workers, progress=progress)
+        ctx = cls(sessions, report, cache="auto" if cache is True else cache)
+        ctx.__dict__["df"] = df
+        ctx._length = df.height
+        return ctx
 
     @classmethod
     def from_frame(cls, df, sessions=None, report: LoadReport | None = None, *, cache="auto") -> Context:

@@ -64,14 +64,21 @@ class RlmMagics(Magics):
     # ---- %rlm_load ------------------------------------------------------------------------------------------
     @line_magic
     @magic_arguments()
-    @argument("paths", nargs="+", help="session files or folders (the format is sniffed; ~ and globs work)")
+    @argument("paths", nargs="*", help="session files or folders (the format is sniffed; ~ and globs work); none: "
+              "list the sessions this machine's agents keep, to load with --pick/--newest/--all")
     @argument("--name", default="context", help="the notebook variable to store the context in (default: context)")
+    @argument("--pick", nargs="+", type=int, default=None, metavar="N", help="load these rows of the list")
+    @argument("--newest", type=int, default=None, metavar="N", help="load the N newest sessions found")
+    @argument("--all", action="store_true", help="load every session found")
+    @argument("--home", default=None, help="look for sessions under this folder instead of your home folder")
     def rlm_load(self, line):
         """Load agent session histories into a notebook variable and show what was loaded."""
         args = _parse(self.rlm_load, line, "%rlm_load")
         if not args.name.isidentifier():
             raise UsageError(f"%rlm_load: --name {args.name!r} is not a valid variable name")
-        paths = _expand(args.paths)
+        paths = _expand(args.paths) if args.paths else self._discovered(args)
+        if not paths:
+            return None
         from .. import load
 
         try:
@@ -80,6 +87,29 @@ class RlmMagics(Magics):
             raise UsageError(f"%rlm_load: {e}") from None
         self.shell.user_ns[args.name] = ctx
         display(LoadSummary(ctx, args.name))
+
+    def _discovered(self, args) -> list[str]:
+        """%rlm_load without a path: the sessions rj.discover() finds, newest first; shows them (and loads
+        nothing) until --pick, --newest or --all says which."""
+        from .. import discover
+
+        df = discover(args.home).with_row_index("#")
+        if df.height == 0:
+            raise UsageError(f"%rlm_load: no agent sessions found under {args.home or '~'}; pass a file or folder")
+        if args.all:
+            return df["path"].to_list()
+        if args.newest is not None:
+            return df["path"].head(args.newest).to_list()
+        if args.pick is not None:
+            bad = [n for n in args.pick if not 0 <= n < df.height]
+            if bad:
+                raise UsageError(f"%rlm_load: --pick {bad} is outside the {df.height} session(s) found "
+                                 f"(0..{df.height - 1})")
+            return [df["path"][n] for n in args.pick]
+        self.shell.user_ns["_rlm_sessions"] = df
+        display(df)
+        print(f"{df.height} session(s) found, newest first: load with %rlm_load --pick 0 2 …, --newest N or --all")
+        return []
 
     # ---- %rlm_sessions --------------------------------------------------------------------------------------
     @line_magic

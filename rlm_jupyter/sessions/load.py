@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def _walk(folder: Path) -> list[Path]:
 
 
 def read_sessions(paths) -> tuple[list[Session], LoadReport]:
+    """Sessions with their row lists (no table, no cache, one process): for code that wants `Session` objects.
+    `load_table` is what `rj.load` uses."""
     # Loading allocates many short-lived dicts while the kept row lists grow: the cyclic GC would rescan
     # them again and again (about 20% of the time on big files), and loaders make no cycles.
     was_on = gc.isenabled()
@@ -80,12 +83,14 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
         else:
             queue.append((p, True))
 
+    listing = formats.Listing()
+    queue = deque(queue)
     sessions: list[Session] = []
     seen_paths: set[str] = set()
     seen_sessions: dict[str, str] = {}
     seen_ids: set[str] = set()
     while queue:
-        path, explicit = queue.pop(0)
+        path, explicit = queue.popleft()
         real = os.path.realpath(path)
         if real in seen_paths:
             continue
@@ -125,8 +130,8 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
             freport.records_kept += len(s)
             sessions.append(s)
         related = getattr(mod, "related", None)
-        if related is not None:
-            queue.extend((r, False) for r in related(path) if os.path.realpath(r) not in seen_paths)
+        if related is not None and explicit:  # a walked file's neighbours are in the walk already
+            queue.extend((r, False) for r in related(path, listing) if os.path.realpath(r) not in seen_paths)
     return sessions, report
 
 

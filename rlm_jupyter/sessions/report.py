@@ -34,12 +34,19 @@ class LoadReport:
         """Records that were not loaded (malformed or cut-off lines)."""
         return [i for i in self.issues if i.kind in ("malformed", "truncated")]
 
+    @property
+    def unreadable(self) -> list[Issue]:
+        """Files that could not be read at all (broken links, named pipes, permissions, gone since listed)."""
+        return [i for i in self.issues if i.kind == "unreadable"]
+
     def summary(self) -> str:
         kept = sum(f.records_kept for f in self.files)
         formats = sorted({f.format for f in self.files if f.format})
+        bad = len(self.unreadable)
+        notes = len(self.issues) - len(self.skipped) - bad + len(self.notes)
         return (
-            f"{len(self.files)} file(s) [{', '.join(formats) or 'none'}], {kept:,} records kept, "
-            f"{len(self.skipped)} skipped, {len(self.issues) - len(self.skipped) + len(self.notes)} note(s)"
+            f"{len(self.files) - bad} file(s) [{', '.join(formats) or 'none'}], {kept:,} records kept, "
+            f"{len(self.skipped)} skipped, " + (f"{bad} file(s) unreadable, " if bad else "") + f"{notes} note(s)"
         )
 
     def __repr__(self) -> str:

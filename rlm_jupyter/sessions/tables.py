@@ -121,3 +121,25 @@ def session_summaries(sessions: list[Session], df) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def rows_frame(sessions: list[Session]):
+    """One frame holding the rows of all `sessions` in order (their column lists joined first, so a batch of
+    files costs one frame build, not one per session). The sessions' lists are released."""
+    import polars as pl
+
+    schema = polars_schema(MESSAGE_COLUMNS)
+    raw_schema = {k: (pl.Int64 if v == pl.Datetime("us", "UTC") else v) for k, v in schema.items()}
+    filled = [s for s in sessions if len(s)]
+    if len(filled) == 1:
+        columns = filled[0].columns
+    else:
+        columns = {c: [] for c in MESSAGE_COLUMNS}
+        for s in filled:
+            for c, values in s.columns.items():
+                columns[c].extend(values)
+    df = pl.DataFrame(columns, schema=raw_schema)
+    del columns
+    for s in sessions:
+        s.release()
+    return df.with_columns(pl.col("ts").cast(schema["ts"]))

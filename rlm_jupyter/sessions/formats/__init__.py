@@ -5,7 +5,9 @@
 - optionally ``sniff_dir(probe) -> bool``: is this folder, taken whole, a session store of this format
   (OpenCode's ≤1.1 storage tree)? ``read`` then receives the folder.
 - ``read(path, report) -> list[Session]``: the sessions in it; problems go to ``report.issues``.
-- optionally ``related(path) -> list[Path]``: files that belong with it (Claude sub-agent files).
+- optionally ``related(path, listing=None) -> list[Path]``: files that belong with it (Claude sub-agent files).
+  ``listing`` is the load's `Listing`: folders are listed once per load and a module keeps its index of them
+  in ``listing.memo``, so finding the related files of N sessions costs one pass, not N globs.
 - optionally ``discover() -> list[Path]``: where this agent keeps sessions on this machine.
 
 Sniffing looks at content, never only at the file name.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -66,6 +69,29 @@ class Probe:
     @cached_property
     def head_text(self) -> str:
         return self.head.decode("utf-8", "replace")
+
+
+class Listing:
+    """Folder listings shared by one load: each folder is listed once (sorted names), and format modules keep
+    the indexes they build from those listings in `memo` (e.g. Claude's sessionId -> sub-agent files), and the
+    heads of files the load has sniffed already in `heads`."""
+
+    def __init__(self) -> None:
+        self._names: dict[str, list[str]] = {}
+        self.memo: dict[Any, Any] = {}
+        self.heads: dict[str, bytes] = {}  # path -> its first bytes, when the load has read them already
+        self.session_ids: dict[str, str] = {}  # path -> its (main) session id, when the load cache knows it
+
+    def names(self, folder: str | Path) -> list[str]:
+        key = str(folder)
+        names = self._names.get(key)
+        if names is None:
+            try:
+                names = sorted(os.listdir(key))
+            except OSError:  # not a folder, gone, or unreadable: nothing related there
+                names = []
+            self._names[key] = names
+        return names
 
 
 @functools.cache

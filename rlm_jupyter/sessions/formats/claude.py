@@ -17,6 +17,7 @@ What this loader does with the format (details in docs/sessions.md and the desig
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -109,30 +110,62 @@ def discover(home: Path | None = None) -> list[Path]:
     return sorted(p for p in projects.glob("*/*.jsonl") if not p.name.startswith("agent-"))
 
 
-def related(path: str | os.PathLike) -> list[Path]:
+def related(path: str | os.PathLike, listing=None) -> list[Path]:
     """Sub-agent files of a main session file: `agent-*.jsonl` beside it that name its sessionId, and
-    `<stem>/subagents/agent-*.jsonl`."""
+    `<stem>/subagents/agent-*.jsonl`.
+
+    The `agent-*.jsonl` beside it are matched through one index per folder (sessionId -> files, each agent file's
+    head read once) kept in the load's `listing`, so N main files cost one pass over the folder, not N globs."""
+    from . import Listing
+
     path = Path(path)
     if path.name.startswith("agent-") or not path.is_file():
         return []
-    sid = _head_session_id(path)
+    listing = listing if listing is not None else Listing()
     out: list[Path] = []
+    sid = listing.session_ids.get(str(path)) or _head_session_id(path, listing.heads.get(str(path)))
     if sid:
-        needle = f'"sessionId":"{sid}"'.encode()
-        for p in sorted(path.parent.glob("agent-*.jsonl")):
-            head = read_head(p, 16 * 1024)
-            if needle in head or needle.replace(b":", b": ", 1) in head:
-                out.append(p)
+        folder = path.parent
+        index = listing.memo.get(("claude.agents", str(folder)))
+        if index is None:
+            index = listing.memo[("claude.agents", str(folder))] = _agent_index(folder, listing.names(folder))
+        out.extend(index.get(sid, ()))
     sub = path.parent / path.stem / "subagents"
-    if sub.is_dir():
-        out.extend(sorted(sub.glob("agent-*.jsonl")))
+    out.extend(sub / n for n in listing.names(sub) if n.startswith("agent-") and n.endswith(".jsonl"))
     return out
 
 
-def _head_session_id(path: Path) -> str | None:
-    import orjson
+def _agent_index(folder: Path, names: list[str]) -> dict[str, list[Path]]:
+    """sessionId -> the `agent-*.jsonl` files in `folder` that name it, in name order."""
+    index: dict[str, list[Path]] = {}
+    for n in names:
+        if n.startswith("agent-") and n.endswith(".jsonl"):
+            p = folder / n
+            if not p.is_file():  # a named pipe or a broken link: opening it could hang or fail
+                continue
+            sid = _head_session_id(p)
+            if sid is None:  # a first line longer than the head: its envelope still names the session
+                m = _SID_RX.search(_safe_head(p))
+                sid = m.group(1).decode() if m else None
+            if sid:
+                index.setdefault(sid, []).append(p)
+    return index
 
-    for raw in read_head(path).split(b"\n")[:64]:
+
+_SID_RX = re.compile(rb'"sessionId"\s*:\s*"([^"\\]+)"')
+
+
+def _safe_head(path: Path) -> bytes:
+    try:
+        return read_head(path)
+    except OSError:
+        return b""
+
+
+def _head_session_id(path: Path, head: bytes | None = None) -> str | None:
+    if head is None:
+        head = _safe_head(path)
+    for raw in head.split(b"\n", 64)[:64]:
         if b'"sessionId"' not in raw:
             continue
         try:
