@@ -28,6 +28,7 @@ Mapping, one step at a time (`step_id` order as written):
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -81,19 +82,24 @@ def read(path, report) -> list[Session]:
     return reader.sessions
 
 
-def related(path) -> list[Path]:
-    """A sub-agent or continuation file named alone brings the file that references it (which reads it)."""
-    owner = _referenced_by(Path(path))
+def related(path, listing=None) -> list[Path]:
+    """A sub-agent or continuation file named alone brings the file that references it (which reads it).
+    `listing` (formats.Listing) shares the folder's listing with the rest of the load."""
+    owner = _referenced_by(Path(path), listing)
     return [owner] if owner is not None else []
 
 
-def _referenced_by(path: Path) -> Path | None:
+def _referenced_by(path: Path, listing=None) -> Path | None:
     """Another ATIF file of the same folder that names this one as sub-agent or continuation file."""
     folder = path.parent
-    try:
-        siblings = [p for p in folder.iterdir() if p.suffix == ".json" and p != path]
-    except OSError:
-        return None
+    if listing is not None:
+        names = listing.names(folder)
+    else:
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError:
+            return None
+    siblings = [folder / n for n in names if n.endswith(".json") and n != path.name]
     if len(siblings) > _MAX_SIBLINGS:
         return None
     name = re.escape(path.name.encode())
