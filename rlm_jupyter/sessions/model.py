@@ -97,14 +97,16 @@ class Session:
         s/ms/µs or a datetime. `context_tokens` defaults to the sum of the three input columns.
         """
         n = len(self.columns["id"])
-        if context_tokens is None and input_uncached is not None:
-            context_tokens = input_uncached + (cache_read or 0) + (cache_write or 0)
+        # Values come from untrusted records: derived ones are computed only from values of the right type (the
+        # rest is checked and noted once, by checks.check_session, before any table is built).
+        if context_tokens is None and type(input_uncached) is int:
+            context_tokens = input_uncached + _int0(cache_read) + _int0(cache_write)
         if ts is not None and type(ts) is not int:
             ts = to_us(ts)
-        if tool_output_bytes is None and tool_output is not None:
+        if tool_output_bytes is None and type(tool_output) is str:
             tool_output_bytes = utf8_len(tool_output)
         if text_bytes is None:
-            text_bytes = (len(text) if text.isascii() else utf8_len(text)) if text else 0
+            text_bytes = (len(text) if text.isascii() else utf8_len(text)) if type(text) is str and text else 0
         # One bound append per column, in schema order: the hot path of every loader (about 1 µs a row).
         a = self._appends
         a[0](id if id is not None else f"{self.session_id}#{n}")
@@ -146,3 +148,7 @@ class Session:
 
     def get(self, index: int, name: str) -> Any:
         return self.columns[name][index]
+
+
+def _int0(value: Any) -> int:
+    return value if type(value) is int else 0

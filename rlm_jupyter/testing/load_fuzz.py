@@ -393,6 +393,14 @@ def load_one(path: Path, time_limit: float) -> dict:
         ctx.summaries()
         repr(ctx.report)
         out.update(status="loaded", rows=df.height, issues=len(ctx.report.issues))
+        # The safety nets of sessions/checks.py: a whole file lost to a reader error, or a record skipped by a
+        # reader's guard. Both are handled, but each names a reader site that should take the value itself.
+        lost = [i.reason for i in ctx.report.issues if "nothing loaded from this file" in i.reason]
+        guarded = [i.reason for i in ctx.report.issues if i.reason.startswith("record skipped: unexpected value")]
+        if lost:
+            out.update(status="file-lost", error=lost[0], where=lost[0].rpartition(" at ")[2])
+        elif guarded:
+            out.update(guarded=guarded[0], where=guarded[0].rpartition(" at ")[2])
     except UnknownFormatError as exc:
         out.update(status="refused", error=str(exc)[:200])
     except _TimeLimit:
@@ -435,6 +443,8 @@ class Summary:
     inputs: int = 0
     loaded: int = 0
     refused: int = 0
+    files_lost: list[dict] = field(default_factory=list)  # a reader error caught by the file-level net
+    records_guarded: list[dict] = field(default_factory=list)  # a record skipped by a reader's per-record guard
     crashes: list[dict] = field(default_factory=list)
     hangs: list[dict] = field(default_factory=list)
     peak_rss_mb: float = 0.0
@@ -443,6 +453,7 @@ class Summary:
 
     def line(self) -> str:
         return (f"inputs={self.inputs} loaded={self.loaded} refused(nothing loadable)={self.refused} "
+                f"files_lost={len(self.files_lost)} records_guarded={len(self.records_guarded)} "
                 f"crashes={len(self.crashes)} hangs={len(self.hangs)} peak_memory={self.peak_rss_mb:.0f} MB "
                 f"slowest={self.slowest:.2f} s wall={self.seconds:.1f} s")
 
@@ -531,6 +542,11 @@ def _count(summary: Summary, res: dict) -> None:
     status = res.get("status")
     if status == "loaded":
         summary.loaded += 1
+        if res.get("guarded"):
+            summary.records_guarded.append(res)
+    elif status == "file-lost":
+        summary.loaded += 1
+        summary.files_lost.append(res)
     elif status == "refused":
         summary.refused += 1
     elif status == "hang":
