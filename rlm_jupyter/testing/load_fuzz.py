@@ -145,7 +145,8 @@ def mutate_bytes(rng: random.Random, data: bytes, kind: str, splice: list[bytes]
         return b"".join(lines)
     if kind == "invalid-utf8":
         pos = rng.randrange(len(data) + 1)
-        return data[:pos] + rng.choice([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80\x80", b"\xf8\x88\x80\x80\x80"]) + data[pos:]
+        bad = rng.choice([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80\x80", b"\xf8\x88\x80\x80\x80"])
+        return data[:pos] + bad + data[pos:]
     if kind == "nul":
         pos = rng.randrange(len(data) + 1)
         return data[:pos] + b"\x00" * rng.randint(1, 64) + data[pos:]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Session
+from ..checks import record_failed
+from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, strip_data_urls, to_json, to_us, utf8_len
 
 NAME = "opencode"
@@ -55,12 +56,23 @@ def _ts(obj: Any, key: str = "created") -> int | None:
     `Session.add` takes a bare int as microseconds already, so the unit is converted here, not guessed."""
     value = _time(obj, key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1000)
+        value *= 1000
+        return int(value) if -_US_LIMIT < value < _US_LIMIT else None  # not inf, nan or beyond int64
     return to_us(value) if isinstance(value, str) else None
 
 
+_US_LIMIT = 2**62
+
+
 def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -_US_LIMIT < value < _US_LIMIT:
+        return int(value)
+    return None
+
+
+def _str(value: Any) -> str:
+    """A field that should be text: other values as their JSON, None as ""."""
+    return value if isinstance(value, str) else "" if value is None else to_json(value) or ""
 
 
 def _data_url_placeholder(url: str, mime: str | None) -> str:
@@ -79,7 +91,7 @@ def _file_text(part: dict) -> str | None:
 
 
 def _join(chunks: list[str]) -> str:
-    return "\n\n".join(c for c in chunks if c)
+    return "\n\n".join(c if isinstance(c, str) else _str(c) for c in chunks if c)
 
 
 def _model_id(info: dict) -> str | None:
@@ -150,8 +162,10 @@ class _Builder:
         others: list[tuple[dict, str]] = []
         for part, src in zip(m.parts, m.part_sources, strict=True):
             kind = part.get("type")
-            if kind == "text":
-                text = part.get("text") or ""
+            if not isinstance(kind, str):
+                others.append((part, src))
+            elif kind == "text":
+                text = _str(part.get("text"))
                 # Synthetic parts (file contents read on @-mention, command output) and ignored parts are not typed
                 # by the person: they go to one harness row after the prompt.
                 (harness if part.get("synthetic") or part.get("ignored") else human).append(strip_data_urls(text))
@@ -163,7 +177,7 @@ class _Builder:
                 compaction = part
             elif kind == "subtask":
                 harness.append(one_line(f"subtask for @{part.get('agent')}: {part.get('description') or ''}")
-                               + "\n" + (part.get("prompt") or ""))
+                               + "\n" + _str(part.get("prompt")))
             elif kind not in SKIPPED_PARTS:
                 others.append((part, src))
         ts = _ts(m.info)
@@ -203,10 +217,12 @@ class _Builder:
         others: list[tuple[dict, str]] = []
         for part, src in zip(m.parts, m.part_sources, strict=True):
             kind = part.get("type")
-            if kind == "text":
-                texts.append(strip_data_urls(part.get("text") or ""))
+            if not isinstance(kind, str):
+                others.append((part, src))
+            elif kind == "text":
+                texts.append(strip_data_urls(_str(part.get("text"))))
             elif kind == "reasoning":
-                thinking.append(part.get("text") or "")
+                thinking.append(_str(part.get("text")))
             elif kind == "tool":
                 tools.append((part, src))
             elif kind == "file":
@@ -244,7 +260,8 @@ class _Builder:
         if summary and error is None:
             # Like OpenCode's own history filter: a compaction counts once its summary exists and did not fail.
             # A summary without a marker (older versions) is the boundary itself.
-            self.cut = self.markers.get(info.get("parentID"), (idx, None))
+            parent = info.get("parentID")
+            self.cut = self.markers.get(parent, (idx, None)) if isinstance(parent, str) else (idx, None)
         for part, src in tools:
             self.tool(m, part, src)
         for part, src in others:
@@ -258,7 +275,8 @@ class _Builder:
         if status == "completed":
             out = state.get("output")
             out = out if isinstance(out, str) or out is None else to_json(out)
-            attachments = [_file_text(a) for a in state.get("attachments") or () if isinstance(a, dict)]
+            atts = state.get("attachments")
+            attachments = [_file_text(a) for a in (atts if isinstance(atts, list) else ()) if isinstance(a, dict)]
             out = _join([out or "", *(a for a in attachments if a)]) or out
             # A shell command that ran but exited non-zero is a failed call, as in the Codex and Gemini loaders.
             meta = state.get("metadata")
@@ -321,12 +339,18 @@ class _Builder:
             flags[i] = False
 
 
-def build(info: dict, messages: list[Msg], path: str, *, ordered: bool = False) -> Session:
+def build(info: dict, messages: list[Msg], path: str, *, ordered: bool = False,
+          issues: list[Issue] | None = None) -> Session:
     """One Session from its info and messages. Unless `ordered` (the reader sorted them already), messages are
-    sorted by their time-sortable id: array order is not trusted across layouts."""
+    sorted by their time-sortable id: array order is not trusted across layouts. A message that breaks the
+    builder is skipped and reported in `issues` (checks.py)."""
     session = new_session(info, path)
     builder = _Builder(session)
     for m in messages if ordered else sorted(messages, key=lambda m: m.id):
-        builder.message(m)
+        try:
+            builder.message(m)
+        except Exception as exc:  # noqa: BLE001 - every record is untrusted
+            where, _, pointer = m.source.partition("#")
+            record_failed(issues if issues is not None else [], where, exc, pointer=pointer or None)
     builder.finish()
     return session

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from ..checks import record_failed
 from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
@@ -162,12 +163,16 @@ def read(path: str | os.PathLike, report) -> list[Session]:
                 rec = recover_line(raw, spath, lineno, issues)
                 if rec is BAD:
                     continue
-            if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
-                handler = handlers.get(rec.get("type"))
-                if handler is not None:
-                    handler(lineno, rec)
-                    continue
-            record(lineno, rec)
+            try:  # every record is untrusted: one that breaks a handler is skipped and reported (checks.py)
+                if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
+                    t = rec.get("type")
+                    handler = handlers.get(t) if type(t) is str else None
+                    if handler is not None:
+                        handler(lineno, rec)
+                        continue
+                record(lineno, rec)
+            except Exception as exc:  # noqa: BLE001
+                record_failed(issues, spath, exc, line=lineno)
     session = reader.finish()
     return [session] if session is not None else []
 
@@ -266,9 +271,12 @@ class _Reader:
             self.issues.append(Issue(self.path, lineno, "not a JSON object; line skipped"))
             return
         t = rec.get("type")
+        if type(t) is not str:
+            self.issues.append(Issue(self.path, lineno, f"record type {to_json(t)} is not text; line skipped"))
+            return
         handler = self.handlers.get(t)
         if handler is not None:
-            if self.s is None and "sessionId" in rec and t in ("user", "assistant", "system"):
+            if self.s is None and type(rec.get("sessionId")) is str and t in ("user", "assistant", "system"):
                 self._open(rec)
             if self.s is None:
                 self.pending.append((lineno, rec))
@@ -294,7 +302,10 @@ class _Reader:
         self.s.cwd = rec.get("cwd")
         pending, self.pending = self.pending, []
         for lineno, r in pending:
-            self.record(lineno, r)
+            try:
+                self.record(lineno, r)
+            except Exception as exc:  # noqa: BLE001 - as in read(): skipped and reported
+                record_failed(self.issues, self.path, exc, line=lineno)
 
     def _src(self, lineno: int) -> str:
         return f"{self.prefix}{lineno}"
@@ -305,7 +316,7 @@ class _Reader:
         Kind and time are compared too so that distinct records sharing a placeholder uuid (as in
         fixtures with ids scrubbed) are not mistaken for replays."""
         uuid = rec.get("uuid")
-        if uuid is None:
+        if type(uuid) is not str:
             return False
         mark = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
         first = self.marks.get(uuid)
@@ -322,14 +333,14 @@ class _Reader:
 
     def _parent(self, rec: dict) -> str | None:
         p = rec.get("parentUuid")
-        if p is None:
+        if type(p) is not str:
             return None
         i = self.by_uuid.get(p)
         return self.cols["id"][i] if i is not None else p
 
     def _note_session(self, rec: dict) -> None:
         sid = rec.get("sessionId")
-        if sid is not None and sid != self.sid:
+        if type(sid) is str and sid != self.sid:
             self.other_sids.add(sid)
 
     # -- user lines
@@ -337,7 +348,7 @@ class _Reader:
     def user(self, lineno: int, rec: dict) -> None:
         get = rec.get
         uuid = get("uuid")
-        if uuid is not None:  # _seen() inlined for the common first sighting
+        if type(uuid) is str:  # _seen() inlined for the common first sighting
             if uuid in self.marks:
                 if self._seen(rec, lineno):
                     return
@@ -403,7 +414,7 @@ class _Reader:
         if type(out) is not str:
             out = _result_text(out)
         status = "error" if get("is_error") else "ok"
-        i = self.by_tool.get(call_id) if call_id is not None else None
+        i = self.by_tool.get(call_id) if type(call_id) is str else None
         capped = cap(out)
         if i is None:
             # A result whose call is not in this file (or has no id): keep it, outside the tool-call counts.
@@ -424,7 +435,7 @@ class _Reader:
             cols["tool_output_bytes"][i] = utf8_len(out)
             cols["tool_status"][i] = status
         uuid = rec.get("uuid")
-        if uuid is not None:
+        if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
 
     def _subagent_of(self, rec: dict) -> str | None:
@@ -443,7 +454,7 @@ class _Reader:
                        text_bytes=utf8_len(text) if capped is not text else None,
                        boundary=boundary, raw_type=raw_type, source=f"{self.prefix}{lineno}")
         uuid = rec.get("uuid")
-        if uuid is not None:
+        if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
         return i
 
@@ -452,7 +463,7 @@ class _Reader:
     def assistant(self, lineno: int, rec: dict) -> None:
         get = rec.get
         uuid = get("uuid")
-        if uuid is not None:  # _seen() inlined for the common first sighting
+        if type(uuid) is str:  # _seen() inlined for the common first sighting
             if uuid in self.marks:
                 if self._seen(rec, lineno):
                     return
@@ -465,24 +476,24 @@ class _Reader:
             msg = {}
         mget = msg.get
         mid = mget("id")
-        i = self.by_msg.get(mid) if mid is not None else None
+        i = self.by_msg.get(mid) if type(mid) is str else None
         model = mget("model")
         synthetic = model == "<synthetic>" or bool(get("isApiErrorMessage"))
         if i is None:
             i = self.s.add(role="assistant", origin="harness" if synthetic else "model", id=mid or uuid,
                            parent_id=self._parent(rec), ts=get("timestamp"), text=None, model=model,
                            raw_type="assistant", source=f"{self.prefix}{lineno}")
-            if mid is not None:
+            if type(mid) is str:
                 self.by_msg[mid] = i
-            if model and not synthetic:
+            if type(model) is str and model and not synthetic:
                 self.models[model] += 1
-        if uuid is not None:
+        if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
         usage = mget("usage")
         if not synthetic and type(usage) is dict:
             # Lines of one message repeat its usage; output only grows while it streams: keep the largest.
             cur = self.usage.get(i)
-            if cur is None or (usage.get("output_tokens") or 0) > (cur.get("output_tokens") or 0):
+            if cur is None or (_int(usage.get("output_tokens")) or 0) > (_int(cur.get("output_tokens")) or 0):
                 self.usage[i] = usage
         content = mget("content")
         if type(content) is list:
@@ -504,6 +515,8 @@ class _Reader:
             self._append(i, "text", content)
 
     def _append(self, i: int, col: str, text: str) -> None:
+        if type(text) is not str:  # a block whose text is not text: kept as its JSON
+            text = to_json(text) or ""
         cols = self.cols
         column = cols[col]
         old = column[i]
@@ -522,7 +535,7 @@ class _Reader:
                        text=one_line(f"{name}: {_short_input(inp)}"), tool_name=name,
                        tool_call_id=call_id, tool_input=to_json(inp), raw_type=f"assistant/{get('type')}",
                        source=f"{self.prefix}{lineno}")
-        if call_id is not None:
+        if type(call_id) is str:
             self.by_tool[call_id] = j
 
     # -- system, summaries, titles, attachments, unknown
@@ -571,7 +584,7 @@ class _Reader:
     def attachment(self, lineno: int, rec: dict) -> None:
         att = rec.get("attachment")
         kind = att.get("type") if type(att) is dict else None
-        if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
+        if type(kind) is not str or kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
             return
         if kind == "queued_command":
             # A prompt typed while the agent was busy, handed to the model with the next turn.
@@ -652,7 +665,7 @@ class _Reader:
                 return one_line(self.titles[key])
         # `summary` lines often name leaves of other sessions; only trust one whose leaf is in this file.
         for leaf, text in reversed(self.summaries):
-            if leaf in self.by_uuid and text:
+            if type(leaf) is str and leaf in self.by_uuid and text:
                 return one_line(text)
         if self.first_prompt:
             return one_line(self.first_prompt)

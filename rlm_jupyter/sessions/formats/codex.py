@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from ..checks import record_failed
 from ..jsonio import READ_BUFFER
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
@@ -406,6 +407,8 @@ class _Reader:
 
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
+        if type(kind) is not str:
+            kind = to_json(kind) or "(no type)"  # kept as an unknown item below
         self.items_since_compaction += 1
         if kind == "function_call_output":  # the two most common items, tested first
             if self.pending_events:
@@ -455,6 +458,7 @@ class _Reader:
         self._flush_events()
         # Raw reasoning text when the provider returns it, else the readable summary; encrypted_content is opaque.
         parts = p.get("content") or p.get("summary") or ()
+        parts = parts if isinstance(parts, list) else ()
         text = "\n\n".join(x.get("text", "") for x in parts if isinstance(x, dict) and x.get("text"))
         idx = self._assistant(lineno, ts)
         if text:
@@ -577,6 +581,8 @@ class _Reader:
 
     def event(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
+        if type(kind) is not str:
+            kind = to_json(kind) or "(no type)"  # kept as an unknown event below
         h = self.events.get(kind)
         if h is not None:
             h(p, ts, lineno)
@@ -725,7 +731,7 @@ class _Reader:
         (matched by role and text; those items are not added again as rows)."""
         kept: set[tuple[str, str]] = set()
         for item in history or ():
-            if isinstance(item, dict) and item.get("type") == "message":
+            if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("role"), str):
                 kept.add((item.get("role"), _content_text(item.get("content"))))
         cols = self.s.columns
         roles, texts, types, flags = cols["role"], cols["text"], cols["raw_type"], cols["in_context"]
@@ -791,45 +797,49 @@ def read(path, report) -> list[Session]:
     }
     early = False
     for lineno, rec in records:
-        if type(rec) is dict and rd.s is not None and not early:  # the common envelope line, dispatched at once
-            h = top.get(rec.get("type"))
+        try:  # every record is untrusted: one that breaks a handler is skipped and reported (checks.py)
+            if type(rec) is dict and rd.s is not None and not early:  # the common envelope line, dispatched at once
+                t = rec.get("type")
+                h = top.get(t) if type(t) is str else None
+                payload = rec.get("payload")
+                if h is not None and type(payload) is dict:
+                    h(payload, rec.get("timestamp"), lineno)
+                    continue
+            if not isinstance(rec, dict):
+                issues.append(Issue(str(path), lineno, "line is not a JSON object; skipped"))
+                continue
+            if rd.s is None:
+                if rec.get("type") == "session_meta" and isinstance(rec.get("payload"), dict):
+                    rd.start(rec["payload"], rec.get("timestamp"))
+                    continue
+                if _is_early_meta(rec):
+                    rd.start(rec, rec.get("timestamp"), producer="codex (TypeScript CLI)")
+                    early = True
+                    continue
+                # No session_meta first: name the session after the file and read on.
+                issues.append(Issue(str(path), lineno, "no session_meta before this line; session named after the file",
+                                    "note"))
+                rd.start({}, rec.get("timestamp"))
+            if early:
+                _early_line(rd, rec, lineno)
+                continue
+            kind = rec.get("type")
             payload = rec.get("payload")
-            if h is not None and type(payload) is dict:
-                h(payload, rec.get("timestamp"), lineno)
-                continue
-        if not isinstance(rec, dict):
-            issues.append(Issue(str(path), lineno, "line is not a JSON object; skipped"))
-            continue
-        if rd.s is None:
-            if rec.get("type") == "session_meta" and isinstance(rec.get("payload"), dict):
-                rd.start(rec["payload"], rec.get("timestamp"))
-                continue
-            if _is_early_meta(rec):
-                rd.start(rec, rec.get("timestamp"), producer="codex (TypeScript CLI)")
-                early = True
-                continue
-            # No session_meta first: name the session after the file and read on.
-            issues.append(Issue(str(path), lineno, "no session_meta before this line; session named after the file",
-                                "note"))
-            rd.start({}, rec.get("timestamp"))
-        if early:
-            _early_line(rd, rec, lineno)
-            continue
-        kind = rec.get("type")
-        payload = rec.get("payload")
-        h = top.get(kind)
-        if h is not None:
-            if isinstance(payload, dict):
-                h(payload, rec.get("timestamp"), lineno)
-            else:
-                issues.append(Issue(str(path), lineno, f"{kind} without an object payload; skipped"))
-        elif kind == "turn_context":
-            if isinstance(payload, dict) and isinstance(payload.get("model"), str):
-                state["model"] = payload["model"]
-                state.setdefault("first_model", payload["model"])
-        elif kind not in SKIPPED_RECORDS:
-            rd._flush_events()
-            rd._unknown(str(kind), payload if payload is not None else rec, rec.get("timestamp"), lineno)
+            h = top.get(kind) if type(kind) is str else None
+            if h is not None:
+                if isinstance(payload, dict):
+                    h(payload, rec.get("timestamp"), lineno)
+                else:
+                    issues.append(Issue(str(path), lineno, f"{kind} without an object payload; skipped"))
+            elif kind == "turn_context":
+                if isinstance(payload, dict) and isinstance(payload.get("model"), str):
+                    state["model"] = payload["model"]
+                    state.setdefault("first_model", payload["model"])
+            elif type(kind) is not str or kind not in SKIPPED_RECORDS:
+                rd._flush_events()
+                rd._unknown(str(kind), payload if payload is not None else rec, rec.get("timestamp"), lineno)
+        except Exception as exc:  # noqa: BLE001
+            record_failed(issues, path, exc, line=lineno)
     if rd.s is None:
         return []
     rd.finish()

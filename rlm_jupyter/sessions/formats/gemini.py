@@ -21,6 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..checks import record_failed
 from ..jsonio import first_json_line, iter_jsonl, read_head, read_json
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
@@ -85,7 +86,14 @@ def read(path, report) -> list[Session]:
     s = _session(meta, path)
     used: set[str] = set()  # tool rows take the native call id unless it was already used
     for e in entries:
-        _emit(s, e, used)
+        try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
+            _emit(s, e, used)
+        except Exception as exc:  # noqa: BLE001
+            where, sep, tail = e.source.rpartition(":")
+            if sep and tail.isdigit():
+                record_failed(report.issues, where, exc, line=int(tail))
+            else:
+                record_failed(report.issues, spath, exc, pointer=e.source.partition("#")[2] or None)
     return [s]
 
 
@@ -215,18 +223,20 @@ def _emit(s: Session, e: _Entry, used: set[str]) -> None:
 
 def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
     text = _content_text(m.get("content"))
-    thoughts = m.get("thoughts") or []
+    thoughts = m.get("thoughts")
+    thoughts = thoughts if isinstance(thoughts, list) else ()
     thinking = "\n\n".join(
         f"{t.get('subject') or ''}\n{t.get('description') or ''}".strip() for t in thoughts if isinstance(t, dict)
     )
     model = m.get("model")
-    if model:
+    if isinstance(model, str) and model:
         s.model = model
     row = s.add(id=e.row_id or m.get("id"), role="assistant", origin="model", ts=m.get("timestamp"), text=cap(text),
                 text_bytes=utf8_len(text), thinking=cap(thinking) or None, model=model, raw_type="gemini",
                 in_context=e.in_context, source=e.source, **_tokens(m.get("tokens")))
     parent = s.get(row, "id")
-    for call in m.get("toolCalls") or []:
+    calls = m.get("toolCalls")
+    for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict):
             _tool(s, call, parent, e, used)
 
@@ -234,13 +244,18 @@ def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
 def _tokens(tok: Any) -> dict:
     if not isinstance(tok, dict):
         return {}
-    inp, cached = tok.get("input") or 0, tok.get("cached") or 0
+    inp, cached = _count(tok.get("input")), _count(tok.get("cached"))
     return {
-        "input_uncached": max(inp - cached, 0) + (tok.get("tool") or 0),
+        "input_uncached": max(inp - cached, 0) + _count(tok.get("tool")),
         "cache_read": cached,
-        "output": tok.get("output") or 0,
-        "reasoning": tok.get("thoughts") or 0,
+        "output": _count(tok.get("output")),
+        "reasoning": _count(tok.get("thoughts")),
     }
+
+
+def _count(value: Any) -> int:
+    """A token count, or 0 where the record has none (or no number)."""
+    return value if type(value) is int else 0
 
 
 def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> None:
@@ -251,7 +266,9 @@ def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> Non
     name = call.get("name") or "unknown"
     args = call.get("args")
     output = _result_text(call.get("result"))
-    status = _STATUS.get(call.get("status"), None if output is None else "ok")
+    st = call.get("status")
+    status = _STATUS.get(st, None if output is None else "ok") if isinstance(st, str) else (
+        None if output is None else "ok")
     s.add(id=row_id, role="tool", origin="tool", parent_id=parent, ts=call.get("timestamp"),
           text=one_line(f"{name}: {_short(args)}"), tool_name=name, tool_call_id=call_id,
           tool_input=to_json(args), tool_output=cap(output), tool_output_bytes=utf8_len(output) if output else None,
