@@ -174,7 +174,8 @@ def _records(path: Path, issues: list[Issue], state: dict):
     loads = orjson.loads
     skip = _SKIP_KINDS
     with _open(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
+        lines = fh if isinstance(fh.raw, io.FileIO) else _until_damaged(fh, spath, issues)
+        for lineno, raw in enumerate(lines, 1):
             if raw[-1:] == b"\n":
                 at = raw.find(_KIND_AT, 0, 200)
                 if at > 0:
@@ -211,6 +212,23 @@ def _records(path: Path, issues: list[Issue], state: dict):
             else:
                 reason = str(err).split(":", 1)[0][:120]
                 issues.append(Issue(spath, lineno, f"not valid JSON ({reason}); line skipped"))
+
+
+def _until_damaged(fh, spath: str, issues: list[Issue]):
+    """The lines of a decompressed stream up to where its data is damaged or cut off (reported)."""
+    it = iter(fh)
+    lineno = 0
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and the like: keep what came before
+            issues.append(Issue(spath, lineno + 1, f"compressed data damaged ({str(exc)[:120]}); the lines before "
+                                "are kept, the rest is not readable", "truncated"))
+            return
+        lineno += 1
+        yield raw
 
 
 # --------------------------------------------------------------------------- content helpers

@@ -320,7 +320,7 @@ def _message_text(ev: dict, args: dict) -> str:
     text = _text(args.get("content") or ev.get("message"))
     images = args.get("image_urls")
     if isinstance(images, list) and images:
-        text = "\n".join([text, *(strip_data_urls(u) if isinstance(u, str) else to_json(u) for u in images)])
+        text = "\n".join([text, *(strip_data_urls(u) if isinstance(u, str) else to_json(u) or "" for u in images)])
     return text
 
 
