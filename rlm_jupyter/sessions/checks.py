@@ -25,8 +25,14 @@ TS_MAX = 7_258_118_400 * 1_000_000
 COUNT_MAX = 10**12
 COST_MAX = 1e9
 
+class TableError(ValueError):
+    """Building a polars table from checked sessions failed anyway (a bug: a value the checks let through)."""
+
+
 _ALLOWED = {"str": {str, _NONE}, "int": {int, _NONE}, "datetime": {int, _NONE}, "float": {float, int, _NONE},
             "bool": {bool}}
+# Counts the loaders compute themselves (Session.add, textutil.utf8_len), never copied from a record: no range check.
+_COMPUTED = frozenset({"seq", "text_bytes", "tool_output_bytes"})
 _SESSION_STR = ("producer", "producer_version", "title", "cwd", "model", "parent_session_id")
 
 
@@ -58,6 +64,29 @@ def record_failed(issues: list[Issue], path: str, exc: BaseException, line: int 
     """Report a record a reader could not take (an unexpected value inside it): skipped, with where and why.
     Rows it added before the error stay."""
     issues.append(Issue(str(path), line, f"record skipped: unexpected value ({_what(exc)})", "malformed", pointer))
+
+
+_TYPE_NAMES = {str: "text", int: "an integer", float: "a number", list: "a list", dict: "an object", bool: "true/false"}
+
+
+def drop_mistyped(rec: dict, expected: dict[str, tuple], issues: list[Issue], path: str, line: int | None = None,
+                  pointer: str | None = None, prefix: str = "") -> dict:
+    """`rec` without the known keys whose value has the wrong type (exact types: `True` is no count), each noted
+    as `invalid` with where it is. Readers then see those keys as missing: a wrong id links nothing, a wrong count
+    counts nothing. Costs a few dict lookups per record; returns `rec` itself when all is well."""
+    bad = None
+    for key, types in expected.items():
+        v = rec.get(key)
+        if v is not None and type(v) not in types:
+            if bad is None:
+                bad = []
+            bad.append(key)
+            what = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
+            issues.append(Issue(str(path), line, f"{prefix}{key} {_short(v)} is not {what}; ignored", "invalid",
+                                pointer))
+    if bad is None:
+        return rec
+    return {k: v for k, v in rec.items() if k not in bad}
 
 
 def _what(exc: BaseException) -> str:
@@ -95,6 +124,8 @@ def check_session(s: Session, issues: list[Issue]) -> None:
         if value is not None and not (type(value) is int and TS_MIN <= value < TS_MAX):
             note(f"session {name} time {_short(value)} outside 1970..2200; nulled", None)
             setattr(s, name, None)
+    for row, value in s.bad_times:
+        note(f"ts {_short(value)} is not a time; nulled", row)
     if s.columns:
         _check_columns(s, note)
     for reason, (count, row) in notes.items():
@@ -125,10 +156,10 @@ def _check_columns(s: Session, note) -> None:
                     col[i] = _replacement(name, i, sid)
                     note(f"{name} {_short(v)} is not {'a ' + kind if kind != 'str' else 'text'}; "
                          f"{'renamed' if name == 'id' else 'nulled'}", i)
-        if kind in ("int", "datetime"):
+        if kind in ("int", "datetime") and name not in _COMPUTED:
             lo, hi = (TS_MIN, TS_MAX) if kind == "datetime" else (0, COUNT_MAX)
-            values = col if _NONE not in types else [v for v in col if v is not None]
-            if values and (min(values) < lo or max(values) >= hi):
+            # filter(None, …) drops None (and 0, which is in range) at C speed
+            if types != {_NONE} and (min(filter(None, col), default=0) < lo or max(filter(None, col), default=0) >= hi):
                 for i, v in enumerate(col):
                     if v is not None and not lo <= v < hi:
                         col[i] = None if name != "seq" else i
@@ -174,4 +205,5 @@ def _issue(s: Session, row: int | None, reason: str) -> Issue:
         head, sep, tail = src.partition("#")
         if sep:
             return Issue(head, None, reason, "invalid", tail)
+        return Issue(src, None, reason, "invalid")  # a record that is a file of its own (OpenCode storage tree)
     return Issue(s.path, None, reason, "invalid")

@@ -46,6 +46,9 @@ class Session:
     extra: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS})
     _released: int | None = None
+    # (row, value) of times that were given but are no time (unparseable text, a list…): nulled, and noted by
+    # checks.check_session with the row's source.
+    bad_times: list[tuple[int, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         assert tuple(self.columns) == _COLS, "columns must follow schema.MESSAGE_COLUMNS"
@@ -102,7 +105,9 @@ class Session:
         if context_tokens is None and type(input_uncached) is int:
             context_tokens = input_uncached + _int0(cache_read) + _int0(cache_write)
         if ts is not None and type(ts) is not int:
-            ts = to_us(ts)
+            raw, ts = ts, to_us(ts)
+            if ts is None and raw != "":
+                self.bad_times.append((n, raw))
         if tool_output_bytes is None and type(tool_output) is str:
             tool_output_bytes = utf8_len(tool_output)
         if text_bytes is None:
@@ -143,7 +148,9 @@ class Session:
         """Change fields of an already added row (e.g. attach a tool result to its call)."""
         for name, value in values.items():
             if name == "ts" and value is not None and type(value) is not int:
-                value = to_us(value)
+                raw, value = value, to_us(value)
+                if value is None and raw != "":
+                    self.bad_times.append((index, raw))
             self.columns[name][index] = value
 
     def get(self, index: int, name: str) -> Any:

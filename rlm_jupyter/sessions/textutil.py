@@ -99,6 +99,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US_LIMIT = 2**62
 
 
+def time_or_raw(value: Any) -> Any:
+    """`to_us(value)`, or `value` itself when it is given but is no time: checks.check_session then nulls it and
+    notes it, instead of the time vanishing without a word."""
+    us = to_us(value)
+    return us if us is not None or value is None or value == "" else value
+
+
 def to_us(value: Any) -> int | None:
     """Epoch microseconds (UTC) from an ISO-8601 string, epoch ms/s number, or datetime.
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -449,6 +450,8 @@ class Summary:
     crashes: list[dict] = field(default_factory=list)
     hangs: list[dict] = field(default_factory=list)
     peak_rss_mb: float = 0.0
+    mutations: Counter = field(default_factory=Counter)  # inputs per mutation kind
+    seeds: Counter = field(default_factory=Counter)  # inputs per sample file
     slowest: float = 0.0
     seconds: float = 0.0
 
@@ -460,8 +463,8 @@ class Summary:
 
 
 class _Worker:
-    def __init__(self, run_seed, workdir, huge_mb, huge_every, time_limit):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    def __init__(self, run_seed, workdir, huge_mb, huge_every, time_limit, root: Path = ROOT):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
                    RUST_BACKTRACE="0", POLARS_MAX_THREADS="1")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rlm_jupyter.testing.load_fuzz", "--worker", str(run_seed), str(workdir),
@@ -482,8 +485,10 @@ class _Worker:
 
 def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: int = HUGE_LINE_MB,
         huge_every: int = 250, time_limit: float = 10.0, hang_after: float = 30.0, workdir: Path | None = None,
-        progress=None) -> Summary:
-    """Load cases start..start+n-1 in `workers` processes; count crashes, hangs and peak memory."""
+        progress=None, root: Path = ROOT) -> Summary:
+    """Load cases start..start+n-1 in `workers` processes; count crashes, hangs and peak memory.
+
+    `root` is the source tree the workers import rlm_jupyter from (another revision, for a baseline)."""
     import tempfile
 
     own = workdir is None
@@ -491,7 +496,7 @@ def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: i
     summary = Summary()
     t0 = time.monotonic()
     todo = list(range(start, start + n))
-    pool = [_Worker(run_seed, workdir, huge_mb, huge_every, time_limit) for _ in range(max(1, min(workers, n)))]
+    pool = [_Worker(run_seed, workdir, huge_mb, huge_every, time_limit, root) for _ in range(max(1, min(workers, n)))]
     try:
         for w in pool:
             if todo:
@@ -511,7 +516,7 @@ def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: i
                 if progress:
                     progress(res)
                 if not line:
-                    pool[pool.index(w)] = w = _Worker(run_seed, workdir, huge_mb, huge_every, time_limit)
+                    pool[pool.index(w)] = w = _Worker(run_seed, workdir, huge_mb, huge_every, time_limit, root)
                 w.case = None
                 if todo:
                     w.send(todo.pop(0))
@@ -521,7 +526,7 @@ def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: i
                     res = {"i": w.case, "status": "hang", "where": f"no answer in {hang_after:.0f} s (killed)"}
                     _count(summary, res)
                     w.kill()
-                    pool[k] = w = _Worker(run_seed, workdir, huge_mb, huge_every, time_limit)
+                    pool[k] = w = _Worker(run_seed, workdir, huge_mb, huge_every, time_limit, root)
                     if todo:
                         w.send(todo.pop(0))
     finally:
@@ -540,6 +545,8 @@ def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: i
 
 def _count(summary: Summary, res: dict) -> None:
     summary.inputs += 1
+    summary.mutations[res.get("mutation", "?")] += 1
+    summary.seeds[res.get("seed", "?")] += 1
     status = res.get("status")
     if status == "loaded":
         summary.loaded += 1

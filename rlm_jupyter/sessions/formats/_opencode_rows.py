@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..checks import record_failed
+from ..checks import drop_mistyped, record_failed
 from ..model import Issue, Session
-from ..textutil import cap, media_placeholder, one_line, strip_data_urls, to_json, to_us, utf8_len
+from ..textutil import cap, media_placeholder, one_line, strip_data_urls, time_or_raw, to_json, utf8_len
 
 NAME = "opencode"
 
@@ -21,6 +21,15 @@ SKIPPED_PARTS = frozenset({"step-start", "step-finish", "snapshot", "patch", "ag
 
 # What the model is sent in place of a compaction part (message-v2.ts toModelMessages).
 COMPACTION_PROMPT = "What did we do so far?"
+
+# Known keys and their types: a value of another type is noted (with where it is) and read as missing.
+_NUM = (int, float)
+_INFO_TYPES = {"id": (str,), "role": (str,), "parentID": (str,), "modelID": (str,), "time": (dict,), "tokens": (dict,),
+               "error": (dict,), "cost": _NUM}
+_NESTED_TYPES = {"tokens": {"input": _NUM, "output": _NUM, "reasoning": _NUM, "cache": (dict,)},
+                 "time": {"created": _NUM, "updated": _NUM, "completed": _NUM}}
+_PART_TYPES = {"id": (str,), "type": (str,), "text": (str,), "tool": (str,), "callID": (str,), "state": (dict,),
+               "time": (dict,), "prompt": (str,), "description": (str,)}
 
 # Tool input fields that say best what a call does, in order of preference, for the one-line `text`.
 _BRIEF_KEYS = ("description", "command", "filePath", "path", "pattern", "url", "query", "name", "prompt")
@@ -56,18 +65,20 @@ def _ts(obj: Any, key: str = "created") -> int | None:
     `Session.add` takes a bare int as microseconds already, so the unit is converted here, not guessed."""
     value = _time(obj, key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value *= 1000
-        return int(value) if -_US_LIMIT < value < _US_LIMIT else None  # not inf, nan or beyond int64
-    return to_us(value) if isinstance(value, str) else None
+        us = value * 1000
+        # inf, nan or beyond int64: the raw value goes on, so that checks.py nulls it and notes where it was
+        return int(us) if -_US_LIMIT < us < _US_LIMIT else value
+    return time_or_raw(value) if isinstance(value, str) else None
 
 
 _US_LIMIT = 2**62
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any) -> Any:
+    """A count as an int; a number that is none (inf, 1e300) stays as it is, for checks.py to null and note."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and -_US_LIMIT < value < _US_LIMIT:
         return int(value)
-    return None
+    return value if isinstance(value, float) else None
 
 
 def _str(value: Any) -> str:
@@ -133,8 +144,9 @@ def new_session(info: dict, path: str) -> Session:
 class _Builder:
     """Adds the rows of one session's messages, then marks what compaction took out of the window."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, issues: list[Issue] | None = None) -> None:
         self.s = session
+        self.issues = issues if issues is not None else []
         self.first_row: dict[str, int] = {}  # message id -> index of its first row
         self.markers: dict[str, tuple[int, str | None]] = {}  # compaction message id -> (row, tail_start_id)
         self.cut: tuple[int, str | None] | None = None  # the last compaction that got its summary
@@ -142,6 +154,11 @@ class _Builder:
         self.children: list[str] = []
 
     def message(self, m: Msg) -> None:
+        m.info = self._checked(m.info, _INFO_TYPES, m.source)
+        for k in ("tokens", "time"):
+            if type(m.info.get(k)) is dict:
+                m.info[k] = self._checked(m.info[k], _NESTED_TYPES[k], m.source, f"{k}.")
+        m.parts = [self._checked(p, _PART_TYPES, src) for p, src in zip(m.parts, m.part_sources, strict=True)]
         self.first_row.setdefault(m.id, len(self.s))
         role = m.info.get("role")
         if role == "user":
@@ -153,6 +170,10 @@ class _Builder:
                 role="system", origin="harness", id=m.id or None, ts=_ts(m.info), raw_type=f"message/{role}",
                 text=cap(to_json(m.info)), source=m.source,
             )
+
+    def _checked(self, rec: dict, types: dict, source: str, prefix: str = "") -> dict:
+        path, _, pointer = source.partition("#")
+        return drop_mistyped(rec, types, self.issues, path, pointer=pointer or None, prefix=prefix)
 
     # --- user messages -------------------------------------------------------------------------------------
     def user(self, m: Msg) -> None:
@@ -345,7 +366,7 @@ def build(info: dict, messages: list[Msg], path: str, *, ordered: bool = False,
     sorted by their time-sortable id: array order is not trusted across layouts. A message that breaks the
     builder is skipped and reported in `issues` (checks.py)."""
     session = new_session(info, path)
-    builder = _Builder(session)
+    builder = _Builder(session, issues)
     for m in messages if ordered else sorted(messages, key=lambda m: m.id):
         try:
             builder.message(m)

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..checks import record_failed
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
@@ -163,6 +163,15 @@ def read(path: str | os.PathLike, report) -> list[Session]:
                 rec = recover_line(raw, spath, lineno, issues)
                 if rec is BAD:
                     continue
+            if type(rec) is dict:
+                get = rec.get
+                msg = get("message")
+                if not (type(get("uuid")) in _TEXT_OR_NONE and type(get("parentUuid")) in _TEXT_OR_NONE
+                        and type(get("sessionId")) in _TEXT_OR_NONE and type(get("subtype")) in _TEXT_OR_NONE
+                        and type(get("leafUuid")) in _TEXT_OR_NONE
+                        and (type(msg) is not dict or (type(msg.get("id")) in _TEXT_OR_NONE
+                                                       and type(msg.get("model")) in _TEXT_OR_NONE))):
+                    rec = _drop_mistyped(rec, lineno, issues, spath)
             try:  # every record is untrusted: one that breaks a handler is skipped and reported (checks.py)
                 if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
                     t = rec.get("type")
@@ -175,6 +184,24 @@ def read(path: str | os.PathLike, report) -> list[Session]:
                 record_failed(issues, spath, exc, line=lineno)
     session = reader.finish()
     return [session] if session is not None else []
+
+
+# Known keys whose values are ids or names: a value of another type is noted and the key read as missing.
+_TEXT_OR_NONE = frozenset({str, type(None)})
+_ENVELOPE_TYPES = {k: (str,) for k in ("uuid", "parentUuid", "sessionId", "subtype", "leafUuid")}
+_MESSAGE_KEY_TYPES = {"id": (str,), "model": (str,)}
+_USAGE_TYPES = {k: (int,) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                    "cache_creation_input_tokens")}
+
+
+def _drop_mistyped(rec: dict, lineno: int, issues: list[Issue], spath: str) -> dict:
+    rec = drop_mistyped(rec, _ENVELOPE_TYPES, issues, spath, lineno)
+    msg = rec.get("message")
+    if type(msg) is dict:
+        checked = drop_mistyped(msg, _MESSAGE_KEY_TYPES, issues, spath, lineno, prefix="message.")
+        if checked is not msg:
+            rec = {**rec, "message": checked}
+    return rec
 
 
 _TYPE_AT = b'"type":"'
@@ -490,6 +517,8 @@ class _Reader:
         if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
         usage = mget("usage")
+        if type(usage) is dict:
+            usage = drop_mistyped(usage, _USAGE_TYPES, self.issues, self.path, lineno, prefix="usage.")
         if not synthetic and type(usage) is dict:
             # Lines of one message repeat its usage; output only grows while it streams: keep the largest.
             cur = self.usage.get(i)
@@ -515,7 +544,10 @@ class _Reader:
             self._append(i, "text", content)
 
     def _append(self, i: int, col: str, text: str) -> None:
-        if type(text) is not str:  # a block whose text is not text: kept as its JSON
+        if type(text) is not str:  # a block whose text is not text: kept as its JSON, and noted
+            src = self.cols["source"][i]
+            self.issues.append(Issue(self.path, int(src.rpartition(":")[2]), f"{col} {to_json(text)[:40]} is not "
+                                     "text; kept as its JSON", "invalid"))
             text = to_json(text) or ""
         cols = self.cols
         column = cols[col]
@@ -584,7 +616,11 @@ class _Reader:
     def attachment(self, lineno: int, rec: dict) -> None:
         att = rec.get("attachment")
         kind = att.get("type") if type(att) is dict else None
-        if type(kind) is not str or kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
+        if kind is not None and type(kind) is not str:
+            self.issues.append(Issue(self.path, lineno, f"attachment.type {to_json(kind)[:40]} is not text; "
+                                     "attachment skipped", "invalid"))
+            return
+        if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
             return
         if kind == "queued_command":
             # A prompt typed while the agent was busy, handed to the model with the next turn.
@@ -635,11 +671,12 @@ class _Reader:
             cread = _int(usage.get("cache_read_input_tokens"))
             cwrite = _int(usage.get("cache_creation_input_tokens"))
             details = usage.get("output_tokens_details")
-            cols["input_uncached"][i] = inp
-            cols["cache_read"][i] = cread
-            cols["cache_write"][i] = cwrite
-            cols["output"][i] = _int(usage.get("output_tokens"))
-            cols["reasoning"][i] = _int(details.get("thinking_tokens")) if type(details) is dict else None
+            # Raw values: one that is no count is nulled and noted (with this row's file:line) by checks.py.
+            cols["input_uncached"][i] = usage.get("input_tokens")
+            cols["cache_read"][i] = usage.get("cache_read_input_tokens")
+            cols["cache_write"][i] = usage.get("cache_creation_input_tokens")
+            cols["output"][i] = usage.get("output_tokens")
+            cols["reasoning"][i] = details.get("thinking_tokens") if type(details) is dict else None
             if inp is not None:
                 cols["context_tokens"][i] = inp + (cread or 0) + (cwrite or 0)
         if self.boundaries:

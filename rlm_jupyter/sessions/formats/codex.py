@@ -22,7 +22,7 @@ import orjson
 from ..checks import record_failed
 from ..jsonio import READ_BUFFER
 from ..model import Issue, Session
-from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
+from ..textutil import cap, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "codex"
 
@@ -383,7 +383,7 @@ class _Reader:
         s.producer = meta.get("originator") or producer
         s.producer_version = meta.get("cli_version")
         s.cwd = meta.get("cwd")
-        s.started = to_us(meta.get("timestamp") or ts)
+        s.started = time_or_raw(meta.get("timestamp") or ts)
         s.parent_session_id = _spawn_parent(meta)
         if meta.get("forked_from_id"):
             s.extra["forked_from_id"] = meta["forked_from_id"]
@@ -426,6 +426,8 @@ class _Reader:
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         if type(kind) is not str:
+            self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
+                                     "a system row", "invalid"))
             kind = to_json(kind) or "(no type)"  # kept as an unknown item below
         self.items_since_compaction += 1
         if kind == "function_call_output":  # the two most common items, tested first
@@ -476,7 +478,10 @@ class _Reader:
         self._flush_events()
         # Raw reasoning text when the provider returns it, else the readable summary; encrypted_content is opaque.
         parts = p.get("content") or p.get("summary") or ()
-        parts = parts if isinstance(parts, list) else ()
+        if not isinstance(parts, (list, tuple)):
+            self.issues.append(Issue(self.spath, lineno, f"reasoning content {to_json(parts)[:40]} is not a list; "
+                                     "ignored", "invalid"))
+            parts = ()
         text = "\n\n".join(x.get("text", "") for x in parts if isinstance(x, dict) and x.get("text"))
         idx = self._assistant(lineno, ts)
         if text:
@@ -600,6 +605,8 @@ class _Reader:
     def event(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         if type(kind) is not str:
+            self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
+                                     "a system row", "invalid"))
             kind = to_json(kind) or "(no type)"  # kept as an unknown event below
         h = self.events.get(kind)
         if h is not None:
@@ -854,6 +861,9 @@ def read(path, report) -> list[Session]:
                     state["model"] = payload["model"]
                     state.setdefault("first_model", payload["model"])
             elif type(kind) is not str or kind not in SKIPPED_RECORDS:
+                if type(kind) is not str:
+                    issues.append(Issue(str(path), lineno, f"record type {to_json(kind)} is not text; kept as a "
+                                        "system row", "unknown"))
                 rd._flush_events()
                 rd._unknown(str(kind), payload if payload is not None else rec, rec.get("timestamp"), lineno)
         except Exception as exc:  # noqa: BLE001

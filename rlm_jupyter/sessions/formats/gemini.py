@@ -21,10 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checks import record_failed
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import first_json_line, iter_jsonl, read_head, read_json
 from ..model import Issue, Session
-from ..textutil import cap, media_placeholder, one_line, to_json, to_us, utf8_len
+from ..textutil import cap, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "gemini"
 PRODUCER = "gemini-cli"
@@ -87,7 +87,7 @@ def read(path, report) -> list[Session]:
     used: set[str] = set()  # tool rows take the native call id unless it was already used
     for e in entries:
         try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
-            _emit(s, e, used)
+            _emit(s, e, used, report.issues)
         except Exception as exc:  # noqa: BLE001
             where, sep, tail = e.source.rpartition(":")
             if sep and tail.isdigit():
@@ -195,19 +195,35 @@ def _session(meta: dict, path: Path) -> Session:
     if kind == "subagent" and path.parent.name != "chats":
         s.parent_session_id = path.parent.name
     s.extra = {k: meta[k] for k in ("projectHash", "kind", "startTime", "lastUpdated") if k in meta}
-    s.started, s.updated = to_us(meta.get("startTime")), to_us(meta.get("lastUpdated"))
+    s.started, s.updated = time_or_raw(meta.get("startTime")), time_or_raw(meta.get("lastUpdated"))
     return s
 
 
 # ---------------------------------------------------------------- rows
 
 
-def _emit(s: Session, e: _Entry, used: set[str]) -> None:
+# Known keys of a message record: a value of another type is noted (with where it is) and read as missing.
+_ENTRY_TYPES = {"id": (str,), "type": (str,), "model": (str,), "toolCalls": (list,), "thoughts": (list,),
+                "tokens": (dict,)}
+_TOKEN_TYPES = {k: (int,) for k in ("input", "cached", "output", "thoughts", "tool")}
+
+
+def _checked(rec: dict, types: dict, source: str, issues: list[Issue], prefix: str = "") -> dict:
+    where, sep, tail = source.rpartition(":")
+    if sep and tail.isdigit():
+        return drop_mistyped(rec, types, issues, where, int(tail), prefix=prefix)
+    path, _, pointer = source.partition("#")
+    return drop_mistyped(rec, types, issues, path, pointer=pointer or None, prefix=prefix)
+
+
+def _emit(s: Session, e: _Entry, used: set[str], issues: list[Issue]) -> None:
     if e.rec is None:
         s.add(role="system", origin="harness", text=f"rewound to message {e.rewind_to}", boundary="rewind",
               raw_type="$rewindTo", source=e.source)
         return
-    m = e.rec
+    m = _checked(e.rec, _ENTRY_TYPES, e.source, issues)
+    if type(m.get("tokens")) is dict:
+        m = {**m, "tokens": _checked(m["tokens"], _TOKEN_TYPES, e.source, issues, "tokens.")}
     kind = m.get("type")
     if kind == "gemini":
         _assistant(s, m, e, used)

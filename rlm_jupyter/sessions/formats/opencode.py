@@ -106,6 +106,9 @@ def _read_export(path: Path, issues: list[Issue]) -> list[Session]:
             issues.append(Issue(spath, None, "message without an info object; skipped", pointer=where))
             continue
         parts = entry.get("parts")
+        if parts is not None and not isinstance(parts, list):
+            issues.append(Issue(spath, None, f"parts {str(parts)[:40]} is not a list; ignored", "invalid",
+                                f"{where}/parts"))
         parts = [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
         srcs = [f"{spath}#{where}/parts/{j}" for j in range(len(parts))]
         m = Msg(entry["info"], parts, f"{spath}#{where}", srcs)

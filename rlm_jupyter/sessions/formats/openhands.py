@@ -25,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checks import record_failed
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import read_json
 from ..model import Issue, Session
 from ..textutil import cap, one_line, strip_data_urls, to_json, utf8_len
@@ -104,7 +104,7 @@ def read(path, report) -> list[Session]:
         pointers = [f"{path}#/{i}" for i in range(len(events))]
         sid = content_id(path, raw)
     s = Session(session_id=sid, format=NAME, path=str(path), producer="openhands")
-    b = _Builder(s)
+    b = _Builder(s, report.issues)
     naive = False
     for ev, src in zip(events, pointers, strict=True):
         if not isinstance(ev, dict):
@@ -112,6 +112,12 @@ def read(path, report) -> list[Session]:
             continue
         ts = ev.get("timestamp")
         naive = naive or (isinstance(ts, str) and len(ts) >= 19 and not _has_zone(ts))
+        pointer = src.partition("#")[2] or None
+        ev = drop_mistyped(ev, _EVENT_TYPES, report.issues, src.partition("#")[0], pointer=pointer)
+        for key, types in _NESTED_TYPES.items():
+            if type(ev.get(key)) is dict:
+                ev = {**ev, key: drop_mistyped(ev[key], types, report.issues, src.partition("#")[0], pointer=pointer,
+                                               prefix=f"{key}.")}
         try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
             b.event(ev, src)
         except Exception as exc:  # noqa: BLE001
@@ -120,6 +126,19 @@ def read(path, report) -> list[Session]:
     if naive:
         report.issues.append(Issue(str(path), None, "timestamps have no time zone; read as UTC", "note"))
     return [s]
+
+
+# Known keys of an event and their types: a value of another type is noted (with its pointer) and read as missing.
+_EVENT_TYPES = {"id": (int, str), "action": (str,), "observation": (str,), "source": (str,), "cause": (int, str),
+                "message": (str,), "content": (str,), "args": (dict,), "extras": (dict,), "tool_call_metadata": (dict,)}
+_NESTED_TYPES = {
+    "args": {"content": (str,), "thought": (str,), "image_urls": (list,), "forgotten_event_ids": (list,),
+             "summary": (str,)},
+    "tool_call_metadata": {"function_name": (str,), "tool_call_id": (str,), "model_response": (dict,)},
+}
+_RESPONSE_TYPES = {"id": (str,), "model": (str,), "usage": (dict,)}
+_USAGE_TYPES = {k: (int,) for k in ("prompt_tokens", "completion_tokens", "cache_read_input_tokens",
+                                    "cache_creation_input_tokens")}
 
 
 def _has_zone(ts: str) -> bool:
@@ -139,8 +158,9 @@ def _read_folder(folder: Path, issues: list[Issue]) -> tuple[list, list[str]]:
 
 
 class _Builder:
-    def __init__(self, s: Session):
+    def __init__(self, s: Session, issues: list[Issue] | None = None):
         self.s = s
+        self.issues = issues if issues is not None else []
         self.by_action: dict[Any, int] = {}  # action event id -> its tool row
         self.rows_of: dict[Any, list[int]] = {}  # event id -> rows it produced or filled
         self.responses: dict[str, int] = {}  # model_response.id -> its assistant row
@@ -189,6 +209,13 @@ class _Builder:
         """The assistant row of this event's model response (created once, thoughts appended)."""
         s = self.s
         resp = _response(ev)
+        if resp:
+            path, _, pointer = src.partition("#")
+            resp = drop_mistyped(resp, _RESPONSE_TYPES, self.issues, path, pointer=pointer or None,
+                                 prefix="model_response.")
+            if type(resp.get("usage")) is dict:
+                resp = {**resp, "usage": drop_mistyped(resp["usage"], _USAGE_TYPES, self.issues, path,
+                                                       pointer=pointer or None, prefix="model_response.usage.")}
         rid = _key(resp.get("id")) if resp else None
         if rid and rid in self.responses:
             row = self.responses[rid]

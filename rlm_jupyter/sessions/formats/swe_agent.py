@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..checks import record_failed
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import read_json
-from ..model import Session
+from ..model import Issue, Session
 from ..textutil import cap, one_line, to_json, utf8_len
 from .openai_messages import content_id, content_text, parse_arguments
 
@@ -76,6 +76,8 @@ def read(path, report) -> list[Session]:
     else:
         steps = doc.get("trajectory")
         for i, step in enumerate(steps if isinstance(steps, list) else ()):
+            if isinstance(step, dict):
+                step = drop_mistyped(step, _STEP_TYPES, report.issues, str(path), pointer=f"/trajectory/{i}")
             try:  # as in _History.run
                 _step(s, f"{path}#/trajectory/{i}", step)
             except Exception as exc:  # noqa: BLE001
@@ -93,6 +95,12 @@ def _model(doc: dict) -> str | None:
     return name if isinstance(name, str) else None
 
 
+# Known keys of a history message: a value of another type is noted (with its pointer) and read as missing.
+_MESSAGE_TYPES = {"role": (str,), "content": (str, list), "message_type": (str,), "tool_calls": (list,),
+                  "tool_call_ids": (list,), "tool_call_id": (str,), "action": (str,), "thought": (str,)}
+_STEP_TYPES = {"response": (str,), "thought": (str,), "action": (str,), "observation": (str,)}
+
+
 class _History:
     def __init__(self, s: Session, base: str, issues: list):
         self.s = s
@@ -106,6 +114,8 @@ class _History:
     def run(self, history: list) -> None:
         for i, m in enumerate(history):
             if isinstance(m, dict):
+                path, _, pointer = self.base.partition("#")
+                m = drop_mistyped(m, _MESSAGE_TYPES, self.issues, path, pointer=f"{pointer}/{i}")
                 try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
                     self.message(m, f"{self.base}/{i}")
                 except Exception as exc:  # noqa: BLE001
@@ -144,8 +154,11 @@ class _History:
         parent = s.get(row, "id")
         calls = m.get("tool_calls")
         if isinstance(calls, list) and calls:
-            for call in calls:
-                if not isinstance(call, dict):
+            for j, call in enumerate(calls):
+                if not isinstance(call, dict) or not isinstance(call.get("function", {}), dict):
+                    path, _, pointer = src.partition("#")
+                    self.issues.append(Issue(path, None, f"tool call {to_json(call)[:40]} is not an object with a "
+                                             "function object; ignored", "invalid", f"{pointer}/tool_calls/{j}"))
                     continue
                 fn = call.get("function") if isinstance(call.get("function"), dict) else {}
                 args = parse_arguments(fn.get("arguments"))
