@@ -18,7 +18,7 @@ class Issue:
     path: str
     line: int | None  # 1-based line (JSONL) or None for whole-file / record-pointer issues
     reason: str
-    kind: str = "malformed"  # malformed | truncated | unknown | duplicate | note
+    kind: str = "malformed"  # malformed | truncated | invalid (a value nulled / ignored) | unknown | duplicate | note
     pointer: str | None = None  # record pointer inside a JSON file or database
 
     def where(self) -> str:
