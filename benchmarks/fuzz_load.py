@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,8 +41,11 @@ def _tree_at(rev: str, dest: Path) -> Path:
 
 
 def _sites(items: list[dict]) -> str:
-    by = Counter(f"{r.get('where')}  {(r.get('error') or r.get('guarded') or '')[:90]}" for r in items)
-    return "\n".join(f"    {n:4d}  {site}" for site, n in by.most_common(40))
+    by: dict[str, list[int]] = {}
+    for r in items:
+        by.setdefault(f"{r.get('where')}  {(r.get('error') or r.get('guarded') or '')[:90]}", []).append(r["i"])
+    top = sorted(by.items(), key=lambda kv: -len(kv[1]))[:40]
+    return "\n".join(f"    {len(cases):4d}  {site}  (cases {', '.join(map(str, cases[:4]))})" for site, cases in top)
 
 
 def main() -> None:

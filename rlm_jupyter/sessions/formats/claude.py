@@ -546,7 +546,7 @@ class _Reader:
     def _append(self, i: int, col: str, text: str) -> None:
         if type(text) is not str:  # a block whose text is not text: kept as its JSON, and noted
             src = self.cols["source"][i]
-            self.issues.append(Issue(self.path, int(src.rpartition(":")[2]), f"{col} {to_json(text)[:40]} is not "
+            self.issues.append(Issue(self.path, int(src.rpartition(":")[2]), f"{col} {str(to_json(text))[:40]} is not "
                                      "text; kept as its JSON", "invalid"))
             text = to_json(text) or ""
         cols = self.cols
@@ -617,7 +617,7 @@ class _Reader:
         att = rec.get("attachment")
         kind = att.get("type") if type(att) is dict else None
         if kind is not None and type(kind) is not str:
-            self.issues.append(Issue(self.path, lineno, f"attachment.type {to_json(kind)[:40]} is not text; "
+            self.issues.append(Issue(self.path, lineno, f"attachment.type {str(to_json(kind))[:40]} is not text; "
                                      "attachment skipped", "invalid"))
             return
         if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):

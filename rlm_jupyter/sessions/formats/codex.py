@@ -425,10 +425,10 @@ class _Reader:
 
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
-        if type(kind) is not str:
+        if kind is not None and type(kind) is not str:
             self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
                                      "a system row", "invalid"))
-            kind = to_json(kind) or "(no type)"  # kept as an unknown item below
+            kind = to_json(kind)  # kept as an unknown item below
         self.items_since_compaction += 1
         if kind == "function_call_output":  # the two most common items, tested first
             if self.pending_events:
@@ -479,7 +479,7 @@ class _Reader:
         # Raw reasoning text when the provider returns it, else the readable summary; encrypted_content is opaque.
         parts = p.get("content") or p.get("summary") or ()
         if not isinstance(parts, (list, tuple)):
-            self.issues.append(Issue(self.spath, lineno, f"reasoning content {to_json(parts)[:40]} is not a list; "
+            self.issues.append(Issue(self.spath, lineno, f"reasoning content {str(to_json(parts))[:40]} is not a list; "
                                      "ignored", "invalid"))
             parts = ()
         text = "\n\n".join(x.get("text", "") for x in parts if isinstance(x, dict) and x.get("text"))
@@ -604,10 +604,10 @@ class _Reader:
 
     def event(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
-        if type(kind) is not str:
+        if kind is not None and type(kind) is not str:
             self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
                                      "a system row", "invalid"))
-            kind = to_json(kind) or "(no type)"  # kept as an unknown event below
+            kind = to_json(kind)  # kept as an unknown event below
         h = self.events.get(kind)
         if h is not None:
             h(p, ts, lineno)

@@ -157,7 +157,7 @@ class _History:
             for j, call in enumerate(calls):
                 if not isinstance(call, dict) or not isinstance(call.get("function", {}), dict):
                     path, _, pointer = src.partition("#")
-                    self.issues.append(Issue(path, None, f"tool call {to_json(call)[:40]} is not an object with a "
+                    self.issues.append(Issue(path, None, f"tool call {str(to_json(call))[:40]} is not an object with a "
                                              "function object; ignored", "invalid", f"{pointer}/tool_calls/{j}"))
                     continue
                 fn = call.get("function") if isinstance(call.get("function"), dict) else {}
