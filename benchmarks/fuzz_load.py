@@ -87,6 +87,9 @@ def main() -> None:
               f"{len(s.records_guarded):>7} {len(s.crashes):>7} {len(s.hangs):>5} {s.peak_rss_mb:>7.0f} "
               f"{s.slowest:>9.2f} {s.seconds:>7.1f}")
     print("targets: crashes 0, hangs 0, lost 0 (refused = the documented UnknownFormatError), peak < 1500 MB")
+    for name, s in rows:
+        c = s.slowest_case
+        print(f"{name}: slowest input: case {c.get('i')} ({c.get('mutation')} of {c.get('seed')}), {s.slowest:.2f} s")
     print("mutations: " + ", ".join(f"{k} {v}" for k, v in sorted(now.mutations.items())))
     for name, s in rows:
         bad = s.crashes + s.hangs + s.files_lost

@@ -453,6 +453,7 @@ class Summary:
     mutations: Counter = field(default_factory=Counter)  # inputs per mutation kind
     seeds: Counter = field(default_factory=Counter)  # inputs per sample file
     slowest: float = 0.0
+    slowest_case: dict = field(default_factory=dict)
     seconds: float = 0.0
 
     def line(self) -> str:
@@ -562,7 +563,8 @@ def _count(summary: Summary, res: dict) -> None:
     else:
         summary.crashes.append(res)
     summary.peak_rss_mb = max(summary.peak_rss_mb, res.get("rss_mb", 0.0))
-    summary.slowest = max(summary.slowest, res.get("secs", 0.0))
+    if res.get("secs", 0.0) > summary.slowest:
+        summary.slowest, summary.slowest_case = res["secs"], res
 
 
 def save_case(i: int, dest: Path, run_seed: int = 19, huge_mb: int = HUGE_LINE_MB, huge_every: int = 250) -> Path:

@@ -298,7 +298,7 @@ class _Reader:
             self.issues.append(Issue(self.path, lineno, "not a JSON object; line skipped"))
             return
         t = rec.get("type")
-        if type(t) is not str:
+        if t is not None and type(t) is not str:
             self.issues.append(Issue(self.path, lineno, f"record type {to_json(t)} is not text; line skipped"))
             return
         handler = self.handlers.get(t)
