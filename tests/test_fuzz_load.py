@@ -145,3 +145,24 @@ def test_one_bad_file_in_a_folder_does_not_stop_the_others(tmp_path, samples):
     (tmp_path / "b.jsonl").write_bytes(CLAUDE.read_bytes() + b'{"type":"user","sessionId":{},"uuid":[]}\n')
     ctx = _full_load(tmp_path)
     assert set(ctx.sessions["format"]) == {"codex", "claude"}
+
+
+def test_a_record_that_breaks_a_reader_is_skipped_with_its_line(tmp_path, monkeypatch):
+    """The per-record guard: a reader bug on one record (forced here) costs that record, reported at its line."""
+    from rlm_jupyter.sessions.formats import claude
+
+    recs = [orjson.loads(line) for line in CLAUDE.read_bytes().splitlines()]
+    target = next(i for i, r in enumerate(recs) if r.get("type") == "assistant") + 1
+    real = claude._Reader.assistant
+
+    def broken(self, lineno, rec):
+        if lineno == target:
+            raise KeyError("forced")
+        return real(self, lineno, rec)
+
+    monkeypatch.setattr(claude._Reader, "assistant", broken)
+    ctx = _full_load(CLAUDE)
+    skipped = [i for i in ctx.report.issues if i.line == target]
+    assert skipped and skipped[0].kind == "malformed" and "KeyError" in skipped[0].reason
+    assert "at claude.py:" in skipped[0].reason  # the package line it broke at, for a bug report
+    assert ctx.df.height == len(recs) - 1  # every other record loaded
