@@ -312,9 +312,10 @@ class Generator:
             conn = sqlite3.connect(target)
             try:
                 table = rng.choice(["session", "message", "part"])
-                if mutation == "db-drop":
-                    conn.execute(f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} ORDER BY random() "
-                                 "LIMIT 3)")
+                if mutation == "db-drop":  # rows picked by the seeded rng (SQLite's random() is not seeded)
+                    rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table} ORDER BY rowid")]
+                    conn.executemany(f"DELETE FROM {table} WHERE rowid=?",
+                                     [(r,) for r in rng.sample(rowids, min(3, len(rowids)))])
                 else:
                     cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
                     rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table}")]
@@ -470,7 +471,8 @@ class _Worker:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "rlm_jupyter.testing.load_fuzz", "--worker", str(run_seed), str(workdir),
              str(huge_mb), str(huge_every), str(time_limit)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1,
+            cwd=root)  # `-m` puts the working folder first on sys.path: it must be the tree under test
         self.case: int | None = None
         self.started = 0.0
 
