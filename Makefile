@@ -58,6 +58,7 @@ bench: $(VENV)/.installed $(VENV)/.js
 	$(BIN)/python benchmarks/xray.py
 	$(BIN)/python benchmarks/widget.py
 	$(BIN)/python benchmarks/trace_read.py
+	$(BIN)/python benchmarks/fuzz_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache labextension/lib rlm_jupyter/labextension rlm_jupyter/jupyter/static/trace-view.js

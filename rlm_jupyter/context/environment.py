@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ..sessions import LoadReport, Session, tables
+from ..sessions.checks import TableError
 from . import cache as _cache
 from .errors import ArgumentError, EmptyContextError, PositionError, PredicateError, UnknownIdError
 from .metadata import DEFAULT_PRIORITY, ContextMetadata, active_seconds_expr
@@ -133,14 +134,14 @@ class Context:
 
     @cached_property
     def df(self):
-        df = tables.messages_frame(self._sessions)
+        df = _no_panic("the message table", tables.messages_frame, self._sessions)
         for s in self._sessions:
             s.release()  # the frame now holds the rows
         return df
 
     @cached_property
     def sessions(self):
-        return tables.sessions_frame(self._sessions, self.df)
+        return _no_panic("the sessions table", tables.sessions_frame, self._sessions, self.df)
 
     @property
     def metadata(self) -> ContextMetadata:
@@ -628,6 +629,19 @@ def _warn_semantic_off(mode: str, reason: str) -> None:
             UserWarning,
             stacklevel=5,
         )
+
+
+def _no_panic(what: str, build, *args):
+    """`build(*args)`, with a polars panic (pyo3's PanicException derives from BaseException, so a notebook's
+    `except Exception` would not catch it) turned into a TableError. The loaders' values are checked before they
+    reach polars (sessions/checks.py), so this is a last net, not the rule."""
+    try:
+        return build(*args)
+    except BaseException as exc:
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise TableError(f"building {what} failed inside polars ({str(exc)[:200]}); this is a bug of rlm_jupyter: "
+                         "please report it with the files you loaded (ctx.report lists them)") from None
 
 
 def _sidecar(path: Path) -> Path:

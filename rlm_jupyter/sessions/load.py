@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import formats
+from . import checks, formats
 from .model import Issue, Session
 from .report import FileReport, LoadReport
 
@@ -108,11 +108,7 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
             continue
         freport = FileReport(str(path), mod.NAME)
         report.files.append(freport)
-        try:
-            loaded = mod.read(path, freport)
-        except (ValueError, OSError) as exc:
-            freport.issues.append(Issue(str(path), None, f"could not be read: {exc}", "malformed"))
-            continue
+        loaded = checks.read_file(mod, path, freport)  # errors reported, values checked (issue 19)
         for s in loaded:
             if s.session_id in seen_sessions:
                 freport.issues.append(

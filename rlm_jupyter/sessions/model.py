@@ -18,7 +18,7 @@ class Issue:
     path: str
     line: int | None  # 1-based line (JSONL) or None for whole-file / record-pointer issues
     reason: str
-    kind: str = "malformed"  # malformed | truncated | unknown | duplicate | note
+    kind: str = "malformed"  # malformed | truncated | invalid (a value nulled / ignored) | unknown | duplicate | note
     pointer: str | None = None  # record pointer inside a JSON file or database
 
     def where(self) -> str:
@@ -46,6 +46,9 @@ class Session:
     extra: dict[str, Any] = field(default_factory=dict)
     columns: dict[str, list] = field(default_factory=lambda: {c: [] for c in _COLS})
     _released: int | None = None
+    # (row, value) of times that were given but are no time (unparseable text, a list…): nulled, and noted by
+    # checks.check_session with the row's source.
+    bad_times: list[tuple[int, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         assert tuple(self.columns) == _COLS, "columns must follow schema.MESSAGE_COLUMNS"
@@ -97,14 +100,18 @@ class Session:
         s/ms/µs or a datetime. `context_tokens` defaults to the sum of the three input columns.
         """
         n = len(self.columns["id"])
-        if context_tokens is None and input_uncached is not None:
-            context_tokens = input_uncached + (cache_read or 0) + (cache_write or 0)
+        # Values come from untrusted records: derived ones are computed only from values of the right type (the
+        # rest is checked and noted once, by checks.check_session, before any table is built).
+        if context_tokens is None and type(input_uncached) is int:
+            context_tokens = input_uncached + _int0(cache_read) + _int0(cache_write)
         if ts is not None and type(ts) is not int:
-            ts = to_us(ts)
-        if tool_output_bytes is None and tool_output is not None:
+            raw, ts = ts, to_us(ts)
+            if ts is None and raw != "":
+                self.bad_times.append((n, raw))
+        if tool_output_bytes is None and type(tool_output) is str:
             tool_output_bytes = utf8_len(tool_output)
         if text_bytes is None:
-            text_bytes = (len(text) if text.isascii() else utf8_len(text)) if text else 0
+            text_bytes = (len(text) if text.isascii() else utf8_len(text)) if type(text) is str and text else 0
         # One bound append per column, in schema order: the hot path of every loader (about 1 µs a row).
         a = self._appends
         a[0](id if id is not None else f"{self.session_id}#{n}")
@@ -141,8 +148,14 @@ class Session:
         """Change fields of an already added row (e.g. attach a tool result to its call)."""
         for name, value in values.items():
             if name == "ts" and value is not None and type(value) is not int:
-                value = to_us(value)
+                raw, value = value, to_us(value)
+                if value is None and raw != "":
+                    self.bad_times.append((index, raw))
             self.columns[name][index] = value
 
     def get(self, index: int, name: str) -> Any:
         return self.columns[name][index]
+
+
+def _int0(value: Any) -> int:
+    return value if type(value) is int else 0

@@ -96,6 +96,14 @@ def one_line(text: str | None, limit: int = 160) -> str:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US_LIMIT = 2**62
+
+
+def time_or_raw(value: Any) -> Any:
+    """`to_us(value)`, or `value` itself when it is given but is no time: checks.check_session then nulls it and
+    notes it, instead of the time vanishing without a word."""
+    us = to_us(value)
+    return us if us is not None or value is None or value == "" else value
 
 
 def to_us(value: Any) -> int | None:
@@ -117,7 +125,10 @@ def to_us(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        # Epoch seconds, milliseconds (OpenCode) or microseconds, told apart by magnitude.
+        # Epoch seconds, milliseconds (OpenCode) or microseconds, told apart by magnitude. Beyond ±2^62 µs (or
+        # inf/nan) no real time: None (times outside 1970..2200 are nulled and noted by checks.check_session).
+        if not -_US_LIMIT < value < _US_LIMIT:
+            return None
         if value < 1e11:
             return int(value * 1_000_000)
         if value < 1e14:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import Session
-from ..textutil import cap, media_placeholder, one_line, strip_data_urls, to_json, to_us, utf8_len
+from ..checks import drop_mistyped, record_failed
+from ..model import Issue, Session
+from ..textutil import cap, media_placeholder, one_line, strip_data_urls, time_or_raw, to_json, utf8_len
 
 NAME = "opencode"
 
@@ -20,6 +21,15 @@ SKIPPED_PARTS = frozenset({"step-start", "step-finish", "snapshot", "patch", "ag
 
 # What the model is sent in place of a compaction part (message-v2.ts toModelMessages).
 COMPACTION_PROMPT = "What did we do so far?"
+
+# Known keys and their types: a value of another type is noted (with where it is) and read as missing.
+_NUM = (int, float)
+_INFO_TYPES = {"id": (str,), "role": (str,), "parentID": (str,), "modelID": (str,), "time": (dict,), "tokens": (dict,),
+               "error": (dict,), "cost": _NUM}
+_NESTED_TYPES = {"tokens": {"input": _NUM, "output": _NUM, "reasoning": _NUM, "cache": (dict,)},
+                 "time": {"created": _NUM, "updated": _NUM, "completed": _NUM}}
+_PART_TYPES = {"id": (str,), "type": (str,), "text": (str,), "tool": (str,), "callID": (str,), "state": (dict,),
+               "time": (dict,), "prompt": (str,), "description": (str,)}
 
 # Tool input fields that say best what a call does, in order of preference, for the one-line `text`.
 _BRIEF_KEYS = ("description", "command", "filePath", "path", "pattern", "url", "query", "name", "prompt")
@@ -55,12 +65,25 @@ def _ts(obj: Any, key: str = "created") -> int | None:
     `Session.add` takes a bare int as microseconds already, so the unit is converted here, not guessed."""
     value = _time(obj, key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value * 1000)
-    return to_us(value) if isinstance(value, str) else None
+        us = value * 1000
+        # inf, nan or beyond int64: the raw value goes on, so that checks.py nulls it and notes where it was
+        return int(us) if -_US_LIMIT < us < _US_LIMIT else value
+    return time_or_raw(value) if isinstance(value, str) else None
 
 
-def _int(value: Any) -> int | None:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+_US_LIMIT = 2**62
+
+
+def _int(value: Any) -> Any:
+    """A count as an int; a number that is none (inf, 1e300) stays as it is, for checks.py to null and note."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and -_US_LIMIT < value < _US_LIMIT:
+        return int(value)
+    return value if isinstance(value, float) else None
+
+
+def _str(value: Any) -> str:
+    """A field that should be text: other values as their JSON, None as ""."""
+    return value if isinstance(value, str) else "" if value is None else to_json(value) or ""
 
 
 def _data_url_placeholder(url: str, mime: str | None) -> str:
@@ -79,7 +102,7 @@ def _file_text(part: dict) -> str | None:
 
 
 def _join(chunks: list[str]) -> str:
-    return "\n\n".join(c for c in chunks if c)
+    return "\n\n".join(c if isinstance(c, str) else _str(c) for c in chunks if c)
 
 
 def _model_id(info: dict) -> str | None:
@@ -121,8 +144,9 @@ def new_session(info: dict, path: str) -> Session:
 class _Builder:
     """Adds the rows of one session's messages, then marks what compaction took out of the window."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, issues: list[Issue] | None = None) -> None:
         self.s = session
+        self.issues = issues if issues is not None else []
         self.first_row: dict[str, int] = {}  # message id -> index of its first row
         self.markers: dict[str, tuple[int, str | None]] = {}  # compaction message id -> (row, tail_start_id)
         self.cut: tuple[int, str | None] | None = None  # the last compaction that got its summary
@@ -130,6 +154,11 @@ class _Builder:
         self.children: list[str] = []
 
     def message(self, m: Msg) -> None:
+        m.info = self._checked(m.info, _INFO_TYPES, m.source)
+        for k in ("tokens", "time"):
+            if type(m.info.get(k)) is dict:
+                m.info[k] = self._checked(m.info[k], _NESTED_TYPES[k], m.source, f"{k}.")
+        m.parts = [self._checked(p, _PART_TYPES, src) for p, src in zip(m.parts, m.part_sources, strict=True)]
         self.first_row.setdefault(m.id, len(self.s))
         role = m.info.get("role")
         if role == "user":
@@ -142,6 +171,10 @@ class _Builder:
                 text=cap(to_json(m.info)), source=m.source,
             )
 
+    def _checked(self, rec: dict, types: dict, source: str, prefix: str = "") -> dict:
+        path, _, pointer = source.partition("#")
+        return drop_mistyped(rec, types, self.issues, path, pointer=pointer or None, prefix=prefix)
+
     # --- user messages -------------------------------------------------------------------------------------
     def user(self, m: Msg) -> None:
         human: list[str] = []
@@ -150,8 +183,10 @@ class _Builder:
         others: list[tuple[dict, str]] = []
         for part, src in zip(m.parts, m.part_sources, strict=True):
             kind = part.get("type")
-            if kind == "text":
-                text = part.get("text") or ""
+            if not isinstance(kind, str):
+                others.append((part, src))
+            elif kind == "text":
+                text = _str(part.get("text"))
                 # Synthetic parts (file contents read on @-mention, command output) and ignored parts are not typed
                 # by the person: they go to one harness row after the prompt.
                 (harness if part.get("synthetic") or part.get("ignored") else human).append(strip_data_urls(text))
@@ -163,7 +198,7 @@ class _Builder:
                 compaction = part
             elif kind == "subtask":
                 harness.append(one_line(f"subtask for @{part.get('agent')}: {part.get('description') or ''}")
-                               + "\n" + (part.get("prompt") or ""))
+                               + "\n" + _str(part.get("prompt")))
             elif kind not in SKIPPED_PARTS:
                 others.append((part, src))
         ts = _ts(m.info)
@@ -203,10 +238,12 @@ class _Builder:
         others: list[tuple[dict, str]] = []
         for part, src in zip(m.parts, m.part_sources, strict=True):
             kind = part.get("type")
-            if kind == "text":
-                texts.append(strip_data_urls(part.get("text") or ""))
+            if not isinstance(kind, str):
+                others.append((part, src))
+            elif kind == "text":
+                texts.append(strip_data_urls(_str(part.get("text"))))
             elif kind == "reasoning":
-                thinking.append(part.get("text") or "")
+                thinking.append(_str(part.get("text")))
             elif kind == "tool":
                 tools.append((part, src))
             elif kind == "file":
@@ -244,7 +281,8 @@ class _Builder:
         if summary and error is None:
             # Like OpenCode's own history filter: a compaction counts once its summary exists and did not fail.
             # A summary without a marker (older versions) is the boundary itself.
-            self.cut = self.markers.get(info.get("parentID"), (idx, None))
+            parent = info.get("parentID")
+            self.cut = self.markers.get(parent, (idx, None)) if isinstance(parent, str) else (idx, None)
         for part, src in tools:
             self.tool(m, part, src)
         for part, src in others:
@@ -258,7 +296,8 @@ class _Builder:
         if status == "completed":
             out = state.get("output")
             out = out if isinstance(out, str) or out is None else to_json(out)
-            attachments = [_file_text(a) for a in state.get("attachments") or () if isinstance(a, dict)]
+            atts = state.get("attachments")
+            attachments = [_file_text(a) for a in (atts if isinstance(atts, list) else ()) if isinstance(a, dict)]
             out = _join([out or "", *(a for a in attachments if a)]) or out
             # A shell command that ran but exited non-zero is a failed call, as in the Codex and Gemini loaders.
             meta = state.get("metadata")
@@ -321,12 +360,18 @@ class _Builder:
             flags[i] = False
 
 
-def build(info: dict, messages: list[Msg], path: str, *, ordered: bool = False) -> Session:
+def build(info: dict, messages: list[Msg], path: str, *, ordered: bool = False,
+          issues: list[Issue] | None = None) -> Session:
     """One Session from its info and messages. Unless `ordered` (the reader sorted them already), messages are
-    sorted by their time-sortable id: array order is not trusted across layouts."""
+    sorted by their time-sortable id: array order is not trusted across layouts. A message that breaks the
+    builder is skipped and reported in `issues` (checks.py)."""
     session = new_session(info, path)
-    builder = _Builder(session)
+    builder = _Builder(session, issues)
     for m in messages if ordered else sorted(messages, key=lambda m: m.id):
-        builder.message(m)
+        try:
+            builder.message(m)
+        except Exception as exc:  # noqa: BLE001 - every record is untrusted
+            where, _, pointer = m.source.partition("#")
+            record_failed(issues if issues is not None else [], where, exc, pointer=pointer or None)
     builder.finish()
     return session

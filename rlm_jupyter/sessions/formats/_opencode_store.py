@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from ..checks import record_failed
 from ..jsonio import read_json
 from ..model import Issue, Session
 from ._opencode_rows import Msg, build
@@ -162,7 +163,7 @@ def read_db(path: Path, issues: list[Issue]) -> list[Session]:
                 rec.update(id=pid, messageID=mid, sessionID=sid)
                 m.parts.append(rec)
                 m.part_sources.append(f"{spath}#part/{pid}")
-            sessions.append(build(info, msgs, spath, ordered=True))
+            sessions.append(build(info, msgs, spath, ordered=True, issues=issues))
     return sessions
 
 
@@ -198,8 +199,21 @@ def read_tree(root: Path, issues: list[Issue]) -> list[Session]:
     for d in sorted((root / "message").iterdir()):
         if d.is_dir() and d.name not in infos:
             infos[d.name] = {"id": d.name}
-    ordered = sorted(infos.values(), key=lambda i: ((i.get("time") or {}).get("created") or 0, str(i.get("id"))))
-    return [build(info, _tree_messages(root, str(info["id"]), issues), str(root)) for info in ordered]
+    ordered = sorted(infos.values(), key=_created_then_id)
+    sessions = []
+    for info in ordered:
+        try:  # a session whose records break the reader is reported; the others load
+            sessions.append(build(info, _tree_messages(root, str(info["id"]), issues), str(root), issues=issues))
+        except Exception as exc:  # noqa: BLE001
+            record_failed(issues, str(root / "session"), exc, pointer=str(info.get("id")))
+    return sessions
+
+
+def _created_then_id(info: dict) -> tuple:
+    t = info.get("time")
+    created = t.get("created") if isinstance(t, dict) else None
+    ok = isinstance(created, (int, float)) and not isinstance(created, bool) and created == created  # not nan
+    return (created if ok else 0, str(info.get("id")))
 
 
 def _tree_messages(root: Path, sid: str, issues: list[Issue]) -> list[Msg]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, utf8_len
@@ -198,15 +199,28 @@ def read(path: str | os.PathLike, report) -> list[Session]:
                 rec = recover_line(raw, spath, lineno, issues)
                 if rec is BAD:
                     continue
-            if type(rec) is dict and rec.get("isSidechain") is True and _legacy_sidechain(rec):
-                sidechains.record(lineno, rec)
-                continue
-            if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
-                handler = handlers.get(rec.get("type"))
-                if handler is not None:
-                    handler(lineno, rec)
+            if type(rec) is dict:
+                get = rec.get
+                msg = get("message")
+                if not (type(get("uuid")) in _TEXT_OR_NONE and type(get("parentUuid")) in _TEXT_OR_NONE
+                        and type(get("sessionId")) in _TEXT_OR_NONE and type(get("subtype")) in _TEXT_OR_NONE
+                        and type(get("leafUuid")) in _TEXT_OR_NONE
+                        and (type(msg) is not dict or (type(msg.get("id")) in _TEXT_OR_NONE
+                                                       and type(msg.get("model")) in _TEXT_OR_NONE))):
+                    rec = _drop_mistyped(rec, lineno, issues, spath)
+            try:  # every record is untrusted: one that breaks a handler is skipped and reported (checks.py)
+                if type(rec) is dict and rec.get("isSidechain") is True and _legacy_sidechain(rec):
+                    sidechains.record(lineno, rec)
                     continue
-            record(lineno, rec)
+                if reader.s is not None and type(rec) is dict:  # record() minus the checks an open session skips
+                    t = rec.get("type")
+                    handler = handlers.get(t) if type(t) is str else None
+                    if handler is not None:
+                        handler(lineno, rec)
+                        continue
+                record(lineno, rec)
+            except Exception as exc:  # noqa: BLE001
+                record_failed(issues, spath, exc, line=lineno)
     children = sidechains.finish(reader)
     session = reader.finish()
     return ([session] if session is not None else []) + children
@@ -217,6 +231,24 @@ def _legacy_sidechain(rec: dict) -> bool:
     files whose records carry an agentId)."""
     version = rec.get("version")
     return "agentId" not in rec and type(version) is str and version.startswith("1.")
+
+
+# Known keys whose values are ids or names: a value of another type is noted and the key read as missing.
+_TEXT_OR_NONE = frozenset({str, type(None)})
+_ENVELOPE_TYPES = {k: (str,) for k in ("uuid", "parentUuid", "sessionId", "subtype", "leafUuid")}
+_MESSAGE_KEY_TYPES = {"id": (str,), "model": (str,)}
+_USAGE_TYPES = {k: (int,) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
+                                    "cache_creation_input_tokens")}
+
+
+def _drop_mistyped(rec: dict, lineno: int, issues: list[Issue], spath: str) -> dict:
+    rec = drop_mistyped(rec, _ENVELOPE_TYPES, issues, spath, lineno)
+    msg = rec.get("message")
+    if type(msg) is dict:
+        checked = drop_mistyped(msg, _MESSAGE_KEY_TYPES, issues, spath, lineno, prefix="message.")
+        if checked is not msg:
+            rec = {**rec, "message": checked}
+    return rec
 
 
 _TYPE_AT = b'"type":"'
@@ -313,9 +345,12 @@ class _Reader:
             self.issues.append(Issue(self.path, lineno, "not a JSON object; line skipped"))
             return
         t = rec.get("type")
+        if t is not None and type(t) is not str:
+            self.issues.append(Issue(self.path, lineno, f"record type {to_json(t)} is not text; line skipped"))
+            return
         handler = self.handlers.get(t)
         if handler is not None:
-            if self.s is None and "sessionId" in rec and t in ("user", "assistant", "system"):
+            if self.s is None and type(rec.get("sessionId")) is str and t in ("user", "assistant", "system"):
                 self._open(rec)
             if self.s is None:
                 self.pending.append((lineno, rec))
@@ -341,7 +376,10 @@ class _Reader:
         self.s.cwd = rec.get("cwd")
         pending, self.pending = self.pending, []
         for lineno, r in pending:
-            self.record(lineno, r)
+            try:
+                self.record(lineno, r)
+            except Exception as exc:  # noqa: BLE001 - as in read(): skipped and reported
+                record_failed(self.issues, self.path, exc, line=lineno)
 
     def _src(self, lineno: int) -> str:
         return f"{self.prefix}{lineno}"
@@ -352,7 +390,7 @@ class _Reader:
         Kind and time are compared too so that distinct records sharing a placeholder uuid (as in
         fixtures with ids scrubbed) are not mistaken for replays."""
         uuid = rec.get("uuid")
-        if uuid is None:
+        if type(uuid) is not str:
             return False
         mark = (rec.get("type"), rec.get("subtype"), rec.get("timestamp"))
         first = self.marks.get(uuid)
@@ -369,14 +407,14 @@ class _Reader:
 
     def _parent(self, rec: dict) -> str | None:
         p = rec.get("parentUuid")
-        if p is None:
+        if type(p) is not str:
             return None
         i = self.by_uuid.get(p)
         return self.cols["id"][i] if i is not None else p
 
     def _note_session(self, rec: dict) -> None:
         sid = rec.get("sessionId")
-        if sid is not None and sid != self.sid:
+        if type(sid) is str and sid != self.sid:
             self.other_sids.add(sid)
 
     # -- user lines
@@ -384,7 +422,7 @@ class _Reader:
     def user(self, lineno: int, rec: dict) -> None:
         get = rec.get
         uuid = get("uuid")
-        if uuid is not None:  # _seen() inlined for the common first sighting
+        if type(uuid) is str:  # _seen() inlined for the common first sighting
             if uuid in self.marks:
                 if self._seen(rec, lineno):
                     return
@@ -450,7 +488,7 @@ class _Reader:
         if type(out) is not str:
             out = _result_text(out)
         status = "error" if get("is_error") else "ok"
-        i = self.by_tool.get(call_id) if call_id is not None else None
+        i = self.by_tool.get(call_id) if type(call_id) is str else None
         capped = cap(out)
         if i is None:
             # A result whose call is not in this file (or has no id): keep it, outside the tool-call counts.
@@ -471,7 +509,7 @@ class _Reader:
             cols["tool_output_bytes"][i] = utf8_len(out)
             cols["tool_status"][i] = status
         uuid = rec.get("uuid")
-        if uuid is not None:
+        if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
 
     def _subagent_of(self, rec: dict) -> str | None:
@@ -490,7 +528,7 @@ class _Reader:
                        text_bytes=utf8_len(text) if capped is not text else None,
                        boundary=boundary, raw_type=raw_type, source=f"{self.prefix}{lineno}")
         uuid = rec.get("uuid")
-        if uuid is not None:
+        if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
         return i
 
@@ -499,7 +537,7 @@ class _Reader:
     def assistant(self, lineno: int, rec: dict) -> None:
         get = rec.get
         uuid = get("uuid")
-        if uuid is not None:  # _seen() inlined for the common first sighting
+        if type(uuid) is str:  # _seen() inlined for the common first sighting
             if uuid in self.marks:
                 if self._seen(rec, lineno):
                     return
@@ -512,24 +550,26 @@ class _Reader:
             msg = {}
         mget = msg.get
         mid = mget("id")
-        i = self.by_msg.get(mid) if mid is not None else None
+        i = self.by_msg.get(mid) if type(mid) is str else None
         model = mget("model")
         synthetic = model == "<synthetic>" or bool(get("isApiErrorMessage"))
         if i is None:
             i = self.s.add(role="assistant", origin="harness" if synthetic else "model", id=mid or uuid,
                            parent_id=self._parent(rec), ts=get("timestamp"), text=None, model=model,
                            raw_type="assistant", source=f"{self.prefix}{lineno}")
-            if mid is not None:
+            if type(mid) is str:
                 self.by_msg[mid] = i
-            if model and not synthetic:
+            if type(model) is str and model and not synthetic:
                 self.models[model] += 1
-        if uuid is not None:
+        if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
         usage = mget("usage")
+        if type(usage) is dict:
+            usage = drop_mistyped(usage, _USAGE_TYPES, self.issues, self.path, lineno, prefix="usage.")
         if not synthetic and type(usage) is dict:
             # Lines of one message repeat its usage; output only grows while it streams: keep the largest.
             cur = self.usage.get(i)
-            if cur is None or (usage.get("output_tokens") or 0) > (cur.get("output_tokens") or 0):
+            if cur is None or (_int(usage.get("output_tokens")) or 0) > (_int(cur.get("output_tokens")) or 0):
                 self.usage[i] = usage
         content = mget("content")
         if type(content) is list:
@@ -551,6 +591,11 @@ class _Reader:
             self._append(i, "text", content)
 
     def _append(self, i: int, col: str, text: str) -> None:
+        if type(text) is not str:  # a block whose text is not text: kept as its JSON, and noted
+            src = self.cols["source"][i]
+            self.issues.append(Issue(self.path, int(src.rpartition(":")[2]), f"{col} {str(to_json(text))[:40]} is not "
+                                     "text; kept as its JSON", "invalid"))
+            text = to_json(text) or ""
         cols = self.cols
         column = cols[col]
         old = column[i]
@@ -569,7 +614,7 @@ class _Reader:
                        text=one_line(f"{name}: {_short_input(inp)}"), tool_name=name,
                        tool_call_id=call_id, tool_input=to_json(inp), raw_type=f"assistant/{get('type')}",
                        source=f"{self.prefix}{lineno}")
-        if call_id is not None:
+        if type(call_id) is str:
             self.by_tool[call_id] = j
 
     # -- system, summaries, titles, attachments, unknown
@@ -618,6 +663,10 @@ class _Reader:
     def attachment(self, lineno: int, rec: dict) -> None:
         att = rec.get("attachment")
         kind = att.get("type") if type(att) is dict else None
+        if kind is not None and type(kind) is not str:
+            self.issues.append(Issue(self.path, lineno, f"attachment.type {str(to_json(kind))[:40]} is not text; "
+                                     "attachment skipped", "invalid"))
+            return
         if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
             return
         if kind == "queued_command":
@@ -669,11 +718,12 @@ class _Reader:
             cread = _int(usage.get("cache_read_input_tokens"))
             cwrite = _int(usage.get("cache_creation_input_tokens"))
             details = usage.get("output_tokens_details")
-            cols["input_uncached"][i] = inp
-            cols["cache_read"][i] = cread
-            cols["cache_write"][i] = cwrite
-            cols["output"][i] = _int(usage.get("output_tokens"))
-            cols["reasoning"][i] = _int(details.get("thinking_tokens")) if type(details) is dict else None
+            # Raw values: one that is no count is nulled and noted (with this row's file:line) by checks.py.
+            cols["input_uncached"][i] = usage.get("input_tokens")
+            cols["cache_read"][i] = usage.get("cache_read_input_tokens")
+            cols["cache_write"][i] = usage.get("cache_creation_input_tokens")
+            cols["output"][i] = usage.get("output_tokens")
+            cols["reasoning"][i] = details.get("thinking_tokens") if type(details) is dict else None
             if inp is not None:
                 cols["context_tokens"][i] = inp + (cread or 0) + (cwrite or 0)
         if self.boundaries:
@@ -699,7 +749,7 @@ class _Reader:
                 return one_line(self.titles[key])
         # `summary` lines often name leaves of other sessions; only trust one whose leaf is in this file.
         for leaf, text in reversed(self.summaries):
-            if leaf in self.by_uuid and text:
+            if type(leaf) is str and leaf in self.by_uuid and text:
                 return one_line(text)
         if self.first_prompt:
             return one_line(self.first_prompt)

@@ -19,9 +19,10 @@ from typing import Any
 
 import orjson
 
+from ..checks import record_failed
 from ..jsonio import READ_BUFFER
 from ..model import Issue, Session
-from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, to_us, utf8_len
+from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "codex"
 
@@ -173,7 +174,8 @@ def _records(path: Path, issues: list[Issue], state: dict):
     loads = orjson.loads
     skip = _SKIP_KINDS
     with _open(path) as fh:
-        for lineno, raw in enumerate(fh, 1):
+        lines = fh if isinstance(fh.raw, io.FileIO) else _until_damaged(fh, spath, issues)
+        for lineno, raw in enumerate(lines, 1):
             if raw[-1:] == b"\n":
                 at = raw.find(_KIND_AT, 0, 200)
                 if at > 0:
@@ -210,6 +212,23 @@ def _records(path: Path, issues: list[Issue], state: dict):
             else:
                 reason = str(err).split(":", 1)[0][:120]
                 issues.append(Issue(spath, lineno, f"not valid JSON ({reason}); line skipped"))
+
+
+def _until_damaged(fh, spath: str, issues: list[Issue]):
+    """The lines of a decompressed stream up to where its data is damaged or cut off (reported)."""
+    it = iter(fh)
+    lineno = 0
+    while True:
+        try:
+            raw = next(it)
+        except StopIteration:
+            return
+        except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and the like: keep what came before
+            issues.append(Issue(spath, lineno + 1, f"compressed data damaged ({str(exc)[:120]}); the lines before "
+                                "are kept, the rest is not readable", "truncated"))
+            return
+        lineno += 1
+        yield raw
 
 
 # --------------------------------------------------------------------------- content helpers
@@ -368,7 +387,7 @@ class _Reader:
         s.producer = meta.get("originator") or producer
         s.producer_version = meta.get("cli_version")
         s.cwd = meta.get("cwd")
-        s.started = to_us(meta.get("timestamp") or ts)
+        s.started = time_or_raw(meta.get("timestamp") or ts)
         s.parent_session_id = _spawn_parent(meta)
         if meta.get("forked_from_id"):
             s.extra["forked_from_id"] = meta["forked_from_id"]
@@ -410,6 +429,10 @@ class _Reader:
 
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
+        if kind is not None and type(kind) is not str:
+            self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
+                                     "a system row", "invalid"))
+            kind = to_json(kind)  # kept as an unknown item below
         self.items_since_compaction += 1
         if kind == "function_call_output":  # the two most common items, tested first
             if self.pending_events:
@@ -464,6 +487,10 @@ class _Reader:
         self._flush_events()
         # Raw reasoning text when the provider returns it, else the readable summary; encrypted_content is opaque.
         parts = p.get("content") or p.get("summary") or ()
+        if not isinstance(parts, (list, tuple)):
+            self.issues.append(Issue(self.spath, lineno, f"reasoning content {str(to_json(parts))[:40]} is not a list; "
+                                     "ignored", "invalid"))
+            parts = ()
         text = "\n\n".join(x.get("text", "") for x in parts if isinstance(x, dict) and x.get("text"))
         idx = self._assistant(lineno, ts)
         if text:
@@ -586,6 +613,10 @@ class _Reader:
 
     def event(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
+        if kind is not None and type(kind) is not str:
+            self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
+                                     "a system row", "invalid"))
+            kind = to_json(kind)  # kept as an unknown event below
         h = self.events.get(kind)
         if h is not None:
             h(p, ts, lineno)
@@ -746,7 +777,7 @@ class _Reader:
         (matched by role and text; those items are not added again as rows)."""
         kept: set[tuple[str, str]] = set()
         for item in history or ():
-            if isinstance(item, dict) and item.get("type") == "message":
+            if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("role"), str):
                 kept.add((item.get("role"), _content_text(item.get("content"))))
         cols = self.s.columns
         roles, texts, types, flags = cols["role"], cols["text"], cols["raw_type"], cols["in_context"]
@@ -812,45 +843,52 @@ def read(path, report) -> list[Session]:
     }
     early = False
     for lineno, rec in records:
-        if type(rec) is dict and rd.s is not None and not early:  # the common envelope line, dispatched at once
-            h = top.get(rec.get("type"))
+        try:  # every record is untrusted: one that breaks a handler is skipped and reported (checks.py)
+            if type(rec) is dict and rd.s is not None and not early:  # the common envelope line, dispatched at once
+                t = rec.get("type")
+                h = top.get(t) if type(t) is str else None
+                payload = rec.get("payload")
+                if h is not None and type(payload) is dict:
+                    h(payload, rec.get("timestamp"), lineno)
+                    continue
+            if not isinstance(rec, dict):
+                issues.append(Issue(str(path), lineno, "line is not a JSON object; skipped"))
+                continue
+            if rd.s is None:
+                if rec.get("type") == "session_meta" and isinstance(rec.get("payload"), dict):
+                    rd.start(rec["payload"], rec.get("timestamp"))
+                    continue
+                if _is_early_meta(rec):
+                    rd.start(rec, rec.get("timestamp"), producer="codex (TypeScript CLI)")
+                    early = True
+                    continue
+                # No session_meta first: name the session after the file and read on.
+                issues.append(Issue(str(path), lineno, "no session_meta before this line; session named after the file",
+                                    "note"))
+                rd.start({}, rec.get("timestamp"))
+            if early:
+                _early_line(rd, rec, lineno)
+                continue
+            kind = rec.get("type")
             payload = rec.get("payload")
-            if h is not None and type(payload) is dict:
-                h(payload, rec.get("timestamp"), lineno)
-                continue
-        if not isinstance(rec, dict):
-            issues.append(Issue(str(path), lineno, "line is not a JSON object; skipped"))
-            continue
-        if rd.s is None:
-            if rec.get("type") == "session_meta" and isinstance(rec.get("payload"), dict):
-                rd.start(rec["payload"], rec.get("timestamp"))
-                continue
-            if _is_early_meta(rec):
-                rd.start(rec, rec.get("timestamp"), producer="codex (TypeScript CLI)")
-                early = True
-                continue
-            # No session_meta first: name the session after the file and read on.
-            issues.append(Issue(str(path), lineno, "no session_meta before this line; session named after the file",
-                                "note"))
-            rd.start({}, rec.get("timestamp"))
-        if early:
-            _early_line(rd, rec, lineno)
-            continue
-        kind = rec.get("type")
-        payload = rec.get("payload")
-        h = top.get(kind)
-        if h is not None:
-            if isinstance(payload, dict):
-                h(payload, rec.get("timestamp"), lineno)
-            else:
-                issues.append(Issue(str(path), lineno, f"{kind} without an object payload; skipped"))
-        elif kind == "turn_context":
-            if isinstance(payload, dict) and isinstance(payload.get("model"), str):
-                state["model"] = payload["model"]
-                state.setdefault("first_model", payload["model"])
-        elif kind not in SKIPPED_RECORDS:
-            rd._flush_events()
-            rd._unknown(str(kind), payload if payload is not None else rec, rec.get("timestamp"), lineno)
+            h = top.get(kind) if type(kind) is str else None
+            if h is not None:
+                if isinstance(payload, dict):
+                    h(payload, rec.get("timestamp"), lineno)
+                else:
+                    issues.append(Issue(str(path), lineno, f"{kind} without an object payload; skipped"))
+            elif kind == "turn_context":
+                if isinstance(payload, dict) and isinstance(payload.get("model"), str):
+                    state["model"] = payload["model"]
+                    state.setdefault("first_model", payload["model"])
+            elif type(kind) is not str or kind not in SKIPPED_RECORDS:
+                if type(kind) is not str:
+                    issues.append(Issue(str(path), lineno, f"record type {to_json(kind)} is not text; kept as a "
+                                        "system row", "unknown"))
+                rd._flush_events()
+                rd._unknown(str(kind), payload if payload is not None else rec, rec.get("timestamp"), lineno)
+        except Exception as exc:  # noqa: BLE001
+            record_failed(issues, path, exc, line=lineno)
     if rd.s is None:
         return []
     rd.finish()

@@ -21,9 +21,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import first_json_line, iter_jsonl, read_head, read_json
 from ..model import Issue, Session
-from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, to_us, utf8_len
+from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "gemini"
 PRODUCER = "gemini-cli"
@@ -88,7 +89,14 @@ def read(path, report) -> list[Session]:
     s = _session(meta, path)
     used: set[str] = set()  # tool rows take the native call id unless it was already used
     for e in entries:
-        _emit(s, e, used)
+        try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
+            _emit(s, e, used, report.issues)
+        except Exception as exc:  # noqa: BLE001
+            where, sep, tail = e.source.rpartition(":")
+            if sep and tail.isdigit():
+                record_failed(report.issues, where, exc, line=int(tail))
+            else:
+                record_failed(report.issues, spath, exc, pointer=e.source.partition("#")[2] or None)
     return [s]
 
 
@@ -190,19 +198,35 @@ def _session(meta: dict, path: Path) -> Session:
     if kind == "subagent" and path.parent.name != "chats":
         s.parent_session_id = path.parent.name
     s.extra = {k: meta[k] for k in ("projectHash", "kind", "startTime", "lastUpdated") if k in meta}
-    s.started, s.updated = to_us(meta.get("startTime")), to_us(meta.get("lastUpdated"))
+    s.started, s.updated = time_or_raw(meta.get("startTime")), time_or_raw(meta.get("lastUpdated"))
     return s
 
 
 # ---------------------------------------------------------------- rows
 
 
-def _emit(s: Session, e: _Entry, used: set[str]) -> None:
+# Known keys of a message record: a value of another type is noted (with where it is) and read as missing.
+_ENTRY_TYPES = {"id": (str,), "type": (str,), "model": (str,), "toolCalls": (list,), "thoughts": (list,),
+                "tokens": (dict,)}
+_TOKEN_TYPES = {k: (int,) for k in ("input", "cached", "output", "thoughts", "tool")}
+
+
+def _checked(rec: dict, types: dict, source: str, issues: list[Issue], prefix: str = "") -> dict:
+    where, sep, tail = source.rpartition(":")
+    if sep and tail.isdigit():
+        return drop_mistyped(rec, types, issues, where, int(tail), prefix=prefix)
+    path, _, pointer = source.partition("#")
+    return drop_mistyped(rec, types, issues, path, pointer=pointer or None, prefix=prefix)
+
+
+def _emit(s: Session, e: _Entry, used: set[str], issues: list[Issue]) -> None:
     if e.rec is None:
         s.add(role="system", origin="harness", text=f"rewound to message {e.rewind_to}", boundary="rewind",
               raw_type="$rewindTo", source=e.source)
         return
-    m = e.rec
+    m = _checked(e.rec, _ENTRY_TYPES, e.source, issues)
+    if type(m.get("tokens")) is dict:
+        m = {**m, "tokens": _checked(m["tokens"], _TOKEN_TYPES, e.source, issues, "tokens.")}
     kind = m.get("type")
     if kind == "gemini":
         _assistant(s, m, e, used)
@@ -220,18 +244,20 @@ def _emit(s: Session, e: _Entry, used: set[str]) -> None:
 
 def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
     text = _content_text(m.get("content"))
-    thoughts = m.get("thoughts") or []
+    thoughts = m.get("thoughts")
+    thoughts = thoughts if isinstance(thoughts, list) else ()
     thinking = "\n\n".join(
         f"{t.get('subject') or ''}\n{t.get('description') or ''}".strip() for t in thoughts if isinstance(t, dict)
     )
     model = m.get("model")
-    if model:
+    if isinstance(model, str) and model:
         s.model = model
     row = s.add(id=e.row_id or m.get("id"), role="assistant", origin="model", ts=m.get("timestamp"), text=cap(text),
                 text_bytes=utf8_len(text), thinking=cap(thinking) or None, model=model, raw_type="gemini",
                 in_context=e.in_context, source=e.source, **_tokens(m.get("tokens")))
     parent = s.get(row, "id")
-    for call in m.get("toolCalls") or []:
+    calls = m.get("toolCalls")
+    for call in calls if isinstance(calls, list) else ():
         if isinstance(call, dict):
             _tool(s, call, parent, e, used)
 
@@ -239,13 +265,18 @@ def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
 def _tokens(tok: Any) -> dict:
     if not isinstance(tok, dict):
         return {}
-    inp, cached = tok.get("input") or 0, tok.get("cached") or 0
+    inp, cached = _count(tok.get("input")), _count(tok.get("cached"))
     return {
-        "input_uncached": max(inp - cached, 0) + (tok.get("tool") or 0),
+        "input_uncached": max(inp - cached, 0) + _count(tok.get("tool")),
         "cache_read": cached,
-        "output": tok.get("output") or 0,
-        "reasoning": tok.get("thoughts") or 0,
+        "output": _count(tok.get("output")),
+        "reasoning": _count(tok.get("thoughts")),
     }
+
+
+def _count(value: Any) -> int:
+    """A token count, or 0 where the record has none (or no number)."""
+    return value if type(value) is int else 0
 
 
 def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> None:
@@ -256,7 +287,9 @@ def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> Non
     name = call.get("name") or "unknown"
     args = call.get("args")
     output = _result_text(call.get("result"))
-    status = _STATUS.get(call.get("status"), None if output is None else "ok")
+    st = call.get("status")
+    status = _STATUS.get(st, None if output is None else "ok") if isinstance(st, str) else (
+        None if output is None else "ok")
     s.add(id=row_id, role="tool", origin="tool", parent_id=parent, ts=call.get("timestamp"),
           text=one_line(f"{name}: {_short(args)}"), tool_name=name, tool_call_id=call_id,
           tool_input=to_json(args), tool_output=cap(output), tool_output_bytes=utf8_len(output) if output else None,

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from ..checks import record_failed
 from ..jsonio import read_json
 from ..model import Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
@@ -104,7 +105,8 @@ def _messages_of(value: Any) -> list | None:
     if not isinstance(value, list) or not value:
         return None
     for m in value:
-        if not (isinstance(m, dict) and "role" in m and "content" in m and m["role"] in ROLES):
+        if not (isinstance(m, dict) and "role" in m and "content" in m and isinstance(m["role"], str)
+                and m["role"] in ROLES):
             return None
     return value
 
@@ -142,7 +144,7 @@ def read(path, report) -> list[Session]:
     if isinstance(value, dict) and isinstance(value.get("info"), dict):
         s.extra["info"] = {k: v for k, v in value["info"].items() if k not in ("submission",)}
         s.model = _model_of(value["info"])
-    _Builder(s, f"{path}#{pointer}").run(messages)
+    _Builder(s, f"{path}#{pointer}", report.issues).run(messages)
     return [s]
 
 
@@ -162,15 +164,20 @@ def _model_of(info: dict) -> str | None:
 class _Builder:
     """Turns messages into rows; keeps the open tool calls so replies can be attached."""
 
-    def __init__(self, session: Session, base: str):
+    def __init__(self, session: Session, base: str, issues: list | None = None):
         self.s = session
         self.base = base
+        self.issues = issues if issues is not None else []
         self.open_calls: dict[str, int] = {}  # tool_call_id -> tool row index awaiting its reply
         self.pending_fence: int | None = None  # tool row of a fenced command awaiting its observation
 
     def run(self, messages: list[dict]) -> None:
         for i, m in enumerate(messages):
-            self.message(i, m)
+            try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
+                self.message(i, m)
+            except Exception as exc:  # noqa: BLE001
+                path, _, pointer = self.base.partition("#")
+                record_failed(self.issues, path, exc, pointer=f"{pointer}/{i}")
 
     def message(self, i: int, m: dict) -> None:
         role = m.get("role")
@@ -194,15 +201,19 @@ class _Builder:
         row = s.add(role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text),
                     thinking=m.get("reasoning_content") or None, raw_type="assistant", source=src)
         parent = s.get(row, "id")
-        calls = m.get("tool_calls") or []
+        calls = m.get("tool_calls")
+        calls = calls if isinstance(calls, list) else []
         for call in calls:
-            fn = call.get("function") or {}
-            self.open_calls[call.get("id") or ""] = self.call_row(parent, call.get("id"), fn.get("name"),
-                                                                  parse_arguments(fn.get("arguments")), src)
+            if not isinstance(call, dict):
+                continue
+            fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+            cid = call.get("id") if isinstance(call.get("id"), str) else None
+            self.open_calls[cid or ""] = self.call_row(parent, cid, fn.get("name"),
+                                                       parse_arguments(fn.get("arguments")), src)
         fc = m.get("function_call")
         if isinstance(fc, dict):  # legacy function calling: the reply is role "function", matched by name
-            self.open_calls[fc.get("name") or ""] = self.call_row(parent, None, fc.get("name"),
-                                                                 parse_arguments(fc.get("arguments")), src)
+            fname = fc.get("name") if isinstance(fc.get("name"), str) else None
+            self.open_calls[fname or ""] = self.call_row(parent, None, fname, parse_arguments(fc.get("arguments")), src)
         if not calls and not fc:
             command = fenced_command(text)
             if command is not None:
@@ -218,7 +229,7 @@ class _Builder:
 
     def tool_reply(self, m: dict, text: str, src: str, role: str) -> None:
         key = m.get("tool_call_id") if role == "tool" else m.get("name")
-        row = self.open_calls.pop(key or "", None)
+        row = self.open_calls.pop(key, None) if isinstance(key, str) else self.open_calls.pop("", None)
         if row is None:  # a reply to no call we saw: keep it as a tool row of its own
             name = m.get("name") or "unknown"
             row = self.s.add(role="tool", origin="tool", text=one_line(f"{name}: (reply without a call)"),

@@ -105,12 +105,16 @@ def _read_export(path: Path, issues: list[Issue]) -> list[Session]:
         if not isinstance(entry, dict) or not isinstance(entry.get("info"), dict):
             issues.append(Issue(spath, None, "message without an info object; skipped", pointer=where))
             continue
-        parts = [p for p in entry.get("parts") or () if isinstance(p, dict)]
+        parts = entry.get("parts")
+        if parts is not None and not isinstance(parts, list):
+            issues.append(Issue(spath, None, f"parts {str(parts)[:40]} is not a list; ignored", "invalid",
+                                f"{where}/parts"))
+        parts = [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
         srcs = [f"{spath}#{where}/parts/{j}" for j in range(len(parts))]
         m = Msg(entry["info"], parts, f"{spath}#{where}", srcs)
         m.sort_parts()
         msgs.append(m)
-    return [build(info, msgs, spath)]
+    return [build(info, msgs, spath, issues=issues)]
 
 
 # --- a data folder or storage tree ----------------------------------------------------------------------------

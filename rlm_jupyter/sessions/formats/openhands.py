@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import read_json
 from ..model import Issue, Session
 from ..textutil import cap, one_line, strip_data_urls, to_json, utf8_len
@@ -103,7 +104,7 @@ def read(path, report) -> list[Session]:
         pointers = [f"{path}#/{i}" for i in range(len(events))]
         sid = content_id(path, raw)
     s = Session(session_id=sid, format=NAME, path=str(path), producer="openhands")
-    b = _Builder(s)
+    b = _Builder(s, report.issues)
     naive = False
     for ev, src in zip(events, pointers, strict=True):
         if not isinstance(ev, dict):
@@ -111,11 +112,33 @@ def read(path, report) -> list[Session]:
             continue
         ts = ev.get("timestamp")
         naive = naive or (isinstance(ts, str) and len(ts) >= 19 and not _has_zone(ts))
-        b.event(ev, src)
+        pointer = src.partition("#")[2] or None
+        ev = drop_mistyped(ev, _EVENT_TYPES, report.issues, src.partition("#")[0], pointer=pointer)
+        for key, types in _NESTED_TYPES.items():
+            if type(ev.get(key)) is dict:
+                ev = {**ev, key: drop_mistyped(ev[key], types, report.issues, src.partition("#")[0], pointer=pointer,
+                                               prefix=f"{key}.")}
+        try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
+            b.event(ev, src)
+        except Exception as exc:  # noqa: BLE001
+            record_failed(report.issues, str(path), exc, pointer=src.partition("#")[2] or None)
     b.finish()
     if naive:
         report.issues.append(Issue(str(path), None, "timestamps have no time zone; read as UTC", "note"))
     return [s]
+
+
+# Known keys of an event and their types: a value of another type is noted (with its pointer) and read as missing.
+_EVENT_TYPES = {"id": (int, str), "action": (str,), "observation": (str,), "source": (str,), "cause": (int, str),
+                "message": (str,), "content": (str,), "args": (dict,), "extras": (dict,), "tool_call_metadata": (dict,)}
+_NESTED_TYPES = {
+    "args": {"content": (str,), "thought": (str,), "image_urls": (list,), "forgotten_event_ids": (list,),
+             "summary": (str,)},
+    "tool_call_metadata": {"function_name": (str,), "tool_call_id": (str,), "model_response": (dict,)},
+}
+_RESPONSE_TYPES = {"id": (str,), "model": (str,), "usage": (dict,)}
+_USAGE_TYPES = {k: (int,) for k in ("prompt_tokens", "completion_tokens", "cache_read_input_tokens",
+                                    "cache_creation_input_tokens")}
 
 
 def _has_zone(ts: str) -> bool:
@@ -135,8 +158,9 @@ def _read_folder(folder: Path, issues: list[Issue]) -> tuple[list, list[str]]:
 
 
 class _Builder:
-    def __init__(self, s: Session):
+    def __init__(self, s: Session, issues: list[Issue] | None = None):
         self.s = s
+        self.issues = issues if issues is not None else []
         self.by_action: dict[Any, int] = {}  # action event id -> its tool row
         self.rows_of: dict[Any, list[int]] = {}  # event id -> rows it produced or filled
         self.responses: dict[str, int] = {}  # model_response.id -> its assistant row
@@ -144,7 +168,7 @@ class _Builder:
         self.forgotten_ranges: list[tuple[int, int]] = []
 
     def _note(self, ev: dict, row: int) -> int:
-        self.rows_of.setdefault(ev.get("id"), []).append(row)
+        self.rows_of.setdefault(_key(ev.get("id")), []).append(row)
         return row
 
     def event(self, ev: dict, src: str) -> None:
@@ -157,6 +181,8 @@ class _Builder:
 
     def action(self, ev: dict, src: str) -> None:
         kind = ev.get("action")
+        if not isinstance(kind, str):
+            kind = to_json(kind) or "(none)"  # kept as a harness row below
         args = ev.get("args") if isinstance(ev.get("args"), dict) else {}
         source = ev.get("source")
         ts = ev.get("timestamp")
@@ -173,7 +199,7 @@ class _Builder:
             else:
                 self._assistant(ev, text, src)
         elif kind in _HARNESS_ACTIONS or source != "agent":
-            text = args.get("content") or ev.get("message") or ""
+            text = _text(args.get("content") or ev.get("message"))
             self._note(ev, s.add(role="system", origin="harness", ts=ts, text=cap(text), text_bytes=utf8_len(text),
                                  raw_type=f"action/{kind}", source=src))
         else:
@@ -183,7 +209,14 @@ class _Builder:
         """The assistant row of this event's model response (created once, thoughts appended)."""
         s = self.s
         resp = _response(ev)
-        rid = resp.get("id") if resp else None
+        if resp:
+            path, _, pointer = src.partition("#")
+            resp = drop_mistyped(resp, _RESPONSE_TYPES, self.issues, path, pointer=pointer or None,
+                                 prefix="model_response.")
+            if type(resp.get("usage")) is dict:
+                resp = {**resp, "usage": drop_mistyped(resp["usage"], _USAGE_TYPES, self.issues, path,
+                                                       pointer=pointer or None, prefix="model_response.usage.")}
+        rid = _key(resp.get("id")) if resp else None
         if rid and rid in self.responses:
             row = self.responses[rid]
             if text and text not in (s.get(row, "text") or ""):
@@ -191,7 +224,7 @@ class _Builder:
                 s.set(row, text=cap(joined), text_bytes=utf8_len(joined))
             return self._note(ev, row)
         model = resp.get("model") if resp else None
-        if model:
+        if isinstance(model, str) and model:
             s.model = model
         row = s.add(role="assistant", origin="model", ts=ev.get("timestamp"), text=cap(text),
                     text_bytes=utf8_len(text), model=model, raw_type=f"action/{ev.get('action')}", source=src,
@@ -202,9 +235,9 @@ class _Builder:
 
     def tool_action(self, ev: dict, kind: str, args: dict, src: str) -> None:
         s = self.s
-        thought = args.get("thought") or ""
+        thought = _text(args.get("thought"))
         if not thought and kind in ("finish", "message"):
-            thought = ev.get("message") or ""
+            thought = _text(ev.get("message"))
         parent_row = self._assistant(ev, thought, src)
         meta = ev.get("tool_call_metadata") if isinstance(ev.get("tool_call_metadata"), dict) else {}
         name = meta.get("function_name") or kind
@@ -213,7 +246,7 @@ class _Builder:
                     text=one_line(f"{name}: {_short(kind, args)}"), tool_name=name,
                     tool_call_id=meta.get("tool_call_id"), tool_input=to_json(tool_input),
                     raw_type=f"action/{kind}", source=src)
-        self.by_action[ev.get("id")] = row
+        self.by_action[_key(ev.get("id"))] = row
         self._note(ev, row)
 
     def condensation(self, ev: dict, args: dict, src: str) -> None:
@@ -221,7 +254,7 @@ class _Builder:
         ids = args.get("forgotten_event_ids")
         start, end = args.get("forgotten_events_start_id"), args.get("forgotten_events_end_id")
         if isinstance(ids, list):
-            self.forgotten.update(ids)
+            self.forgotten.update(i for i in ids if isinstance(i, (int, str)))
             what = f"{len(ids)} events"
         elif isinstance(start, int) and isinstance(end, int):
             self.forgotten_ranges.append((start, end))
@@ -240,10 +273,12 @@ class _Builder:
 
     def observation(self, ev: dict, src: str) -> None:
         kind = ev.get("observation")
+        if not isinstance(kind, str):
+            kind = to_json(kind) or "(none)"
         if kind in SKIPPED_OBSERVATIONS:
             return
-        text = strip_data_urls(ev.get("content") if isinstance(ev.get("content"), str) else ev.get("message") or "")
-        row = self.by_action.pop(ev.get("cause"), None)
+        text = strip_data_urls(ev.get("content") if isinstance(ev.get("content"), str) else _text(ev.get("message")))
+        row = self.by_action.pop(_key(ev.get("cause")), None)
         if row is None:  # nothing asked for it (recall knowledge, a stray error…): a harness row
             self._note(ev, self.s.add(role="system", origin="harness", ts=ev.get("timestamp"), text=cap(text),
                                       text_bytes=utf8_len(text), raw_type=f"observation/{kind}", source=src))
@@ -278,26 +313,41 @@ def _usage(resp: dict | None) -> dict:
     usage = resp.get("usage") if resp else None
     if not isinstance(usage, dict):
         return {}
-    prompt = usage.get("prompt_tokens") or 0
+    prompt = _count(usage.get("prompt_tokens"))
     details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
-    cache_read = usage.get("cache_read_input_tokens") or details.get("cached_tokens") or 0
-    cache_write = usage.get("cache_creation_input_tokens") or 0
+    cache_read = _count(usage.get("cache_read_input_tokens")) or _count(details.get("cached_tokens"))
+    cache_write = _count(usage.get("cache_creation_input_tokens"))
     out_details = usage.get("completion_tokens_details")
     reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
     return {
         "input_uncached": max(prompt - cache_read - cache_write, 0),
         "cache_read": cache_read,
         "cache_write": cache_write,
-        "output": usage.get("completion_tokens") or 0,
-        "reasoning": reasoning or 0,
+        "output": _count(usage.get("completion_tokens")),
+        "reasoning": _count(reasoning),
     }
 
 
+def _count(value: Any) -> int:
+    """A token count, or 0 where the record has none (or no number)."""
+    return value if type(value) is int else 0
+
+
+def _key(value: Any) -> Any:
+    """An event / response id usable as a dict key (ids are ints or strings; anything else links nothing)."""
+    return value if isinstance(value, (int, str)) else None
+
+
+def _text(value: Any) -> str:
+    """Text of a field that should be text: other values as their JSON."""
+    return value if isinstance(value, str) else (to_json(value) or "" if value is not None else "")
+
+
 def _message_text(ev: dict, args: dict) -> str:
-    text = args.get("content") or ev.get("message") or ""
-    images = args.get("image_urls") or []
-    if images:
-        text = "\n".join([text, *(strip_data_urls(u) if isinstance(u, str) else to_json(u) for u in images)])
+    text = _text(args.get("content") or ev.get("message"))
+    images = args.get("image_urls")
+    if isinstance(images, list) and images:
+        text = "\n".join([text, *(strip_data_urls(u) if isinstance(u, str) else to_json(u) or "" for u in images)])
     return text
 
 

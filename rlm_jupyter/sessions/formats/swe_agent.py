@@ -22,8 +22,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..checks import drop_mistyped, record_failed
 from ..jsonio import read_json
-from ..model import Session
+from ..model import Issue, Session
 from ..textutil import cap, one_line, to_json, utf8_len
 from .openai_messages import content_id, content_text, parse_arguments
 
@@ -71,9 +72,16 @@ def read(path, report) -> list[Session]:
     if isinstance(info.get("swe_agent_version"), str):
         s.producer_version = info["swe_agent_version"]
     if isinstance(doc.get("history"), list) and doc["history"]:
-        _History(s, f"{path}#/history").run(doc["history"])
+        _History(s, f"{path}#/history", report.issues).run(doc["history"])
     else:
-        _trajectory(s, f"{path}#/trajectory", doc.get("trajectory") or [])
+        steps = doc.get("trajectory")
+        for i, step in enumerate(steps if isinstance(steps, list) else ()):
+            if isinstance(step, dict):
+                step = drop_mistyped(step, _STEP_TYPES, report.issues, str(path), pointer=f"/trajectory/{i}")
+            try:  # as in _History.run
+                _step(s, f"{path}#/trajectory/{i}", step)
+            except Exception as exc:  # noqa: BLE001
+                record_failed(report.issues, str(path), exc, pointer=f"/trajectory/{i}")
     return [s]
 
 
@@ -87,10 +95,17 @@ def _model(doc: dict) -> str | None:
     return name if isinstance(name, str) else None
 
 
+# Known keys of a history message: a value of another type is noted (with its pointer) and read as missing.
+_MESSAGE_TYPES = {"role": (str,), "content": (str, list), "message_type": (str,), "tool_calls": (list,),
+                  "tool_call_ids": (list,), "tool_call_id": (str,), "action": (str,), "thought": (str,)}
+_STEP_TYPES = {"response": (str,), "thought": (str,), "action": (str,), "observation": (str,)}
+
+
 class _History:
-    def __init__(self, s: Session, base: str):
+    def __init__(self, s: Session, base: str, issues: list):
         self.s = s
         self.base = base
+        self.issues = issues
         self.open_calls: dict[str, int] = {}  # tool call id -> its tool row, until a reply fills it
         self.pending_action: int | None = None  # legacy: tool row waiting for the next user message
         self.commands: set[str] = set()
@@ -99,7 +114,13 @@ class _History:
     def run(self, history: list) -> None:
         for i, m in enumerate(history):
             if isinstance(m, dict):
-                self.message(m, f"{self.base}/{i}")
+                path, _, pointer = self.base.partition("#")
+                m = drop_mistyped(m, _MESSAGE_TYPES, self.issues, path, pointer=f"{pointer}/{i}")
+                try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
+                    self.message(m, f"{self.base}/{i}")
+                except Exception as exc:  # noqa: BLE001
+                    path, _, pointer = self.base.partition("#")
+                    record_failed(self.issues, path, exc, pointer=f"{pointer}/{i}")
 
     def message(self, m: dict, src: str) -> None:
         role = m.get("role")
@@ -132,12 +153,17 @@ class _History:
                     raw_type=mtype, source=src)
         parent = s.get(row, "id")
         calls = m.get("tool_calls")
-        if calls:
-            for call in calls:
-                fn = call.get("function") or {}
+        if isinstance(calls, list) and calls:
+            for j, call in enumerate(calls):
+                if not isinstance(call, dict) or not isinstance(call.get("function", {}), dict):
+                    path, _, pointer = src.partition("#")
+                    self.issues.append(Issue(path, None, f"tool call {str(to_json(call))[:40]} is not an object with a "
+                                             "function object; ignored", "invalid", f"{pointer}/tool_calls/{j}"))
+                    continue
+                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
                 args = parse_arguments(fn.get("arguments"))
-                self.open_calls[call.get("id") or ""] = _call_row(s, parent, fn.get("name"), call.get("id"), args,
-                                                                  src)
+                cid = call.get("id") if isinstance(call.get("id"), str) else None
+                self.open_calls[cid or ""] = _call_row(s, parent, fn.get("name"), cid, args, src)
         elif isinstance(m.get("action"), str) and m["action"].strip():
             action = m["action"].strip()
             first = action.split(None, 1)[0]
@@ -146,6 +172,7 @@ class _History:
 
     def tool_reply(self, m: dict, text: str, src: str) -> None:
         ids = m.get("tool_call_ids") or [m.get("tool_call_id")]
+        ids = [i if isinstance(i, str) else None for i in (ids if isinstance(ids, list) else [ids])]
         row = None
         for cid in ids:
             row = self.open_calls.pop(cid or "", None)
@@ -173,16 +200,20 @@ def _call_row(s: Session, parent: str | None, name: str | None, call_id: str | N
                  tool_call_id=call_id, tool_input=to_json(args), raw_type="action", source=src)
 
 
-def _trajectory(s: Session, base: str, steps: list) -> None:
-    for i, step in enumerate(steps):
-        if not isinstance(step, dict):
-            continue
-        src = f"{base}/{i}"
-        text = step.get("response") or step.get("thought") or ""
-        row = s.add(role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text), raw_type="step",
-                    source=src)
-        action = (step.get("action") or "").strip()
-        if action:
-            out = step.get("observation") or ""
-            tool = _call_row(s, s.get(row, "id"), action.split(None, 1)[0], None, action, src)
-            s.set(tool, tool_output=cap(out), tool_output_bytes=utf8_len(out), tool_status="ok")
+def _step(s: Session, src: str, step: Any) -> None:
+    """One step of the legacy `trajectory` list: the model's response and the action it ran."""
+    if not isinstance(step, dict):
+        return
+    text = _text(step.get("response") or step.get("thought"))
+    row = s.add(role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text), raw_type="step",
+                source=src)
+    action = _text(step.get("action")).strip()
+    if action:
+        out = _text(step.get("observation"))
+        tool = _call_row(s, s.get(row, "id"), action.split(None, 1)[0], None, action, src)
+        s.set(tool, tool_output=cap(out), tool_output_bytes=utf8_len(out), tool_status="ok")
+
+
+def _text(value: Any) -> str:
+    """Text of a field that should be text: other values as their JSON."""
+    return value if isinstance(value, str) else (to_json(value) or "" if value is not None else "")
