@@ -486,11 +486,11 @@ class Context:
         """The BM25 index, built on first use (seconds for millions of tokens) and kept; histories of at least
         BM25_CACHE_MIN_MESSAGES messages keep it in the cache folder, so reopening them loads it."""
         if self._keyword_index is None:
-            from .search import KeywordIndex
+            from .search import BM25_DIR, KeywordIndex
 
             folder = self.cache_dir if len(self) >= _cache.BM25_CACHE_MIN_MESSAGES else None
             # assigned only once fully built
-            self._keyword_index = KeywordIndex(self.df, None if folder is None else folder / "bm25")
+            self._keyword_index = KeywordIndex(self.df, None if folder is None else folder / BM25_DIR)
         return self._keyword_index
 
     def semantic_index(self, embedder=None, progress: bool | None = None):
