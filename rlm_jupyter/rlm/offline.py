@@ -78,7 +78,7 @@ _ANSWER_SHAPES = [
     ("reject", re.compile(r"\b[Rr]ejected\b")),
     ("fix", re.compile(r"\b[Ff]ixed\b[:,]|\bnow\b")),
 ]
-PARAGRAPH_CHARS = 320  # a paragraph this short is one answer item: whole sentences, with the one after a colon
+PARAGRAPH_CHARS = 320  # a tool output this short is one answer item, with its call
 MARK_HITS = "[offline:hits]"
 MARK_SUB = "[offline:sub-answers]"
 TOP_N = 8
@@ -223,22 +223,25 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 
 def _units(lines: list[str]) -> list[str]:
-    """Whole units: a paragraph of at most PARAGRAPH_CHARS, else its sentences (a line at most)."""
-    out = []
+    """Whole sentences of prose; a sentence ending in a colon ("Format error:") keeps the sentence after it."""
+    out: list[str] = []
     for para in _paragraphs(lines):
-        if len(para) <= PARAGRAPH_CHARS:
-            out.append(para)
-            continue
-        out += [u.strip() for u in _SENTENCE_END.split(para) if u.strip()]
+        for u in (u.strip() for u in _SENTENCE_END.split(para)):
+            if not u:
+                continue
+            if out and out[-1].endswith(":") and len(out[-1]) < 60:
+                out[-1] = f"{out[-1]} {u}"
+            else:
+                out.append(u)
     return out
 
 
 def items(text: str) -> list[dict]:
     """The answer items of `text`: {"id", "role", "text", "weight"}, in text order. The id and role come from the
     transcript header ("[position] role id (time)") above, None when the text is not a transcript; headers are not
-    items. Units are whole sentences: a paragraph of at most PARAGRAPH_CHARS is one item, a longer one is cut into
-    sentences (tool output: into lines, then sentences). A tool call goes with its result: a short output (at most
-    PARAGRAPH_CHARS) is one item "call → output", and an error line of a longer one is given as "call → error"."""
+    items. Units are whole sentences (tool output: lines, then sentences; a short lead-in ending in a colon keeps
+    the sentence after it). A tool call goes with its result: a short output (at most PARAGRAPH_CHARS) is one item
+    "call → output", and an error line of a longer one is given as "call → error"."""
     out: list[dict] = []
     for b in _blocks(text):
         mid, role = b["id"], b["role"]
@@ -293,8 +296,14 @@ def extract(question: str, text: str, k: int = SUB_SENTENCES) -> list[tuple[str 
     if not terms or not found:
         return []
     ranked = rank_sentences(terms, [it["text"] for it in found], [it["weight"] for it in found])
+    order = [i for _, i in ranked]
+    if any(k in DECISION_KEYS for k, _ in terms):
+        # a decision has two halves: the best sentence saying what was decided and the best saying what was
+        # rejected go first, so neither is crowded out by restatements of the other
+        halves = [next((i for i in order if rx.search(found[i]["text"])), None) for rx in (_DECIDED, _REJECTED)]
+        order = [i for i in halves if i is not None] + order
     chosen, seen = [], set()
-    for _, i in ranked:
+    for i in order:
         if found[i]["text"] not in seen:
             seen.add(found[i]["text"])
             chosen.append(i)
