@@ -13,6 +13,7 @@ import pytest
 from test_context_samples import SWE, raw_messages, sample_context, sample_sessions
 
 import rlm_jupyter.context.cache as cache
+from rlm_jupyter.context.search import BM25_DIR
 from rlm_jupyter.context import Context
 from rlm_jupyter.context.errors import ArgumentError, UnknownIdError
 
@@ -107,7 +108,7 @@ def test_bm25_index_persists_for_large_histories(monkeypatch):
     monkeypatch.setattr(cache, "BM25_CACHE_MIN_MESSAGES", 10)
     ctx = sample_context()
     built = ctx.keyword_index()
-    assert not built.from_cache and (ctx.cache_dir / "bm25" / "meta.json").exists()
+    assert not built.from_cache and (ctx.cache_dir / BM25_DIR / "meta.json").exists()
     again = sample_context()
     assert again.keyword_index().from_cache
     q = "strange behaviour serialization"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,13 @@ import rlm_jupyter as rj
 from rlm_jupyter.rlm import offline
 from rlm_jupyter.rlm.loop import rlm
 from rlm_jupyter.rlm.models import Models
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # answers.py grades the question set
+
+
+@pytest.fixture(scope="module")
+def recorded() -> Path:
+    return Path(__file__).parent / "data" / "recorded"
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +88,68 @@ def test_sub_role_is_extractive():
             "Ran in 3 s.\n[4] assistant a2 (-)\nThe login test fails on token expiry.")
     out = offline.respond("sub", [{"role": "user", "content": f"Question: which test failed?\n\nText:\n{text}"}])
     lines = out.splitlines()
-    assert "[t1] FAILED test_auth.py::test_login." in lines
-    for line in lines:  # every sentence is a substring of the prompt: nothing invented
-        assert re.sub(r"^\[[^\]]+\] ", "", line) in text
+    # a tool call goes with its (short) result, as one item
+    assert "[t1] bash: pytest -q → 2 failed. FAILED test_auth.py::test_login. Ran in 3 s." in lines
+    for line in lines:  # every part is a substring of the prompt: nothing invented
+        for part in re.sub(r"^\[[^\]]+\] ", "", line).split(" → "):
+            assert part in text
+
+
+def test_items_are_whole_sentences_and_failed_calls_keep_their_command():
+    output = "\n".join(f"  line {i} of a long traceback that goes on and on" for i in range(12))
+    text = ("[7] tool/Bash t7 (-) !error\nBash: python3 test_sessions.py\n→ Exit code 1\nTraceback (most recent call "
+            f"last):\n{output}\nAssertionError: expired session was returned\n[8] assistant a8 (-)\nThe test fails. "
+            "It fails because get_session returns an expired session instead of dropping it, which the design "
+            "forbids.")
+    found = offline.items(text)
+    assert {"id": "t7", "role": "tool/Bash", "text": "Bash: python3 test_sessions.py → AssertionError: expired "
+            "session was returned", "weight": 1.0} in found
+    # prose is cut into whole sentences, never mid-word
+    assert [i["text"] for i in found if i["id"] == "a8"] == [
+        "The test fails.", "It fails because get_session returns an expired session instead of dropping it, which "
+        "the design forbids."]
+    # a short lead-in ending in a colon keeps what follows it
+    lead = "[9] user u9 (-)\nFormat error:\n\n<error>\nExpected exactly 1 action, found 0.\n</error>"
+    assert offline.items(lead)[0]["text"] == "Format error: <error> Expected exactly 1 action, found 0. </error>"
+
+
+def test_decision_states_what_was_decided_and_rejected():
+    lines = [("m1", "Fixed: get_session now pops an expired session and returns None."),
+             ("m2", "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis "
+                    "sessions because the app runs as a single process.")]
+    text, ids = offline.decision(lines)
+    assert text == ("Decided: keep the in-process dict with eviction on read; rejected: Redis sessions (because the "
+                    "app runs as a single process).")
+    assert ids == ["m2"]
+    assert offline.decision([("m3", "We rejected Redis sessions (single process, extra network dependency).")]) == (
+        "Rejected: Redis sessions (because single process, extra network dependency).", ["m3"])
+    assert offline.decision([("m4", "The test passes.")]) is None
+
+
+# One question of each kind and format, from tests/data/questions/recorded.json (the whole set: benchmarks/answers.py).
+FAST_SUBSET = ["q01", "q03", "q04", "q20", "q24", "q27", "q28", "q30", "q31"]
+
+
+def test_question_set_is_consistent(recorded):
+    """Every expected fact is stated by one of the question's expected messages (checked on the loaded sessions)."""
+    from answers import facts_in, load_questions, message_text
+
+    questions = load_questions()
+    assert len(questions) >= 30 and len({q["id"] for q in questions}) == len(questions)
+    for q in questions:
+        ctx = rj.load(recorded / q["session"])
+        text = "\n".join(message_text(m) for m in ctx.get_by_id(q["ids"]))
+        assert not facts_in(text, q["facts"]), q["id"]
+
+
+def test_offline_answers_a_subset_of_the_question_set(models):
+    """RLM with the offline model: >= 90% of the subset stated AND cited (the cited messages hold the facts);
+    decision answers say what was decided and what was rejected."""
+    from answers import load_questions, run
+
+    rows = run(load_questions(FAST_SUBSET), models=models)
+    right = [r["id"] for r in rows if r["rlm"]]
+    assert len(right) >= 0.9 * len(rows), [(r["id"], r["why"]) for r in rows if not r["rlm"]]
+    decision = next(r for r in rows if r["id"] == "q01")
+    assert re.match(r"Decided: keep (sessions in )?the in-process dict with eviction on read; rejected: Redis "
+                    r"sessions \(because [^)]*single process", decision["answer"]), decision["answer"]

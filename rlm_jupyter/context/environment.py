@@ -401,13 +401,13 @@ class Context:
     @traced("search", counts=True)
     def search(self, query: str, limit: int = 10, mode: str = "hybrid", *, embedder=None, k: int = RRF_K,
                priority_weight: float = PRIORITY_WEIGHT, recency_weight: float = RECENCY_WEIGHT,
-               recency_half_life: float = RECENCY_HALF_LIFE) -> Snippets:
+               recency_half_life: float = RECENCY_HALF_LIFE, rerank: bool = False) -> Snippets:
         """Ranked search over messages. mode: "bm25" (keyword, tantivy), "semantic" (embeddings) or "hybrid"
         (both rankings fused: a message scores 1/(k + its best rank), agreement breaks ties). Scores are then
         weighted by priority and by active-time recency (see docs/context.md for the defaults). `embedder`:
         "model2vec" (default), "minilm" or an object with encode() and name. A `§symbol` id in the query expands
         to that symbol's messages, listed first. Without the embedding packages, "semantic" and "hybrid" run bm25
-        and say so once."""
+        and say so once. `rerank=True` re-scores the top 20 with MiniLM (context/rerank.py; seconds per query)."""
         self._need_rows("search")
         if mode not in SEARCH_MODES:
             raise ArgumentError(f"search: mode must be one of {SEARCH_MODES}, got {mode!r}")
@@ -425,6 +425,11 @@ class Context:
         if rest:
             pool = max(limit * 5, 50)
             ranked, used = self._ranked(rest, pool, mode, embedder, k)
+            if rerank:
+                from . import embed
+                from .rerank import rerank as rerank_top
+
+                ranked, used = rerank_top(self.df, rest, ranked, k, embed.get_embedder("minilm")), used + "+rerank"
             ranked = self._weigh(ranked, priority_weight, recency_weight, recency_half_life)
         positions = expanded + [p for p, _ in ranked if p not in expanded][: max(0, limit - len(expanded))]
         positions = positions[: max(limit, len(expanded))]
@@ -495,11 +500,11 @@ class Context:
         """The BM25 index, built on first use (seconds for millions of tokens) and kept; histories of at least
         BM25_CACHE_MIN_MESSAGES messages keep it in the cache folder, so reopening them loads it."""
         if self._keyword_index is None:
-            from .search import KeywordIndex
+            from .search import BM25_DIR, KeywordIndex
 
             folder = self.cache_dir if len(self) >= _cache.BM25_CACHE_MIN_MESSAGES else None
             # assigned only once fully built
-            self._keyword_index = KeywordIndex(self.df, None if folder is None else folder / "bm25")
+            self._keyword_index = KeywordIndex(self.df, None if folder is None else folder / BM25_DIR)
         return self._keyword_index
 
     def semantic_index(self, embedder=None, progress: bool | None = None):

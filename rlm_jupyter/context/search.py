@@ -88,6 +88,27 @@ def find_spans(row: dict, rx: re.Pattern) -> list[tuple[str, int, int]]:
     return spans
 
 
+# The on-disk BM25 folder's name; a new name when what is indexed changes, so an older index is not reopened.
+BM25_DIR = "bm25-distinct"
+
+
+def distinct_bodies(df: pl.DataFrame):
+    """(position, body) of each message whose joined content fields differ from every earlier message's.
+
+    Why: real histories repeat messages verbatim (a resumed or forked session replays its history, the same file is
+    read twice, "ok" comes back from every passing test run). Ranked search indexes the first copy only, so ten
+    copies of one message cannot fill the top 10 and push the answer out; the benchmark's 10M-token history holds
+    ~30 copies of every real row and its recall@10 fell from 9/10 to 5/10 that way. regex_search still finds every
+    copy. Empty messages are skipped."""
+    seen: set[str] = set()
+    cols = [df.get_column(f).to_list() for f in CONTENT_FIELDS]
+    for pos, parts in enumerate(zip(*cols, strict=True)):
+        body = "\n".join(p for p in parts if p)
+        if body and body not in seen:
+            seen.add(body)
+            yield pos, body
+
+
 def _build(df: pl.DataFrame, path: Path | None):
     import tantivy
 
@@ -97,11 +118,8 @@ def _build(df: pl.DataFrame, path: Path | None):
     index = tantivy.Index(sb.build(), path=None if path is None else str(path))
     writer = index.writer(heap_size=256_000_000, num_threads=2)
     Document = tantivy.Document
-    cols = [df.get_column(f).to_list() for f in CONTENT_FIELDS]
-    for pos, parts in enumerate(zip(*cols, strict=True)):
-        body = "\n".join(p for p in parts if p)
-        if body:
-            writer.add_document(Document(body=body, position=pos))
+    for pos, body in distinct_bodies(df):
+        writer.add_document(Document(body=body, position=pos))
     writer.commit()
     writer.wait_merging_threads()
     del writer  # releases the folder's writer lock before the folder is moved

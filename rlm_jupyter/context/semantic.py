@@ -27,7 +27,9 @@ CHUNK_CHARS = 200  # a sentence or two: short enough that a mean-pooled static v
 MAX_CHUNKS = 64  # per message: a 16,000-char capped tool output gives ~80-160 windows; keep a spread of 64
 SHOW_PROGRESS_FROM = 2_000  # texts; smaller batches finish before a bar would be readable
 _EMBED_BATCH = 4_096
-CHUNKING = f"sentence-windows-{CHUNK_CHARS}x{MAX_CHUNKS}"  # stored with cached vectors: a change re-embeds
+# stored with cached vectors: a change re-embeds. "distinct": a message whose content repeats an earlier one's is
+# not embedded again (see search.distinct_bodies).
+CHUNKING = f"sentence-windows-{CHUNK_CHARS}x{MAX_CHUNKS}-distinct"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
@@ -71,12 +73,14 @@ def split_text(body: str, size: int = CHUNK_CHARS, most: int = MAX_CHUNKS) -> li
 
 
 def message_chunks(df) -> tuple[list[str], np.ndarray]:
-    """(chunk texts, position of each chunk's message) for the non-empty messages of `df`."""
+    """(chunk texts, position of each chunk's message) for the non-empty messages of `df` whose content is the
+    first of its kind (a repeated message is represented by its first copy)."""
+    from .search import distinct_bodies
+
     texts: list[str] = []
     owners: list[int] = []
-    cols = [df.get_column(f).to_list() for f in CONTENT_FIELDS]
-    for pos, parts in enumerate(zip(*cols, strict=True)):
-        body = "\n".join(p for p in parts if p).strip()
+    for pos, body in distinct_bodies(df):
+        body = body.strip()
         if body:
             for piece in split_text(body):
                 texts.append(piece)

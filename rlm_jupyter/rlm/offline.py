@@ -43,25 +43,48 @@ history conversation did ever anything something thing things way get got make m
 """
 STOP_WORDS = frozenset(_STOP_TEXT.split())
 
-_HEADER = re.compile(r"^\[(\d+|\?)\] (\S+) (\S+) \(([^)]*)\)$")
+_HEADER = re.compile(r"^\[(\d+|\?)\] (\S+) (\S+) \(([^)]*)\)( !error)?$")
+ERROR_FLAG = " !error"  # appended to a rendered tool row's header by the root's code when the call failed
 _CITED = re.compile(r"^\[([^\]\s]+)\] (.+)$")
 _TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./\-]*[A-Za-z0-9_]|[A-Za-z0-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`\"'(\[])")
 _IRREGULAR = {"wrote": "writ", "written": "writ", "ran": "run", "chose": "choos", "chosen": "choos",
               "broke": "break", "broken": "break", "threw": "throw", "thrown": "throw"}
+_ERRORS = (r"\w*(?:Error|Exception)\b|exit(?:ed)? (?:with )?code [1-9]|Exit code [1-9]|No such file|Traceback"
+           r"|does not exist|not found|[Ff]ailed|FAILED|is a required property|<error>")
+# Question words whose evidence rarely repeats them: a failure is told by the error itself ("AssertionError", "No such
+# file"), a decision by "decided"/"chose", a rejection by "rejected"/"refused". Their regex matches the family.
+FAMILIES = {
+    "fail": r"\bfail|" + _ERRORS,
+    "error": r"\berror|" + _ERRORS,
+    "crash": r"\bcrash|" + _ERRORS,
+    "miss": r"\bmiss|does not exist|not found|No such file|[Tt]here is no\b",
+    "decid": r"\bdecid|\bdecision|\bchose|\bagreed",
+    "decision": r"\bdecid|\bdecision|\bchose|\bagreed",
+    "reject": r"\breject|\brefus|\bdeclin|doesn't want",
+}
+DECISION_KEYS = {"decid", "decision", "reject", "choos", "chose"}
+FAILURE_KEYS = {"fail", "error", "crash", "miss", "broke", "break"}
+_DECIDED = re.compile(r"(?:\b[Dd]ecided to|\b[Dd]ecision:(?: we decided to)?|\b[Cc]hose to|\b[Aa]greed to)\s+(.+?)\.?$")
+_REJECTED = re.compile(r"\b[Rr]ejected:?\s+(.+?)(?:,? because (.+?)|\s*\(([^)]+)\))?\.?$")
 # What an answer looks like, by the question's key term (stemmed): boosts items of that shape.
 _ANSWER_SHAPES = [
     ("file", re.compile(r"[\w\-/]+\.[A-Za-z0-9]{1,5}\b")),
     ("command", re.compile(r"(^|\s|: )(python3?|pip|npm|npx|git|pytest|cat|ls|cd|rg|grep|sed|make|bash|node)\s")),
-    ("error", re.compile(r"\b\w*(Error|Exception)\b|exit(ed)? (with )?code [1-9]|No such file|Traceback")),
-    ("fail", re.compile(r"\b\w*(Error|Exception)\b|exit(ed)? (with )?code [1-9]|No such file|Traceback")),
+    ("error", re.compile(_ERRORS)),
+    ("fail", re.compile(_ERRORS)),
+    ("miss", re.compile(r"does not exist|not found|No such file")),
+    ("decid", re.compile(r"\b[Dd]ecided to|\b[Dd]ecision:")),
+    ("reject", re.compile(r"\b[Rr]ejected\b")),
+    ("fix", re.compile(r"\b[Ff]ixed\b[:,]|\bnow\b")),
 ]
+PARAGRAPH_CHARS = 320  # a tool output this short is one answer item, with its call
 MARK_HITS = "[offline:hits]"
 MARK_SUB = "[offline:sub-answers]"
 TOP_N = 8
 CHUNK_CHARS = 6_000
 WINDOW_CHARS = 1_500
-MAX_SENTENCE = 300
+MAX_SENTENCE = 400
 SUB_SENTENCES = 4
 ANSWER_LINES = 3
 
@@ -105,7 +128,7 @@ def key_terms(question: str) -> list[tuple[str, str]]:
             key = low
         else:
             key = stem(tok)
-            pattern = r"\b" + re.escape(key)
+            pattern = FAMILIES.get(key, r"\b" + re.escape(key))
         if key not in seen:
             seen.add(key)
             out.append((key, pattern))
@@ -116,10 +139,12 @@ def _matches(terms: list[tuple[str, str]], text: str) -> set[str]:
     return {k for k, p in terms if re.search(p, text, re.I)}
 
 
-def rank_sentences(terms: list[tuple[str, str]], items: list[str]) -> list[tuple[float, int]]:
+def rank_sentences(terms: list[tuple[str, str]], items: list[str],
+                   weights: list[float] | None = None) -> list[tuple[float, int]]:
     """(score, index) of items sharing terms with the question, best first: the sum over matched terms of
     log(1 + n / df) (rare terms weigh more), plus 1.5 when the item has the shape the question asks for (a file
-    name for "which file", a command line for "which command", an error for "error"/"fail"); ties by text order."""
+    name for "which file", a command line for "which command", an error for "error"/"fail", "decided to" for a
+    decision), times the item's weight (see `_weight`); ties by text order."""
     found = [_matches(terms, s) for s in items]
     df: dict[str, int] = {}
     for f in found:
@@ -127,8 +152,9 @@ def rank_sentences(terms: list[tuple[str, str]], items: list[str]) -> list[tuple
             df[k] = df.get(k, 0) + 1
     n = len(items)
     shapes = [rx for key, rx in _ANSWER_SHAPES if any(k == key for k, _ in terms)]
-    scored = [(sum(math.log(1 + n / df[k]) for k in f) + sum(1.5 for rx in shapes if rx.search(items[i])), i)
-              for i, f in enumerate(found) if f]
+    weights = weights or [1.0] * n
+    scored = [((sum(math.log(1 + n / df[k]) for k in f) + sum(1.5 for rx in shapes if rx.search(items[i])))
+               * weights[i], i) for i, f in enumerate(found) if f]
     return sorted(scored, key=lambda x: (-x[0], x[1]))
 
 
@@ -144,50 +170,146 @@ def split_prompt(prompt: str) -> tuple[str, str]:
     return first.strip(), rest.strip() or first.strip()
 
 
-def sentences(text: str) -> list[tuple[str | None, str]]:
-    """(message id, sentence) for every sentence of `text`; the id comes from the last transcript header line
-    ("[position] role id (time)") above it, None when the text is not a transcript. Headers are not sentences."""
-    out: list[tuple[str | None, str]] = []
-    current = None
-    for line in text.splitlines():
-        line = line.strip()
-        h = _HEADER.match(line)
+_BOILERPLATE = re.compile(r"^(Traceback \(most recent call last\):|<returncode>\d+</returncode>|</?output>)$")
+_LIST_MARK = re.compile(r"^(?:\d+\t|\d+: |[-*•] |\d+\. )+")  # list bullets, Read/cat line numbers
+
+
+def _weight(role: str | None, sentence: str) -> float:
+    """Answers come from what the agent and its tools said: the question itself (a sentence ending in "?") and
+    instructions (user and system text) are weaker evidence than assistant and tool text."""
+    w = {"user": 0.7, "system": 0.4}.get((role or "").split("/")[0], 1.0)
+    if _BOILERPLATE.match(sentence):
+        w *= 0.2  # "Traceback (most recent call last):" says that something failed, not what
+    return w * (0.3 if sentence.rstrip().endswith("?") else 1.0)
+
+
+def _blocks(text: str) -> list[dict]:
+    """The rendered messages of a transcript: header fields, the call line of a tool row, its prose and output
+    lines. Text without headers is one block with id None."""
+    blocks = [{"id": None, "role": None, "error": False, "call": None, "prose": [], "output": []}]
+    for raw in text.splitlines():
+        line = raw.rstrip()
+        h = _HEADER.match(line.strip())
         if h:
-            current = h.group(3)
+            blocks.append({"id": h.group(3), "role": h.group(2), "error": bool(h.group(5)), "call": None,
+                           "prose": [], "output": []})
             continue
-        if line.startswith("→ "):
-            line = line[2:]
-        for s in _SENTENCE_END.split(line):
-            s = s.strip()
-            if len(s) >= 3:
-                out.append((current, s))
+        b = blocks[-1]
+        if line.startswith("→ ") and not b["output"]:
+            b["output"].append(line[2:])
+        elif b["output"]:
+            b["output"].append(line)
+        elif (b["role"] or "").startswith("tool/") and b["call"] is None and line.strip():
+            b["call"] = line.strip()  # the first line of a rendered tool row is its call ("Bash: python3 x.py")
+        else:
+            b["prose"].append(line)
+    return [b for b in blocks if b["id"] is not None or b["prose"] or b["output"]]
+
+
+def _paragraphs(lines: list[str]) -> list[str]:
+    """Blank-line separated paragraphs, lines joined by spaces, list bullets and line numbers dropped; a paragraph
+    that ends with a colon ("Format error:") keeps the paragraph after it."""
+    out, para = [], []
+    for line in lines + [""]:
+        line = _LIST_MARK.sub("", line.strip()).strip()
+        if line:
+            para.append(line)
+        elif para and not para[-1].endswith(":"):
+            out.append(" ".join(para))
+            para = []
+    if para:
+        out.append(" ".join(para))
     return out
 
 
+def _units(lines: list[str]) -> list[str]:
+    """Whole sentences of prose; a sentence ending in a colon ("Format error:") keeps the sentence after it."""
+    out: list[str] = []
+    for para in _paragraphs(lines):
+        for u in (u.strip() for u in _SENTENCE_END.split(para)):
+            if not u:
+                continue
+            if out and out[-1].endswith(":") and len(out[-1]) < 60:
+                out[-1] = f"{out[-1]} {u}"
+            else:
+                out.append(u)
+    return out
+
+
+def items(text: str) -> list[dict]:
+    """The answer items of `text`: {"id", "role", "text", "weight"}, in text order. The id and role come from the
+    transcript header ("[position] role id (time)") above, None when the text is not a transcript; headers are not
+    items. Units are whole sentences (tool output: lines, then sentences; a short lead-in ending in a colon keeps
+    the sentence after it). A tool call goes with its result: a short output (at most PARAGRAPH_CHARS) is one item
+    "call → output", and an error line of a longer one is given as "call → error"."""
+    out: list[dict] = []
+    for b in _blocks(text):
+        mid, role = b["id"], b["role"]
+        units = _units(b["prose"])
+        if b["call"] and not b["output"]:
+            units.insert(0, b["call"])
+        output = "\n".join(b["output"]).strip()
+        if output:
+            flat = " ".join(_paragraphs(b["output"]))
+            if b["call"] and len(flat) <= PARAGRAPH_CHARS:
+                units.append(f"{b['call']} → {flat}")
+            else:
+                lines = [_LIST_MARK.sub("", x.strip()).strip() for x in b["output"]]
+                for u in (u.strip() for x in lines if x for u in _SENTENCE_END.split(x)):
+                    if not u:
+                        continue
+                    if b["call"] and re.search(_ERRORS, u) and not _BOILERPLATE.match(u):
+                        u = f"{b['call']} → {u}"
+                    units.append(u)
+        for u in units:
+            if len(u) >= 3:
+                out.append({"id": mid, "role": role, "text": u, "weight": _weight(role, u)})
+    return out
+
+
+def sentences(text: str) -> list[tuple[str | None, str]]:
+    """(message id, item text) for every answer item of `text` (see `items`)."""
+    return [(it["id"], it["text"]) for it in items(text)]
+
+
 def _clip(sentence: str, terms: list[tuple[str, str]]) -> str:
-    """A long sentence (JSON, a log line) cut to MAX_SENTENCE characters around its first matched term."""
+    """A long item (JSON, a log line) cut at spaces to about MAX_SENTENCE characters around its first matched term;
+    "…" marks each cut."""
     if len(sentence) <= MAX_SENTENCE:
         return sentence
     first = min((m.start() for _, p in terms if (m := re.search(p, sentence, re.I))), default=0)
     lo = max(0, first - MAX_SENTENCE // 3)
-    return ("…" if lo else "") + sentence[lo:lo + MAX_SENTENCE] + "…"
+    hi = lo + MAX_SENTENCE
+    if lo:
+        space = sentence.find(" ", lo)
+        lo = space + 1 if 0 <= space < first else lo
+    if hi < len(sentence):
+        space = sentence.rfind(" ", lo, hi)
+        hi = space if space > lo else hi
+    return ("…" if lo else "") + sentence[lo:hi] + ("…" if hi < len(sentence) else "")
 
 
 def extract(question: str, text: str, k: int = SUB_SENTENCES) -> list[tuple[str | None, str]]:
-    """The k sentences of `text` most relevant to `question`, in text order, with their message ids."""
+    """The k items of `text` most relevant to `question`, in text order, with their message ids."""
     terms = key_terms(question)
-    items = sentences(text)
-    if not terms or not items:
+    found = items(text)
+    if not terms or not found:
         return []
-    ranked = rank_sentences(terms, [s for _, s in items])
+    ranked = rank_sentences(terms, [it["text"] for it in found], [it["weight"] for it in found])
+    order = [i for _, i in ranked]
+    if any(k in DECISION_KEYS for k, _ in terms):
+        # a decision has two halves: the best sentence saying what was decided and the best saying what was
+        # rejected go first, so neither is crowded out by restatements of the other
+        halves = [next((i for i in order if rx.search(found[i]["text"])), None) for rx in (_DECIDED, _REJECTED)]
+        order = [i for i in halves if i is not None] + order
     chosen, seen = [], set()
-    for _, i in ranked:
-        if items[i][1] not in seen:
-            seen.add(items[i][1])
+    for i in order:
+        if found[i]["text"] not in seen:
+            seen.add(found[i]["text"])
             chosen.append(i)
         if len(chosen) == k:
             break
-    return [(items[i][0], _clip(items[i][1], terms)) for i in sorted(chosen)]
+    return [(found[i]["id"], _clip(found[i]["text"], terms)) for i in sorted(chosen)]
 
 
 def sub_answer(prompt: str) -> str:
@@ -252,6 +374,15 @@ def _no_answer(question: str) -> str:
 
 def _step_search(question: str, terms: list[tuple[str, str]]) -> str:
     words = " ".join(k for k, _ in terms)
+    failure = any(k in FAILURE_KEYS for k, _ in terms)
+    errors = """
+# a failure question: the tool calls that failed are evidence even when they share no word with it
+failed = context.filter(lambda m: m.role == "tool" and m.tool_status == "error")
+print("tool calls that failed:", len(failed))
+for s in failed:
+    score[s.position] = score.get(s.position, 0.0) + 1.0
+    matched.setdefault(s.position, set()).add("(tool error)")
+""" if failure else ""
     return f"""Step 1: look at the shape of the history, then find the messages that mention the question's key terms \
 ({words}).
 
@@ -269,7 +400,7 @@ for key, pattern in TERMS:
     for s in hits:
         score[s.position] = score.get(s.position, 0.0) + weight
         matched.setdefault(s.position, set()).add(key)
-ranked = context.search({words!r}, limit=20, mode="bm25")
+{errors}ranked = context.search({words!r}, limit=20, mode="bm25")
 print(ranked)
 for rank, s in enumerate(ranked):
     score[s.position] = score.get(s.position, 0.0) + 0.5 / (rank + 1)
@@ -297,18 +428,23 @@ question = {question!r}
 patterns = {[p for _, p in terms]!r}
 positions = {positions!r}
 
-def around(rendered, width={WINDOW_CHARS}):
-    header, _, body = rendered.partition("\\n")
-    starts = [m.start() for p in patterns if (m := re.search(p, body, re.I))]
+def around(msg, width={WINDOW_CHARS}):
+    # the message cut to whole lines around its first match; a failed tool call is flagged in its header
+    header, _, body = msg.render().partition("\\n")
+    if msg.role == "tool" and msg.tool_status == "error":
+        header += {ERROR_FLAG!r}
     if len(body) <= 2 * width:
-        return rendered
-    lo = max(0, min(starts, default=0) - width // 2)
-    return header + "\\n" + ("…" if lo else "") + body[lo:lo + 2 * width] + "…"
+        return header + "\\n" + body
+    starts = [m.start() for p in patterns if (m := re.search(p, body, re.I))]
+    lo = body.rfind("\\n", 0, max(0, min(starts, default=0) - width // 2)) + 1
+    hi = body.find("\\n", lo + 2 * width)
+    hi = len(body) if hi < 0 else hi
+    return header + "\\n" + body[lo:hi] + ("\\n…" if hi < len(body) else "")
 
 chunks, current, size = [], [], 0
 for p in positions:
     m = context[p]
-    text = around(m.render())
+    text = around(m)
     if current and size + len(text) > {CHUNK_CHARS}:
         chunks.append(current)
         current, size = [], 0
@@ -335,39 +471,80 @@ def _best_lines(question: str, sub_out: str | None) -> list[tuple[str, str]]:
     if not sub_out:
         return []
     lines = list(dict.fromkeys(_cited_lines(sub_out)))
-    ranked = rank_sentences(key_terms(question), [s for _, s in lines])
+    ranked = rank_sentences(key_terms(question), [s for _, s in lines], [_weight(None, s) for _, s in lines])
     return [lines[i] for _, i in ranked[:ANSWER_LINES]]
 
 
-def _format(question: str, best: list[tuple[str, str]]) -> str:
-    evidence = list(dict.fromkeys(i for i, _ in best))
+def _clause(text: str) -> str:
+    return text.strip().strip("`*").rstrip(".;:,").strip()
+
+
+def decision(lines: list[tuple[str, str]]) -> tuple[str, list[str]] | None:
+    """("Decided: X; rejected: Y (because Z).", ids) from the first cited sentences that say "decided to X" and
+    "rejected Y because Z" / "Rejected: Y, because Z" / "rejected Y (Z)"; None when neither is said."""
+    decided = rejected = None
+    for mid, line in lines:
+        for sentence in _SENTENCE_END.split(line):
+            if decided is None and (m := _DECIDED.search(sentence)):
+                decided = (mid, _clause(m.group(1)))
+            if rejected is None and (m := _REJECTED.search(sentence)):
+                because = m.group(2) or m.group(3)
+                rejected = (mid, _clause(m.group(1)), _clause(because) if because else None)
+    if decided is None and rejected is None:
+        return None
+    parts, ids = [], []
+    if decided:
+        parts.append(f"decided: {decided[1]}")
+        ids.append(decided[0])
+    if rejected:
+        parts.append(f"rejected: {rejected[1]}" + (f" (because {rejected[2]})" if rejected[2] else ""))
+        ids.append(rejected[0])
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + ".", list(dict.fromkeys(ids))
+
+
+def _format(question: str, best: list[tuple[str, str]], all_lines: list[tuple[str, str]] | None = None) -> str:
+    """The answer: for a decision question, "Decided: X; rejected: Y (because Z)." first when the cited sentences
+    say so; then the best sentences, each with its message id; then the Evidence line (every id cited)."""
     lines = ["From the messages that best match the question (rule-based extraction, offline demo model):"]
+    cited = [i for i, _ in best]
+    if any(k in DECISION_KEYS for k, _ in key_terms(question)):
+        found = decision(best + [line for line in all_lines or [] if line not in best])
+        if found:
+            lines.insert(0, f"{found[0]} [{', '.join(found[1])}]")
+            cited = found[1] + cited
     lines += [f"- {s} [{i}]" for i, s in best]
-    lines.append("Evidence: " + ", ".join(evidence))
+    lines.append("Evidence: " + ", ".join(dict.fromkeys(cited)))
     return "\n".join(lines)
 
 
 def _synthesis(question: str, sub_out: str | None) -> str | None:
     best = _best_lines(question, sub_out)
-    return _format(question, best) if best else None
+    return _format(question, best, _cited_lines(sub_out) if sub_out else None) if best else None
 
 
 def _step_answer(question: str, sub_out: str) -> str:
     best = _best_lines(question, sub_out)
     if not best:
         return "FINAL(" + _no_answer(question) + " (the sub-model found no matching sentence))"
-    evidence = list(dict.fromkeys(i for i, _ in best))
+    final = _format(question, best, _cited_lines(sub_out))
+    evidence = cited_ids(final)
     return f"""Step 3: the sub-answers that share the most key terms with the question, with the ids of their \
 messages; check that every cited id exists, then answer.
 
 ```repl
 evidence = {evidence!r}
 print(context.get_by_id(evidence))
-final_answer = {_format(question, best)!r}
+final_answer = {final!r}
 answer["content"] = final_answer
 print(final_answer)
 ```
 FINAL_VAR(final_answer)"""
+
+
+def cited_ids(answer: str) -> list[str]:
+    m = re.search(r"^Evidence: (.+)$", answer, re.M)
+    return m.group(1).split(", ") if m else []
 
 
 def _hybrid_answer(question: str, packed: str) -> str:
