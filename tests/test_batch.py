@@ -161,3 +161,24 @@ def test_cli_batch(tmp_path, samples, server, capsys):
     assert main(["batch", str(txt), "--context", str(samples / CLAUDE), "--model", MODEL, "--out",
                  str(tmp_path / "t")]) == 0
     assert pl.read_parquet(tmp_path / "t" / "results.parquet")["answer"].to_list() == ["answer q-7", "answer q-8"]
+
+
+def test_batch_view_lists_rows_and_opens_their_trace(tmp_path, ctx, server):
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("anywidget")
+    from rlm_jupyter.jupyter.batch_view import BatchView
+
+    seen = []
+    res = rj.batch(questions(3), context=ctx, model=MODEL, out=tmp_path / "b", display=False,
+                   on_row=lambda row, p: seen.append(dict(p)))
+    assert [p["finished"] for p in seen] == [1, 2, 3]
+    view = BatchView.from_result(res)
+    assert view.bar.value == 3 and view.bar.max == 3
+    assert len(view.list.options) == 3 and "3/3 runs (3 done" in view.status.value
+    label, key = view.list.options[0]
+    assert label.startswith("✓ q-") and "answer q-" in label
+    view.list.value = key  # what clicking a row does
+    tv = view.opened
+    assert tv is not None and tv.status == "done"
+    assert tv.title == view.rows[key]["question"]
+    assert any(e["type"] == "final" for e in tv.events())

@@ -110,6 +110,17 @@ class BatchResult:
         cost = float(df["cost_usd"].sum()) if "cost_usd" in df.columns else 0.0
         return f"<BatchResult {df.height} runs ({status}), ${cost:.4f}, out={self.out}>{stop}"
 
+    def _ipython_display_(self) -> None:
+        """In a kernel: the batch view (progress, rows that open their trace view); else the static table."""
+        from IPython.display import display
+
+        try:
+            from ..jupyter.batch_view import BatchView
+        except ImportError:  # no ipywidgets (the `lab` extra): the static table
+            display({"text/html": self._repr_html_(), "text/plain": repr(self)}, raw=True)
+            return
+        BatchView.from_result(self).show()
+
     def _repr_html_(self) -> str:
         """A static table (the live view, with rows that open their trace, is rlm_jupyter.jupyter.batch_view)."""
         df = self.df
