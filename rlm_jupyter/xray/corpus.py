@@ -1,9 +1,11 @@
 """`rj.xray_corpus(ctx)`: the X-ray of every session at once, one row per session, ranked by what it lost.
 
-Sessions with no event (no boundary row, every row still in the window: most sessions) are measured in one polars
-pass over the whole table; only sessions with a compaction, prune or rewind get the full per-session X-ray
-(core.XRay on that session's rows, found by one `partition_by`, not a filter per session) and its regex losses
-(losses.py, no sub-model). A session whose X-ray fails is a row with its `error`, and the others go on.
+Built for thousands of sessions (3,000 in under 2 s, benchmarks/batch.py): sessions with no event (no boundary row,
+every row still in the window: most sessions) are measured in one polars pass over the whole table; for those with
+a compaction, prune or rewind, `events.find_events` (what core.XRay runs: a pass over Python lists) finds what each
+removed, and the removed rows of all of them are summed and searched for findings (`losses._regex_findings`, the
+same regexes and caps) in one frame. tests/test_batch_corpus.py checks every row against the one-session X-ray.
+A session whose events cannot be read is a row with its `xray_error`; the others go on.
 """
 
 from __future__ import annotations
@@ -91,42 +93,48 @@ def xray_corpus(ctx) -> CorpusXRay:
         ctx = Context.load(*(ctx if isinstance(ctx, (list, tuple)) else [ctx]))
     if len(ctx) == 0:
         raise ArgumentError("xray_corpus: the context has no messages; load sessions first (rj.load(paths))")
-    table = ctx.table
+    orig = ctx.table
+    table = orig.with_columns(_full_tokens().alias("tokens"), _output_tokens().alias("output_tokens"),
+                                   pl.int_range(pl.len(), dtype=pl.Int64).over("session_id").alias("local"))
     sessions = ctx.sessions
     # which sessions had anything leave the window (a boundary row, or a row the loader marked out of context)
-    eventful = set(table.group_by("session_id").agg(
+    eventful = sorted(table.group_by("session_id").agg(
         (pl.col("boundary").is_not_null() | ~pl.col("in_context").fill_null(True)).any().alias("e"))
         .filter(pl.col("e"))["session_id"].to_list())
-    base = _quiet_rows(table, sessions)
-    rows = []
+    df = _quiet_rows(table, sessions)
     if eventful:
-        parts = table.filter(pl.col("session_id").is_in(sorted(eventful))).partition_by("session_id", as_dict=True)
-        for (sid,), part in parts.items():
-            rows.append(_eventful_row(sid, part, sessions.filter(pl.col("session_id") == sid)))
-    schema = {k: getattr(pl, v) for k, v in COLUMNS.items()}
-    full = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
-    quiet = base.filter(~pl.col("session_id").is_in(sorted(eventful))).select(list(COLUMNS)).cast(schema)
-    meta = sessions.select("session_id", "format", "title", "path", "messages")
-    full = full.drop("format", "title", "path", "messages").join(meta, on="session_id", how="left").select(
-        list(COLUMNS))
-    df = pl.concat([full, quiet], how="vertical").sort(
-        ["tokens_removed", "decisions", "compactions", "messages"], descending=True, nulls_last=True)
+        df = df.update(_eventful_rows(table, orig, sessions, eventful), on="session_id", how="left")
+    df = df.select(list(COLUMNS)).cast({k: getattr(pl, v) for k, v in COLUMNS.items()})
+    df = df.sort(["tokens_removed", "decisions", "compactions", "messages"], descending=True, nulls_last=True)
     return CorpusXRay(ctx, df)
 
 
-def _quiet_rows(table, sessions):
-    """Every session measured in one pass, as if nothing left its window (right for sessions without events)."""
+def _full_tokens():
+    """A row's tokens as core.XRay counts them: the full text of fields the loader capped (see XRay.__init__)."""
     import polars as pl
 
-    step = (pl.col("role") == "assistant") & (pl.col("origin").fill_null("model") != "harness")
-    # sizes as core.XRay counts them: the full text of fields the loader capped (see XRay.__init__)
     kept_out = pl.col("tool_output").str.len_bytes().fill_null(0)
     out_bytes = pl.max_horizontal(pl.col("tool_output_bytes").fill_null(0), kept_out)
     cut = ((out_bytes - kept_out)
            + (pl.col("text_bytes").fill_null(0) - pl.col("text").str.len_bytes().fill_null(0)).clip(lower_bound=0))
-    full = pl.col("tokens") + (cut + 3) // 4
+    return (pl.col("tokens") + (cut + 3) // 4).cast(pl.Int64)
+
+
+def _output_tokens():
+    import polars as pl
+
+    kept_out = pl.col("tool_output").str.len_bytes().fill_null(0)
+    return ((pl.max_horizontal(pl.col("tool_output_bytes").fill_null(0), kept_out) + 3) // 4).cast(pl.Int64)
+
+
+def _quiet_rows(table, sessions):
+    """Every session measured in one pass, as if nothing left its window (right for sessions without events;
+    the eventful ones are then updated from their events)."""
+    import polars as pl
+
+    step = (pl.col("role") == "assistant") & (pl.col("origin").fill_null("model") != "harness")
     # the estimated window of a step: every row before it (nothing left the window in these sessions)
-    per = (table.with_columns((full.cum_sum().over("session_id") - full).alias("_cum"))
+    per = (table.with_columns((pl.col("tokens").cum_sum().over("session_id") - pl.col("tokens")).alias("_cum"))
            .group_by("session_id")
            .agg(step.sum().cast(pl.Int64).alias("turns"),
                 pl.col("context_tokens").filter(step).max().alias("_recorded"),
@@ -143,36 +151,93 @@ def _quiet_rows(table, sessions):
             .with_columns(*zero, pl.lit(None, dtype=pl.String).alias("xray_error")))
 
 
-def _eventful_row(sid: str, part, session_row) -> dict:
+def _eventful_rows(table, orig, sessions, eventful: list[str]):
+    """The sessions with events: find_events per session (what core.XRay runs, a pass over Python lists), then the
+    removed rows of all of them in one frame, so the sums and the regex findings are one polars pass each."""
+    import polars as pl
+
+    from .core import _LazyColumn
+    from .events import find_events
+    from .losses import _regex_findings
+    from .raw import RawReader
+
+    fmt_of = dict(zip(sessions["session_id"].to_list(), sessions["format"].to_list(), strict=True))
+    marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
+    parts = table.filter(pl.col("session_id").is_in(eventful)).partition_by("session_id", as_dict=True)
+    ev_sid, ev_id, ev_kind, rm_ev, rm_local = [], [], [], [], []
+    counts: dict[str, dict] = {}
+    errors: dict[str, str] = {}
+    raw = RawReader()
+    try:
+        for (sid,), part in parts.items():
+            cols = {c: part.get_column(c).to_list() for c in ("role", "origin", "boundary", "in_context")}
+            cols["marker"] = part.select(marker.fill_null(False)).to_series().to_list()
+            for c in ("id", "raw_type", "text", "source"):
+                cols[c] = _LazyColumn(part, c)
+            try:
+                found = find_events(cols, fmt_of.get(sid) or "?", raw)
+            except Exception as e:  # one session the X-ray cannot read must not stop the corpus
+                errors[sid] = f"{type(e).__name__}: {e}"
+                continue
+            c = counts[sid] = {"compactions": 0, "prunes": 0, "rewinds": 0, "removed_messages": 0}
+            for e in found.events:
+                g = len(ev_sid)
+                ev_sid.append(sid)
+                ev_id.append(g)
+                ev_kind.append(e.kind)
+                c[{"compaction": "compactions", "prune": "prunes", "rewind": "rewinds"}[e.kind]] += 1
+                if e.kind != "prune":
+                    c["removed_messages"] += len(e.removed)
+                rm_ev += [g] * len(e.removed)
+                rm_local += e.removed
+    finally:
+        raw.close()
+    events = pl.DataFrame({"session_id": ev_sid, "event": ev_id, "kind": ev_kind},
+                          schema={"session_id": pl.String, "event": pl.Int64, "kind": pl.String})
+    removed = (pl.DataFrame({"event": rm_ev, "local": rm_local}, schema={"event": pl.Int64, "local": pl.Int64})
+               .join(events, on="event", how="left")
+               .join(table.select("session_id", "local", "id", "position", "role", "tool_status", "tokens",
+                                  "output_tokens", "text", "thinking", "tool_output"),
+                     on=["session_id", "local"], how="left"))
+    sums = (removed.group_by("session_id")
+            .agg((pl.col("role") == "tool").sum().cast(pl.Int64).alias("removed_tool_outputs"),
+                 pl.when(pl.col("kind") == "prune").then(pl.min_horizontal("output_tokens", "tokens"))
+                 .otherwise(pl.col("tokens")).sum().cast(pl.Int64).alias("tokens_removed")))
+    found = _regex_findings(removed).join(events.select("event", "session_id"), on="event", how="left")
+    per_cat = (found.group_by("session_id")
+               .agg(*[(pl.col("category") == cat).sum().cast(pl.Int64).alias(col)
+                      for cat, col in _FINDING_COLUMN.items()]))
+    base = pl.DataFrame([{"session_id": sid, **counts.get(sid, {}), "xray_error": errors.get(sid)}
+                         for sid in eventful],
+                        schema={"session_id": pl.String, "compactions": pl.Int64, "prunes": pl.Int64,
+                                "rewinds": pl.Int64, "removed_messages": pl.Int64, "xray_error": pl.String})
+    out = (base.join(sums, on="session_id", how="left").join(per_cat, on="session_id", how="left")
+           .with_columns(pl.col(c).fill_null(0) for c in ("removed_tool_outputs", "tokens_removed", "decisions",
+                                                           "rejected", "constraints", "errors")))
+    # The peak of a session that records no usage is the estimated window, which only the full X-ray knows
+    # once messages left it: those (rare) sessions get it.
+    unrecorded = (table.filter(pl.col("session_id").is_in(eventful)).group_by("session_id")
+                  .agg(pl.col("context_tokens").is_not_null().any().alias("r")).filter(~pl.col("r"))["session_id"])
+    peaks = [_estimated_peak(orig, sessions, sid) for sid in unrecorded.to_list() if sid not in errors]
+    if peaks:
+        out = out.join(pl.DataFrame(peaks, schema={"session_id": pl.String, "peak_context": pl.Int64,
+                                                   "peak_source": pl.String}, orient="row"),
+                       on="session_id", how="left")
+    return out
+
+
+def _estimated_peak(table, sessions, sid: str) -> tuple:
+    """The largest estimated window of one session, from its full X-ray."""
     import polars as pl
 
     from .core import XRay
-    from .losses import losses
 
-    row = {c: 0 for c, t in COLUMNS.items() if t == "Int64"}
-    row.update(session_id=sid, peak_source=None, xray_error=None)
+    part = table.filter(pl.col("session_id") == sid)  # the context's own table: XRay sizes the rows itself
     try:
-        xr = XRay(_OneSession(part, session_row), sid)
-        turns = xr.turns
-        recorded = turns["context_tokens"].drop_nulls()
-        if recorded.len():
-            row.update(peak_context=int(recorded.max()), peak_source="recorded")
-        elif turns.height:
-            row.update(peak_context=int(turns["window_tokens"].max()), peak_source="estimated")
-        row["turns"] = turns.height
-        ev = xr.events
-        for kind, col in (("compaction", "compactions"), ("prune", "prunes"), ("rewind", "rewinds")):
-            row[col] = ev.filter(pl.col("kind") == kind).height
-        row.update(removed_messages=int(ev["removed_messages"].sum() or 0),
-                   removed_tool_outputs=int(ev["removed_tool_outputs"].sum() or 0),
-                   tokens_removed=int(ev["removed_tokens"].sum() or 0))
-        if ev.height:
-            found = losses(xr, sub_model=None).findings
-            for cat, col in _FINDING_COLUMN.items():
-                row[col] = found.filter(pl.col("category") == cat).height
-    except Exception as e:  # one session the X-ray cannot read must not stop the corpus
-        row["xray_error"] = f"{type(e).__name__}: {e}"
-    return row
+        xr = XRay(_OneSession(part, sessions.filter(pl.col("session_id") == sid)), sid)
+    except Exception:
+        return sid, None, None
+    return sid, int(xr.turns["window_tokens"].max()) if xr.turns.height else None, "estimated"
 
 
 # ---- the ranking chart ------------------------------------------------------------------------------------------
