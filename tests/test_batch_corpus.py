@@ -78,3 +78,25 @@ def test_batch_takes_the_corpus_rows(tmp_path, ctx, corpus):
     assert set(df["status"].to_list()) <= {"done", "max_iterations"}
     for r in df.iter_rows(named=True):  # each run saw its own session only
         assert rj.Trace.load(r["trace"]).of_type("run")[0]["context"]["sessions"] == 1
+
+
+def test_clicking_a_session_opens_its_xray(corpus):
+    pytest.importorskip("anywidget")
+    alt = pytest.importorskip("altair")
+    p = corpus.plot(interactive=True)
+    assert isinstance(p.widget, alt.JupyterChart)
+    shown = []
+
+    class Handle:  # stands in for IPython's DisplayHandle: records what the click shows
+        def update(self, obj):
+            shown.append(obj)
+
+    p._handle = Handle()
+    sid = corpus.df["session_id"][1]
+    # what the JupyterChart front-end sends on a click on that session's bar (Vega signal + store)
+    p.widget._vl_selections = {**p.widget._vl_selections,
+                               "session_pick": {"value": {"vlPoint": {"or": [{"session_id": sid}]}}, "store": []}}
+    assert p.selected_session == sid
+    assert shown and shown[-1].session_id == sid and shown[-1].events.height == corpus.df["compactions"][1]
+    p.widget._vl_selections = {**p.widget._vl_selections, "session_pick": {"value": None, "store": []}}
+    assert p.selected_session is None and "Click a session" in shown[-1]._repr_html_()

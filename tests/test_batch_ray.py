@@ -27,10 +27,12 @@ COMPARED = ("question", "session_id", "model", "answer", "status", "stopped_by",
 @pytest.fixture(scope="module")
 def ray_runtime():
     # Started before the key is set: the tasks can only get it through the runtime environment.
-    os.environ.pop("OPENAI_API_KEY", None)
+    saved = os.environ.pop("OPENAI_API_KEY", None)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+    if saved is not None:
+        os.environ["OPENAI_API_KEY"] = saved
 
 
 @pytest.fixture(scope="module")
