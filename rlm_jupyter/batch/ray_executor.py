@@ -85,13 +85,20 @@ class _FileStop:
 
 
 def _run_group(specs, ref_box, out: str, run_kw: dict) -> list[dict]:
-    """A Ray task: the runs of one group, one after another, each with its trace in out/traces."""
+    """A Ray task: the runs of one group, all at once on threads (they wait on models), each with its trace in
+    out/traces. Groups keep the number of Ray worker processes small: Ray kills idle workers above its CPU count
+    and starts new ones (each importing polars and litellm again), so one task per run at a concurrency far above
+    the CPU count spends its time starting workers (benchmarks/batch.py)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from .store import Store
 
     ctx = _unpack(ref_box)
     store = Store(out)
     stop = _FileStop(store.out / "STOP")
-    return [run_one(s, ctx, store.trace_path(s.key), run_kw, stop=stop, executor="ray") for s in specs]
+    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="rlmj-ray") as pool:
+        return list(pool.map(lambda s: run_one(s, ctx, store.trace_path(s.key), run_kw, stop=stop,
+                                               executor="ray"), specs))
 
 
 def run_ray(job: Job, ctx, *, concurrency: int, group_size: int = 1, address: str | None = None,
