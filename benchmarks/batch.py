@@ -197,7 +197,7 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--sessions", type=int, default=3000)
     ap.add_argument("--no-ray", action="store_true")
-    ap.add_argument("--group-size", type=int, default=8, help="runs per Ray task")
+    ap.add_argument("--group-size", type=int, default=None, help="runs per Ray task (default: concurrency / CPUs)")
     ap.add_argument("--only", choices=("batch", "corpus", "sub_llm_batch"), default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

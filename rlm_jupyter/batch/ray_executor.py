@@ -1,4 +1,6 @@
-"""The Ray executor: one Ray task per run (or per `group_size` runs), results streamed back as tasks finish.
+"""The Ray executor: one Ray task per run, or per group of runs run on threads inside the task (default
+`group_size`: concurrency / the cluster's CPUs, so a 2-CPU machine at concurrency 16 has 2 tasks of 8 runs in flight,
+a 64-CPU cluster at concurrency 64 one task per run); results streamed back as tasks finish.
 
 - The context is shipped once: `ray.put` of its Arrow IPC bytes; each Ray worker process unpacks it once (cached by
   content hash) and builds the per-session contexts from it.
@@ -101,13 +103,16 @@ def _run_group(specs, ref_box, out: str, run_kw: dict) -> list[dict]:
                                                executor="ray"), specs))
 
 
-def run_ray(job: Job, ctx, *, concurrency: int, group_size: int = 1, address: str | None = None,
+def run_ray(job: Job, ctx, *, concurrency: int, group_size: int | None = None, address: str | None = None,
             env: list[str] | None = None, num_cpus: float = 0.1) -> None:
     ray = _ray()
-    if group_size < 1:
-        raise ArgumentError(f"batch: group_size must be >= 1, got {group_size!r}")
+    if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
+        raise ArgumentError(f"batch: group_size must be a positive int, got {group_size!r}")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    if group_size is None:  # as many tasks in flight as the cluster has CPUs, the runs of each on threads
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        group_size = max(1, -(-concurrency // cpus))
     stop_file = job.store.out / "STOP"
     stop_file.unlink(missing_ok=True)
     ctx_box = [ctx.content_hash, ray.put(pack_context(ctx))]  # in a list: tasks fetch it themselves, once

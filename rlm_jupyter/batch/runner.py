@@ -21,7 +21,7 @@ EXECUTORS = ("threads", "ray")
 def batch(questions, context=None, *, model="offline", sub_model: str | None = None, per: str | None = None,
           concurrency: int = 8, budget=None, run_budget=None, out=None, executor: str = "threads",
           max_iterations: int = 20, max_depth: int = 1, mode: str = "rlm", limits=None, models=None,
-          rerun_errors: bool = False, group_size: int = 1, ray_address: str | None = None,
+          rerun_errors: bool = False, group_size: int | None = None, ray_address: str | None = None,
           env: list[str] | None = None, on_row: Callable[[dict, dict], None] | None = None,
           display: bool | None = None) -> BatchResult:
     """Run every question (x every session with per="session", x every model when `model` is a list).
@@ -31,7 +31,8 @@ def batch(questions, context=None, *, model="offline", sub_model: str | None = N
     budget: a `Budget` over the whole batch (usd, tokens, seconds): once spent no new run starts and the result
     says so. run_budget: a `Budget` for each run. out: the folder (resumable: rows it holds are skipped; default a
     new folder under the rlm_jupyter cache). executor: "threads" or "ray" (`pip install rlm-jupyter[ray]`; uses the
-    running Ray, else `ray.init(address=ray_address)`). group_size (ray): runs per Ray task. env (ray): names of
+    running Ray, else `ray.init(address=ray_address)`). group_size (ray): runs per Ray task, run on threads in it
+    (default: concurrency / the cluster's CPUs, so Ray never keeps more workers than CPUs). env (ray): names of
     environment variables sent to the tasks (default: keys and endpoints, *_API_KEY / *_API_BASE / *_BASE_URL ...).
     on_row: called in this thread with (row, progress) as each run finishes. display: a live progress view in
     Jupyter (default: on inside a kernel).
