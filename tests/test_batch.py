@@ -138,7 +138,9 @@ def test_questions_frame_carries_its_columns(tmp_path, ctx, server):
 
 def test_missing_key_fails_before_any_run(tmp_path, ctx, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    with pytest.raises(rj.rlm.ModelError, match="OPENAI_API_KEY"):
+    from rlm_jupyter.rlm.models import ModelError
+
+    with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         rj.batch(["q-1"], context=ctx, model="gpt-4o-mini", out=tmp_path / "b", display=False)
 
 

@@ -7,6 +7,7 @@ import contextlib
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,6 +40,9 @@ def batch(questions, context=None, *, model="offline", sub_model: str | None = N
     """
     if executor not in EXECUTORS:
         raise ArgumentError(f"batch: executor must be 'threads' or 'ray', got {executor!r}")
+    if executor == "ray" and models is not None:
+        raise ArgumentError("batch: models= works with executor='threads' only; Ray tasks call models through "
+                            "litellm with the keys and endpoints of the environment (env=)")
     if per not in (None, "session"):
         raise ArgumentError(f"batch: per must be None or 'session', got {per!r}")
     if not isinstance(concurrency, int) or concurrency < 1:
@@ -132,8 +136,14 @@ class Job:
         p["tokens"] += row.get("tokens") or 0
         p["cost_usd"] += row.get("cost_usd") or 0.0
         p["elapsed_s"] = round(time.monotonic() - self.t0, 2)
-        for fn in [*self.listeners, *([self.on_row] if self.on_row else [])]:
-            fn(row, dict(p))
+        for fn in self.listeners:
+            try:
+                fn(row, dict(p))
+            except Exception as e:  # a broken display must not stop the batch (the row is on disk already)
+                warnings.warn(f"batch: the display failed on a row: {type(e).__name__}: {e}", RuntimeWarning,
+                              stacklevel=2)
+        if self.on_row is not None:
+            self.on_row(row, dict(p))
 
     def interrupt(self) -> None:
         self.stop.set()
