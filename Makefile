@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q "torch==2.13.0" || echo "note: torch 2.13.0 not available here; meaning search stays off"
 	$(BIN)/pip install -q -e ".[test,lab,embed,bench]" || $(BIN)/pip install -q -e ".[test,lab,bench]"
 	$(BIN)/pip install -q -e ".[phoenix]" || echo "note: arize-phoenix did not install; the Phoenix export tests skip"
+	$(BIN)/pip install -q -e ".[ray]" || echo "note: ray did not install; batch's Ray executor and its tests skip"
 	touch $@
 
 # The front-end (the widget bundle and the prebuilt JupyterLab extension) is built by the pip install above

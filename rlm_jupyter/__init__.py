@@ -12,8 +12,8 @@ if TYPE_CHECKING:  # for annotations only; the real import is lazy
 
 __version__ = "0.1.0"
 
-__all__ = ["Budget", "Context", "Run", "Trace", "compare", "discover", "export", "load", "rerun", "rlm", "samples",
-           "scan", "sub_llm", "xray", "__version__"]
+__all__ = ["Budget", "Context", "Run", "Trace", "batch", "compare", "discover", "export", "load", "rerun", "rlm",
+           "samples", "scan", "sub_llm", "xray", "xray_corpus", "__version__"]
 
 
 def load(*paths, cache="auto", workers: int | None = None, progress: bool = True) -> Context:
@@ -79,6 +79,8 @@ _LAZY = {
     "compare": ("compare", "compare"),
     "export": ("export", "export"),
     "xray": ("xray", "xray"),
+    "batch": ("batch", "batch"),
+    "xray_corpus": ("xray.corpus", "xray_corpus"),
 }
 
 

@@ -227,6 +227,13 @@ def _cache_cmd(args) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace) -> int:
+    """`rlm-jupyter batch`: the same as rj.batch, with a progress bar on stderr (rlm_jupyter/batch/cli.py)."""
+    from .batch.cli import run_cli
+
+    return run_cli(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlm-jupyter", description="Explore how coding agents use their context.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
                    "documents then carry their text")
     e.add_argument("--atif", metavar="FILE", help="write the run as an ATIF v1.7 trajectory")
     e.set_defaults(func=_export)
+    b = sub.add_parser("batch", help="ask many questions (x sessions, x models); writes DIR/results.parquet and a "
+                       "trace per run; resumable")
+    b.add_argument("questions", metavar="QUESTIONS", help=".txt (one per line), .jsonl ({question, ...} per line) "
+                   "or .csv (a question column)")
+    b.add_argument("--context", nargs="+", required=True, metavar="PATH", help="session files or folders")
+    b.add_argument("--per", choices=("session",), default=None, help="ask every question of every session alone")
+    b.add_argument("--out", required=True, metavar="DIR", help="results folder (re-running skips finished rows)")
+    b.add_argument("--model", action="append", default=None, help="root model (repeat to compare models)")
+    b.add_argument("--sub-model", default=None)
+    b.add_argument("--executor", choices=("threads", "ray"), default="threads")
+    b.add_argument("--ray-address", default=None, help="a Ray cluster (default: the local runtime)")
+    b.add_argument("--concurrency", type=int, default=8)
+    b.add_argument("--max-iterations", type=int, default=20)
+    b.add_argument("--budget-usd", type=float, default=None, help="for the whole batch")
+    b.add_argument("--budget-tokens", type=int, default=None, help="for the whole batch")
+    b.add_argument("--run-budget-usd", type=float, default=None, help="for each run")
+    b.set_defaults(func=_batch)
     d = sub.add_parser("discover", help="list the sessions agents keep on this machine, newest first")
     d.add_argument("--home", default=None, help="look under this home folder instead of yours")
     d.add_argument("--json", action="store_true")

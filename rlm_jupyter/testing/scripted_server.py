@@ -448,6 +448,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: 32 clients connecting at once (a sub_llm_batch, a batch of runs)
+    # overflow it, the kernel drops their SYNs and each retries after 1 s, so a 0.2 s answer took 1.2 s (the
+    # 6.42x of issue 12). 128 lets a burst of connections wait for accept() instead.
+    request_queue_size = 128
+
+
 class ScriptedServer:
     """The server; a context manager that starts it on a free port of 127.0.0.1 and stops it on exit."""
 
@@ -467,7 +474,7 @@ class ScriptedServer:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         handler = type("BoundHandler", (_Handler,), {"owner": self})
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self.httpd = _Server(("127.0.0.1", port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

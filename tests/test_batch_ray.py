@@ -1,0 +1,105 @@
+"""rj.batch on a real local Ray runtime (ray.init(num_cpus=2), no dashboard): the same rows as the threads executor,
+a task whose worker process is killed is retried, and model keys reach the tasks without entering rows or traces.
+Skips when Ray is not installed (the optional `ray` extra)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+import rlm_jupyter as rj
+from rlm_jupyter.testing import ScriptedServer
+from rlm_jupyter.testing.batch_model import answerer
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'rlm-jupyter[ray]' to run these tests")
+psutil = pytest.importorskip("psutil")
+
+CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
+MODEL = "openai/scripted-model"
+SECRET = "sk-test-ray-SECRET-9f8e7d6c5b4a"
+COMPARED = ("question", "session_id", "model", "answer", "status", "stopped_by", "steps", "sub_calls", "tokens_in",
+            "tokens_out", "error")
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    # Started before the key is set: the tasks can only get it through the runtime environment.
+    saved = os.environ.pop("OPENAI_API_KEY", None)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+    if saved is not None:
+        os.environ["OPENAI_API_KEY"] = saved
+
+
+@pytest.fixture(scope="module")
+def ctx(samples):
+    return rj.load(samples / CLAUDE)
+
+
+@pytest.fixture()
+def server(monkeypatch, ray_runtime):
+    with ScriptedServer(answerer) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        yield srv
+
+
+def questions(n: int) -> list[str]:
+    return [f"q-{i}: what happened?" for i in range(n)]
+
+
+def test_ray_and_threads_give_the_same_rows_and_keys_stay_out(tmp_path, samples, server):
+    ctx = rj.load(samples / "claude-code")
+    qs = questions(2)
+    kw = dict(context=ctx, model=MODEL, per="session", concurrency=4, display=False)
+    threads = rj.batch(qs, out=tmp_path / "threads", executor="threads", **kw).df
+    on_ray = rj.batch(qs, out=tmp_path / "ray", executor="ray", **kw).df
+    assert on_ray.height == threads.height == 2 * ctx.sessions.height
+    assert on_ray["executor"].unique().to_list() == ["ray"]
+    assert on_ray.select(COMPARED).equals(threads.select(COMPARED))
+    assert on_ray["status"].to_list() == ["done"] * on_ray.height
+    # the key was needed (OPENAI_API_KEY is checked before each call) and came through the runtime env only
+    for path in (tmp_path / "ray").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    for path in on_ray["trace"]:
+        assert rj.Trace.load(path).of_type("run_end")[-1]["status"] == "done"
+
+
+def test_a_killed_worker_task_is_retried(tmp_path, ctx, monkeypatch, ray_runtime):
+    # The first answer for q-0 is slow; while it waits, the Ray worker process running that task is killed.
+    slow = threading.Event()
+
+    def slow_first(request):
+        entry = answerer(request)
+        if "q-0" in str(request["body"].get("messages")) and not slow.is_set():
+            slow.set()
+            entry = {**entry, "delay_s": 20}
+        return entry
+
+    killed = []
+
+    def killer():
+        slow.wait(60)
+        time.sleep(0.3)
+        for p in psutil.process_iter(["pid", "cmdline"]):
+            cmd = " ".join(p.info["cmdline"] or [])
+            if cmd.startswith("ray::rlmj_batch_run"):
+                p.kill()
+                killed.append(p.info["pid"])
+
+    with ScriptedServer(slow_first) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        t = threading.Thread(target=killer, daemon=True)
+        t.start()
+        res = rj.batch(questions(1), context=ctx, model=MODEL, out=tmp_path / "b", executor="ray", display=False)
+        t.join(5)
+    assert killed, "no Ray worker running the task was found to kill"
+    assert res.df["status"].to_list() == ["done"] and res.df["answer"].to_list() == ["answer q-0"]
+    first_calls = [r for r in srv.requests if len(r["body"]["messages"]) == 2]
+    assert len(first_calls) == 2  # the killed attempt's first call, then the retry's
