@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import cache as _cache
-from . import formats
+from . import checks, formats
 from .load import UnknownFormatError, _as_paths, _walk
 from .model import Issue, Session
 from .report import FileReport, LoadReport
@@ -222,15 +222,8 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
     if stat.S_ISREG(st0.st_mode) and time.time_ns() - st0.st_mtime_ns < _cache.RACY_NS:
         digest = _cache.file_digest(p)  # written just now: a same-size rewrite could keep this mtime
     freport = FileReport(path, mod.NAME)
-    try:
-        loaded = mod.read(p, freport)
-    except (ValueError, OSError) as exc:
-        freport.issues.append(Issue(path, None, f"could not be read: {exc}", "malformed"))
-        loaded = []
-    except Exception as exc:  # a loader bug on one file must not cost the other 2,999 (reported, not hidden)
-        freport.issues.append(Issue(path, None, f"could not be read: the {mod.NAME} loader failed "
-                                    f"({type(exc).__name__}: {exc}); please report it", "malformed"))
-        loaded = []
+    # A reader's error costs this file only, and every value is checked before polars sees it (checks.py).
+    loaded = checks.read_file(mod, p, freport)
     try:
         st1 = os.stat(p)
         changed = (st0.st_size, st0.st_mtime_ns) != (st1.st_size, st1.st_mtime_ns)
