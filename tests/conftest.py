@@ -1,7 +1,14 @@
+import os
 import re
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# rj.load keeps a load cache, and the context its search indexes, under RLM_JUPYTER_CACHE (default
+# ~/.cache/rlm_jupyter): the tests use a folder of their own, so they neither read a user's cache nor write into it.
+# Set here, before any test runs, so subprocesses (the CLI, notebook kernels) inherit it.
+os.environ["RLM_JUPYTER_CACHE"] = tempfile.mkdtemp(prefix="rlmj-test-cache-")
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = DATA / "samples"
