@@ -140,7 +140,8 @@ def loop_part(args) -> list[dict]:
         models.complete(model, msgs, **kw)  # warm up: litellm import, first connection
         one = statistics.median(_timed(lambda: models.complete(model, msgs, **kw)) for _ in range(3))
         models.batch(model, [msgs] * 32, **kw)  # warm the connection pool
-        batch = statistics.median(_timed(lambda: models.batch(model, [msgs] * 32, **kw))  # the default, as sub_llm_batch
+        # the default, as sub_llm_batch
+        batch = statistics.median(_timed(lambda: models.batch(model, [msgs] * 32, **kw))
                                   for _ in range(3))
     rows.append({"part": "loop", "what": "sub_llm_batch 32 x 200 ms", "one call s": round(one, 3),
                  "batch of 32 s": round(batch, 3), "ratio": round(batch / one, 2), "target": "<= 2x",

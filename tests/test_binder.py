@@ -100,7 +100,7 @@ def test_binder_install_runs_the_quickstart(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "VIRTUAL_ENV"}
     env.update(PATH=f"{bin_}:{env['PATH']}", HOME=str(home), RLM_JUPYTER_CACHE=str(tmp_path / "cache"),
                JUPYTER_CONFIG_DIR=str(home / ".jupyter"), PIP_DISABLE_PIP_VERSION_CHECK="1",
-               npm_config_cache=os.environ.get("npm_config_cache", str(Path.home() / ".npm")),
+               npm_config_cache=os.environ.get("npm_config_cache", str(Path.home() / ".npm")),  # noqa: SIM112 - npm reads it lower-case
                PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")))
 
     def run(*cmd, timeout=600, cwd=repo):

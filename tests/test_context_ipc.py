@@ -13,9 +13,9 @@ import pytest
 from test_context_samples import SWE, raw_messages, sample_context, sample_sessions
 
 import rlm_jupyter.context.cache as cache
-from rlm_jupyter.context.search import BM25_DIR
 from rlm_jupyter.context import Context
 from rlm_jupyter.context.errors import ArgumentError, UnknownIdError
+from rlm_jupyter.context.search import BM25_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -110,7 +110,8 @@ def test_inspect_cli_process_reports_bad_path_in_one_line(tmp_path):
 
 
 def test_import_is_light():
-    code = "import sys, rlm_jupyter; print(sorted(m for m in ('polars', 'litellm', 'torch', 'IPython') if m in sys.modules))"
+    code = ("import sys, rlm_jupyter; "
+            "print(sorted(m for m in ('polars', 'litellm', 'torch', 'IPython') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -133,7 +134,8 @@ def test_discover_finds_sessions_in_the_usual_places(tmp_path, samples, monkeypa
                 claude / "4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl")
     rollout = "rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl"
     shutil.copy(samples / "codex" / rollout, codex / rollout)
-    shutil.copy(samples / "gemini" / "session-2025-12-01T21-45-5b959dae.json", gemini / "session-2025-12-01T21-45-5b959dae.json")
+    name = "session-2025-12-01T21-45-5b959dae.json"
+    shutil.copy(samples / "gemini" / name, gemini / name)
 
     found = rj.discover(tmp_path)
     assert sorted(found["format"].to_list()) == ["claude", "codex", "gemini"]

@@ -21,7 +21,6 @@ import numpy as np
 
 from .cache import atomic_write
 from .embed import Progress
-from .results import CONTENT_FIELDS
 
 CHUNK_CHARS = 200  # a sentence or two: short enough that a mean-pooled static vector still says what it is about
 MAX_CHUNKS = 64  # per message: a 16,000-char capped tool output gives ~80-160 windows; keep a spread of 64

@@ -112,7 +112,8 @@ class Trace:
             # A sub-call that opened a child run is counted through the child's own steps, not twice.
             if e["type"] not in ("step", "sub_call") or (e["type"] == "sub_call" and e.get("child_run")):
                 continue
-            m = per_model.setdefault(e.get("model") or "?", {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0})
+            m = per_model.setdefault(e.get("model") or "?",
+                                     {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0})
             m["calls"] += 1
             m["tokens_in"] += e.get("tokens_in") or 0
             m["tokens_out"] += e.get("tokens_out") or 0

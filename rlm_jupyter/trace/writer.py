@@ -38,7 +38,7 @@ def open_for_run(path: Path) -> IO[bytes]:
     open says so; it goes when the writer closes or its process dies. Appending after a finished run is fine."""
     path = check_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "ab")
+    fh = open(path, "ab")  # noqa: SIM115 - held open (and locked) for the whole run, closed by TraceWriter.close
     try:
         import fcntl
     except ImportError:  # Windows: no flock, no check
@@ -72,7 +72,8 @@ class TraceWriter:
     def new_id(self, kind: str) -> str:
         return f"{kind}-{self._prefix}-{next(self._seq)}"
 
-    def emit(self, type: str, parent: str | None, *, id: str | None = None, t: float | None = None, **fields: Any) -> dict:
+    def emit(self, type: str, parent: str | None, *, id: str | None = None, t: float | None = None,
+             **fields: Any) -> dict:
         """Record one event and return it (its `id` is what children name as `parent`)."""
         event = {"id": id or self.new_id(type), "parent": parent, "type": type, "t": time.time() if t is None else t}
         event.update(self.redact(fields))

@@ -267,7 +267,8 @@ def test_damaged_trace_shows_what_is_readable(lab, offline_run, page, shot):
     # the last step gets an unreadable time (in both lines the writer wrote for it: started, then amended), a query
     # line is garbled, and the writer was killed in the middle of the last line
     last_step = [e["id"] for e in events if e["type"] == "step"][-1]
-    body = [json.dumps(dict(e, t="yesterday")) if e["id"] == last_step else x for x, e in zip(lines, events)]
+    body = [json.dumps(dict(e, t="yesterday")) if e["id"] == last_step else x
+            for x, e in zip(lines, events, strict=False)]
     bad = [i + 2 for i, e in enumerate(events) if e["id"] == last_step]   # file line numbers (the header is 1)
     garbled = next(i for i, e in enumerate(events) if e["type"] == "query")
     body[garbled] = body[garbled][: len(body[garbled]) // 2]
