@@ -17,8 +17,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import Models
-from rlm_jupyter.testing import ScriptedServer
+from rlm_jupyter.testing import ScriptedServer, ServerModels
 from rlm_jupyter.trace import Trace
 
 pytest.importorskip("opentelemetry.sdk", reason="the export extra is not installed: pip install -e '.[export]'")
@@ -29,25 +28,6 @@ PRICE = (1e-6, 4e-6)            # usd per input / output token
 SECRET = "zq-export-secret-4f81c2d9a7"
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 
-
-class ServerModels(Models):
-    """Real litellm calls, pointed at the scripted server on 127.0.0.1, with a price so cost is not zero."""
-
-    def __init__(self, base_url: str):
-        super().__init__(retries=0, timeout_s=20, cost_per_token={MODEL: PRICE})
-        self.base_url = base_url
-
-    def check(self, model, **kw):
-        kw.setdefault("api_base", self.base_url)
-        super().check(model, **kw)
-
-    def complete(self, model, messages, **kw):
-        kw.setdefault("api_base", self.base_url)
-        return super().complete(model, messages, **kw)
-
-    def batch(self, model, prompts, **kw):
-        kw.setdefault("api_base", self.base_url)
-        return super().batch(model, prompts, **kw)
 
 
 def repl(code: str) -> str:
@@ -89,7 +69,7 @@ def recorded(ctx, tmp_path_factory):
     path = tmp_path_factory.mktemp("run") / "run.rlmtrace.jsonl"
     with ScriptedServer(SCRIPT) as srv:
         run = rlm(f"Which file write was rejected? (ticket {SECRET})", ctx, model=MODEL, max_depth=2,
-                  models=ServerModels(srv.base_url), trace_path=path)
+                  models=ServerModels(srv.base_url, cost_per_token={MODEL: PRICE}), trace_path=path)
     assert run.status == "done" and run.answer == "available-tools.md", run
     return run
 

@@ -14,8 +14,8 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.rlm.budget import Budget
 from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import Models
-from rlm_jupyter.testing import ScriptedServer
+from rlm_jupyter.rlm.models import DEFAULT_CALL_TIMEOUT_S, Models
+from rlm_jupyter.testing import ScriptedServer, ServerModels
 from rlm_jupyter.trace import Trace
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
@@ -30,19 +30,9 @@ def ctx(samples):
     return rj.load(samples / CLAUDE)
 
 
-class ServerModels(Models):
-    def __init__(self, base_url: str, **kw):
-        super().__init__(**{"retries": 2, "backoff_s": 0.05, **kw})
-        self.base_url = base_url
-
-    def check(self, model, **kw):
-        kw.setdefault("api_base", self.base_url)
-        super().check(model, **kw)
-
-    def complete(self, model, messages, **kw):
-        kw.setdefault("api_base", self.base_url)
-        return super().complete(model, messages, **kw)
-
+def server_models(base_url: str, **options) -> ServerModels:
+    """The real client against the test server, with the library's own timeouts and a quick retry."""
+    return ServerModels(base_url, **{"retries": 2, "backoff_s": 0.05, "timeout_s": DEFAULT_CALL_TIMEOUT_S, **options})
 
 class RawServer:
     """Answers every POST with a fixed status and raw body (garbage, or JSON that is not a chat completion)."""
@@ -83,7 +73,7 @@ def ask(ctx, models, tmp_path, **kw):
 def test_a_slow_server_does_not_run_past_the_seconds_budget(ctx, tmp_path):
     with ScriptedServer([CODE, {"text": "FINAL(late)", "delay_s": 30}]) as srv:
         t0 = time.monotonic()
-        run = ask(ctx, ServerModels(srv.base_url), tmp_path, budget=Budget(seconds=4))
+        run = ask(ctx, server_models(srv.base_url), tmp_path, budget=Budget(seconds=4))
         wall = time.monotonic() - t0
     assert run.usage["wall_s"] < 6.5 and wall < 9, f"the run took {run.usage['wall_s']} s against a 4 s budget"
     assert run.status == "budget" and run.stopped_by == "seconds"
@@ -94,7 +84,7 @@ def test_a_slow_server_does_not_run_past_the_seconds_budget(ctx, tmp_path):
 def test_a_server_that_never_answers_is_bounded_by_the_call_timeouts(ctx, tmp_path):
     with ScriptedServer([{"text": "x", "delay_s": 120}] * 10) as srv:
         t0 = time.monotonic()
-        run = ask(ctx, ServerModels(srv.base_url, timeout_s=1.5, total_timeout_s=3.5), tmp_path)
+        run = ask(ctx, server_models(srv.base_url, timeout_s=1.5, total_timeout_s=3.5), tmp_path)
         wall = time.monotonic() - t0
         attempts = len(srv.requests)
     assert wall < 7, f"{wall:.1f} s: per attempt 1.5 s, per call 3.5 s"
@@ -106,7 +96,7 @@ def test_a_server_that_never_answers_is_bounded_by_the_call_timeouts(ctx, tmp_pa
 
 def test_auth_failure_is_not_retried_and_the_run_says_auth(ctx, tmp_path):
     with ScriptedServer([{"status": 401, "error": "Incorrect API key provided"}] * 5) as srv:
-        run = ask(ctx, ServerModels(srv.base_url), tmp_path)
+        run = ask(ctx, server_models(srv.base_url), tmp_path)
         attempts = len(srv.requests)
     assert attempts == 1
     assert run.status == "error" and run.error_kind == "auth" and run.answer is None
@@ -115,7 +105,7 @@ def test_auth_failure_is_not_retried_and_the_run_says_auth(ctx, tmp_path):
 
 def test_server_errors_are_retried_then_reported(ctx, tmp_path):
     with ScriptedServer([{"status": 500, "error": "boom"}] * 5) as srv:
-        run = ask(ctx, ServerModels(srv.base_url, retries=1), tmp_path)
+        run = ask(ctx, server_models(srv.base_url, retries=1), tmp_path)
         attempts = len(srv.requests)
     assert attempts == 2
     assert run.status == "error" and run.error_kind == "server", run.error
@@ -125,7 +115,7 @@ def test_server_errors_are_retried_then_reported(ctx, tmp_path):
                                                                           "choices": []}).encode()])
 def test_a_response_that_is_not_a_chat_completion_is_a_bad_response(ctx, tmp_path, body):
     with RawServer(200, body) as srv:
-        run = ask(ctx, ServerModels(srv.base_url, retries=0), tmp_path)
+        run = ask(ctx, server_models(srv.base_url, retries=0), tmp_path)
     assert run.status == "error" and run.error_kind == "bad_response", (run.error_kind, run.error)
 
 

@@ -9,28 +9,12 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import Models
 from rlm_jupyter.rlm.rerun import rerun
-from rlm_jupyter.testing import ScriptedServer
+from rlm_jupyter.testing import ScriptedServer, ServerModels
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 MODEL = "openai/scripted-model"
 
-
-class ServerModels(Models):
-    """Real litellm calls, pointed at the scripted server on 127.0.0.1."""
-
-    def __init__(self, base_url: str):
-        super().__init__(retries=0, timeout_s=20)
-        self.base_url = base_url
-
-    def check(self, model, **kw):
-        kw.setdefault("api_base", self.base_url)
-        super().check(model, **kw)
-
-    def complete(self, model, messages, **kw):
-        kw.setdefault("api_base", self.base_url)
-        return super().complete(model, messages, **kw)
 
 
 def repl(code: str) -> str:
