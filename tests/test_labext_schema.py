@@ -18,6 +18,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import bundle_trace_reader
 
 from rlm_jupyter.trace import Trace
 
@@ -48,17 +49,8 @@ process.stdout.write(JSON.stringify(out));
 @pytest.fixture(scope="module")
 def ts_reader(tmp_path_factory):
     """run(jobs) -> results: the extension's reader, bundled for Node from labextension/src."""
-    node = shutil.which("node")
-    esbuild = LABEXT / "node_modules" / ".bin" / "esbuild"
-    if node is None:
-        pytest.skip("node is not installed (it is also needed to build the extension: apt-get install nodejs npm)")
-    if not esbuild.exists():
-        pytest.fail(f"{esbuild} is missing: run `npm --prefix labextension ci` (pip install -e . does it too)")
     out = tmp_path_factory.mktemp("labext-node")
-    subprocess.run([str(esbuild), str(LABEXT / "src" / "tracefile.ts"), "--bundle", "--format=esm",
-                    "--platform=node", f"--outfile={out / 'tracefile.mjs'}", "--log-level=warning"],
-                   check=True, cwd=LABEXT, timeout=60)
-    (out / "harness.mjs").write_text(HARNESS)
+    node, _ = bundle_trace_reader(out, HARNESS)
 
     def run(jobs: list[dict]) -> list[dict]:
         r = subprocess.run([node, str(out / "harness.mjs")], input=json.dumps(jobs), capture_output=True, text=True,

@@ -21,13 +21,6 @@ from rlm_jupyter.sessions.formats import claude, codex
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("RLM_JUPYTER_CACHE", str(d))
-    return d
-
-
-@pytest.fixture
 def store(tmp_path) -> Path:
     root = tmp_path / "store"
     (root / "codex").mkdir(parents=True)

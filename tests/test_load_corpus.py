@@ -50,13 +50,6 @@ def agent_copy(folder: Path, n: int, parent_sid: str) -> Path:
 
 
 @pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    d = tmp_path / "cache"
-    monkeypatch.setenv("RLM_JUPYTER_CACHE", str(d))
-    return d
-
-
-@pytest.fixture
 def store(tmp_path) -> Path:
     """Claude and Codex sessions with sub-agents, a duplicate session, an unknown file and a malformed line."""
     root = tmp_path / "store"

@@ -14,13 +14,13 @@ import json
 import os
 import random
 import resource
-import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from conftest import bundle_trace_reader
 from trace_mutations import mutate
 
 from rlm_jupyter.trace import Trace
@@ -60,17 +60,8 @@ process.stdout.write(JSON.stringify({ results: out, maxRssKb: maxRss / 1024 }));
 @pytest.fixture(scope="module")
 def node_reader(tmp_path_factory):
     """read(paths) -> ([result per path], peak RSS in KB): the extension's loadText bundled for Node."""
-    node = shutil.which("node")
-    esbuild = LABEXT / "node_modules" / ".bin" / "esbuild"
-    if node is None:
-        pytest.skip("node is not installed (it is also needed to build the extension: apt-get install nodejs npm)")
-    if not esbuild.exists():
-        pytest.fail(f"{esbuild} is missing: run `npm --prefix labextension ci` (pip install -e . does it too)")
     out = tmp_path_factory.mktemp("fuzz-node")
-    subprocess.run([str(esbuild), str(LABEXT / "src" / "tracefile.ts"), "--bundle", "--format=esm",
-                    "--platform=node", f"--outfile={out / 'tracefile.mjs'}", "--log-level=warning"],
-                   check=True, cwd=LABEXT, timeout=60)
-    (out / "harness.mjs").write_text(HARNESS)
+    node, _ = bundle_trace_reader(out, HARNESS)
 
     def read(paths: list[Path]) -> tuple[list[dict], int]:
         r = subprocess.run([node, str(out / "harness.mjs")], input=json.dumps([str(p) for p in paths]),

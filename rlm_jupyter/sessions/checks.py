@@ -45,7 +45,9 @@ def read_file(mod, path: Path, freport) -> list[Session]:
         freport.issues.append(Issue(spath, None, f"could not be read: {exc}", "malformed"))
         return []
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - a reader bug must not end the whole load
-        freport.issues.append(Issue(spath, None, f"could not be read ({_what(exc)}); nothing loaded from this file",
+        name = getattr(mod, "NAME", "format")
+        freport.issues.append(Issue(spath, None, f"could not be read: the {name} loader failed ({_what(exc)}); "
+                                    "nothing loaded from this file (a bug of rlm_jupyter: please report it)",
                                     "malformed"))
         return []
     out = []
