@@ -1,7 +1,5 @@
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -14,7 +12,6 @@ os.environ["RLM_JUPYTER_CACHE"] = tempfile.mkdtemp(prefix="rlmj-test-cache-")
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = DATA / "samples"
-LABEXT = Path(__file__).resolve().parents[1] / "labextension"
 
 
 @pytest.fixture
@@ -23,22 +20,6 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
     d = tmp_path / "cache"
     monkeypatch.setenv("RLM_JUPYTER_CACHE", str(d))
     return d
-
-
-def bundle_trace_reader(out: Path, harness: str) -> tuple[str, Path]:
-    """(node, harness path): the JupyterLab extension's trace reader (labextension/src/tracefile.ts) bundled for
-    Node into `out` beside `harness` (an ES module importing from './tracefile.mjs'). Skips without Node."""
-    node = shutil.which("node")
-    esbuild = LABEXT / "node_modules" / ".bin" / "esbuild"
-    if node is None:
-        pytest.skip("node is not installed (it is also needed to build the extension: apt-get install nodejs npm)")
-    if not esbuild.exists():
-        pytest.fail(f"{esbuild} is missing: run `npm --prefix labextension ci` (pip install -e . does it too)")
-    subprocess.run([str(esbuild), str(LABEXT / "src" / "tracefile.ts"), "--bundle", "--format=esm",
-                    "--platform=node", f"--outfile={out / 'tracefile.mjs'}", "--log-level=warning"],
-                   check=True, cwd=LABEXT, timeout=60)
-    (out / "harness.mjs").write_text(harness)
-    return node, out / "harness.mjs"
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import bundle_trace_reader
+from tracefile_node import bundle_trace_reader
 
 from rlm_jupyter.trace import Trace
 

@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import bundle_trace_reader
 from trace_mutations import mutate
+from tracefile_node import bundle_trace_reader
 
 from rlm_jupyter.trace import Trace
 
