@@ -26,8 +26,9 @@ CODEX = DATA / "samples" / "codex" / "SYNTHETIC-agent-sessions-record-catalog.js
 
 
 def _full_load(path):
-    """What a user touches after a load: the tables, the summaries and the report."""
-    ctx = rj.load(path)
+    """What a user touches after a load: the tables, the summaries and the report (never from the load cache: these
+    tests force reader failures, which a cached copy would skip)."""
+    ctx = rj.load(path, cache=False, progress=False)
     ctx.df  # noqa: B018
     ctx.sessions  # noqa: B018
     ctx.summaries()

@@ -66,7 +66,9 @@ FAMILIES = {
 DECISION_KEYS = {"decid", "decision", "reject", "choos", "chose"}
 FAILURE_KEYS = {"fail", "error", "crash", "miss", "broke", "break"}
 _DECIDED = re.compile(r"(?:\b[Dd]ecided to|\b[Dd]ecision:(?: we decided to)?|\b[Cc]hose to|\b[Aa]greed to)\s+(.+?)\.?$")
-_REJECTED = re.compile(r"\b[Rr]ejected:?\s+(.+?)(?:,? because (.+?)|\s*\(([^)]+)\))?\.?$")
+# what was rejected must be named after the verb: "The tool use was rejected (eg. …)" names nothing, so it is no
+# "rejected: …" clause (its sentence still stands among the cited ones)
+_REJECTED = re.compile(r"\b[Rr]ejected:?\s+([^\s(].*?)(?:,? because (.+?)|\s*\(([^)]+)\))?\.?$")
 # What an answer looks like, by the question's key term (stemmed): boosts items of that shape.
 _ANSWER_SHAPES = [
     ("file", re.compile(r"[\w\-/]+\.[A-Za-z0-9]{1,5}\b")),
