@@ -63,14 +63,5 @@ def atomic_dir(final: Path, build) -> Path:
     return final
 
 
-def atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+# One atomic write for every cache (the load cache's, in sessions/, which context may import).
+from ..sessions.cache import atomic_write  # noqa: E402,F401 - re-exported: context modules import it from here

@@ -208,7 +208,7 @@ def write_pack(folder: Path, df, files: list[dict]) -> Path:
         size = os.path.getsize(tmp)
         os.replace(tmp, arrow)
         man = {"format": PACK_FORMAT, "time": time.time_ns(), "rows": df.height, "bytes": size, "files": files}
-        _atomic_write(packs / f"{pid}.json", json.dumps(man, ensure_ascii=False).encode())
+        atomic_write(packs / f"{pid}.json", json.dumps(man, ensure_ascii=False).encode())
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         arrow.unlink(missing_ok=True)
@@ -216,7 +216,9 @@ def write_pack(folder: Path, df, files: list[dict]) -> Path:
     return arrow
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temp file and a rename, so a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -225,6 +227,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
 def drop_pack(arrow: Path) -> None:
