@@ -268,6 +268,25 @@ class XRay:
 
         return plot(self, interactive=interactive, width=width, height=height)
 
+    def composition(self):
+        """What filled the window per turn, estimated tokens by band (see composition.py)."""
+        from .composition import composition
+
+        return composition(self)
+
+    def composition_plot(self, *, interactive: bool | None = None, width: int = 720, height: int = 280):
+        """The composition as a stacked chart per turn; hover a band to list its messages (composition_plot.py)."""
+        from .composition_plot import plot
+
+        return plot(self, interactive=interactive, width=width, height=height)
+
+    def simulate(self, policies=("window:8000", "compact:80%", "acm", "rlm"), *, facts=None,
+                 sub_model: str = "offline"):
+        """Replay this session under other context policies; which key facts each keeps reachable (simulate.py)."""
+        from .simulate import simulate
+
+        return simulate(self, policies, facts=facts, sub_model=sub_model)
+
     def __repr__(self) -> str:
         from .display import xray_text
 
