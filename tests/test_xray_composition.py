@@ -98,8 +98,9 @@ def test_chart_lists_the_messages_of_each_band_and_renders_statically():
     layer = spec["layer"][0]
     assert layer["name"] == "composition_bands"
     titles = [t.get("title", t["field"]) for t in layer["encoding"]["tooltip"]]
+    assert layer["mark"]["type"] == "bar" and layer["encoding"]["y"]["stack"] == "zero"
     assert "message 1" in titles and "tokens" in titles
-    data = layer["data"]["values"] if "values" in layer.get("data", {}) else next(iter(spec["datasets"].values()))
+    data = (layer.get("data") or spec.get("data"))["values"]
     tool_rows = [d for d in data if d["band"] == "tool results" and d["turn"] == 11]
     assert tool_rows and tool_rows[0]["msg1"]
     # the listed message is in that turn's window
