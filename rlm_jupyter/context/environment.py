@@ -194,7 +194,8 @@ class Context:
             pl.int_range(pl.len(), dtype=pl.Int64).alias("position"),
             ((nbytes + 3) // 4).cast(pl.Int64).alias("tokens"),
         )
-        _return_freed_memory()  # the loaders' row lists are garbage by now
+        if self.df.height >= 50_000:  # the loaders' row lists are garbage by now; a full gc.collect costs ~1-2 s
+            _return_freed_memory()       # in a big process (a kernel, pytest), too much for a small live reload
         return base
 
     @property

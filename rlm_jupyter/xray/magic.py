@@ -17,6 +17,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--context", default="context", help="notebook variable holding the context (default: context)")
     p.add_argument("--limit", type=int, default=None, help="the model's window in tokens, when files lack it")
     p.add_argument("--no-plot", action="store_true", help="show the summary instead of the chart")
+    p.add_argument("--follow", default=None, metavar="PATH",
+                   help="follow a session file or folder an agent is writing (stop: _rlm_xray_follow.stop())")
     return p
 
 
@@ -32,6 +34,8 @@ def run(shell, line: str):
     except (SystemExit, ValueError) as e:
         raise UsageError(f"%rlm_xray: bad options {line!r} ({e}); usage: %rlm_xray [--session ID] "
                          "[--context NAME] [--limit N] [--no-plot]") from None
+    if args.follow:
+        return _follow(shell, args)
     ctx = shell.user_ns.get(args.context)
     if ctx is None or not hasattr(ctx, "table"):
         raise UsageError(f"%rlm_xray: no context in the variable {args.context!r}: run %rlm_load PATH first "
@@ -50,3 +54,22 @@ def run(shell, line: str):
             display(xr)
             print(f"(no chart: {e})")
     return xr
+
+
+def _follow(shell, args):
+    """`--follow PATH`: a live view; the Follower is `_rlm_xray_follow` (an earlier one is stopped first)."""
+    from IPython.core.error import UsageError
+    from IPython.display import display
+
+    from .follow import Follower
+
+    old = shell.user_ns.get("_rlm_xray_follow")
+    if isinstance(old, Follower):
+        old.stop()
+    try:
+        f = Follower(args.follow, session=args.session, limit=args.limit)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        raise UsageError(f"%rlm_xray --follow: {e}") from None
+    shell.user_ns["_rlm_xray_follow"] = f
+    display(f)
+    return f
