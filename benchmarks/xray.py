@@ -121,13 +121,79 @@ def run(agent: str, target: int, baseline_turns: int, ask: bool) -> dict:
     return r
 
 
+def what_filled_and_policies(agents: list[str], target: int, baseline_turns: int = 100) -> None:
+    """Issue 16's section: `composition()` (target <= 1 s) beside a naive per-turn recount (every turn's window
+    filtered and summed by band, timed on `baseline_turns` turns and extrapolated), and `simulate` with the four
+    default policies and the offline sub-model (target <= 10 s), split per policy so one sees what dominates."""
+    import polars as pl
+
+    from rlm_jupyter.xray import xray
+    from rlm_jupyter.xray.composition import _pieces, row_bands
+
+    rows = []
+    for agent in agents:
+        print(f"[composition / simulate] building a {target:,}-token {agent} session …", flush=True)
+        ctx, _ = build(agent, target)
+        xr = xray(ctx)
+        r = {"agent": agent, "turns": xr.turns.height, "messages": xr.rows.height}
+        xr._cache.pop("composition", None)
+        t = time.perf_counter()
+        comp = xr.composition()
+        r["composition_s"] = time.perf_counter() - t
+        n = xr.turns.height
+        sample = sorted({1 + (i * (n - 1)) // max(1, baseline_turns - 1) for i in range(min(baseline_turns, n))})
+        pieces = _pieces(row_bands(xr))
+        t = time.perf_counter()
+        naive = []
+        for turn in sample:
+            i = xr.turns["local"][turn - 1]
+            held = sorted(xr._held.get(i, ()))
+            w = pieces.filter((pl.col("local") < i) & (pl.col("out_at") > i) & ~pl.col("local").is_in(held))
+            naive.append(dict(w.group_by("band").agg(pl.col("t").sum()).iter_rows()))
+        r["composition_naive_s"] = (time.perf_counter() - t) / len(sample) * n
+        fast = comp.filter(pl.col("turn").is_in(sample))
+        r["composition_same"] = all(
+            fast.row(k, named=True)["tool_results"] == naive[k].get("tool_results", 0)
+            and fast.row(k, named=True)["user"] == naive[k].get("user", 0) for k in range(len(sample)))
+        t = time.perf_counter()
+        sim = xr.simulate()
+        r["simulate_s"] = time.perf_counter() - t
+        r["sim_parts"] = dict(sim.seconds)
+        r["facts"] = sim.facts.height
+        r["summaries"] = len(sim.sub_calls)
+        r["end_share"] = {p: s for p, s in sim.summary.select("policy", "share_at_end").iter_rows()}
+        rows.append(r)
+    w = 26
+
+    def line(label: str, values: list[str], target_: str = "") -> None:
+        print(f"{label:<46}" + "".join(f"{v:>{w}}" for v in values) + (f"   target {target_}" if target_ else ""))
+
+    print()
+    line("what filled the window / other policies", [r["agent"] for r in rows])
+    line("turns / messages", [f"{r['turns']:,} / {r['messages']:,}" for r in rows])
+    line("composition() s", [f"{r['composition_s']:.2f}" for r in rows], "<= 1 s")
+    line("  baseline: per-turn recount by band s", [f"{r['composition_naive_s']:.1f}" for r in rows])
+    line("  same bands on the sampled turns", [str(r["composition_same"]) for r in rows])
+    line("simulate, 4 policies, offline sub-model s", [f"{r['simulate_s']:.2f}" for r in rows], "<= 10 s")
+    for part in ("facts", "window:8000", "compact:80%", "acm", "rlm"):
+        line(f"  {part} s", [f"{r['sim_parts'].get(part, 0):.2f}" for r in rows])
+    line("  facts / compaction summaries", [f"{r['facts']} / {r['summaries']}" for r in rows])
+    line("  facts reachable at the end w/c/a/r", ["/".join(f"{(v or 0):.0%}" for v in r["end_share"].values())
+                                                  for r in rows])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tokens", type=float, default=1e7)
     ap.add_argument("--agents", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     ap.add_argument("--baseline-turns", type=int, default=200)
     ap.add_argument("--no-ask", dest="ask", action="store_false")
+    ap.add_argument("--only-policies", action="store_true",
+                    help="only the composition / simulate section (issue 16), ~20k-turn sessions")
     args = ap.parse_args()
+    if args.only_policies:
+        what_filled_and_policies(args.agents, int(args.tokens))
+        return
     import os
 
     # a fresh cache for this process and its RLM workers: the first ask really builds the BM25 index
@@ -168,6 +234,7 @@ def main() -> None:
         line("  context tokens (a) / (b) / (c)", ["/".join(f"{x:,}" for x in r["ask_ctx"]) for r in results])
         line("  evidence ids cited (a) / (b) / (c)", ["/".join(str(x) for x in r["ask_evidence"]) for r in results])
         line("  status", ["/".join(r["ask_status"]) for r in results])
+    what_filled_and_policies(args.agents, int(args.tokens))
 
 
 if __name__ == "__main__":

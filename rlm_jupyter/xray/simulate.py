@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 from ..context.errors import ArgumentError
 
-SUMMARY_QUESTION = ("Summarize this conversation for continuing the work: which decisions were made, which "
-                    "approaches were rejected or failed, which errors occurred, which constraints were stated. "
-                    "Quote the sentences and cite the message ids.")
+# Few key terms on purpose: the offline model scores every sentence against each term, so a replay of thousands of
+# compactions costs terms x sentences regex searches; these five name what a continuation summary must keep.
+SUMMARY_QUESTION = "Which decisions, rejected approaches, errors and constraints?"
 MESSAGE_CHARS = 1_500  # per message in a compaction prompt (a long tool output is cut, as summarizers do)
 PROMPT_CHARS = 120_000  # per compaction prompt: the most recent messages that fit
 MAX_FACTS = 300  # found facts kept (spread evenly over the session); given ids / patterns are all kept
@@ -112,22 +112,27 @@ def find_facts(xr, facts=None):
     if facts is None:
         prose = pl.col("role") != "tool"
         text = pl.concat_str([pl.col("text").fill_null(""), pl.col("thinking").fill_null("")], separator="\n")
+        # candidates by polars (all rows), then the spread-out sample, then excerpts by Python re for those only
+        cand = []
         for cat, pattern in PATTERNS.items():
-            rx = re.compile(pattern, re.IGNORECASE)
-            hits = r.filter(prose & text.str.contains(f"(?i){pattern}")).select("id", "local", text.alias("_t"))
-            for mid, loc, t in hits.iter_rows():
-                m = rx.search(t)
-                if m:
-                    recs.append((cat, mid, loc, "text", _sentence(t, m.start()), None))
+            hits = r.filter(prose & text.str.contains(f"(?i){pattern}"))
+            cand.append(hits.select(pl.lit(cat).alias("category"), "id", "local", pl.lit("text").alias("field")))
         errs = r.filter((pl.col("role") == "tool") & (pl.col("tool_status") == "error"))
-        for mid, loc, call, out in errs.select("id", "local", "text", "tool_output").iter_rows():
-            lines = (out or "").strip().splitlines()
-            recs.append(("failure", mid, loc, "output", f"{call} -> {lines[-1][:200] if lines else ''}".strip(),
-                         None))
-        recs.sort(key=lambda x: x[2])
-        if len(recs) > MAX_FACTS:  # evenly spread over the session, so early and late facts both count
-            step = len(recs) / MAX_FACTS
-            recs = [recs[int(k * step)] for k in range(MAX_FACTS)]
+        cand.append(errs.select(pl.lit("failure").alias("category"), "id", "local", pl.lit("output").alias("field")))
+        cand = pl.concat(cand).sort("local", maintain_order=True)
+        if cand.height > MAX_FACTS:  # evenly spread over the session, so early and late facts both count
+            step = cand.height / MAX_FACTS
+            cand = cand[[int(k * step) for k in range(MAX_FACTS)]]
+        src = cand.join(r.select("local", text.alias("_t"), "text", "tool_output"), on="local", how="left")
+        for cat, mid, loc, fld, t, call, out in src.select("category", "id", "local", "field", "_t", "text",
+                                                           "tool_output").iter_rows():
+            if fld == "output":
+                lines = (out or "").strip().splitlines()
+                recs.append((cat, mid, loc, fld, f"{call} -> {lines[-1][:200] if lines else ''}".strip(), None))
+                continue
+            m = re.search(PATTERNS[cat], t, re.IGNORECASE)
+            if m:
+                recs.append((cat, mid, loc, fld, _sentence(t, m.start()), None))
     else:
         if isinstance(facts, (str, re.Pattern)):
             facts = [facts]
