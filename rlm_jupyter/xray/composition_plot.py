@@ -81,7 +81,7 @@ def chart(xr, *, width: int = 720, height: int = 280, max_turns: int = 400):
     tooltip += [alt.Tooltip(f"msg{k + 1}:N", title=f"message {k + 1}") for k in range(LISTED)]
     tooltip.append(alt.Tooltip("more:N", title="…"))
     bars = alt.Chart(alt.Data(values=records)).mark_bar(width={"band": 1} if n <= max_turns else 2).encode(
-        x=alt.X("turn:Q", title="turn (model step)", scale=alt.Scale(domainMin=0)),
+        x=alt.X("turn:Q", title="turn (model step)", scale=alt.Scale(domain=[0, n + 1], nice=False)),
         y=alt.Y("sum(tokens):Q", stack="zero", title="tokens in the window (estimated by band)"),
         color=color, order=alt.Order("order:Q"),
         opacity=alt.condition(hover, alt.value(1.0), alt.value(0.85)),
