@@ -195,3 +195,13 @@ def test_the_followed_window_matches_a_fresh_load_midway(tmp_path):
         assert f.xray.window(-1).ids == want.window(-1).ids
         assert f.xray.turns["window_tokens"].to_list() == want.turns["window_tokens"].to_list()
         assert pl.Series(f.xray.turns["id"]).to_list() == want.turns["id"].to_list()
+
+
+def test_a_one_off_xray_of_a_file_still_being_written_says_so(tmp_path):
+    lines = CODEX.read_bytes().splitlines(keepends=True)
+    dst = tmp_path / CODEX.name
+    dst.write_bytes(b"".join(lines[:60]) + lines[60][:25])
+    xr = rj.xray(rj.load(dst))
+    assert any("partial line" in n and "follow=True" in n for n in xr.notes)
+    dst.write_bytes(b"".join(lines[:60]))
+    assert not any("partial line" in n for n in rj.xray(rj.load(dst)).notes)

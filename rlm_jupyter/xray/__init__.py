@@ -26,7 +26,14 @@ def xray(ctx, session: str | None = None, *, limit: int | None = None, follow: b
         from ..context import Context
 
         ctx = Context.load(*(ctx if isinstance(ctx, (list, tuple)) else [ctx]))
-    return XRay(ctx, session, limit=limit)
+    xr = XRay(ctx, session, limit=limit)
+    from .follow import still_written_note  # a session still being written is said, not shown as finished
+
+    path = ctx.sessions.filter(ctx.sessions["session_id"] == xr.session_id)["path"][0]
+    note = still_written_note(path)
+    if note:
+        xr.notes.append(note)
+    return xr
 
 
 __all__ = ["Window", "XRay", "xray"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import json
 import shutil
 import tempfile
 import threading
@@ -383,6 +384,30 @@ def _pick_watcher(watcher: str | None) -> str:
                               "extra); or use watcher='poll'") from None
         return "poll"
     return "watchfiles"
+
+
+def still_written_note(path) -> str | None:
+    """A note when a JSONL session file ends in a partial line (the agent is still writing it), so a one-off
+    X-ray does not pass for the finished session. (A recent mtime alone says nothing: copies are recent too.)"""
+    p = Path(path) if path else None
+    if p is None or not p.is_file() or p.suffix not in _LINE_SUFFIXES:
+        return None
+    try:
+        size = p.stat().st_size
+        with p.open("rb") as f:
+            f.seek(max(0, size - (1 << 20)))
+            tail = f.read()
+    except OSError:
+        return None
+    if not size or tail.endswith(b"\n"):
+        return None
+    try:
+        json.loads(tail.rsplit(b"\n", 1)[-1])
+        return None  # a complete last record without a final newline
+    except ValueError:
+        return (f"{p.name} ends in a partial line: the agent may still be writing it; this view stops at its last "
+                "complete line (rj.xray(path, follow=True) follows it)")
+    return None
 
 
 def follow(path, **kw) -> Follower:
