@@ -194,7 +194,10 @@ def _top(xr, pieces, limit: int):
     import polars as pl
 
     top = pieces.sort("t", descending=True).head(limit)
-    rows = xr.rows.select("local", "id", "role", pl.coalesce(
-        pl.col("text").str.slice(0, 80), pl.col("tool_output").str.slice(0, 80), pl.lit("")).alias("excerpt"))
+    rows = xr._cache.get("composition_excerpts")
+    if rows is None:  # built once: the chart asks for the messages of hundreds of turns
+        rows = xr.rows.select("local", "id", "role", pl.coalesce(
+            pl.col("text").str.slice(0, 80), pl.col("tool_output").str.slice(0, 80), pl.lit("")).alias("excerpt"))
+        xr._cache["composition_excerpts"] = rows
     return top.join(rows, on="local", how="left").select(
         "local", "band", "id", "role", pl.col("t").alias("tokens"), pl.col("excerpt").str.replace_all(r"\s+", " "))
