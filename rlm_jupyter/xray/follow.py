@@ -149,6 +149,8 @@ class Follower:
         if not self.path.is_dir():
             return self.path if self.path.exists() else None
         files = [p for p in self.path.rglob("*") if p.is_file() and p.suffix in (*_LINE_SUFFIXES, ".json", ".db")]
+        # Claude Code writes sub-agents beside the session (<session>/subagents/*.jsonl): follow the main file
+        files = [p for p in files if "subagents" not in p.relative_to(self.path).parts[:-1]] or files
         if self.session:
             files = [p for p in files if self.session in p.name] or files
         if not files:
