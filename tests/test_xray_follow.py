@@ -205,3 +205,33 @@ def test_a_one_off_xray_of_a_file_still_being_written_says_so(tmp_path):
     assert any("partial line" in n and "follow=True" in n for n in xr.notes)
     dst.write_bytes(b"".join(lines[:60]))
     assert not any("partial line" in n for n in rj.xray(rj.load(dst)).notes)
+
+
+def test_the_view_updates_in_a_real_kernel(tmp_path):
+    """A real ipykernel (nbclient): `%rlm_xray --follow` displays the view; lines written later (by the next cell)
+    reach that same output through its display id, redrawn by the follower's render thread, and stop() marks it."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    lines = CODEX.read_bytes().splitlines(keepends=True)
+    dst = tmp_path / CODEX.name
+    dst.write_bytes(b"".join(lines[:40]))
+    rest = tmp_path / "rest.jsonl"
+    rest.write_bytes(b"".join(lines[40:]))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "%load_ext rlm_jupyter",
+        f"%rlm_xray --follow {dst}",
+        "import time\nf = _rlm_xray_follow\n"
+        f"with open({str(dst)!r}, 'ab') as out:\n    out.write(open({str(rest)!r}, 'rb').read())\n"
+        f"t = time.monotonic()\nwhile f.lines < {len(lines)} and time.monotonic() - t < 20:\n    time.sleep(0.05)\n"
+        "time.sleep(1.0)\nf.stop()\ntime.sleep(1.0)\nprint(f.lines, f.xray.turns.height)",
+    )]
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    want = rj.xray(rj.load(CODEX))
+    assert nb.cells[2].outputs[0]["text"].split() == [str(len(lines)), str(want.turns.height)]
+    view = [o for o in nb.cells[1].outputs if o.get("output_type") == "display_data"]
+    assert len(view) == 1
+    text, html = view[0]["data"]["text/plain"], view[0]["data"]["text/html"]
+    assert f"{len(lines):,} lines" in text and "stopped" in text  # the updated, final state, not the first one
+    assert f"{want.turns.height} turns" in text and "window at turn" in html

@@ -84,7 +84,7 @@ class Follower:
         self.watcher = _pick_watcher(watcher)
         self._render = render
         self._render_every = render_every
-        self._handle = None
+        self._handles: list = []  # every place the view is displayed; each is updated
         self._render_evt = threading.Event()
         self._threads: list[threading.Thread] = []
         self._poll()  # the first view before returning: what is in the file now
@@ -333,21 +333,23 @@ class Follower:
 
     def _render_now(self, force: bool = False) -> None:
         """Ask the render thread to redraw (rendering never delays reading the file)."""
-        if self._handle is not None or force:
+        if self._handles or force:
             self._render_evt.set()
 
     def _render_loop(self) -> None:
         while True:
             self._render_evt.wait()
             self._render_evt.clear()
-            if self._handle is None:
+            if not self._handles:
                 if self._stop.is_set():
                     return
                 continue
-            try:
-                self._handle.update(self._bundle(), raw=True)
-            except Exception:  # a closed notebook: the model keeps following
-                self._handle = None
+            bundle = self._bundle()
+            for h in list(self._handles):
+                try:
+                    h.update(bundle, raw=True)
+                except Exception:  # a closed notebook: the model keeps following
+                    self._handles.remove(h)
             if self._stop.is_set():
                 return
             time.sleep(self._render_every)  # at most one redraw per interval; the last change is drawn after it
@@ -355,7 +357,7 @@ class Follower:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
-        self._handle = display(self._bundle(), raw=True, display_id=True)
+        self._handles.append(display(self._bundle(), raw=True, display_id=True))
         if not any(t.name == "rlm-xray-follow-render" for t in self._threads):
             r = threading.Thread(target=self._render_loop, name="rlm-xray-follow-render", daemon=True)
             self._threads.append(r)

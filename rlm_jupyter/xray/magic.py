@@ -57,9 +57,9 @@ def run(shell, line: str):
 
 
 def _follow(shell, args):
-    """`--follow PATH`: a live view; the Follower is `_rlm_xray_follow` (an earlier one is stopped first)."""
+    """`--follow PATH`: a live view, shown as the cell's output (the returned Follower displays itself); it is
+    `_rlm_xray_follow` in the notebook (an earlier one is stopped first)."""
     from IPython.core.error import UsageError
-    from IPython.display import display
 
     from .follow import Follower
 
@@ -71,5 +71,4 @@ def _follow(shell, args):
     except (FileNotFoundError, ValueError, ImportError) as e:
         raise UsageError(f"%rlm_xray --follow: {e}") from None
     shell.user_ns["_rlm_xray_follow"] = f
-    display(f)
     return f
