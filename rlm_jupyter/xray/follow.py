@@ -251,7 +251,8 @@ class Follower:
         t0 = time.perf_counter()
         try:
             ctx = Context.load(self._copy, cache=False, workers=0, progress=False)
-            if len(ctx) == 0:
+            if len(ctx) == 0:  # lines, but no message yet (Claude starts with queue records): up to date
+                self.history.append((time.monotonic(), self.lines))
                 return
             xr = XRay(ctx, self.session, limit=self.limit)
         except (ContextQueryError, ValueError, OSError) as e:
