@@ -366,7 +366,8 @@ class _Cell:
 
         _set_status(self.view, "running")
         try:
-            new = rerun(self.run, step=int(action.get("step", 0)), code=action.get("code"),
+            # the view sends the step's trace index (0-based); rerun() counts steps from 1, as the view shows them
+            new = rerun(self.run, step=int(action.get("step", 0)) + 1, code=action.get("code"),
                         response=action.get("response"), on_event=self.view.push)
         except Exception as e:
             _set_status(self.view, "error")
