@@ -190,6 +190,75 @@ def test_rlm_load_stores_the_context_and_summarises_it(ip, samples):
     assert "compactions: " in out and "malformed lines skipped: 0" in out
 
 
+def test_rlm_load_summary_lists_each_session_with_its_id_dates_and_model(ip, samples):
+    res, out, err, outputs = cell(ip, f"%rlm_load {samples} --name listed")
+    assert res.success
+    sessions = ip.user_ns["listed"].sessions
+    table = out[out.index("\nsession ") + 1:].splitlines()
+    assert table[0].split() == ["session", "format", "model", "started", "ended", "messages", "compactions"]
+    shown = min(sessions.height, 20)      # 23 sample sessions: 20 rows, then how many more
+    assert sessions.height == 23 and len(table) == 1 + shown + 1
+    assert table[-1] == "… and 3 more sessions (listed.sessions has them all)"
+    for row, s in zip(table[1:-1], sessions.head(shown).iter_rows(named=True), strict=True):
+        start = s["started"].strftime("%Y-%m-%d %H:%M") if s["started"] else "-"
+        end = s["updated"].strftime("%Y-%m-%d %H:%M") if s["updated"] else "-"
+        assert row.split()[:3] == [s["session_id"], s["format"], s["model"] or "-"]
+        assert row.split()[3:-2] == [*start.split(), *end.split()]
+        assert row.split()[-2:] == [f"{s['messages']:,}", f"{s['compactions']:,}"]
+    html = outputs[-1].data["text/html"]
+    assert all(f"<code>{i}</code>" in html for i in sessions["session_id"]) and "<th>ended</th>" in html
+
+
+def test_rlm_load_summary_caps_the_table_of_a_big_corpus_and_says_how_many_more(samples, tmp_path):
+    from rlm_jupyter.jupyter import load_summary
+
+    # 30 copies of one Claude session (each its own id): more rows than the summary shows
+    line_src = (samples / CLAUDE).read_text()
+    for k in range(30):
+        (tmp_path / f"s{k:02}.jsonl").write_text(line_src.replace("9eda1058-9706-484a-b992-d03f9cfa2546",
+                                                                  f"9eda1058-9706-484a-b992-{k:012}"))
+    ctx = rj.load(tmp_path, cache=False)
+    assert ctx.sessions.height == 30
+    text = repr(load_summary.LoadSummary(ctx, "big"))
+    rows = [x for x in text.splitlines() if x.startswith("9eda1058-")]
+    assert len(rows) == load_summary.TEXT_ROWS == 20
+    assert text.splitlines()[-1] == "… and 10 more sessions (big.sessions has them all)"
+
+
+def test_rlm_load_of_an_empty_folder_or_of_no_sessions_keeps_the_old_context_and_says_why(ip, samples, tmp_path):
+    cell(ip, f"%rlm_load {samples / CLAUDE} --name kept")
+    before = ip.user_ns["kept"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res, out, err, _ = cell(ip, f"%rlm_load {empty} --name kept")
+    assert not res.success and type(res.error_in_exec).__name__ == "UsageError" and "Traceback" not in err
+    assert ip.user_ns["kept"] is before
+    assert f"nothing loaded from {empty}: no files in it. `kept` still holds the 1 session(s) loaded before" in err
+    assert "%rlm_sessions" in err
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("hello")
+    (junk / "data.json").write_text('{"x": 1}')
+    (junk / "rows.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    res, out, err, _ = cell(ip, f"%rlm_load {junk} --name kept")
+    assert not res.success and ip.user_ns["kept"] is before
+    assert "2 file(s) skipped" in err and f"{junk / 'data.json'}: not a known session format" in err
+    assert f"{junk / 'rows.jsonl'}: not a known session format" in err
+    assert "1 other file(s) are no session file type (notes.txt;" in err
+    res, out, err, _ = cell(ip, f"%rlm_load {empty} --name never_set")
+    assert not res.success and "never_set" not in ip.user_ns and "`never_set` was not set" in err
+
+
+def test_rlm_load_lists_the_files_it_skipped_beside_what_it_loaded(ip, samples, tmp_path):
+    shutil.copy(samples / CLAUDE, tmp_path / "session.jsonl")
+    (tmp_path / "config.json").write_text('{"theme": "dark"}')
+    res, out, err, _ = cell(ip, f"%rlm_load {tmp_path} --name mixed")
+    assert res.success and ip.user_ns["mixed"].sessions.height == 1
+    lines = out.splitlines()
+    k = lines.index("skipped 1 file(s):")
+    assert lines[k + 1].startswith(f"  {tmp_path / 'config.json'}: not a known session format")
+
+
 def test_rlm_load_a_broken_file_reports_malformed_lines(ip, samples, tmp_path):
     lines = (samples / CLAUDE).read_text().splitlines(keepends=True)
     broken = tmp_path / "broken.jsonl"
