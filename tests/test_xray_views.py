@@ -187,3 +187,16 @@ def test_rlm_xray_without_session_says_which_it_picked_why_and_lists_the_others(
     assert lines[-1] == "Pick one with %rlm_xray --session ID (a unique prefix of the id is enough)."
     # with --session there is nothing to explain
     assert not [o for o in nb.cells[3].outputs if o.get("output_type") == "stream"]
+
+
+def test_losses_of_a_session_with_no_compaction_say_nothing_was_removed_and_why(xr):
+    claude = Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl"
+    plain = xray(rj.load(claude, cache=False))
+    assert plain.events.height == 0
+    lo = plain.losses(sub_model=None)
+    said = ("Nothing was removed: no compaction, prune or rewind was found in this claude session, so every "
+            f"message stayed in the model's window ({plain.turns.height} turns).")
+    assert lo.nothing_removed == said and repr(lo).splitlines()[1] == "  " + said
+    assert "Nothing was removed" in lo._repr_html_()
+    # a session whose compaction took messages out says nothing of the kind
+    assert xr.losses(sub_model=None).nothing_removed is None and "Nothing was removed" not in repr(xr.losses())

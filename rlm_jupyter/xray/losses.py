@@ -41,6 +41,21 @@ class Losses:
     def __init__(self, xr, summary, findings, removed, sub_calls):
         self.xray, self.summary, self.findings, self.removed, self.sub_calls = xr, summary, findings, removed, sub_calls
 
+    @property
+    def nothing_removed(self) -> str | None:
+        """When no event removed anything: a sentence saying so and why (None otherwise)."""
+        s = self.summary
+        if s.height and int(s["removed_messages"].sum()) + int(s["removed_tool_outputs"].sum()) > 0:
+            return None
+        xr = self.xray
+        if s.height == 0:
+            why = (f"no compaction, prune or rewind was found in this {xr.format} session, so every message stayed "
+                   f"in the model's window ({xr.turns.height:,} turns)")
+        else:
+            kinds = ", ".join(sorted(set(s["kind"].to_list())))
+            why = f"the {s.height} event(s) found ({kinds}) took no message or tool output out of the window"
+        return f"Nothing was removed: {why}."
+
     def of(self, event: int):
         import polars as pl
 
