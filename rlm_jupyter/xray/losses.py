@@ -160,6 +160,7 @@ def _sub_model_findings(xr, removed, findings, model: str):
     import polars as pl
 
     from ..rlm.models import ModelError, sub_llm
+    from ..rlm.offline import _unbullet
 
     rows, calls = [], []
     by_event = findings.group_by("event").agg(pl.col("position").unique())
@@ -181,11 +182,11 @@ def _sub_model_findings(xr, removed, findings, model: str):
         ids = dict(zip(part["id"].to_list(), zip(part["position"].to_list(), part["role"].to_list(), strict=True),
                        strict=True))
         for line in c.text.splitlines():
-            m = re.match(r"\s*\[([^\]]+)\]\s*(.+)", line)
+            m = re.match(r"\s*\[([^\]]+)\]\s*(.+)", _unbullet(line))   # "- [id] x" and "[id] - x" as "[id] x"
             if m and m.group(1) in ids:
                 pos, role = ids[m.group(1)]
                 rows.append({"event": k, "category": "sub_model", "id": m.group(1), "position": pos, "role": role,
-                             "excerpt": m.group(2).strip(), "found_by": f"sub_model:{model}"})
+                             "excerpt": _unbullet(m.group(2)), "found_by": f"sub_model:{model}"})
     frame = pl.DataFrame(rows, schema=_empty_findings().schema) if rows else _empty_findings()
     return frame, calls
 
