@@ -364,3 +364,15 @@ def test_user_errors_are_one_short_message_without_traceback(ip, samples, monkey
     assert "Traceback" not in out + err and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UsageError: ") and message in lines[0], err
+
+
+def test_rlm_cell_magic_help_shows_its_usage_as_a_cell_magic(ip):
+    """`%%rlm?` printed its usage as `%rlm [--model MODEL] …`, a line magic that does not exist."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        ip.run_cell("%%rlm?")
+    page = "".join(o.data.get("text/plain", "") for o in cap.outputs) + cap.stdout
+    usage = next(x.strip() for x in page.splitlines() if "--model MODEL" in x)
+    assert usage.startswith("%%rlm [--model MODEL] [--sub-model SUB_MODEL]"), usage
+    assert "%rlm_load [--name NAME]" in ip.find_line_magic("rlm_load").__doc__   # line magics keep one %

@@ -140,7 +140,7 @@ class RlmMagics(Magics):
 
     # ---- %%rlm ----------------------------------------------------------------------------------------------
     @cell_magic
-    @magic_arguments()
+    @magic_arguments("%rlm")   # the help's usage line is "%" + this name: a cell magic's usage reads %%rlm
     @argument("--model", default="offline", help="root model: a litellm name (gpt-4o-mini, ollama/…) or offline")
     @argument("--sub-model", default=None, help="model for sub_llm calls (default: offline-sub for offline, "
                                                 "else the root model)")
