@@ -376,3 +376,16 @@ def test_rlm_cell_magic_help_shows_its_usage_as_a_cell_magic(ip):
     usage = next(x.strip() for x in page.splitlines() if "--model MODEL" in x)
     assert usage.startswith("%%rlm [--model MODEL] [--sub-model SUB_MODEL]"), usage
     assert "%rlm_load [--name NAME]" in ip.find_line_magic("rlm_load").__doc__   # line magics keep one %
+
+
+def test_sub_llm_against_a_stopped_ollama_says_to_start_it_or_set_its_address(ip, monkeypatch):
+    import socket
+
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("OLLAMA_API_BASE", base)
+    res, out, err, _ = cell(ip, "%sub_llm --model ollama/llama3 hello")
+    assert not res.success and type(res.error_in_exec).__name__ == "UsageError"
+    assert f"nothing answers at {base}: start Ollama (`ollama serve`, then `ollama pull llama3`)" in err
+    assert "OLLAMA_API_BASE" in err and len(err.strip().splitlines()) == 1
