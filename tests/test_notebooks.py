@@ -66,3 +66,16 @@ def test_notebook_with_nbval(path, tmp_path):
     cells = sum(1 for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     m = re.search(r"(\d+) passed", out)
     assert m and int(m.group(1)) == cells, f"expected {cells} cells to pass:\n{out[-3000:]}"
+
+
+def test_the_readme_links_no_placeholder_binder_address():
+    """The README's Binder badge pointed at mybinder.org/v2/gh/OWNER/…: a link that only opens Binder's error page.
+    A Binder link is allowed once pyproject names the repository it points at."""
+    import tomllib
+
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"https://mybinder\.org/v2/gh/([^/\s)]+)/([^/\s)]+)/", readme)
+    urls = " ".join(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("urls", {}).values())
+    for account, repo in links:
+        assert f"github.com/{account}/{repo}" in urls, f"Binder link to {account}/{repo}: not this repository"
+    assert "OWNER" not in readme
