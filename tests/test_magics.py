@@ -44,12 +44,12 @@ def test_a_paused_run_calls_no_model_until_step_then_steps_once_and_continues(ct
     with ScriptedServer(script) as srv:
         t, box = start(lambda: rlm("q", ctx, model="openai/scripted-model", models=ServerModels(srv.base_url),
                                    pause=c))
-        run_id, index = c.wait_paused(timeout=30)
-        assert index == 0
+        run_id, step = c.wait_paused(timeout=30)
+        assert step == 1     # blocked before the first step, numbered as the view numbers it
         t.join(0.5)   # a paused run stays paused: no request reaches the server
         assert len(srv.requests) == 0 and t.is_alive()
         c.step()
-        assert c.wait_paused(timeout=30) == (run_id, 1)
+        assert c.wait_paused(timeout=30) == (run_id, 2)
         assert len(srv.requests) == 1     # exactly one root step went through
         c.resume()
         t.join(30)
@@ -70,7 +70,7 @@ def test_stop_mid_run_ends_it_interrupted_with_the_trace_kept(ctx, tmp_path):
                                    pause=c, trace_path=path))
         c.wait_paused(timeout=30)
         c.step()
-        assert c.wait_paused(timeout=30)[1] == 1
+        assert c.wait_paused(timeout=30)[1] == 2
         c.stop()
         t.join(30)
         assert not t.is_alive() and len(srv.requests) == 1
