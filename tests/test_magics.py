@@ -389,3 +389,23 @@ def test_sub_llm_against_a_stopped_ollama_says_to_start_it_or_set_its_address(ip
     assert not res.success and type(res.error_in_exec).__name__ == "UsageError"
     assert f"nothing answers at {base}: start Ollama (`ollama serve`, then `ollama pull llama3`)" in err
     assert "OLLAMA_API_BASE" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_views_rerun_button_re_runs_the_step_it_was_pressed_on(ip, samples, view):
+    """The view sends the trace's 0-based index of the step it shows as "#k"; rj.rerun counts from 1, so the magic
+    must add one: "re-run from step 2" edits the second step, not the third."""
+    cell(ip, f"%rlm_load {samples / CLAUDE}")
+    res, out, err, _ = cell(ip, "%%rlm --out base\nWhich write was rejected?")
+    assert res.success, err
+    base = ip.user_ns["base"]
+    second = sorted(base.trace.steps(), key=lambda s: s["index"])[1]
+    code = base.trace.children(second["id"], "code")[0]["code"] + "\nprint('edited in the view')"
+    for fn in view.handlers:
+        fn({"action": "rerun", "step": second["index"], "code": code})   # what "#2 … re-run from step 2" sends
+    view.wait_status(base.status if base.status != "max_iterations" else "done", 2, timeout=120)
+    new = ip.user_ns["base_rerun"]
+    steps = sorted(new.trace.steps(), key=lambda s: s["index"])
+    assert [s.get("finish_reason") for s in steps[:2]] == ["replayed", "edited"]
+    assert new.trace.root["rerun_of"]["step"] == 1 and new.trace.root["rerun_of"]["replayed_steps"] == [0]
+    edited = new.trace.children(steps[1]["id"], "code")
+    assert any("edited in the view" in c["code"] for c in edited)
