@@ -11,6 +11,7 @@ import os
 TEXT_ROWS = 20
 HTML_ROWS = 200
 SKIPPED_SHOWN = 10
+WALK_CAP = 10_000   # files counted when saying why nothing loaded
 
 
 def _when(value) -> str:
@@ -114,6 +115,8 @@ def nothing_loaded(paths: list[str], report, name: str, previous) -> str:
         if not os.path.isdir(p):
             continue
         for root, dirs, files in os.walk(p):
+            if n_ignored >= WALK_CAP:   # a home folder holds millions: the first ones say enough
+                break
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for f in files:
                 if not f.endswith(_CANDIDATE_SUFFIXES) or f.startswith("."):
@@ -121,9 +124,10 @@ def nothing_loaded(paths: list[str], report, name: str, previous) -> str:
                     if len(ignored) < 3:
                         ignored.append(os.path.relpath(os.path.join(root, f), p))
     if n_ignored:
-        more = f", … {n_ignored - 3} more" if n_ignored > 3 else ""
-        why.append(f"{n_ignored} other file(s) are no session file type ({', '.join(ignored)}{more}; session "
-                   f"files end in {', '.join(_CANDIDATE_SUFFIXES)})")
+        plus = "+" if n_ignored >= WALK_CAP else ""
+        more = f", … {n_ignored - 3:,}{plus} more" if n_ignored > 3 else ""
+        why.append(f"{n_ignored:,}{plus} other file(s) are no session file type ({', '.join(ignored)}{more}; "
+                   f"session files end in {', '.join(_CANDIDATE_SUFFIXES)})")
     if not why:
         why.append("no files in it" if all(os.path.isdir(p) for p in paths) else "no session in the file(s)")
     kept = (f"`{name}` still holds the {len(previous.sessions)} session(s) loaded before"
