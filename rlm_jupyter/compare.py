@@ -2,10 +2,11 @@
 
     cmp = rj.compare(run_a, run_b)     # Runs (or Traces)
     cmp                                # in a notebook: a static HTML table
-    cmp.diverged_at                    # {"step": 2, "reason": "code"} or None
+    cmp.diverged_at                    # {"step": 2, "reason": "code"} or None (steps count from 1, as "#1")
     cmp.to_dict()                      # JSON-able; the compare widget renders this
 
-Steps are the root run's steps, matched by index. Step i diverges when its code differs (blocks compared with
+Steps are the root run's steps, matched by position, and numbered from 1 as the view numbers them ("#1";
+`StepSide.index` is the trace's own 0-based field). Step i diverges when its code differs (blocks compared with
 trailing whitespace ignored), else when its output differs, else (neither ran code) when the response differs;
 a run with fewer steps diverges at the first step it lacks. Snippet ids are the `result_ids` of every context
 query in the run's call tree (child runs included), in first-seen order.
@@ -21,7 +22,7 @@ from typing import Any
 
 @dataclass
 class StepSide:
-    index: int
+    index: int                # the trace's 0-based step index (the step a user reads is index + 1)
     code: list[str]
     output: str
     status: str | None        # worst output status of the step's blocks (ok | error | killed), None with no code
@@ -52,7 +53,8 @@ class Comparison:
     a: RunSide
     b: RunSide
     steps: list[tuple[StepSide | None, StepSide | None]]
-    diverged_at: dict | None                    # {"step": i, "reason": "code" | "output" | "response" | "length"}
+    # {"step": n (1 = the first step), "reason": "code" | "output" | "response" | "length"}
+    diverged_at: dict | None
     snippets: dict = field(default_factory=dict)  # {"both", "only_a", "only_b", "jaccard"}
 
     @property
@@ -62,7 +64,7 @@ class Comparison:
     def to_dict(self) -> dict:
         return {"a": asdict(self.a), "b": asdict(self.b), "same_answer": self.same_answer,
                 "diverged_at": self.diverged_at, "snippets": self.snippets,
-                "steps": [{"index": i, "a": asdict(x) if x else None, "b": asdict(y) if y else None}
+                "steps": [{"index": i, "step": i + 1, "a": asdict(x) if x else None, "b": asdict(y) if y else None}
                           for i, (x, y) in enumerate(self.steps)]}
 
     def __repr__(self) -> str:
@@ -106,9 +108,7 @@ def _side(run) -> RunSide:
     ends = trace.children(rid, "run_end") if rid else []
     status = run.status if is_run else (ends[-1].get("status") if ends else None)
     answer = run.answer if is_run else trace.answer
-    wall = usage.get("wall_s")
-    if wall is None and ends:
-        wall = round(ends[-1]["t"] - root.get("t", ends[-1]["t"]), 3)
+    wall = trace.wall_s(rid) if rid else None   # the view's definition (trace/model.py), not the run's clock
     tree = [e for _, e in trace.walk(rid)] if rid else []
     snippet_ids: dict[str, None] = {}
     for e in tree:
@@ -140,7 +140,7 @@ def _steps(trace) -> list[StepSide]:
 
 
 def _divergence(pairs: list[tuple[StepSide | None, StepSide | None]]) -> dict | None:
-    for i, (x, y) in enumerate(pairs):
+    for i, (x, y) in enumerate(pairs, start=1):   # steps a user reads count from 1
         if x is None or y is None:
             return {"step": i, "reason": "length"}
         if [c.rstrip() for c in x.code] != [c.rstrip() for c in y.code]:
@@ -185,7 +185,7 @@ def _html(c: Comparison) -> str:
     parts.append(f"<b>First divergence</b>: step {d['step']} ({_e(d['reason'])})" if d else
                  "<b>First divergence</b>: none (same steps)")
     parts.append("<table><tr><th>step</th><th>A code</th><th>B code</th></tr>")
-    for i, (x, y) in enumerate(c.steps):
+    for i, (x, y) in enumerate(c.steps, start=1):
         cls = ' class="div"' if d and i == d["step"] else ""
         parts.append(f"<tr{cls}><td>{i}</td><td>{_step_cell(x)}</td><td>{_step_cell(y)}</td></tr>")
     parts.append("</table>")

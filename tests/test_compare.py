@@ -35,10 +35,10 @@ def repl(code: str) -> str:
 def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
     a = rlm("Which write was rejected?", ctx)
     assert [s["index"] for s in a.trace.steps()] == [0, 1, 2]
-    b = rerun(a, step=2, response="FINAL(I checked by hand: available-tools.md)", context=ctx)
+    b = rerun(a, step=3, response="FINAL(I checked by hand: available-tools.md)", context=ctx)
     c = compare(a, b)
-    # steps 0 and 1 were replayed: same code, same output; step 2 ran code in A and none in B
-    assert c.diverged_at == {"step": 2, "reason": "code"}
+    # steps 1 and 2 were replayed: same code, same output; step 3 ran code in A and none in B
+    assert c.diverged_at == {"step": 3, "reason": "code"}
     assert c.steps[0][1].replayed and not c.steps[0][0].replayed
     assert c.a.answer == a.answer and c.b.answer == "I checked by hand: available-tools.md" and not c.same_answer
     assert (c.a.steps, c.b.steps) == (3, 3)
@@ -52,7 +52,8 @@ def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
     assert set(c.snippets["only_a"]) == set(looked_up) - set(c.b.snippet_ids)
     assert c.snippets["only_b"] == []
     d = c.to_dict()
-    assert json.loads(json.dumps(d))["diverged_at"]["step"] == 2 and len(d["steps"]) == 3
+    assert json.loads(json.dumps(d))["diverged_at"]["step"] == 3 and len(d["steps"]) == 3
+    assert [s["step"] for s in d["steps"]] == [1, 2, 3] and [s["index"] for s in d["steps"]] == [0, 1, 2]
 
 
 def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx, tmp_path):
@@ -61,7 +62,7 @@ def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx,
     b = rlm("q", ctx, model=script(tmp_path, [first, repl("more = context.regex_search('rejected')\nprint(len(more))"),
                                               "FINAL(<script>alert(1)</script>)"]), models=Models())
     c = compare(a, b)
-    assert c.diverged_at == {"step": 1, "reason": "code"}
+    assert c.diverged_at == {"step": 2, "reason": "code"}
     assert (c.a.steps, c.b.steps, c.a.status, c.b.status) == (2, 3, "done", "done")
     expected_a = [m.id for m in ctx.regex_search("available-tools")]
     expected_b = list(dict.fromkeys(expected_a + [m.id for m in ctx.regex_search("rejected")]))
@@ -71,8 +72,9 @@ def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx,
     assert c.snippets["jaccard"] == pytest.approx(1 / len(expected_b))
     page = c._repr_html_()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "First divergence</b>: step 1 (code)" in page
-    assert "steps 2 vs 3" in repr(c)
+    assert "First divergence</b>: step 2 (code)" in page
+    assert '<tr class="div"><td>2</td>' in page     # the table numbers steps as the view does: 1, 2, …
+    assert "steps 2 vs 3" in repr(c) and "diverge at step 2 (code)" in repr(c)
 
 
 def test_identical_runs_do_not_diverge_and_a_run_that_stops_earlier_diverges_by_length(ctx, tmp_path):
@@ -81,7 +83,20 @@ def test_identical_runs_do_not_diverge_and_a_run_that_stops_earlier_diverges_by_
     b = rlm("q", ctx, model=script(tmp_path, [code, "FINAL(done)"]), models=Models())
     assert compare(a, b).diverged_at is None and compare(a, b).same_answer
     early = rlm("q", ctx, model=script(tmp_path, [code + "\nFINAL(done)"]), models=Models())  # same code, 1 step
-    assert compare(a.trace, early).diverged_at == {"step": 1, "reason": "length"}
+    assert compare(a.trace, early).diverged_at == {"step": 2, "reason": "length"}
     none = rlm("q", ctx, model=script(tmp_path, ["FINAL(done)"]), models=Models())
-    assert compare(a, none).diverged_at == {"step": 0, "reason": "code"}
+    assert compare(a, none).diverged_at == {"step": 1, "reason": "code"}
     assert compare(none, none).snippets["jaccard"] is None
+
+
+def test_a_runs_wall_time_is_one_number_in_run_usage_compare_and_the_view(ctx, tmp_path):
+    """One definition (Trace.wall_s: run event to run_end event): the view once said 6.44 s and compare 6.74 s
+    for the same run, compare reading the loop's own clock (which also counted the worker's shutdown)."""
+    from rlm_jupyter.jupyter.widget import _summary
+
+    a = rlm("Which write was rejected?", ctx)
+    root, end = a.trace.root, a.trace.of_type("run_end")[-1]
+    assert a.trace.wall_s() == round(end["t"] - root["t"], 3) > 0
+    assert a.usage["wall_s"] == a.trace.wall_s() == compare(a, a).a.wall_s
+    assert round(_summary({"events": a.trace.events})["wall"], 3) == a.usage["wall_s"]
+    assert f"{a.usage['wall_s']:.1f} s" in repr(a)

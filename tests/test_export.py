@@ -106,7 +106,10 @@ def test_spans_follow_the_call_tree_with_tokens_cost_and_documents(recorded, ctx
         assert kids[0].kind == "LLM" and all(k.kind == "TOOL" for k in kids[1:])
     chains = [s for s in spans if s.kind == "CHAIN" and parent[s.span_id] is root]
     assert chains[0].attributes["input.value"].startswith("Which file write was rejected?")
-    assert chains[1].attributes["input.value"] == "1\navailable-tools.md\n"   # what step 0's code printed
+    assert chains[1].attributes["input.value"] == "1\navailable-tools.md\n"   # what step 1's code printed
+    # span names count steps as the view does (#1, #2, …); metadata.index keeps the trace's 0-based field
+    assert [c.name for c in chains] == [f"step {k}" for k in range(1, len(chains) + 1)]
+    assert [json.loads(c.attributes["metadata"])["index"] for c in chains] == list(range(len(chains)))
     # sub_llm calls are LLM spans under the TOOL span whose code made them; the recursive run a nested AGENT there
     child = next(s for s in spans if s.kind == "AGENT" and s is not root)
     assert parent[child.span_id].kind == "TOOL" and parent[parent[child.span_id].span_id].kind == "CHAIN"

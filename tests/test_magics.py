@@ -44,12 +44,12 @@ def test_a_paused_run_calls_no_model_until_step_then_steps_once_and_continues(ct
     with ScriptedServer(script) as srv:
         t, box = start(lambda: rlm("q", ctx, model="openai/scripted-model", models=ServerModels(srv.base_url),
                                    pause=c))
-        run_id, index = c.wait_paused(timeout=30)
-        assert index == 0
+        run_id, step = c.wait_paused(timeout=30)
+        assert step == 1     # blocked before the first step, numbered as the view numbers it
         t.join(0.5)   # a paused run stays paused: no request reaches the server
         assert len(srv.requests) == 0 and t.is_alive()
         c.step()
-        assert c.wait_paused(timeout=30) == (run_id, 1)
+        assert c.wait_paused(timeout=30) == (run_id, 2)
         assert len(srv.requests) == 1     # exactly one root step went through
         c.resume()
         t.join(30)
@@ -70,7 +70,7 @@ def test_stop_mid_run_ends_it_interrupted_with_the_trace_kept(ctx, tmp_path):
                                    pause=c, trace_path=path))
         c.wait_paused(timeout=30)
         c.step()
-        assert c.wait_paused(timeout=30)[1] == 1
+        assert c.wait_paused(timeout=30)[1] == 2
         c.stop()
         t.join(30)
         assert not t.is_alive() and len(srv.requests) == 1
@@ -190,6 +190,75 @@ def test_rlm_load_stores_the_context_and_summarises_it(ip, samples):
     assert "compactions: " in out and "malformed lines skipped: 0" in out
 
 
+def test_rlm_load_summary_lists_each_session_with_its_id_dates_and_model(ip, samples):
+    res, out, err, outputs = cell(ip, f"%rlm_load {samples} --name listed")
+    assert res.success
+    sessions = ip.user_ns["listed"].sessions
+    table = out[out.index("\nsession ") + 1:].splitlines()
+    assert table[0].split() == ["session", "format", "model", "started", "ended", "messages", "compactions"]
+    shown = min(sessions.height, 20)      # 23 sample sessions: 20 rows, then how many more
+    assert sessions.height == 23 and len(table) == 1 + shown + 1
+    assert table[-1] == "… and 3 more sessions (listed.sessions has them all)"
+    for row, s in zip(table[1:-1], sessions.head(shown).iter_rows(named=True), strict=True):
+        start = s["started"].strftime("%Y-%m-%d %H:%M") if s["started"] else "-"
+        end = s["updated"].strftime("%Y-%m-%d %H:%M") if s["updated"] else "-"
+        assert row.split()[:3] == [s["session_id"], s["format"], s["model"] or "-"]
+        assert row.split()[3:-2] == [*start.split(), *end.split()]
+        assert row.split()[-2:] == [f"{s['messages']:,}", f"{s['compactions']:,}"]
+    html = outputs[-1].data["text/html"]
+    assert all(f"<code>{i}</code>" in html for i in sessions["session_id"]) and "<th>ended</th>" in html
+
+
+def test_rlm_load_summary_caps_the_table_of_a_big_corpus_and_says_how_many_more(samples, tmp_path):
+    from rlm_jupyter.jupyter import load_summary
+
+    # 30 copies of one Claude session (each its own id): more rows than the summary shows
+    line_src = (samples / CLAUDE).read_text()
+    for k in range(30):
+        (tmp_path / f"s{k:02}.jsonl").write_text(line_src.replace("9eda1058-9706-484a-b992-d03f9cfa2546",
+                                                                  f"9eda1058-9706-484a-b992-{k:012}"))
+    ctx = rj.load(tmp_path, cache=False)
+    assert ctx.sessions.height == 30
+    text = repr(load_summary.LoadSummary(ctx, "big"))
+    rows = [x for x in text.splitlines() if x.startswith("9eda1058-")]
+    assert len(rows) == load_summary.TEXT_ROWS == 20
+    assert text.splitlines()[-1] == "… and 10 more sessions (big.sessions has them all)"
+
+
+def test_rlm_load_of_an_empty_folder_or_of_no_sessions_keeps_the_old_context_and_says_why(ip, samples, tmp_path):
+    cell(ip, f"%rlm_load {samples / CLAUDE} --name kept")
+    before = ip.user_ns["kept"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res, out, err, _ = cell(ip, f"%rlm_load {empty} --name kept")
+    assert not res.success and type(res.error_in_exec).__name__ == "UsageError" and "Traceback" not in err
+    assert ip.user_ns["kept"] is before
+    assert f"nothing loaded from {empty}: no files in it. `kept` still holds the 1 session(s) loaded before" in err
+    assert "%rlm_sessions" in err
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("hello")
+    (junk / "data.json").write_text('{"x": 1}')
+    (junk / "rows.jsonl").write_text('{"a": 1}\n{"a": 2}\n')
+    res, out, err, _ = cell(ip, f"%rlm_load {junk} --name kept")
+    assert not res.success and ip.user_ns["kept"] is before
+    assert "2 file(s) skipped" in err and f"{junk / 'data.json'}: not a known session format" in err
+    assert f"{junk / 'rows.jsonl'}: not a known session format" in err
+    assert "1 other file(s) are no session file type (notes.txt;" in err
+    res, out, err, _ = cell(ip, f"%rlm_load {empty} --name never_set")
+    assert not res.success and "never_set" not in ip.user_ns and "`never_set` was not set" in err
+
+
+def test_rlm_load_lists_the_files_it_skipped_beside_what_it_loaded(ip, samples, tmp_path):
+    shutil.copy(samples / CLAUDE, tmp_path / "session.jsonl")
+    (tmp_path / "config.json").write_text('{"theme": "dark"}')
+    res, out, err, _ = cell(ip, f"%rlm_load {tmp_path} --name mixed")
+    assert res.success and ip.user_ns["mixed"].sessions.height == 1
+    lines = out.splitlines()
+    k = lines.index("skipped 1 file(s):")
+    assert lines[k + 1].startswith(f"  {tmp_path / 'config.json'}: not a known session format")
+
+
 def test_rlm_load_a_broken_file_reports_malformed_lines(ip, samples, tmp_path):
     lines = (samples / CLAUDE).read_text().splitlines(keepends=True)
     broken = tmp_path / "broken.jsonl"
@@ -295,3 +364,48 @@ def test_user_errors_are_one_short_message_without_traceback(ip, samples, monkey
     assert "Traceback" not in out + err and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("UsageError: ") and message in lines[0], err
+
+
+def test_rlm_cell_magic_help_shows_its_usage_as_a_cell_magic(ip):
+    """`%%rlm?` printed its usage as `%rlm [--model MODEL] …`, a line magic that does not exist."""
+    from IPython.utils.capture import capture_output
+
+    with capture_output() as cap:
+        ip.run_cell("%%rlm?")
+    page = "".join(o.data.get("text/plain", "") for o in cap.outputs) + cap.stdout
+    usage = next(x.strip() for x in page.splitlines() if "--model MODEL" in x)
+    assert usage.startswith("%%rlm [--model MODEL] [--sub-model SUB_MODEL]"), usage
+    assert "%rlm_load [--name NAME]" in ip.find_line_magic("rlm_load").__doc__   # line magics keep one %
+
+
+def test_sub_llm_against_a_stopped_ollama_says_to_start_it_or_set_its_address(ip, monkeypatch):
+    import socket
+
+    with socket.socket() as s:   # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{s.getsockname()[1]}"
+    monkeypatch.setenv("OLLAMA_API_BASE", base)
+    res, out, err, _ = cell(ip, "%sub_llm --model ollama/llama3 hello")
+    assert not res.success and type(res.error_in_exec).__name__ == "UsageError"
+    assert f"nothing answers at {base}: start Ollama (`ollama serve`, then `ollama pull llama3`)" in err
+    assert "OLLAMA_API_BASE" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_views_rerun_button_re_runs_the_step_it_was_pressed_on(ip, samples, view):
+    """The view sends the trace's 0-based index of the step it shows as "#k"; rj.rerun counts from 1, so the magic
+    must add one: "re-run from step 2" edits the second step, not the third."""
+    cell(ip, f"%rlm_load {samples / CLAUDE}")
+    res, out, err, _ = cell(ip, "%%rlm --out base\nWhich write was rejected?")
+    assert res.success, err
+    base = ip.user_ns["base"]
+    second = sorted(base.trace.steps(), key=lambda s: s["index"])[1]
+    code = base.trace.children(second["id"], "code")[0]["code"] + "\nprint('edited in the view')"
+    for fn in view.handlers:
+        fn({"action": "rerun", "step": second["index"], "code": code})   # what "#2 … re-run from step 2" sends
+    view.wait_status(base.status if base.status != "max_iterations" else "done", 2, timeout=120)
+    new = ip.user_ns["base_rerun"]
+    steps = sorted(new.trace.steps(), key=lambda s: s["index"])
+    assert [s.get("finish_reason") for s in steps[:2]] == ["replayed", "edited"]
+    assert new.trace.root["rerun_of"]["step"] == 1 and new.trace.root["rerun_of"]["replayed_steps"] == [0]
+    edited = new.trace.children(steps[1]["id"], "code")
+    assert any("edited in the view" in c["code"] for c in edited)

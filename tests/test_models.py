@@ -387,3 +387,34 @@ def test_scripted_server_models_rules_and_exhaustion(tmp_path):
     assert texts == ["A title", "first", "2", "A title"]
     labels = [json.loads(line)["answered_with"] for line in log.read_text().splitlines()]
     assert labels == ["rule:0", "turn:0", "turn:1", "rule:0", "exhausted"]
+
+
+def _closed_port() -> int:
+    """A port of 127.0.0.1 nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_local_model_server_says_to_start_it_or_set_api_base(monkeypatch):
+    """A stopped Ollama (or any api_base that refuses connections) said only "could not be reached"."""
+    base = f"http://127.0.0.1:{_closed_port()}"
+    with pytest.raises(ModelError) as err:
+        fast().complete("ollama/llama3", MSG, api_base=base)
+    assert err.value.kind == "connection"
+    assert str(err.value).endswith(f"(after 3 attempts, nothing answers at {base}: start Ollama (`ollama serve`, "
+                                   "then `ollama pull llama3`) or set api_base= (or the OLLAMA_API_BASE environment "
+                                   "variable) to where it runs)")
+    # where the address came from the environment, the hint names it
+    monkeypatch.setenv("OLLAMA_API_BASE", base)
+    with pytest.raises(ModelError, match=f"nothing answers at {base}: start Ollama"):
+        fast().complete("ollama_chat/qwen3", MSG)
+    # an OpenAI-compatible local server (vLLM, LM Studio, llama.cpp) behind openai/NAME: the OpenAI client calls
+    # the same failure an InternalServerError("Connection error."); it is a connection failure with the hint
+    with pytest.raises(ModelError) as err:
+        fast().complete("openai/local-model", MSG, api_base=base + "/v1")
+    assert err.value.kind == "connection"
+    assert (f"nothing answers at {base}/v1: start the local model server there, or set api_base= (or the "
+            "OPENAI_API_BASE environment variable) to where it runs") in str(err.value)

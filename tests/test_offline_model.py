@@ -153,3 +153,34 @@ def test_offline_answers_a_subset_of_the_question_set(models):
     decision = next(r for r in rows if r["id"] == "q01")
     assert re.match(r"Decided: keep (sessions in )?the in-process dict with eviction on read; rejected: Redis "
                     r"sessions \(because [^)]*single process", decision["answer"]), decision["answer"]
+
+
+def test_offline_answers_carry_one_bullet_each_when_the_sub_model_writes_bullets(tmp_path):
+    """A sub-model that lists its findings ("[id] - Rejected …", "- [id] …") made the offline root's answer read
+    "- - Rejected …"; and "Decision: Decided to X" read "Decided: Decided to X"."""
+    from rlm_jupyter.testing import ScriptedServer, ServerModels
+
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps([
+        {"role": "user", "content": "Which session store should we use for auth?"},
+        {"role": "assistant", "content": "Decision: Decided to use signed JWT cookies for sessions.\n"
+                                         "Rejected Redis sessions because it adds another server to run."},
+        {"role": "user", "content": "ok"}]))
+    ctx = rj.load(chat, cache=False)
+    mid = ctx.df.filter(ctx.df["role"] == "assistant")["id"][0]
+
+    def sub_model(request):   # every chunk: the two sentences as a bulleted list, with the message's id
+        return (f"[{mid}] - Decision: Decided to use signed JWT cookies for sessions.\n"
+                f"- [{mid}] Rejected Redis sessions because it adds another server to run.")
+
+    with ScriptedServer(sub_model) as srv:
+        run = rlm("Which auth approach was decided, and what was rejected?", ctx, model="offline",
+                  sub_model="openai/scripted-model", models=ServerModels(srv.base_url))
+        assert srv.requests   # the sub-calls went to the scripted server
+    assert run.status == "done", run.error
+    lines = run.answer.splitlines()
+    assert lines[0] == (f"Decided: use signed JWT cookies for sessions; rejected: Redis sessions (because it adds "
+                        f"another server to run). [{mid}]")
+    bullets = [x for x in lines if x.startswith("- ")]
+    assert bullets and not [x for x in lines if re.match(r"\s*[-*•]\s+[-*•]\s", x)]
+    assert f"- Rejected Redis sessions because it adds another server to run. [{mid}]" in bullets

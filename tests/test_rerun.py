@@ -55,7 +55,7 @@ def test_rerun_with_edited_code_replays_earlier_steps_without_any_model_call(ctx
     edited = "final = 'edited: ' + a + ' / ' + b[1]\nprint(final)"
     with ScriptedServer([{"text": "FINAL_VAR(final)", "usage": {"prompt_tokens": 1500, "completion_tokens": 5}}],
                         exhausted={"status": 500, "error": "nothing scripted"}) as srv:
-        new = rerun(original, step=2, code=edited, context=ctx, models=ServerModels(srv.base_url), trace_path=path)
+        new = rerun(original, step=3, code=edited, context=ctx, models=ServerModels(srv.base_url), trace_path=path)
         requests = list(srv.requests)
     # Only step 3 (the model continuing after the edited step) reached a server; it saw the edited code's output.
     assert len(requests) == 1
@@ -87,7 +87,7 @@ def test_rerun_with_edited_code_replays_earlier_steps_without_any_model_call(ctx
 
 def test_rerun_with_an_edited_response_makes_no_call_at_all(ctx, original):
     with ScriptedServer([]) as srv:
-        new = rerun(original, step=1, response="FINAL(typed by hand)", context=ctx,
+        new = rerun(original, step=2, response="FINAL(typed by hand)", context=ctx,
                     models=ServerModels(srv.base_url))
         assert srv.requests == []
     assert new.status == "done" and new.answer == "typed by hand"
@@ -95,20 +95,22 @@ def test_rerun_with_an_edited_response_makes_no_call_at_all(ctx, original):
     assert new.trace.root["rerun_of"]["edited"] == "response"
     assert new.usage["tokens_in"] + new.usage["tokens_out"] == 0
     # the new run remembers its context, so it can be re-run in turn
-    again = rerun(new, step=1, response="FINAL(second edit)", models=ServerModels("http://127.0.0.1:9"))
+    again = rerun(new, step=2, response="FINAL(second edit)", models=ServerModels("http://127.0.0.1:9"))
     assert again.answer == "second edit" and again.trace.root["rerun_of"]["run"] == new.trace.root["id"]
 
 
 def test_rerun_without_an_edit_asks_the_model_again_from_step_k(ctx, original):
     with ScriptedServer([repl("final = 'fresh'"), "FINAL_VAR(final)"]) as srv:
-        new = rerun(original, step=2, context=ctx, models=ServerModels(srv.base_url))
+        new = rerun(original, step=3, context=ctx, models=ServerModels(srv.base_url))
         assert len(srv.requests) == 2
     assert new.answer == "fresh" and new.trace.root["rerun_of"]["edited"] is None
 
 
 def test_rerun_refuses_what_it_cannot_do(ctx, original):
-    with pytest.raises(ValueError, match="between 0 and 2"):
-        rerun(original, step=3, code="x = 1", context=ctx)
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        rerun(original, step=4, code="x = 1", context=ctx)
+    with pytest.raises(ValueError, match=r"steps count from 1 \(the view's #1\); step=1 re-runs the first step"):
+        rerun(original, step=0, code="x = 1", context=ctx)
     with pytest.raises(ValueError, match="pass context="):
         rerun(original, step=1, code="x = 1")
     with pytest.raises(ValueError, match="not both"):

@@ -218,11 +218,11 @@ def test_compare_view_carries_the_comparison(run):
     code = next(e for e in run.trace.events if e["type"] == "code")["code"]
     from rlm_jupyter.rlm.rerun import rerun
 
-    other = rerun(run, step=0, code=code + "\nprint('edited')")
+    other = rerun(run, step=1, code=code + "\nprint('edited')")
     cv = widget.compare_view(run, other, labels=("original", "edited"))
     c = cv.comparison
     assert c["labels"] == ["original", "edited"]
-    assert c["diverged_at"] == {"step": 0, "reason": "code"}
+    assert c["diverged_at"] == {"step": 1, "reason": "code"}
     assert c["a"]["steps"] == len(run.trace.steps()) and c["b"]["run_id"] == other.trace.root["id"]
     data, _ = cv._repr_mimebundle_()
     assert "diverge at step 1" in data["text/plain"]

@@ -156,3 +156,47 @@ def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_p
     assert chart["text/plain"].startswith("<XRayPlot")   # the static text, not the widget's repr
     assert any("Click an event" in d.get("text/html", "") for d in data)  # where a click shows the losses
     assert nb.cells[3].outputs[0]["text"].strip() == "[29]"
+
+
+def test_rlm_xray_without_session_says_which_it_picked_why_and_lists_the_others(tmp_path):
+    """A real ipykernel: %rlm_xray with no --session used to pick the session with the most compactions silently."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbclient import NotebookClient
+
+    claude = Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl"
+    paths = [str(OC_CURRENT / "opencode.db"), str(claude)]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
+        "%load_ext rlm_jupyter",
+        f"import rlm_jupyter as rj\nhist = rj.load({paths!r}, cache=False)",
+        "%rlm_xray --context hist --no-plot",
+        "%rlm_xray --context hist --session 9eda --no-plot",
+    )]
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    said = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.get("output_type") == "stream")
+    ctx = rj.load(paths, cache=False)
+    ids = ctx.sessions.sort(["compactions", "messages"], descending=True)["session_id"].to_list()
+    picked = xray(ctx)
+    assert picked.session_id == ids[0] and picked.events.height == 1   # the OpenCode session and its compaction
+    lines = said.strip().splitlines()
+    assert lines[0] == (f"X-ray of session {ids[0]} (opencode, {picked.turns.height} turns, 1 compaction): picked "
+                        f"because it has the most compactions (1) of the {len(ids)} sessions in `hist`. The others:")
+    for sid, line in zip(ids[1:], lines[1:-1], strict=True):
+        other = xray(ctx, sid)
+        assert line == f"  {sid}  ({other.format}, {other.turns.height} turns, 0 compactions)"
+    assert lines[-1] == "Pick one with %rlm_xray --session ID (a unique prefix of the id is enough)."
+    # with --session there is nothing to explain
+    assert not [o for o in nb.cells[3].outputs if o.get("output_type") == "stream"]
+
+
+def test_losses_of_a_session_with_no_compaction_say_nothing_was_removed_and_why(xr):
+    claude = Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl"
+    plain = xray(rj.load(claude, cache=False))
+    assert plain.events.height == 0
+    lo = plain.losses(sub_model=None)
+    said = ("Nothing was removed: no compaction, prune or rewind was found in this claude session, so every "
+            f"message stayed in the model's window ({plain.turns.height} turns).")
+    assert lo.nothing_removed == said and repr(lo).splitlines()[1] == "  " + said
+    assert "Nothing was removed" in lo._repr_html_()
+    # a session whose compaction took messages out says nothing of the kind
+    assert xr.losses(sub_model=None).nothing_removed is None and "Nothing was removed" not in repr(xr.losses())

@@ -27,7 +27,7 @@ export function renderCompare(el: HTMLElement, d: ComparisonData): HTMLElement {
   const [la, lb] = d.labels ?? ['A', 'B'];
   const div = d.diverged_at;
   root.appendChild(h('div', 'rj-compare-title', div
-    ? `The runs diverge at step ${div.step + 1} (${div.reason}); answers ${d.same_answer ? 'equal' : 'differ'}`
+    ? `The runs diverge at step ${div.step} (${div.reason}); answers ${d.same_answer ? 'equal' : 'differ'}`
     : `Same steps; answers ${d.same_answer ? 'equal' : 'differ'}`));
   const head = h('div', 'rj-compare-head');
   const row = (k: string, a: string, b: string, cls?: string) => {
@@ -75,7 +75,7 @@ export function renderCompare(el: HTMLElement, d: ComparisonData): HTMLElement {
   const frag = document.createDocumentFragment();
   for (const s of d.steps) {
     const r = h('div', 'rj-cmp-step', null, { 'data-step': s.index });
-    if (div && s.index === div.step) {
+    if (div && s.index + 1 === div.step) {   // diverged_at.step counts from 1
       r.classList.add('rj-diverged');
     }
     r.appendChild(h('span', 'rj-idx', '#' + (s.index + 1)));

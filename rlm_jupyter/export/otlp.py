@@ -223,7 +223,8 @@ class _RunSpans:
     def step(self, step: dict, parent: SpanData) -> SpanData:
         SA = self.SA
         index = step.get("index", 0)
-        chain = self._span(step, "chain", f"step {index}", self.K.CHAIN, parent, step.get("t") or 0.0, _end(step), {
+        # the span name a user reads counts steps from 1, as the view ("#1"); metadata.index keeps the trace's
+        chain = self._span(step, "chain", f"step {index + 1}", self.K.CHAIN, parent, step.get("t") or 0.0, _end(step), {
             SA.INPUT_VALUE: self._step_input(step), SA.OUTPUT_VALUE: step.get("response"),
             SA.METADATA: _json({"index": index, "prompt_messages": step.get("prompt_messages"),
                                 "prompt_chars": step.get("prompt_chars")})})

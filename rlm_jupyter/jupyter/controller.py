@@ -109,10 +109,14 @@ class Controller:
         return self._stopped
 
     def wait_paused(self, timeout: float | None = None) -> tuple[str, int] | None:
-        """Wait until the run is blocked before a step; its (run_id, step_index), or None on timeout."""
+        """Wait until the run is blocked before a step; (run_id, step) with the step about to run counted from 1,
+        as the view numbers steps ("#1"), or None on timeout. (`waiting_at` holds the engine's 0-based index.)"""
         with self._cond:
             self._cond.wait_for(lambda: self.waiting_at is not None, timeout)
-            return self.waiting_at
+            if self.waiting_at is None:
+                return None
+            run_id, index = self.waiting_at
+            return run_id, index + 1
 
     def _emit(self, state: str) -> None:
         if self.on_state is None:

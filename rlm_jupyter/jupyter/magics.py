@@ -85,6 +85,10 @@ class RlmMagics(Magics):
             ctx = load(*paths)
         except (OSError, ValueError) as e:
             raise UsageError(f"%rlm_load: {e}") from None
+        from .load_summary import LoadSummary, nothing_loaded
+
+        if len(ctx.sessions) == 0:   # keep what the variable held; say why nothing loaded
+            raise UsageError(nothing_loaded(paths, ctx.report, args.name, self.shell.user_ns.get(args.name)))
         self.shell.user_ns[args.name] = ctx
         display(LoadSummary(ctx, args.name))
 
@@ -136,7 +140,7 @@ class RlmMagics(Magics):
 
     # ---- %%rlm ----------------------------------------------------------------------------------------------
     @cell_magic
-    @magic_arguments()
+    @magic_arguments("%rlm")   # the help's usage line is "%" + this name: a cell magic's usage reads %%rlm
     @argument("--model", default="offline", help="root model: a litellm name (gpt-4o-mini, ollama/…) or offline")
     @argument("--sub-model", default=None, help="model for sub_llm calls (default: offline-sub for offline, "
                                                 "else the root model)")
@@ -366,7 +370,8 @@ class _Cell:
 
         _set_status(self.view, "running")
         try:
-            new = rerun(self.run, step=int(action.get("step", 0)), code=action.get("code"),
+            # the view sends the step's trace index (0-based); rerun() counts steps from 1, as the view shows them
+            new = rerun(self.run, step=int(action.get("step", 0)) + 1, code=action.get("code"),
                         response=action.get("response"), on_event=self.view.push)
         except Exception as e:
             _set_status(self.view, "error")
@@ -460,52 +465,3 @@ def _checked_models(model: str, sub_model: str | None, role: str = "root"):
     except ModelError as e:
         raise UsageError(str(e)) from None
     return models, sub_model
-
-
-class LoadSummary:
-    """What %rlm_load shows: sessions, formats, messages by role, tool calls, compactions, malformed lines."""
-
-    def __init__(self, ctx, name: str):
-        self.name = name
-        self.summaries = ctx.summaries()
-        s = self.summaries
-        self.formats: dict[str, int] = {}
-        self.roles: dict[str, int] = {}
-        for x in s:
-            self.formats[x["format"]] = self.formats.get(x["format"], 0) + 1
-            for role, n in (x.get("messages") or {}).items():
-                self.roles[role] = self.roles.get(role, 0) + n
-        self.messages = len(ctx)
-        self.tool_calls = sum(len(x.get("tool_calls") or []) for x in s)
-        self.tool_errors = sum(x.get("tool_errors") or 0 for x in s)
-        self.compactions = sum(x.get("compactions") or 0 for x in s)
-        self.malformed = sum(x.get("malformed_lines") or 0 for x in s)
-        self.report = ctx.report.summary()
-
-    def lines(self) -> list[str]:
-        fmts = ", ".join(f"{k} {v}" for k, v in sorted(self.formats.items()))
-        roles = ", ".join(f"{k} {v:,}" for k, v in sorted(self.roles.items(), key=lambda kv: -kv[1]))
-        return [f"{self.name}: {len(self.summaries)} session(s), {self.messages:,} messages",
-                f"formats: {fmts or '-'}",
-                f"messages by role: {roles or '-'}",
-                f"tool calls: {self.tool_calls:,} ({self.tool_errors:,} failed); compactions: {self.compactions:,}; "
-                f"malformed lines skipped: {self.malformed:,}",
-                f"load report: {self.report}"]
-
-    def __repr__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, p, cycle) -> None:
-        p.text(repr(self))
-
-    def _repr_html_(self) -> str:
-        import html
-
-        rows = "".join(f"<tr><td>{html.escape(x['format'])}</td><td>{html.escape(str(x.get('title') or ''))[:80]}"
-                       f"</td><td>{sum((x.get('messages') or {}).values()):,}</td>"
-                       f"<td>{len(x.get('tool_calls') or []):,}</td><td>{x.get('compactions') or 0}</td>"
-                       f"<td>{x.get('malformed_lines') or 0}</td></tr>" for x in self.summaries[:200])
-        more = f"<p>… and {len(self.summaries) - 200} more sessions</p>" if len(self.summaries) > 200 else ""
-        head = "<br>".join(html.escape(t) for t in self.lines())
-        return (f"<div>{head}<table><tr><th>format</th><th>title</th><th>messages</th><th>tool calls</th>"
-                f"<th>compactions</th><th>malformed</th></tr>{rows}</table>{more}</div>")

@@ -435,7 +435,7 @@ def _summary(payload: dict) -> dict:
     tokens_in = sum(e.get("tokens_in") or 0 for e in counted)
     tokens_out = sum(e.get("tokens_out") or 0 for e in counted)
     cost = sum(e.get("cost_usd") or 0 for e in counted)
-    wall = (end["t"] - root["t"]) if end and root.get("t") else None
+    wall = (end["t"] - root["t"]) if end and root.get("t") else None   # as Trace.wall_s (trace/model.py)
     return {"root": root, "steps": steps, "subs": subs, "final": final, "tokens_in": tokens_in,
             "tokens_out": tokens_out, "cost": cost, "wall": wall,
             "status": (payload.get("header") or {}).get("status") or (end or {}).get("status") or ""}
@@ -495,7 +495,7 @@ class CompareView(anywidget.AnyWidget):
         data, meta = _split(super()._repr_mimebundle_(**kwargs))
         c = self.comparison
         d = c.get("diverged_at")
-        data["text/plain"] = (f"<CompareView: {'diverge at step ' + str(d['step'] + 1) if d else 'same steps'}; "
+        data["text/plain"] = (f"<CompareView: {'diverge at step ' + str(d['step']) if d else 'same steps'}; "
                               f"answers {'equal' if c.get('same_answer') else 'differ'}>")
         return data, meta
 

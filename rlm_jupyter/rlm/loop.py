@@ -82,7 +82,10 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
         writer.close()
         engine.cleanup()
     usage = dict(writer.trace.usage(outcome.run_id) if outcome.run_id else writer.trace.usage())
-    usage["wall_s"] = round(time.monotonic() - t0, 3)
+    # one definition of wall time for every reader (trace/model.py Trace.wall_s): run event to run_end event;
+    # the monotonic clock only when the run wrote no run_end (it failed before it started)
+    wall = writer.trace.wall_s(outcome.run_id) if outcome.run_id else None
+    usage["wall_s"] = wall if wall is not None else round(time.monotonic() - t0, 3)
     redact = writer.tw.redact  # model code may have put a secret into the answer: never hand it out raw
     return Run(answer=redact(outcome.answer), trace=writer.trace, usage=usage, status=outcome.status,
                stopped_by=outcome.stopped_by, trace_path=writer.path, error_kind=outcome.error_kind,

@@ -194,9 +194,49 @@ def _is_retryable(exc: BaseException) -> bool:
     return not _unparsed(exc) and any(c.__name__ in _RETRYABLE for c in type(exc).__mro__)
 
 
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens where the call went (connection refused, unknown host): an httpx ConnectError in the cause
+    chain, which litellm wraps as APIConnectionError for some providers and as InternalServerError("Connection
+    error.") for the OpenAI client. A connection dropped after it was made is no ConnectError."""
+    seen, e = 0, exc
+    while e is not None and seen < 10:
+        if isinstance(e, ConnectionRefusedError) or type(e).__name__ == "ConnectError":
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
+_LOCAL_PROVIDERS = ("ollama", "ollama_chat", "lm_studio", "llamafile", "hosted_vllm", "vllm", "xinference", "openai")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "::1", "host.docker.internal")
+
+
+def _unreachable_hint(model: str, api_base: str | None) -> str:
+    """What to do when no server answers: start the local model server, or point api_base at it."""
+    import os
+    from urllib.parse import urlparse
+
+    provider = model.split("/", 1)[0] if "/" in model else ""
+    env = "OLLAMA_API_BASE" if provider.startswith("ollama") else f"{provider.upper()}_API_BASE" if provider else ""
+    where = api_base or (os.environ.get(env) if env else None)
+    if where is None and provider.startswith("ollama"):
+        where = "http://localhost:11434"   # litellm's default for Ollama
+    host = (urlparse(where).hostname or "") if where else ""
+    setting = f"api_base= (or the {env} environment variable)" if env else "api_base="
+    if provider.startswith("ollama"):
+        return (f"nothing answers at {where}: start Ollama (`ollama serve`, then `ollama pull "
+                f"{model.split('/', 1)[1]}`) or set {setting} to where it runs")
+    if where and (host in _LOCAL_HOSTS or provider in _LOCAL_PROVIDERS[2:]):
+        return f"nothing answers at {where}: start the local model server there, or set {setting} to where it runs"
+    if where:
+        return f"nothing answers at {where}: check the address ({setting}) and the network"
+    return "the server could not be reached: check the network, or set api_base= for a self-hosted model"
+
+
 def _kind(exc: BaseException) -> str:
     if _unparsed(exc):
         return "bad_response"
+    if type(exc).__name__ in ("InternalServerError", "APIConnectionError") and _refused(exc):
+        return "connection"
     for c in type(exc).__mro__:
         if c.__name__ in _KINDS:
             return _KINDS[c.__name__]
@@ -212,7 +252,7 @@ def _retry_after(exc: BaseException) -> float | None:
         return None
 
 
-def _message(exc: BaseException, target: _Target, attempts: int) -> str:
+def _message(exc: BaseException, target: _Target, attempts: int, api_base: str | None = None) -> str:
     text = str(exc)
     if target.local and "RlmjException - " in text:  # our own provider's message, without litellm's wrapping
         text = text.split("RlmjException - ", 1)[1]
@@ -223,6 +263,9 @@ def _message(exc: BaseException, target: _Target, attempts: int) -> str:
               "bad_response": "the server answered, but not with a chat completion: check the model and api_base",
               "connection": "the server could not be reached or dropped the connection",
               "server": "the provider had a server error", "not_found": "check the model name"}.get(_kind(exc))
+    if _kind(exc) == "connection" and not target.local and _refused(exc):
+        tried = f"after {attempts} attempts, " if attempts > 1 else ""
+        return f"{target.name}: {text} ({tried}{_unreachable_hint(target.name, api_base)})"
     tried = f" after {attempts} attempts" if attempts > 1 else ""
     return f"{target.name}: {text}" + (f" ({advice}{tried})" if advice else tried)
 
@@ -361,7 +404,7 @@ class Models:
                     resp = litellm.completion(**timed)
                 return self._completion(litellm, target, resp, start, attempt)
             except Exception as exc:
-                delay = self._on_failure(exc, target, attempt, end)
+                delay = self._on_failure(exc, target, attempt, end, call.get("api_base") or call.get("base_url"))
             time.sleep(delay)
 
     async def acomplete(self, model: str, messages: list[dict], *, deadline: float | None = None,
@@ -386,7 +429,7 @@ class Models:
                     resp = await litellm.acompletion(**call)
                 return self._completion(litellm, target, resp, start, attempt)
             except Exception as exc:
-                delay = self._on_failure(exc, target, attempt, end)
+                delay = self._on_failure(exc, target, attempt, end, call.get("api_base") or call.get("base_url"))
             await asyncio.sleep(delay)
 
     def batch(self, model: str, prompts: list[list[dict]], *, concurrency: int = BATCH_CONCURRENCY,
@@ -410,14 +453,15 @@ class Models:
             ex.shutdown(wait=False, cancel_futures=True)
 
     # -- helpers --------------------------------------------------------------------------------------------
-    def _on_failure(self, exc: Exception, target: _Target, attempt: int, end: float | None = None) -> float:
+    def _on_failure(self, exc: Exception, target: _Target, attempt: int, end: float | None = None,
+                    api_base: str | None = None) -> float:
         """Raise ModelError when the failure is final; else log and return how long to wait before retrying."""
         if isinstance(exc, ModelError):
             raise exc
         out_of_time = end is not None and time.monotonic() + self.backoff_s >= end
         if not _is_retryable(exc) or attempt > self.retries or out_of_time:
             kind = "local" if target.local and _kind(exc) == "bad_request" else _kind(exc)
-            raise ModelError(_message(exc, target, attempt), model=target.name, kind=kind,
+            raise ModelError(_message(exc, target, attempt, api_base), model=target.name, kind=kind,
                              retryable=_is_retryable(exc)) from None
         hinted = _retry_after(exc)
         delay = hinted if hinted is not None else self.backoff_s * 2 ** (attempt - 1) * (0.75 + random.random() / 2)

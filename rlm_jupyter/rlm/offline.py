@@ -65,7 +65,9 @@ FAMILIES = {
 }
 DECISION_KEYS = {"decid", "decision", "reject", "choos", "chose"}
 FAILURE_KEYS = {"fail", "error", "crash", "miss", "broke", "break"}
-_DECIDED = re.compile(r"(?:\b[Dd]ecided to|\b[Dd]ecision:(?: we decided to)?|\b[Cc]hose to|\b[Aa]greed to)\s+(.+?)\.?$")
+# "Decision: Decided to X" names X once (the label and the verb are one clause, not "Decided: Decided to X")
+_DECIDED = re.compile(r"(?:\b[Dd]ecided to|\b[Dd]ecision:(?:\s*(?:[Ww]e )?[Dd]ecided to)?|\b[Cc]hose to|"
+                      r"\b[Aa]greed to)\s+(.+?)\.?$")
 # what was rejected must be named after the verb: "The tool use was rejected (eg. …)" names nothing, so it is no
 # "rejected: …" clause (its sentence still stands among the cited ones)
 _REJECTED = re.compile(r"\b[Rr]ejected:?\s+([^\s(].*?)(?:,? because (.+?)|\s*\(([^)]+)\))?\.?$")
@@ -464,9 +466,19 @@ for ids, a in zip(chunk_ids, sub_answers):
 ```"""
 
 
+# a list marker before or after a sub-answer's "[id]" ("- [id] x", "[id] - x", "[id] 1. x"): the answer writes its
+# own "- " bullet, and a second one read "- - Rejected …"
+_BULLET = re.compile(r"^(?:\s*(?:[-*•+]|\d+[.)])\s+)+")
+
+
+def _unbullet(text: str) -> str:
+    return _BULLET.sub("", text.strip()).strip()
+
+
 def _cited_lines(sub_out: str) -> list[tuple[str, str]]:
     body = sub_out.split(MARK_SUB, 1)[-1]
-    return [(m.group(1), m.group(2)) for line in body.splitlines() if (m := _CITED.match(line.strip()))]
+    return [(m.group(1), _unbullet(m.group(2))) for line in body.splitlines()
+            if (m := _CITED.match(_unbullet(line))) and _unbullet(m.group(2))]
 
 
 def _best_lines(question: str, sub_out: str | None) -> list[tuple[str, str]]:
@@ -515,7 +527,7 @@ def _format(question: str, best: list[tuple[str, str]], all_lines: list[tuple[st
         if found:
             lines.insert(0, f"{found[0]} [{', '.join(found[1])}]")
             cited = found[1] + cited
-    lines += [f"- {s} [{i}]" for i, s in best]
+    lines += [f"- {_unbullet(s)} [{i}]" for i, s in best]
     lines.append("Evidence: " + ", ".join(dict.fromkeys(cited)))
     return "\n".join(lines)
 

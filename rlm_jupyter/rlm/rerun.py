@@ -2,13 +2,15 @@
 
     new = rj.rerun(run, step=2, code="hits = context.regex_search('rejected')\\nprint(hits)")
 
-Steps 0..k-1 of the run are replayed: the root model's recorded responses are given back in order, the code in them
+Steps are counted from 1, as the view shows them (`step=1` is "#1", the first step; step=0 is an error). Steps
+1..k-1 of the run are replayed: the root model's recorded responses are given back in order, the code in them
 runs again in a fresh worker (so the REPL holds the same variables), and the sub-calls it makes get their recorded
 responses (matched by prompt). None of that calls a model or costs anything. Step k then runs the edited code (or
 the edited response) instead of a model call, and from step k+1 the model continues live from that result.
 
 The new trace says where it came from: its run event has `rerun_of` {run, trace_path, step, replayed_steps,
-edited, replayed_sub_calls, live_calls_during_replay}; replayed steps have `finish_reason: "replayed"` and
+edited, replayed_sub_calls, live_calls_during_replay} (`step` and `replayed_steps` there are the trace's
+0-based step `index` values, as every field of the file format); replayed steps have `finish_reason: "replayed"` and
 `replayed: true`, the edited step `finish_reason: "edited"` and `edited: "code" | "response"`, and replayed
 sub-calls `replayed: true`. Replayed and edited calls carry 0 tokens and 0 cost, so `usage` is the new spend only.
 A replayed sub-call whose prompt no longer matches any recorded one (the replayed code behaved differently) takes
@@ -32,7 +34,7 @@ _FINAL_LINE = re.compile(r"^[ \t>*_`]*FINAL(_VAR)?\(", re.M)
 
 def rerun(run: Run, step: int, code: str | list[str] | None = None, response: str | None = None, *,
           context=None, models=None, on_event=None, pause=None, trace_path=None, **overrides: Any) -> Run:
-    """A new Run: steps before `step` (0-based, as the step events' `index`) replayed from `run`'s trace, step
+    """A new Run: steps before `step` (counted from 1, as the view's "#1") replayed from `run`'s trace, step
     `step` running `code` (one block, or a list of blocks) or the model response `response`, then the model
     going on live. With neither, step `step` is a fresh model call (the same prompt, a new answer).
 
@@ -48,8 +50,14 @@ def rerun(run: Run, step: int, code: str | list[str] | None = None, response: st
     if root is None:
         raise ValueError("rerun: the run's trace has no run event")
     steps = sorted(run.trace.steps(root["id"]), key=lambda s: s["index"])
-    if not 0 <= step < len(steps):
-        raise ValueError(f"rerun: step must be between 0 and {len(steps) - 1} (the run has {len(steps)} steps)")
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise ValueError(f"rerun: step must be a step number (1 is the first step), got {step!r}")
+    if step == 0:
+        raise ValueError(f"rerun: steps count from 1 (the view's #1); step=1 re-runs the first step "
+                         f"(this run has {len(steps)} steps)")
+    if not 1 <= step <= len(steps):
+        raise ValueError(f"rerun: step must be between 1 and {len(steps)} (the run has {len(steps)} steps)")
+    k = step - 1   # the 0-based index the trace's step events carry
     if code is not None and root.get("mode") == "hybrid":
         raise ValueError("rerun: a hybrid-mode run runs no code; edit its response= instead")
     context = context if context is not None else getattr(run, "context", None)
@@ -57,10 +65,11 @@ def rerun(run: Run, step: int, code: str | list[str] | None = None, response: st
         raise ValueError("rerun: pass context= (the Context the run was made on); runs from %%rlm remember it")
 
     edited = None if code is None and response is None else ("code" if code is not None else "response")
-    new_response = response if response is not None else _with_code(steps[step]["response"], code) if code else None
-    replay = ReplayModels(models, *_recorded(run.trace, steps[:step]), edited_response=new_response)
-    origin = {"run": root["id"], "trace_path": str(run.trace_path) if run.trace_path else None, "step": step,
-              "replayed_steps": [s["index"] for s in steps[:step]], "edited": edited}
+    new_response = response if response is not None else _with_code(steps[k]["response"], code) if code else None
+    replay = ReplayModels(models, *_recorded(run.trace, steps[:k]), edited_response=new_response)
+    # the trace file keeps 0-based step indexes (its format is unchanged): rerun_of.step is the index
+    origin = {"run": root["id"], "trace_path": str(run.trace_path) if run.trace_path else None, "step": k,
+              "replayed_steps": [s["index"] for s in steps[:k]], "edited": edited}
 
     def mark(event: dict) -> None:
         if event["type"] == "run" and event.get("parent") is None and "rerun_of" not in event:

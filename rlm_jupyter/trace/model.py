@@ -103,6 +103,19 @@ class Trace:
         finals = self.children(root["id"], "final")
         return finals[-1].get("answer") if finals else None
 
+    def wall_s(self, run_id: str | None = None) -> float | None:
+        """A run's wall time, the one definition every reader shows (view header, compare, `run.usage`, CLI):
+        its `run_end` event's `t` minus its `run` event's `t`, both epoch seconds on the writer's clock. It
+        covers everything between them, a worker start included; None while the run has not ended."""
+        run_id = run_id or (self.root or {}).get("id")
+        if run_id is None or run_id not in self._by_id:
+            return None
+        ends = self.children(run_id, "run_end")
+        start = self._by_id[run_id].get("t")
+        if not ends or start is None or ends[-1].get("t") is None:
+            return None
+        return round(max(0.0, ends[-1]["t"] - start), 3)
+
     def usage(self, run_id: str | None = None) -> dict[str, Any]:
         """Tokens, cost and calls per model, summed over the run and every sub-call and child run below it."""
         run_id = run_id or (self.root or {}).get("id")

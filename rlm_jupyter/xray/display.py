@@ -69,6 +69,8 @@ def window_html(w) -> str:
 
 def losses_text(lo) -> str:
     lines = [f"<Losses of {lo.xray.session_id}: {lo.summary.height} event(s), {lo.findings.height} finding(s)>"]
+    if lo.nothing_removed:
+        lines.append(f"  {lo.nothing_removed}")
     for s in lo.summary.iter_rows(named=True):
         lines.append(f"  #{s['event']} {s['kind']} ({s['how']}): {s['removed_messages']} messages, "
                      f"{s['removed_tool_outputs']} tool outputs, ~{s['removed_tokens']:,} tokens removed")
@@ -82,6 +84,8 @@ def losses_text(lo) -> str:
 
 def losses_html(lo) -> str:
     out = [f"<div class='rlm-xray-losses'><b>Losses of {escape(lo.xray.session_id)}</b>"]
+    if lo.nothing_removed:
+        out.append(f"<p>{escape(lo.nothing_removed)}</p>")
     for s in lo.summary.iter_rows(named=True):
         items = "".join(f"<tr><td>{escape(f['category'])}</td><td><code>{escape(f['id'])}</code></td>"
                         f"<td>{escape(f['role'] or '')}</td><td>{escape(_cut(f['excerpt'], 200))}</td>"

@@ -41,6 +41,21 @@ class Losses:
     def __init__(self, xr, summary, findings, removed, sub_calls):
         self.xray, self.summary, self.findings, self.removed, self.sub_calls = xr, summary, findings, removed, sub_calls
 
+    @property
+    def nothing_removed(self) -> str | None:
+        """When no event removed anything: a sentence saying so and why (None otherwise)."""
+        s = self.summary
+        if s.height and int(s["removed_messages"].sum()) + int(s["removed_tool_outputs"].sum()) > 0:
+            return None
+        xr = self.xray
+        if s.height == 0:
+            why = (f"no compaction, prune or rewind was found in this {xr.format} session, so every message stayed "
+                   f"in the model's window ({xr.turns.height:,} turns)")
+        else:
+            kinds = ", ".join(sorted(set(s["kind"].to_list())))
+            why = f"the {s.height} event(s) found ({kinds}) took no message or tool output out of the window"
+        return f"Nothing was removed: {why}."
+
     def of(self, event: int):
         import polars as pl
 
@@ -145,6 +160,7 @@ def _sub_model_findings(xr, removed, findings, model: str):
     import polars as pl
 
     from ..rlm.models import ModelError, sub_llm
+    from ..rlm.offline import _unbullet
 
     rows, calls = [], []
     by_event = findings.group_by("event").agg(pl.col("position").unique())
@@ -166,11 +182,11 @@ def _sub_model_findings(xr, removed, findings, model: str):
         ids = dict(zip(part["id"].to_list(), zip(part["position"].to_list(), part["role"].to_list(), strict=True),
                        strict=True))
         for line in c.text.splitlines():
-            m = re.match(r"\s*\[([^\]]+)\]\s*(.+)", line)
+            m = re.match(r"\s*\[([^\]]+)\]\s*(.+)", _unbullet(line))   # "- [id] x" and "[id] - x" as "[id] x"
             if m and m.group(1) in ids:
                 pos, role = ids[m.group(1)]
                 rows.append({"event": k, "category": "sub_model", "id": m.group(1), "position": pos, "role": role,
-                             "excerpt": m.group(2).strip(), "found_by": f"sub_model:{model}"})
+                             "excerpt": _unbullet(m.group(2)), "found_by": f"sub_model:{model}"})
     frame = pl.DataFrame(rows, schema=_empty_findings().schema) if rows else _empty_findings()
     return frame, calls
 

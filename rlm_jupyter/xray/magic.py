@@ -13,7 +13,8 @@ import shlex
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="%rlm_xray", add_help=False)
-    p.add_argument("--session", default=None, help="session id or unique prefix (default: most compactions)")
+    p.add_argument("--session", default=None, help="session id or unique prefix (default: the most compactions, "
+                   "then the most messages; the magic says which it picked)")
     p.add_argument("--context", default="context", help="notebook variable holding the context (default: context)")
     p.add_argument("--limit", type=int, default=None, help="the model's window in tokens, when files lack it")
     p.add_argument("--no-plot", action="store_true", help="show the summary instead of the chart")
@@ -45,6 +46,8 @@ def run(shell, line: str):
     except ContextQueryError as e:
         raise UsageError(f"%rlm_xray: {e}") from None
     shell.user_ns["_rlm_xray"] = xr
+    if args.session is None and len(ctx.sessions) > 1:
+        print(pick_note(ctx, xr.session_id, args.context))
     if args.no_plot:
         display(xr)
     else:
@@ -72,3 +75,39 @@ def _follow(shell, args):
         raise UsageError(f"%rlm_xray --follow: {e}") from None
     shell.user_ns["_rlm_xray_follow"] = f
     return f
+
+
+OTHERS_SHOWN = 10
+
+
+def pick_note(ctx, picked: str, name: str = "context") -> str:
+    """Which session %rlm_xray without --session chose and why (the rule of `xray._pick_session`: most
+    compactions, then most messages), the others with their turns and compactions, and how to pick one."""
+    import polars as pl
+
+    # a turn is a model step, as the X-ray counts them: an assistant row the model wrote (not the harness)
+    turns = (ctx.table.filter((pl.col("role") == "assistant") & (pl.col("origin").fill_null("model") != "harness"))
+             .group_by("session_id").agg(pl.len().alias("turns")))
+    s = (ctx.sessions.select("session_id", "format", "messages", "compactions")
+         .join(turns, on="session_id", how="left")
+         .with_columns(pl.col("turns").fill_null(0), pl.col("compactions").fill_null(0))
+         .sort(["compactions", "messages"], descending=True, nulls_last=True))
+    me = s.filter(pl.col("session_id") == picked).row(0, named=True)
+    tied = s.filter(pl.col("compactions") == me["compactions"]).height > 1
+    why = (f"the most compactions ({me['compactions']})" + (f", then the most messages ({me['messages']:,})"
+           if tied else "")) if me["compactions"] else f"the most messages ({me['messages']:,}; none has a compaction)"
+    others = s.filter(pl.col("session_id") != picked)
+    lines = [f"X-ray of session {picked} ({me['format']}, {_n(me['turns'], 'turn')}, "
+             f"{_n(me['compactions'], 'compaction')}): "
+             f"picked because it has {why} of the {s.height} sessions in `{name}`. The others:"]
+    for r in others.head(OTHERS_SHOWN).iter_rows(named=True):
+        lines.append(f"  {r['session_id']}  ({r['format']}, {_n(r['turns'], 'turn')}, "
+                     f"{_n(r['compactions'], 'compaction')})")
+    if others.height > OTHERS_SHOWN:
+        lines.append(f"  … and {others.height - OTHERS_SHOWN:,} more ({name}.sessions lists them all)")
+    lines.append("Pick one with %rlm_xray --session ID (a unique prefix of the id is enough).")
+    return "\n".join(lines)
+
+
+def _n(k: int, word: str) -> str:
+    return f"{k:,} {word}" + ("" if k == 1 else "s")
