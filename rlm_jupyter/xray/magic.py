@@ -36,17 +36,52 @@ def run(shell, line: str):
     if ctx is None or not hasattr(ctx, "table"):
         raise UsageError(f"%rlm_xray: no context in the variable {args.context!r}: run %rlm_load PATH first "
                          "(or pass --context NAME)")
-    try:
-        xr = xray(ctx, args.session, limit=args.limit)
-    except ContextQueryError as e:
-        raise UsageError(f"%rlm_xray: {e}") from None
-    shell.user_ns["_rlm_xray"] = xr
-    if args.no_plot:
-        display(xr)
-    else:
+    warm = None if args.no_plot else _warm_up()
+    with _progress(len(ctx)) as bar:
         try:
-            display(xr.plot())
+            xr = xray(ctx, args.session, limit=args.limit)
+        except ContextQueryError as e:
+            raise UsageError(f"%rlm_xray: {e}") from None
+        shell.user_ns["_rlm_xray"] = xr
+        if args.no_plot:
+            bar.close()
+            display(xr)
+            return xr
+        bar.set_description(f"%rlm_xray: drawing {xr.turns.height:,} turns, {xr.events.height:,} events",
+                            refresh=False)  # shown by update(), and only past the delay
+        bar.update(1)
+        try:
+            p = xr.plot()
         except ImportError as e:  # no altair: the summary still says what happened
+            bar.close()
             display(xr)
             print(f"(no chart: {e})")
+            return xr
+        bar.set_description("%rlm_xray: the static copy (PNG) kept in the notebook", refresh=False)
+        bar.update(1)
+        if warm is not None:
+            warm.join()
+        p._static_bundle()
+        bar.update(1)
+    display(p)
     return xr
+
+
+def _warm_up():
+    try:
+        from .plot import warm_up
+    except ImportError:
+        return None
+    return warm_up()
+
+
+PROGRESS_DELAY_S = 1.0  # the bar appears only when drawing takes longer than this
+
+
+def _progress(rows: int):
+    """Three steps (X-ray, chart, static copy), shown only past PROGRESS_DELAY_S and removed when done."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=3, desc=f"%rlm_xray: windows of {rows:,} messages", delay=PROGRESS_DELAY_S, leave=False,
+                mininterval=0,  # three steps: show each
+                bar_format="{desc} {n}/{total} [{elapsed}]")
