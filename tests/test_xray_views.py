@@ -328,3 +328,27 @@ def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_p
     assert chart["text/plain"].startswith("<XRayPlot")   # the static text, not the widget's repr
     assert any("Click an event" in d.get("text/html", "") for d in data)  # where a click shows the losses
     assert nb.cells[3].outputs[0]["text"].strip() == "[29]"
+
+
+def test_the_widgets_offline_javascript_is_bundled_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """vl-convert bundles JupyterChart's JavaScript in seconds per new kernel; the bundle is kept in the cache."""
+    alt = pytest.importorskip("altair")
+    vlc = pytest.importorskip("vl_convert", reason="the offline bundle comes from vl-convert-python (lab extra)")
+    from rlm_jupyter.xray.plot import enable_offline
+
+    monkeypatch.setenv("RLM_JUPYTER_CACHE", str(tmp_path))
+    cls = alt.JupyterChart
+    monkeypatch.setattr(cls, "_is_offline", False)
+    monkeypatch.setattr(cls, "_esm", cls._esm)
+    enable_offline(alt)
+    (kept,) = (tmp_path / "xray").glob("jupyterchart-*.js")
+    assert cls._is_offline and kept.read_text() == cls._esm and "vega" in cls._esm.lower()
+    monkeypatch.setattr(cls, "_is_offline", False)
+    monkeypatch.setattr(cls, "_esm", "not yet")
+
+    def no_bundling(*a, **k):
+        raise AssertionError("bundled again instead of read from the cache")
+
+    monkeypatch.setattr(vlc, "javascript_bundle", no_bundling)
+    enable_offline(alt)
+    assert cls._is_offline and cls._esm == kept.read_text()

@@ -36,7 +36,8 @@ def run(shell, line: str):
     if ctx is None or not hasattr(ctx, "table"):
         raise UsageError(f"%rlm_xray: no context in the variable {args.context!r}: run %rlm_load PATH first "
                          "(or pass --context NAME)")
-    warm = None if args.no_plot else _warm_up()
+    if not args.no_plot:
+        _warm_up()
     with _progress(len(ctx)) as bar:
         try:
             xr = xray(ctx, args.session, limit=args.limit)
@@ -59,8 +60,6 @@ def run(shell, line: str):
             return xr
         bar.set_description("%rlm_xray: the static copy (PNG) kept in the notebook", refresh=False)
         bar.update(1)
-        if warm is not None:
-            warm.join()
         p._static_bundle()
         bar.update(1)
     display(p)
@@ -68,11 +67,9 @@ def run(shell, line: str):
 
 
 def _warm_up():
-    try:
-        from .plot import warm_up
-    except ImportError:
-        return None
-    return warm_up()
+    from .plot import _in_kernel, warm_up
+
+    return warm_up(interactive=_in_kernel())
 
 
 PROGRESS_DELAY_S = 1.0  # the bar appears only when drawing takes longer than this

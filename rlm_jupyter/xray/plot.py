@@ -262,10 +262,11 @@ class XRayPlot:
         self._handle = None
         self._spec: dict | None = None
         self._bundle: tuple[dict, dict] | None = None
+        _wait_warm_up()
         if interactive:
             alt = _altair()
             if _has_vl_convert():
-                alt.JupyterChart.enable_offline()  # the widget's JavaScript from vl-convert: no CDN needed
+                enable_offline(alt)  # the widget's JavaScript from vl-convert: no CDN needed
             # SVG marks (not canvas): crisp when zoomed, and each event rule is an element one can click or test
             self.widget = alt.JupyterChart(chart, embed_options={"renderer": "svg", "actions": False})
             if "event_pick" in self.widget.selections.trait_names():
@@ -288,8 +289,8 @@ class XRayPlot:
             self._handle.update(self.xray.losses(event=k, sub_model=None))
 
     def to_dict(self) -> dict:
-        if self._spec is None:
-            self._spec = self.chart.to_dict()
+        if self._spec is None:  # the widget's copy when there is one: Altair validates a chart once, not twice
+            self._spec = dict(self.widget.spec) if self.widget is not None else self.chart.to_dict()
         return self._spec
 
     def save(self, path) -> None:
@@ -312,7 +313,8 @@ class XRayPlot:
 
         if callable(self._static_chart):
             self._static_chart = self._static_chart()
-        spec = self._static_chart.to_dict() if self._static_chart is not None else self.to_dict()
+        # the static chart is the same code as `chart` minus interaction (tests validate it): not validated again
+        spec = self._static_chart.to_dict(validate=False) if self._static_chart is not None else self.to_dict()
         # through SVG: the same picture, and here about twice as fast as vegalite_to_png
         svg = vlc.vegalite_to_svg(spec, vl_version=vl_version_for_vl_convert())
         return compact_png(vlc.svg_to_png(svg, scale=scale))
@@ -418,21 +420,62 @@ def compact_png(png: bytes, level: int = 9) -> bytes:
     return b"".join(out)
 
 
-def warm_up() -> threading.Thread | None:
-    """Start vl-convert's JavaScript engine in a thread (its first use takes ~1 s; it releases the GIL), so it is
-    ready when the X-ray, built meanwhile, is drawn. None without vl-convert."""
-    if not _has_vl_convert():
-        return None
+def enable_offline(alt) -> None:
+    """The JupyterChart widget's JavaScript without a CDN: vl-convert bundles it (~1 MB; seconds, as much as the
+    rest of %rlm_xray) once per machine and version, kept in the cache folder (RLM_JUPYTER_CACHE, else
+    ~/.cache/rlm_jupyter, in xray/), then read back in milliseconds by every new kernel."""
+    cls = alt.JupyterChart
+    if getattr(cls, "_is_offline", False):
+        return
+    import vl_convert as vlc
+    from altair.utils._importers import vl_version_for_vl_convert
+
+    from ..sessions.cache import atomic_write, root
+
+    path = (root().parents[1] / "xray"
+            / f"jupyterchart-altair{alt.__version__}-vlc{vlc.__version__}-vl{vl_version_for_vl_convert()}.js")
+    if path.is_file() and isinstance(getattr(cls, "_esm", None), str):  # Altair keeps the bundle in `_esm`
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            cls._esm, cls._is_offline = path.read_text(encoding="utf-8"), True
+            return
+    cls.enable_offline()
+    if isinstance(getattr(cls, "_esm", None), str):
+        with contextlib.suppress(OSError):
+            atomic_write(path, cls._esm.encode("utf-8"))
+
+
+_WARM: threading.Thread | None = None
+
+
+def warm_up(interactive: bool = True) -> threading.Thread | None:
+    """Load what drawing needs in a thread, while the X-ray is built: altair (and the jsonschema it validates
+    with: seconds on a cold start), the widget's offline JavaScript (vl-convert bundles ~1 MB of Vega for
+    JupyterChart: seconds, once per process) and vl-convert's JavaScript engine (~1 s on first use). vl-convert
+    releases the GIL, so this overlaps the X-ray's own work. `XRayPlot` waits for it before using any of them."""
+    global _WARM
+    if _WARM is not None:
+        return _WARM
 
     def run():
-        import vl_convert as vlc
+        with contextlib.suppress(Exception):  # only a warm-up: the real calls report their own errors
+            alt = _altair()
+            if _has_vl_convert():
+                if interactive:
+                    import anywidget  # noqa: F401
 
-        with contextlib.suppress(Exception):  # only a warm-up: the real conversion reports its own errors
-            vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
+                    enable_offline(alt)
+                import vl_convert as vlc
 
-    th = threading.Thread(target=run, name="rlm-xray-vl-convert-warm-up", daemon=True)
-    th.start()
-    return th
+                vlc.vegalite_to_svg({"mark": "point", "data": {"values": [{"a": 1}]}})
+
+    _WARM = threading.Thread(target=run, name="rlm-xray-warm-up", daemon=True)
+    _WARM.start()
+    return _WARM
+
+
+def _wait_warm_up() -> None:
+    if _WARM is not None and _WARM is not threading.current_thread():
+        _WARM.join()
 
 
 def _has_vl_convert() -> bool:
