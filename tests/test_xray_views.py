@@ -283,8 +283,8 @@ def test_rlm_xray_magic(xr):
 
 
 def test_rlm_xray_magic_shows_progress_past_its_delay_and_then_the_chart(xr, capsys, monkeypatch):
-    """A big session takes seconds: %rlm_xray says what it is doing (tqdm, shown only past PROGRESS_DELAY_S, here
-    0 s), then shows the chart (its static copy, no kernel here)."""
+    """A big session takes seconds: %rlm_xray says what it is doing once it has taken PROGRESS_DELAY_S (here 0 s),
+    then puts the chart in place of that line (no kernel here: its static copy)."""
     from IPython.core.interactiveshell import InteractiveShell
 
     from rlm_jupyter.xray import magic
@@ -292,16 +292,24 @@ def test_rlm_xray_magic_shows_progress_past_its_delay_and_then_the_chart(xr, cap
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "rlm_jupyter.jupyter")
     shell.user_ns["hist"] = xr.ctx
+    updates = []
     monkeypatch.setattr(magic, "PROGRESS_DELAY_S", 0.0)
+    import IPython.core.display_functions as df
+
+    real = df.update_display  # what DisplayHandle.update calls
+    monkeypatch.setattr(df, "update_display",
+                        lambda obj, **kw: (updates.append((obj, kw)), real(obj, **kw))[1])
     capsys.readouterr()
     got = shell.run_line_magic("rlm_xray", "--context hist --limit 32000")
-    out = capsys.readouterr()
-    assert f"windows of {len(xr.ctx):,} messages" in out.err and "drawing 17 turns, 1 events" in out.err
-    assert "static copy (PNG)" in out.err and got.turns.height == 17
-    assert "<XRayPlot" in out.out  # the chart, after the progress
+    out = capsys.readouterr().out
+    assert f"drawing 17 turns and 1 events of {xr.session_id}" in out and "static copy (PNG)" in out
+    assert got.turns.height == 17
+    # the same output, updated in place: the progress line, then the chart's bundle
+    assert [isinstance(o, dict) and "image/png" in o for o, _ in updates][-1] and "<XRayPlot" in out
+    assert len({kw["display_id"] for _, kw in updates}) == 1
     monkeypatch.setattr(magic, "PROGRESS_DELAY_S", 60.0)  # a fast X-ray shows no progress at all
     shell.run_line_magic("rlm_xray", "--context hist --limit 32000")
-    assert "%rlm_xray:" not in capsys.readouterr().err
+    assert "%rlm_xray:" not in capsys.readouterr().out
 
 
 def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_path):

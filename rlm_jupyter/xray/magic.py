@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import time
+
+from .plot import _Line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +25,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(shell, line: str):
     from IPython.core.error import UsageError
-    from IPython.display import display
 
     from ..context.errors import ContextQueryError
     from . import xray
@@ -38,31 +40,25 @@ def run(shell, line: str):
                          "(or pass --context NAME)")
     if not args.no_plot:
         _warm_up()
-    with _progress(len(ctx)) as bar:
-        try:
-            xr = xray(ctx, args.session, limit=args.limit)
-        except ContextQueryError as e:
-            raise UsageError(f"%rlm_xray: {e}") from None
-        shell.user_ns["_rlm_xray"] = xr
-        if args.no_plot:
-            bar.close()
-            display(xr)
-            return xr
-        bar.set_description(f"%rlm_xray: drawing {xr.turns.height:,} turns, {xr.events.height:,} events",
-                            refresh=False)  # shown by update(), and only past the delay
-        bar.update(1)
-        try:
-            p = xr.plot()
-        except ImportError as e:  # no altair: the summary still says what happened
-            bar.close()
-            display(xr)
-            print(f"(no chart: {e})")
-            return xr
-        bar.set_description("%rlm_xray: the static copy (PNG) kept in the notebook", refresh=False)
-        bar.update(1)
-        p._static_bundle()
-        bar.update(1)
-    display(p)
+    steps = _Steps()
+    try:
+        xr = xray(ctx, args.session, limit=args.limit)
+    except ContextQueryError as e:
+        raise UsageError(f"%rlm_xray: {e}") from None
+    shell.user_ns["_rlm_xray"] = xr
+    if args.no_plot:
+        steps.show(xr)
+        return xr
+    steps.step(f"drawing {xr.turns.height:,} turns and {xr.events.height:,} events of {xr.session_id}")
+    try:
+        p = xr.plot()
+    except ImportError as e:  # no altair: the summary still says what happened
+        steps.show(xr)
+        print(f"(no chart: {e})")
+        return xr
+    steps.step("rendering the static copy (PNG) the notebook keeps")
+    p._static_bundle()
+    steps.show(p)
     return xr
 
 
@@ -72,13 +68,35 @@ def _warm_up():
     return warm_up(interactive=_in_kernel())
 
 
-PROGRESS_DELAY_S = 1.0  # the bar appears only when drawing takes longer than this
+PROGRESS_DELAY_S = 1.0  # progress appears only once %rlm_xray has taken this long
 
 
-def _progress(rows: int):
-    """Three steps (X-ray, chart, static copy), shown only past PROGRESS_DELAY_S and removed when done."""
-    from tqdm.auto import tqdm
+class _Steps:
+    """What %rlm_xray is doing, as one line of output that appears once it has taken PROGRESS_DELAY_S (a big
+    session: seconds) and is then replaced in place by the chart, so none of it stays in the saved notebook."""
 
-    return tqdm(total=3, desc=f"%rlm_xray: windows of {rows:,} messages", delay=PROGRESS_DELAY_S, leave=False,
-                mininterval=0,  # three steps: show each
-                bar_format="{desc} {n}/{total} [{elapsed}]")
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.handle = None
+
+    def step(self, text: str) -> None:
+        from IPython.display import display
+
+        elapsed = time.perf_counter() - self.t0
+        if self.handle is None and elapsed < PROGRESS_DELAY_S:
+            return
+        line = _Line(f"%rlm_xray: {text} … ({elapsed:.1f} s)")
+        if self.handle is None:
+            self.handle = display(line, display_id=True)
+        else:
+            self.handle.update(line)
+
+    def show(self, obj) -> None:
+        from IPython.display import display
+
+        if self.handle is None:
+            display(obj)
+        elif hasattr(obj, "_show"):
+            obj._show(into=self.handle)
+        else:
+            self.handle.update(obj)

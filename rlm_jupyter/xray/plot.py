@@ -369,10 +369,17 @@ class XRayPlot:
         return data, dict(meta)
 
     def _ipython_display_(self) -> None:
+        self._show()
+
+    def _show(self, into=None) -> None:
+        """Display the chart, or put it in place of the output of the display handle `into` (the progress line)."""
         from IPython.display import display
 
         data, meta = self._repr_mimebundle_()
-        display(data, raw=True, metadata=meta)
+        if into is None:
+            display(data, raw=True, metadata=meta)
+        else:
+            into.update(data, raw=True, metadata=meta)
         if self.widget is not None:
             self._handle = display(_Html("<small>Click an event rule to see what it removed.</small>"),
                                    display_id=True)
@@ -387,6 +394,19 @@ class _Html:
 
     def _repr_html_(self) -> str:
         return self.html
+
+
+class _Line:
+    """One line of plain text, shown small in HTML frontends."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return f"<small>{escape(self.text)}</small>"
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def compact_png(png: bytes, level: int = 9) -> bytes:
