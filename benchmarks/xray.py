@@ -19,7 +19,8 @@ the three run one after another. litellm's one-time import is done before timing
 The chart (`--no-chart` skips it): `%rlm_xray` on the Claude Code session in a real Jupyter kernel (nbclient), as
 a notebook runs it: seconds to the first picture (the magic returns once the chart is displayed; the browser's
 drawing is not counted), first in the fresh kernel (altair, jsonschema and vl-convert's engine load once per
-kernel) and again, and the bytes the cell's outputs add to the saved notebook. The baseline is what the chart did
+kernel; the very first kernel also bundles the widget's JavaScript, which later kernels read from the cache)
+and again, and the bytes the cell's outputs add to the saved notebook. The baseline is what the chart did
 before: every turn drawn, the Vega-Lite spec, an SVG and a PNG kept, timed in this process on `--chart-slice`
 turns and extrapolated to all turns (time and size grow with the turns). Targets: <= 3 s, <= 1 MB.
 """
@@ -208,6 +209,7 @@ def main() -> None:
     if args.chart:
         print(f"%rlm_xray in a real kernel on a {args.tokens:,.0f}-token claude session …", flush=True)
         chart = chart_in_kernel(int(args.tokens))
+        chart["cached_first_s"] = chart_in_kernel(int(args.tokens))["first_s"]  # a new kernel, JS bundle kept
         print(f"baseline chart (every turn drawn, SVG + PNG + spec kept) on {args.chart_slice:,} turns …", flush=True)
         base = chart_baseline(int(args.tokens), args.chart_slice)
     results = []
@@ -245,14 +247,15 @@ def main() -> None:
         print(f"\n%rlm_xray in a real kernel: claude session of {chart['messages']:,} messages, {chart['turns']:,} "
               f"turns, {chart['events']:,} events")
         cl = [("", "now", "baseline"),
-              ("to first picture, fresh kernel (imports once) s", f"{chart['first_s']:.2f}", ""),
+              ("to first picture, first kernel ever (bundles JS) s", f"{chart['first_s']:.2f}", ""),
+              ("to first picture, a new kernel (imports once) s", f"{chart['cached_first_s']:.2f}", ""),
               ("to first picture, again s", f"{chart['again_s']:.2f}", f"{base['s']:.1f} (from {base['slice']:,})"),
               ("saved output of the cell, MB", f"{chart['saved_first'] / 1e6:.2f}", f"{base['bytes'] / 1e6:.1f}"),
               ("  the second %rlm_xray cell, MB", f"{chart['saved_again'] / 1e6:.2f}", ""),
               ("widget state (only when widget state is saved), MB", f"{chart['widget_state'] / 1e6:.2f}", "")]
         for label, a, b in cl:
             print(f"{label:<52}{a:>12}{b:>22}" + ("   target <= 3 s" if "again s" in label else
-                                                 "   target <= 1 MB" if "saved" in label else ""))
+                                                 "   target <= 1 MB" if "saved output" in label else ""))
         print(f"  outputs kept: {chart['kinds']}")
 
 
