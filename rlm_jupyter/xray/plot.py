@@ -171,7 +171,7 @@ def chart(xr, *, width: int = 720, height: int = 280, max_buckets: int = MAX_BUC
     data = _csv_data(alt, _turn_values(g, tips=not static),
                      ("turn", "x0", "x1", "rec_min", "rec_max", "est_min", "est_max"))
     x = alt.X("turn:Q", title="turn (model step)", scale=alt.Scale(domainMin=0 if turns is None else turns[0] - 1),
-              axis=alt.Axis(tickMinStep=1, format="d"))  # integer turns only, however short the session
+              axis=alt.Axis(tickMinStep=1, format=",d"))  # whole turns only, however short the session
     names = [MEASURES[m][0] for m in MEASURES]
     measures = alt.Scale(domain=names, range=[MEASURES[m][1] for m in MEASURES])
     base = alt.Chart(data)
@@ -239,7 +239,7 @@ def chart(xr, *, width: int = 720, height: int = 280, max_buckets: int = MAX_BUC
         subtitle.append(f"{t.height:,} turns drawn as {g.height:,} bands of up to {per:,} turns, each from its lowest "
                         "to its highest turn; xr.plot(turns=(a, b)) draws a range turn by turn")
     if many:
-        subtitle.append(f"{ev.height:,} events: one tick each along the top edge")
+        subtitle.append(f"{ev.height:,} events: ticks along the top edge")
     if has_rec:
         pk = t.sort("context_tokens", descending=True, nulls_last=True).row(0, named=True)
         subtitle.append(f"peak recorded context {pk['context_tokens']:,} tokens at turn {pk['turn']:,}")
