@@ -61,31 +61,180 @@ def test_sliding_window_keeps_preserved_messages_and_the_most_recent(xr):
         xr.ctx.metadata.reset()
 
 
+def _layers(spec: dict) -> dict:
+    """name -> layer of a (nested) layer spec; unnamed layers under their mark type."""
+    out: dict = {}
+    for layer in spec.get("layer", []):
+        if "layer" in layer:
+            out.update(_layers(layer))
+        mark = layer.get("mark")
+        out.setdefault(layer.get("name") or (mark.get("type") if isinstance(mark, dict) else mark), layer)
+    return out
+
+
+def _rows(layer: dict, spec: dict) -> pl.DataFrame:
+    """The data a layer draws, as the chart parses it (inline CSV: only `parse` columns are numbers)."""
+    import io
+
+    data = layer.get("data") or spec["layer"][0]["data"]
+    fmt = data.get("format", {})
+    if fmt.get("type") == "csv":
+        return pl.read_csv(io.StringIO(data["values"]), infer_schema=False).with_columns(
+            [pl.col(c).cast(pl.Float64) for c in fmt.get("parse", {})])
+    return pl.DataFrame(data["values"])
+
+
+def _tooltip_fields(layer: dict) -> list[str]:
+    return [t["field"] for t in layer["encoding"]["tooltip"]]
+
+
 def test_plot_spec_marks_every_event_with_its_losses_and_the_limit(xr):
     p = xr.plot(interactive=False)
     spec = p.to_dict()
     text = str(spec)
     assert "event_pick" in text and "turn_hover" in text  # click on events, hover on turns
-    assert "window limit 32,000" in text and "removed_tokens" in text and "window_messages" in text
-    # the data the chart draws is the X-ray's own numbers
-    values = [d for ds in spec.get("datasets", {}).values() for d in ds] or [
-        v for layer in spec["layer"] for v in (layer.get("data", {}).get("values") or [])]
-    events = [v for v in values if "removed_messages" in v]
-    assert [e["event"] for e in events] == xr.events["event"].to_list()
-    assert events[0]["removed_messages"] == xr.events["removed_messages"][0]
-    assert {v["turn"] for v in values if v.get("measure") == "recorded by the agent"} == set(
-        xr.turns.filter(pl.col("context_tokens").is_not_null())["turn"].to_list())
+    assert "window limit 32,000" in text
+    layers = _layers(spec)
+    events = _rows(layers["xray_events"], spec)
+    assert events["event"].cast(pl.Int64).to_list() == xr.events["event"].to_list()
+    assert events["t_removed"][0].startswith(f"{xr.events['removed_messages'][0]} messages")
+    # one hover target per turn, with the X-ray's own numbers: every turn drawn exactly in a short session
+    turns = _rows(layers["xray_turns"], spec)
+    assert turns["turn"].cast(pl.Int64).to_list() == xr.turns["turn"].to_list()
+    assert turns["rec_max"].cast(pl.Int64).to_list() == xr.turns["context_tokens"].to_list()
+    assert turns["est_max"].cast(pl.Int64).to_list() == xr.turns["window_tokens"].to_list()
+
+
+def test_plot_tooltips_are_text_for_every_field_legend_lists_what_happened_ticks_are_whole_turns(xr):
+    """The tooltip said "undefined" for measure, events, flags, step id and ts; the legend listed prune and rewind
+    in a session with one compaction; 17 turns got ticks at 2.5, 7.5, ..."""
+    spec = xr.plot(interactive=False).to_dict()
+    layers = _layers(spec)
+    for name in ("xray_turns", "xray_events"):
+        rows = _rows(layers[name], spec)
+        fields = _tooltip_fields(layers[name])
+        assert len(fields) >= 3
+        for f in fields:  # every field of every tooltip is a filled string, never missing
+            assert rows[f].null_count() == 0 and (rows[f].str.len_chars() > 0).all(), (name, f)
+    tip = _rows(layers["xray_turns"], spec).row(13, named=True)  # turn 14
+    assert tip["t_turn"] == "14" and tip["t_id"] == xr.turns["id"][13] and tip["t_events"] == "none"
+    assert tip["t_rec"] == f"{xr.turns['context_tokens'][13]:,}" and tip["t_ts"].startswith("2026-")
+    after = _rows(layers["xray_turns"], spec).row(15, named=True)  # turn 16: the first after the compaction
+    assert after["t_events"] == "compaction #1"
+    assert layers["xray_events"]["encoding"]["color"]["scale"]["domain"] == ["compaction"]
+    pytest.importorskip("vl_convert", reason="vl-convert-python renders the chart without a browser (lab extra)")
+    import xml.etree.ElementTree as ET
+
+    svg = ET.fromstring(xr.plot(interactive=False, turns=(14, 16)).svg())  # 3 turns: no tick at 14.5
+    g = next(e for e in svg.iter() if (e.get("aria-label") or "").startswith("X-axis titled 'turn"))
+    labels = [t.text for t in g.iter("{http://www.w3.org/2000/svg}text") if t.text and t.text != "turn (model step)"]
+    assert labels and all(lab.isdigit() for lab in labels), labels
+    legend = [t.text for e in svg.iter() if "role-legend" in (e.get("class") or "")
+              for t in e.iter("{http://www.w3.org/2000/svg}text")]
+    assert "compaction" in legend and "prune" not in legend and "rewind" not in legend
+
+
+def test_plot_buckets_keep_each_range_exact_and_every_event(xr):
+    """More turns than max_buckets: each band is the exact min-max of its turns, the peak is exact, no event is
+    merged away."""
+    from rlm_jupyter.xray.plot import buckets
+
+    spec = xr.plot(interactive=False, max_buckets=5).to_dict()
+    layers = _layers(spec)
+    bands = _rows(layers["xray_turns"], spec)
+    assert bands.height == 5 and "bands" in str(spec["title"])
+    t = xr.turns
+    for b in bands.iter_rows(named=True):
+        part = t.filter(pl.col("turn").is_between(b["x0"] + 0.5, b["x1"] - 0.5))
+        assert b["rec_min"] == part["context_tokens"].min() and b["rec_max"] == part["context_tokens"].max()
+        assert b["est_min"] == part["window_tokens"].min() and b["est_max"] == part["window_tokens"].max()
+    assert bands["x0"].min() == 0.5 and bands["x1"].max() == t.height + 0.5  # every turn is in one band
+    assert bands["rec_max"].max() == t["context_tokens"].max()
+    peak_turn = t.sort("context_tokens", descending=True)["turn"][0]
+    assert f"peak at turn {peak_turn}" in " ".join(bands["t_rec"].to_list())
+    assert _rows(layers["xray_events"], spec)["event"].cast(pl.Int64).to_list() == xr.events["event"].to_list()
+    g = buckets(t, 5)
+    assert g["n"].sum() == t.height and g.height == 5
+    exact = xr.plot(interactive=False, turns=(10, 17)).to_dict()  # a range, turn by turn
+    assert _rows(_layers(exact)["xray_turns"], exact)["turn"].cast(pl.Int64).to_list() == list(range(10, 18))
+
+
+def _replayed(copies: int):
+    """One Claude Code session of `copies` replays of the recorded one (real compactions), ids made unique."""
+    ctx = rj.load(Path(__file__).parent / "data" / "recorded" / "claude-code" / "current" / "projects")
+    sid = ctx.sessions.sort("compactions", descending=True)["session_id"][0]
+    base = ctx.table.filter(pl.col("session_id") == sid).select(ctx.df.columns)
+    df = pl.concat([base.with_columns((pl.col("id") + f"~{k}").alias("id"),
+                                     (pl.col("parent_id") + f"~{k}").alias("parent_id"))
+                    for k in range(copies)]).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq"))
+    return rj.Context.from_frame(df, sessions=ctx.sessions.filter(pl.col("session_id") == sid))
+
+
+def test_a_long_session_draws_bounded_data_and_keeps_a_small_static_copy(tmp_path):
+    """A session of thousands of turns: the chart draws at most MAX_BUCKETS bands, keeps every compaction, and
+    what a notebook keeps (PNG + the spec when small enough) stays far below 1 MB."""
+    import json
+
+    from rlm_jupyter.xray import plot as xplot
+
+    ctx = _replayed(200)
+    ctx._cache = tmp_path
+    x = xray(ctx)
+    assert x.turns.height > 3 * xplot.MAX_BUCKETS and x.events.height > xplot.RUG_OVER
+    p = x.plot(interactive=False)
+    spec = p.to_dict()
+    layers = _layers(spec)
+    assert _rows(layers["xray_turns"], spec).height <= xplot.MAX_BUCKETS
+    assert _rows(layers["xray_events"], spec)["event"].cast(pl.Int64).to_list() == x.events["event"].to_list()
+    assert _rows(layers["xray_turns"], spec)["rec_max"].max() == x.turns["context_tokens"].max()
+    pytest.importorskip("vl_convert", reason="vl-convert-python renders the PNG (lab extra)")
+    data, meta = p._repr_mimebundle_()
+    size = len(json.dumps(data)) + len(json.dumps(meta))
+    assert size < 400_000, size
+    png = base64.b64decode(data["image/png"])
+    assert png.startswith(b"\x89PNG") and meta["image/png"]["width"] == round(
+        int.from_bytes(png[16:20], "big") / xplot.PNG_SCALE)
+    assert "image/svg+xml" not in data
+
+
+def test_compact_png_keeps_the_pixels():
+    import struct
+    import zlib
+
+    from rlm_jupyter.xray.plot import compact_png
+
+    def raw(png):
+        pos, idat = 8, b""
+        while pos < len(png):
+            (n,) = struct.unpack(">I", png[pos:pos + 4])
+            if png[pos + 4:pos + 8] == b"IDAT":
+                idat += png[pos + 8:pos + 8 + n]
+            pos += 12 + n
+        return zlib.decompress(idat)
+
+    width, height = 64, 32
+    rows = b"".join(b"\x00" + bytes((x * 4 + y) % 256 for x in range(width * 3)) for y in range(height))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(rows, 0)) + chunk(b"IEND", b"")
+    small = compact_png(png)
+    assert len(small) < len(png) // 3 and raw(small) == rows and small.endswith(chunk(b"IEND", b""))
+    assert compact_png(b"not a png") == b"not a png"
 
 
 def test_plot_renders_statically_without_a_kernel(xr):
     p = xr.plot()  # no kernel here: static
     assert p.widget is None
     bundle = p._repr_mimebundle_()
-    assert "application/vnd.vegalite.v6+json" in bundle
-    pytest.importorskip("vl_convert", reason="vl-convert-python renders the SVG without a browser (lab extra)")
-    svg = bundle["image/svg+xml"]
-    assert svg.startswith("<svg") and "Context X-ray" in svg and "compaction" in svg
-    assert base64.b64decode(bundle["image/png"]).startswith(b"\x89PNG")   # shown even in an untrusted notebook
+    assert "application/vnd.vegalite.v6+json" in bundle[0]
+    pytest.importorskip("vl_convert", reason="vl-convert-python renders the PNG without a browser (lab extra)")
+    data, meta = bundle
+    assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")   # shown even in an untrusted notebook
+    assert meta["image/png"]["width"] > 700 and "image/svg+xml" not in data  # drawn at its size; no SVG kept
+    assert p.svg().startswith("<svg") and "Context X-ray" in p.svg()
 
 
 def test_plot_notes_what_the_format_does_not_record(samples):
@@ -99,7 +248,7 @@ def test_interactive_plot_click_on_an_event_shows_its_losses(xr):
     import altair as alt
 
     assert isinstance(p.widget, alt.JupyterChart)
-    assert "application/vnd.jupyter.widget-view+json" in p._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in p._repr_mimebundle_()[0]
     shown = []
 
     class Handle:  # stands in for IPython's DisplayHandle: records what the click would show
@@ -133,6 +282,36 @@ def test_rlm_xray_magic(xr):
         shell.run_line_magic("rlm_xray", "--bogus")
 
 
+def test_rlm_xray_magic_shows_progress_past_its_delay_and_then_the_chart(xr, capsys, monkeypatch):
+    """A big session takes seconds: %rlm_xray says what it is doing once it has taken PROGRESS_DELAY_S (here 0 s),
+    then puts the chart in place of that line (no kernel here: its static copy)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from rlm_jupyter.xray import magic
+
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "rlm_jupyter.jupyter")
+    shell.user_ns["hist"] = xr.ctx
+    updates = []
+    monkeypatch.setattr(magic, "PROGRESS_DELAY_S", 0.0)
+    import IPython.core.display_functions as df
+
+    real = df.update_display  # what DisplayHandle.update calls
+    monkeypatch.setattr(df, "update_display",
+                        lambda obj, **kw: (updates.append((obj, kw)), real(obj, **kw))[1])
+    capsys.readouterr()
+    got = shell.run_line_magic("rlm_xray", "--context hist --limit 32000")
+    out = capsys.readouterr().out
+    assert f"drawing 17 turns and 1 events of {xr.session_id}" in out and "static copy (PNG)" in out
+    assert got.turns.height == 17
+    # the same output, updated in place: the progress line, then the chart's bundle
+    assert [isinstance(o, dict) and "image/png" in o for o, _ in updates][-1] and "<XRayPlot" in out
+    assert len({kw["display_id"] for _, kw in updates}) == 1
+    monkeypatch.setattr(magic, "PROGRESS_DELAY_S", 60.0)  # a fast X-ray shows no progress at all
+    shell.run_line_magic("rlm_xray", "--context hist --limit 32000")
+    assert "%rlm_xray:" not in capsys.readouterr().out
+
+
 def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_path):
     """A real ipykernel (nbclient): %rlm_xray displays the JupyterChart widget, and the same output carries the
     Vega-Lite spec (and the SVG) that a frontend without the kernel renders."""
@@ -152,7 +331,8 @@ def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_p
     data = [o["data"] for o in outs if o.get("output_type") == "display_data"]
     chart = next(d for d in data if "application/vnd.vegalite.v6+json" in d)
     assert "application/vnd.jupyter.widget-view+json" in chart  # interactive in the kernel
-    assert "image/svg+xml" in chart and "Context X-ray" in chart["image/svg+xml"]
+    assert "image/png" in chart and "image/svg+xml" not in chart  # the compact static copy
+    assert "Context X-ray" in str(chart["application/vnd.vegalite.v6+json"])
     assert chart["text/plain"].startswith("<XRayPlot")   # the static text, not the widget's repr
     assert any("Click an event" in d.get("text/html", "") for d in data)  # where a click shows the losses
     assert nb.cells[3].outputs[0]["text"].strip() == "[29]"
@@ -200,3 +380,26 @@ def test_losses_of_a_session_with_no_compaction_say_nothing_was_removed_and_why(
     assert "Nothing was removed" in lo._repr_html_()
     # a session whose compaction took messages out says nothing of the kind
     assert xr.losses(sub_model=None).nothing_removed is None and "Nothing was removed" not in repr(xr.losses())
+
+def test_the_widgets_offline_javascript_is_bundled_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """vl-convert bundles JupyterChart's JavaScript in seconds per new kernel; the bundle is kept in the cache."""
+    alt = pytest.importorskip("altair")
+    vlc = pytest.importorskip("vl_convert", reason="the offline bundle comes from vl-convert-python (lab extra)")
+    from rlm_jupyter.xray.plot import enable_offline
+
+    monkeypatch.setenv("RLM_JUPYTER_CACHE", str(tmp_path))
+    cls = alt.JupyterChart
+    monkeypatch.setattr(cls, "_is_offline", False)
+    monkeypatch.setattr(cls, "_esm", cls._esm)
+    enable_offline(alt)
+    (kept,) = (tmp_path / "xray").glob("jupyterchart-*.js")
+    assert cls._is_offline and kept.read_text() == cls._esm and "vega" in cls._esm.lower()
+    monkeypatch.setattr(cls, "_is_offline", False)
+    monkeypatch.setattr(cls, "_esm", "not yet")
+
+    def no_bundling(*a, **k):
+        raise AssertionError("bundled again instead of read from the cache")
+
+    monkeypatch.setattr(vlc, "javascript_bundle", no_bundling)
+    enable_offline(alt)
+    assert cls._is_offline and cls._esm == kept.read_text()

@@ -41,6 +41,7 @@ const CSS = `
 .rj-response { font-family: inherit; }
 .rj-stderr { color: #a1261a; }
 .rj-label { font-size: 11px; color: var(--jp-ui-font-color2, #666); text-transform: uppercase; letter-spacing: .03em; }
+.rj-msg-id { font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
 .rj-note { font-size: 11px; color: var(--jp-ui-font-color2, #777); font-style: italic; margin: 2px 0; }
 .rj-error { color: #b3261e; white-space: pre-wrap; overflow-wrap: anywhere; margin: 2px 0; }
 .rj-tabs { display: flex; gap: 2px; padding: 4px 8px 0; border-bottom: 1px solid var(--jp-border-color2, #ddd); }

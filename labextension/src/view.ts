@@ -748,7 +748,10 @@ export class TraceView {
     p.hidden = false;
     this.body.classList.add('rj-with-panel');
     const bar = h('div', 'rj-panel-bar');
-    bar.appendChild(h('span', 'rj-label', 'message ' + id));
+    const title = h('span');
+    title.append(h('span', 'rj-label', 'message'), ' ');
+    title.appendChild(h('code', 'rj-msg-id', id)); // ids are case-sensitive: not in the upper-cased label
+    bar.appendChild(title);
     const close = h('button', 'rj-btn rj-panel-close', 'close');
     close.addEventListener('click', () => this.closeMessage());
 

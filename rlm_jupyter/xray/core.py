@@ -262,11 +262,12 @@ class XRay:
 
         return ask(self, question, model=model, sub_model=sub_model, tokens=tokens, budget=budget)
 
-    def plot(self, *, interactive: bool | None = None, width: int = 720, height: int = 280):
-        """Context tokens per turn, the window limit, every event marked (see plot.py; needs altair)."""
+    def plot(self, *, interactive: bool | None = None, width: int = 720, height: int = 280, **options):
+        """Context tokens per turn, the window limit, every event marked (see plot.py: turns=, max_buckets=;
+        needs altair)."""
         from .plot import plot
 
-        return plot(self, interactive=interactive, width=width, height=height)
+        return plot(self, interactive=interactive, width=width, height=height, **options)
 
     def composition(self):
         """What filled the window per turn, estimated tokens by band (see composition.py)."""

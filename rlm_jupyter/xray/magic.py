@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import time
+
+from .plot import _Line
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,7 +28,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def run(shell, line: str):
     from IPython.core.error import UsageError
-    from IPython.display import display
 
     from ..context.errors import ContextQueryError
     from . import xray
@@ -41,6 +43,9 @@ def run(shell, line: str):
     if ctx is None or not hasattr(ctx, "table"):
         raise UsageError(f"%rlm_xray: no context in the variable {args.context!r}: run %rlm_load PATH first "
                          "(or pass --context NAME)")
+    if not args.no_plot:
+        _warm_up()
+    steps = _Steps()
     try:
         xr = xray(ctx, args.session, limit=args.limit)
     except ContextQueryError as e:
@@ -49,13 +54,18 @@ def run(shell, line: str):
     if args.session is None and len(ctx.sessions) > 1:
         print(pick_note(ctx, xr.session_id, args.context))
     if args.no_plot:
-        display(xr)
-    else:
-        try:
-            display(xr.plot())
-        except ImportError as e:  # no altair: the summary still says what happened
-            display(xr)
-            print(f"(no chart: {e})")
+        steps.show(xr)
+        return xr
+    steps.step(f"drawing {xr.turns.height:,} turns and {xr.events.height:,} events of {xr.session_id}")
+    try:
+        p = xr.plot()
+    except ImportError as e:  # no altair: the summary still says what happened
+        steps.show(xr)
+        print(f"(no chart: {e})")
+        return xr
+    steps.step("rendering the static copy (PNG) the notebook keeps")
+    p._static_bundle()
+    steps.show(p)
     return xr
 
 
@@ -111,3 +121,42 @@ def pick_note(ctx, picked: str, name: str = "context") -> str:
 
 def _n(k: int, word: str) -> str:
     return f"{k:,} {word}" + ("" if k == 1 else "s")
+
+def _warm_up():
+    from .plot import _in_kernel, warm_up
+
+    return warm_up(interactive=_in_kernel())
+
+
+PROGRESS_DELAY_S = 1.0  # progress appears only once %rlm_xray has taken this long
+
+
+class _Steps:
+    """What %rlm_xray is doing, as one line of output that appears once it has taken PROGRESS_DELAY_S (a big
+    session: seconds) and is then replaced in place by the chart, so none of it stays in the saved notebook."""
+
+    def __init__(self) -> None:
+        self.t0 = time.perf_counter()
+        self.handle = None
+
+    def step(self, text: str) -> None:
+        from IPython.display import display
+
+        elapsed = time.perf_counter() - self.t0
+        if self.handle is None and elapsed < PROGRESS_DELAY_S:
+            return
+        line = _Line(f"%rlm_xray: {text} … ({elapsed:.1f} s)")
+        if self.handle is None:
+            self.handle = display(line, display_id=True)
+        else:
+            self.handle.update(line)
+
+    def show(self, obj) -> None:
+        from IPython.display import display
+
+        if self.handle is None:
+            display(obj)
+        elif hasattr(obj, "_show"):
+            obj._show(into=self.handle)
+        else:
+            self.handle.update(obj)

@@ -153,6 +153,8 @@ def test_keyboard_moves_between_steps_and_opens_queries_and_messages(nb):
     panel = view.locator(".rj-panel")
     expect(panel.locator(".rj-msg mark").first).to_be_visible(timeout=30_000)
     expect(panel.locator(".rj-meta")).to_contain_text("position")
+    shown = snippet.get_attribute("data-id")  # as the user reads it (innerText applies CSS text-transform)
+    assert shown != shown.upper() and panel.locator(".rj-panel-bar .rj-msg-id").inner_text() == shown
     nb.shot("3-step-query-message", view)
     page.keyboard.press("Escape")   # (the focus is on the snippet) closes the message; so does its close button
     expect(panel).to_be_hidden()
