@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ..context.errors import ArgumentError, PositionError, UnknownIdError
 from .events import Event, find_events
-from .raw import RawReader
 
-_LIST_COLUMNS = ("role", "origin", "boundary", "in_context")  # read for every row; the rest only at events
+# What the X-ray reads of a session: the rows and the window events the loader resolved (sessions/window.py)
+_LIST_COLUMNS = ("role", "origin", "boundary", "in_context", "out_by", "cleared_by", "window_event")
 _LIMIT_RX = re.compile(rb'"model_context_window"\s*:\s*(\d+)')
 
 
@@ -48,13 +48,7 @@ class XRay:
         marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
         cols = {c: self.rows.get_column(c).to_list() for c in _LIST_COLUMNS}
         cols["marker"] = self.rows.select(marker.fill_null(False)).to_series().to_list()
-        for c in ("id", "raw_type", "text", "source"):
-            cols[c] = _LazyColumn(self.rows, c)
-        self._raw = RawReader()
-        try:
-            found = find_events(cols, self.format, self._raw)
-        finally:
-            self._raw.close()
+        found = find_events(cols)
         self._found = found
         self.notes: list[str] = list(found.notes)
         n = self.rows.height
@@ -162,21 +156,23 @@ class XRay:
             b = bisect.bisect_left(locs, e.row) - 1  # the last step before the boundary row
             before = last_known[b] if b >= 0 else None
             after = first_known[t]
-            prune = e.kind == "prune"
+            prune = e.clears
             recs.append({
                 "event": k, "kind": e.kind, "turn": t + 1 if t < len(locs) else None,
-                "position": self.offset + e.row, "id": ids[e.row] if e.kind != "prune" else None,
+                "position": self.offset + e.row, "id": ids[e.row] if not prune else None,
                 "summary_id": ids[e.summary] if e.summary is not None else None,
                 "removed_messages": 0 if prune else len(e.removed),
                 "removed_tool_outputs": int(tools or 0),
                 "removed_tokens": int((otok if prune else tok) or 0),
                 "kept_messages": len(e.kept), "pre_tokens": e.pre_tokens if e.pre_tokens is not None else before,
-                "post_tokens": after, "trigger": e.trigger, "how": e.how, "note": e.note,
+                "post_tokens": e.post_tokens if e.post_tokens is not None else after, "trigger": e.trigger,
+                "how": e.how, "note": e.note, "summary_kind": e.summary_kind, "tokens_saved": e.tokens_removed,
             })
         schema = {"event": pl.Int64, "kind": pl.String, "turn": pl.Int64, "position": pl.Int64, "id": pl.String,
                   "summary_id": pl.String, "removed_messages": pl.Int64, "removed_tool_outputs": pl.Int64,
                   "removed_tokens": pl.Int64, "kept_messages": pl.Int64, "pre_tokens": pl.Int64,
-                  "post_tokens": pl.Int64, "trigger": pl.String, "how": pl.String, "note": pl.String}
+                  "post_tokens": pl.Int64, "trigger": pl.String, "how": pl.String, "note": pl.String,
+                  "summary_kind": pl.String, "tokens_saved": pl.Int64}
         return pl.DataFrame(recs, schema=schema)
 
     def _local_of_turn(self, turn: int | None) -> int:
@@ -324,23 +320,11 @@ def _event_labels(events: list[Event], n: int):
     out: list[str | None] = [None] * n
     pruned: list[str | None] = [None] * n
     for k, e in enumerate(events, 1):
-        target = pruned if e.kind == "prune" else out
+        target = pruned if e.clears else out
         label = f"{e.kind} #{k}"
         for j in e.removed:
             target[j] = label
     return pl.Series("out_event", out, dtype=pl.String), pl.Series("prune_event", pruned, dtype=pl.String)
-
-
-class _LazyColumn:
-    """A column turned into a list only when a format handler reads it (Codex matches texts; others never do)."""
-
-    def __init__(self, frame, name: str):
-        self._frame, self._name, self._list = frame, name, None
-
-    def __getitem__(self, i):
-        if self._list is None:
-            self._list = self._frame.get_column(self._name).to_list()
-        return self._list[i]
 
 
 def _pick_session(ctx, session: str | None) -> str:
