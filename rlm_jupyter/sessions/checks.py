@@ -46,7 +46,7 @@ def read_file(mod, path: Path, freport) -> list[Session]:
         freport.issues.append(Issue(spath, None, f"could not be read: {exc}", "malformed"))
         return []
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - a reader bug must not end the whole load
-        name = getattr(mod, "NAME", "format")
+        name = mod.NAME
         freport.issues.append(Issue(spath, None, f"could not be read: the {name} loader failed ({_what(exc)}); "
                                     "nothing loaded from this file (a bug of rlm_jupyter: please report it)",
                                     "malformed"))

@@ -139,7 +139,7 @@ class _Walk:
                 ev["how"] = "inferred"
                 ev["note"] = _join(ev["note"], "no replacement_history recorded: assumed nothing kept")
             if summary is None:
-                ev["note"] += "; the summary text is not recorded in this file"
+                ev["note"] = _join(ev["note"], "the summary text is not recorded in this file")
         elif "keep_from" in hint:  # OpenCode: the compaction part, with its kept tail
             tail = hint["keep_from"]
             start = next((j for j in range(i) if ids[j] == tail), i) if isinstance(tail, str) else i
@@ -224,6 +224,8 @@ class _Walk:
                 by_event.setdefault(by, []).append(j)
             elif type(h.get("at")) is int:
                 groups.setdefault((h["kind"], min(h["at"], n)), []).append(j)
+            elif h["kind"] in _AFTER_ANSWER:  # the step that answered the call saw it; when it was cleared after
+                groups.setdefault((h["kind"], -1 - self._second_step(j)), []).append(j)  # that is not recorded
             elif h["kind"] != "prune":
                 groups.setdefault((h["kind"], None), []).append(j)
         if self.fmt == "opencode":
@@ -239,12 +241,22 @@ class _Walk:
                         tokens_before=h.get("tokens_before"), tokens_removed=h.get("tokens_removed"),
                         note=h.get("note") or "")
             self._clear(r, ev, js)
-        for (kind, at), js in sorted(groups.items(), key=lambda kv: (kv[0][1] is None, kv[0][1] or 0, kv[0][0])):
+        def order(item):
+            kind, at = item[0]
+            return (at is None, at if at is None or at >= 0 else -1 - at, kind)
+
+        for (kind, at), js in sorted(groups.items(), key=order):
             note = _CLEAR_NOTES.get(kind, "tool outputs cleared")
             if at is None:
                 ev = _event(kind, at=n, how="inferred",
                             note=f"{note}; when is not recorded: shown cleared only at the end")
                 row = n - 1
+            elif at < 0:  # (kind, -1 - step): cleared from the step after the one that answered the call
+                at = -1 - at
+                ev = _event(kind, at=at, how="inferred",
+                            note=f"{note}; when is not recorded: shown cleared from the step after the one that "
+                                 "answered the call")
+                row = min(at, n - 1)
             else:
                 ev = _event(kind, at=at, how="recorded", note=note)
                 row = min(at, n - 1)
@@ -254,6 +266,12 @@ class _Walk:
                 if h.get("note") and h["note"] not in ev["note"]:
                     ev["note"] = _join(ev["note"], h["note"])
             self._clear(row, ev, js)
+
+    def _second_step(self, j: int) -> int:
+        """The second model step after row j (the first answered its output), or n."""
+        steps = (k for k in range(j + 1, self.n) if self.role[k] == "assistant" and self.origin[k] != "harness")
+        next(steps, None)
+        return next(steps, self.n)
 
     def _prunes(self, groups: dict) -> None:
         """OpenCode clears old tool outputs (`state.time.compacted`) and keeps the calls. One prune pass stamps each
@@ -290,6 +308,9 @@ class _Walk:
                 return r
         return None
 
+
+# Placeholders found with no record of when they replaced the output
+_AFTER_ANSWER = frozenset({"microcompact", "context_edit"})
 
 _CLEAR_NOTES = {
     "prune": "tool outputs cleared (time.compacted)",

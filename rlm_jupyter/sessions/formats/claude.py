@@ -30,6 +30,7 @@ from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, utf8_len
 
 NAME = "claude"
+sniff_dir = None  # no folder store (formats.protocol.Format)
 PRODUCER = "claude-code"
 
 # Record types that carry no conversation content; skipped on purpose.
@@ -682,7 +683,7 @@ class _Reader:
             trigger = meta.get("trigger") or rec.get("trigger")
             self.s.window[i] = {"kind": "compaction", "keep_uuids": uuids, "tokens_before": pre,
                                 "trigger": trigger if type(trigger) is str else None,
-                                "note": f"preservedMessages keeps {len(uuids)} record(s)" if uuids else ""}
+                                "note": f"preservedMessages keeps {len(set(uuids))} record(s)" if uuids else ""}
             kept = meta.get("preservedMessages")
             kept = kept.get("allUuids") or kept.get("uuids") if type(kept) is dict else None
             if type(kept) is list:  # the messages kept verbatim after the summary (2.1.3xx writes no second copy)

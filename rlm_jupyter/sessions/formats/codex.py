@@ -25,6 +25,8 @@ from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "codex"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
 
 # Top-level record types read on purpose without making rows. turn_context repeats per turn (only its model is
 # read); world_state / inter_agent_communication_metadata are harness state snapshots; token_usage_record (0.17x)
@@ -606,8 +608,10 @@ class _Reader:
                            if isinstance(h, dict) and h.get("type") == "message"] if isinstance(history, list)
             else None,
             "summary_kind": "readable" if msg else ("opaque" if opaque else None),
-            "note": "remote compaction: the summary is an encrypted item, its text cannot be read" if opaque and not msg
-            else ""}
+            "note": "; ".join(x for x in (
+                f"replacement_history keeps {len(history)} item(s)" if isinstance(history, list) else "",
+                "remote compaction: the summary is an encrypted item, its text cannot be read" if opaque and not msg
+                else "") if x)}
         self.compaction_from_event = False
         self.items_since_compaction = 0
 
