@@ -21,8 +21,10 @@ from rlm_jupyter.sessions.schema import WINDOW_EVENT
 from rlm_jupyter.xray import xray
 
 DATA = Path(__file__).parent / "data"
-CLAUDE = DATA / "recorded/claude-code/current/projects/-tmp-claude-record-repo/ce2150e9-7c2e-46ec-b1a1-b6f775738f6d.jsonl"
-CODEX = DATA / "recorded/codex/sessions/2026/12/01/rollout-2026-12-01T15-03-29-01a23221-dad8-7d61-8b74-1e2d37966c84.jsonl"
+CLAUDE = (DATA / "recorded/claude-code/current/projects/-tmp-claude-record-repo"
+          / "ce2150e9-7c2e-46ec-b1a1-b6f775738f6d.jsonl")
+CODEX = (DATA / "recorded/codex/sessions/2026/12/01"
+         / "rollout-2026-12-01T15-03-29-01a23221-dad8-7d61-8b74-1e2d37966c84.jsonl")
 GEMINI = DATA / "samples/gemini/session-2026-01-16T11-01-file-ops-37b7abef.json"
 PLACEHOLDER = "[Old tool result content cleared]"
 
@@ -301,3 +303,18 @@ def test_corpus_counts_new_kinds(tmp_path):
     events = xray(ctx).events
     assert row["prunes"] == 1 and row["compactions"] == 4  # a micro-compaction counts with the prunes
     assert row["removed_tool_outputs"] == events["removed_tool_outputs"].sum()
+
+
+def test_a_frame_without_window_events_is_resolved_from_its_rows():
+    """A frame made without the loaders (or saved by an older version) has boundaries and in_context but no window
+    columns: the X-ray resolves them from the rows, and says so."""
+    from rlm_jupyter.context import Context
+
+    ctx = _load(CODEX)
+    bare = Context.from_frame(ctx.df.drop("out_by", "cleared_by", "window_event"), ctx.sessions, cache=False)
+    xr, full = xray(bare), xray(ctx)
+    assert xr.events["kind"].to_list() == full.events["kind"].to_list() == ["compaction", "compaction"]
+    assert any("carries no window events" in n for n in xr.notes)
+    assert not any("carries no window events" in n for n in full.notes)
+    # what only the reader knew (replacement_history) is not there: the last compaction keeps what in_context says
+    assert xr.events["removed_messages"][-1] == full.events["removed_messages"][-1]

@@ -39,6 +39,9 @@ def resolve(s: Session) -> None:
     if not cols:
         return
     n = len(cols["id"])
+    if not s.window and not s.cleared and cols["boundary"].count(None) == n and False not in cols["in_context"]:
+        cols["out_by"], cols["cleared_by"], cols["window_event"] = [None] * n, [None] * n, [None] * n
+        return  # most sessions: nothing ever left the window (checked at C speed)
     w = _Walk(s, n)
     w.removals()
     w.clearings()
@@ -115,9 +118,8 @@ class _Walk:
             ev["summary_kind"] = hint.get("summary_kind") or "readable"
         else:
             ev["summary_kind"] = hint.get("summary_kind")
-        if summary is not None:
-            if role[summary] == "assistant":
-                ev["at"] = summary + 1  # the summary step itself was sent the whole history
+        if summary is not None and role[summary] == "assistant":
+            ev["at"] = summary + 1  # the summary step itself was sent the whole history
         candidates = [j for j in window if j < i]
         kept: set[int] | None = None
         ids = self.c["id"]

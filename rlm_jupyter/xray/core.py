@@ -48,9 +48,16 @@ class XRay:
         marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
         cols = {c: self.rows.get_column(c).to_list() for c in _LIST_COLUMNS}
         cols["marker"] = self.rows.select(marker.fill_null(False)).to_series().to_list()
+        unresolved = _unresolved(self.rows)
+        if unresolved:
+            cols.update(_resolve_from_rows(self.rows, self.session_id, self.format))
         found = find_events(cols)
         self._found = found
         self.notes: list[str] = list(found.notes)
+        if unresolved:
+            self.notes.append("this table carries no window events (made without the loaders, or by an older "
+                              "version): events found from its boundaries and in_context only; rj.load the files "
+                              "for what the agent recorded")
         n = self.rows.height
         self.rows = self.rows.with_columns(
             pl.Series("out_at", found.out_at, dtype=pl.Int64),
@@ -325,6 +332,28 @@ def _event_labels(events: list[Event], n: int):
         for j in e.removed:
             target[j] = label
     return pl.Series("out_event", out, dtype=pl.String), pl.Series("prune_event", pruned, dtype=pl.String)
+
+
+def _unresolved(rows) -> bool:
+    """Rows marked out of the window, or boundaries, but no window-event column filled: a frame that did not come
+    through the loaders (Context.from_frame, an older saved table)."""
+    import polars as pl
+
+    marked = rows.select((pl.col("boundary").is_not_null() | ~pl.col("in_context").fill_null(True)).any()).item()
+    filled = rows.select(pl.col("window_event").is_not_null().any() | pl.col("out_by").is_not_null().any()
+                         | pl.col("cleared_by").is_not_null().any()).item()
+    return bool(marked) and not filled
+
+
+def _resolve_from_rows(rows, session_id: str, fmt: str) -> dict[str, list]:
+    """The window-event columns from the table's own rows (sessions/window.py without a reader's facts)."""
+    from ..sessions.model import Session
+    from ..sessions.schema import MESSAGE_COLUMNS
+    from ..sessions.window import resolve
+
+    s = Session(session_id, fmt, "", columns={c: rows.get_column(c).to_list() for c in MESSAGE_COLUMNS})
+    resolve(s)
+    return {c: s.columns[c] for c in ("out_by", "cleared_by", "window_event")}
 
 
 def _pick_session(ctx, session: str | None) -> str:

@@ -25,6 +25,7 @@ from ..jsonio import read_json
 from ..model import Issue, Session
 from . import _opencode_store as store
 from ._opencode_rows import NAME, Msg, build
+
 related = None  # a file stands alone (formats.protocol.Format)
 
 __all__ = ["NAME", "sniff", "sniff_dir", "read", "related", "discover"]
