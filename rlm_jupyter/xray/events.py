@@ -80,17 +80,20 @@ def find_events(rows: dict[str, list]) -> SessionEvents:
         if c is not None and c in by_row:
             prune_at[j] = by_row[c].effective
             by_row[c].removed.append(j)
-    notes: list[str] = []
-    for i, ev in by_row.items():
-        if ev.clears:
-            if ev.kind == "prune" and ev.how == "inferred":
-                notes.append(f"{len(ev.removed)} pruned tool output(s) without time.compacted")
-            continue
-        # kept: what was in the window at the event and stayed after it
-        ev.kept = [j for j in range(i) if not marker[j] and out_at[j] > ev.effective]
-        held_from = rows["window_event"][i].get("held_from")
-        if type(held_from) is int:
-            ev.held = [j for j in ev.kept if j >= held_from]
+    notes = [f"{len(ev.removed)} pruned tool output(s) without time.compacted" for ev in by_row.values()
+             if ev.kind == "prune" and ev.how == "inferred"]
+    # kept: what was in the window at an event and stayed after it (one pass, as the loader walked it)
+    window: list[int] = []
+    for i in range(n):
+        ev = by_row.get(i)
+        if ev is not None and not ev.clears:
+            window = ev.kept = [j for j in window if out_by[j] != i]
+            held_from = rows["window_event"][i].get("held_from")
+            if type(held_from) is int:
+                ev.held = [j for j in ev.kept if j >= held_from]
+            window = list(window)
+        if not marker[i]:
+            window.append(i)
     left = [j for j in range(n) if not in_ctx[j] and not marker[j] and out_at[j] > n and prune_at[j] > n]
     if left:
         notes.append(f"{len(left)} message(s) are out of the window at the end (the loader says so) but no recorded "
