@@ -335,13 +335,12 @@ def _event_labels(events: list[Event], n: int):
 
 
 def _unresolved(rows) -> bool:
-    """Rows marked out of the window, or boundaries, but no window-event column filled: a frame that did not come
-    through the loaders (Context.from_frame, an older saved table)."""
+    """A compaction or rewind row without its window event: a frame that did not come through the loaders
+    (Context.from_frame, an older saved table). The loaders give every such row one."""
     import polars as pl
 
-    marked = rows.select((pl.col("boundary").is_not_null() | ~pl.col("in_context").fill_null(True)).any()).item()
-    filled = rows.select(pl.col("window_event").is_not_null().any() | pl.col("out_by").is_not_null().any()
-                         | pl.col("cleared_by").is_not_null().any()).item()
+    marked = rows.select(pl.col("boundary").is_in(["compaction", "rewind"]).any()).item()
+    filled = rows.select(pl.col("window_event").is_not_null().any()).item()
     return bool(marked) and not filled
 
 
