@@ -318,3 +318,21 @@ def test_a_frame_without_window_events_is_resolved_from_its_rows():
     assert not any("carries no window events" in n for n in full.notes)
     # what only the reader knew (replacement_history) is not there: the last compaction keeps what in_context says
     assert xr.events["removed_messages"][-1] == full.events["removed_messages"][-1]
+
+
+def test_masking_records_with_bad_values_are_read(tmp_path):
+    """Untrusted records: a snippet naming an impossible path, upserts whose toolCalls are not calls."""
+    chats, doc = _gemini_project(tmp_path)
+    _k, call = _first_call(doc)
+    _set_output(call, _snippet("/tmp/\x00bad" + "x" * 5000, "x"))
+    meta = {key: doc[key] for key in ("sessionId", "projectHash", "startTime", "lastUpdated")}
+    first = doc["messages"][3]
+    lines = [meta, *doc["messages"][:4], {**first, "toolCalls": ["not a call", {"id": 7}, None]},
+             {**first, "toolCalls": "<tool_output_masked>"}, *doc["messages"][4:]]
+    path = _write(chats / "session-x.jsonl", lines)
+    ctx = rj.load(path, cache=False)
+    assert len(ctx) > 0 and xray(ctx).turns.height > 0
+    # the legacy JSON with the impossible path
+    (chats / "legacy.json").write_text(json.dumps(doc))
+    xr = xray(rj.load(chats / "legacy.json", cache=False))
+    assert "not found" in xr.events.filter(pl.col("kind") == "masking")["note"][0]

@@ -388,12 +388,12 @@ def _original_file(session_path: Path, sid: str, named: str | None, call_id: str
     for p in tries:
         try:
             rp = p.resolve()
-        except OSError:
+            if rp.is_relative_to(root) and rp.is_file():
+                return rp
+        except (OSError, ValueError):  # a name no file can have (NUL bytes, too long)
             continue
-        if rp.is_relative_to(root) and rp.is_file():
-            return rp
     if call_id:
-        want = f"{_sanitize(tool)}_{_sanitize(call_id)}_"
+        want = f"{_sanitize(str(tool))}_{_sanitize(call_id)}_"
         folder = root / f"session-{sid}"
         hits = sorted(f for f in folder.glob("*.txt") if f.name.startswith(want)) if folder.is_dir() else []
         if hits and hits[0].resolve().is_relative_to(root):
