@@ -15,10 +15,8 @@ import re
 from pathlib import Path
 
 from ..context.errors import ArgumentError, PositionError, UnknownIdError
-from .events import Event, find_events
+from .events import Event, columns, find_events
 
-# What the X-ray reads of a session: the rows and the window events the loader resolved (sessions/window.py)
-_LIST_COLUMNS = ("role", "origin", "boundary", "in_context", "out_by", "cleared_by", "window_event")
 _LIMIT_RX = re.compile(rb'"model_context_window"\s*:\s*(\d+)')
 
 
@@ -45,12 +43,11 @@ class XRay:
                      .with_columns(((out_bytes + 3) // 4).cast(pl.Int64).alias("output_tokens"),
                                    (pl.col("tokens") + (cut + 3) // 4).cast(pl.Int64).alias("tokens")))
         self.offset = self.rows["position"][0]
-        marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
-        cols = {c: self.rows.get_column(c).to_list() for c in _LIST_COLUMNS}
-        cols["marker"] = self.rows.select(marker.fill_null(False)).to_series().to_list()
+        cols = columns(self.rows)
         unresolved = _unresolved(self.rows)
         if unresolved:
             cols.update(_resolve_from_rows(self.rows, self.session_id, self.format))
+            cols["window_event"] = dict(enumerate(cols["window_event"]))
         found = find_events(cols)
         self._found = found
         self.notes: list[str] = list(found.notes)

@@ -158,20 +158,16 @@ def _eventful_rows(table, orig, sessions, eventful: list[str]):
     removed rows of all of them in one frame, so the sums and the regex findings are one polars pass each."""
     import polars as pl
 
-    from .core import _LIST_COLUMNS
-    from .events import find_events
+    from .events import columns, find_events
     from .losses import _regex_findings
 
-    marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
     parts = table.filter(pl.col("session_id").is_in(eventful)).partition_by("session_id", as_dict=True)
     ev_sid, ev_id, ev_kind, rm_ev, rm_local = [], [], [], [], []
     counts: dict[str, dict] = {}
     errors: dict[str, str] = {}
     for (sid,), part in parts.items():
-        cols = {c: part.get_column(c).to_list() for c in _LIST_COLUMNS}
-        cols["marker"] = part.select(marker.fill_null(False)).to_series().to_list()
         try:
-            found = find_events(cols)
+            found = find_events(columns(part))
         except Exception as e:  # one session the X-ray cannot read must not stop the corpus
             errors[sid] = f"{type(e).__name__}: {e}"
             continue

@@ -51,17 +51,34 @@ def is_marker(role, origin, boundary) -> bool:
     return role == "system" and origin == "harness" and boundary is not None
 
 
-def find_events(rows: dict[str, list]) -> SessionEvents:
-    """`rows`: the session's columns as lists (role, origin, boundary, in_context, out_by, cleared_by, window_event;
-    optionally `marker`), indexed by local row (= `seq`)."""
-    n = len(rows["role"])
-    role, origin, boundary = rows["role"], rows["origin"], rows["boundary"]
-    in_ctx = [v is not False for v in rows["in_context"]]
-    marker = rows["marker"] if "marker" in rows else [is_marker(role[i], origin[i], boundary[i]) for i in range(n)]
+def columns(frame) -> dict:
+    """What `find_events` reads of one session's rows (a polars frame in `seq` order): lists, and the window events
+    as {row: struct} (read only where there is one: most rows have none)."""
+    import polars as pl
+
+    marker = (pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null()
+    cols = {c: frame.get_column(c).to_list() for c in ("in_context", "out_by", "cleared_by")}
+    cols["marker"] = frame.select(marker.fill_null(False)).to_series().to_list()
+    ev = frame.with_row_index("_row").filter(pl.col("window_event").is_not_null())
+    cols["window_event"] = dict(zip(ev["_row"].to_list(), ev["window_event"].to_list(), strict=True))
+    return cols
+
+
+def find_events(rows: dict) -> SessionEvents:
+    """`rows`: the session's columns as lists indexed by local row (= `seq`): in_context, out_by, cleared_by, and
+    either `marker` or role, origin, boundary; `window_event` as a list or as {row: struct} (see `columns`)."""
+    n = len(rows["in_context"])
+    if "marker" in rows:
+        marker = rows["marker"]
+    else:
+        role, origin, boundary = rows["role"], rows["origin"], rows["boundary"]
+        marker = [is_marker(role[i], origin[i], boundary[i]) for i in range(n)]
+    in_ctx = rows["in_context"]
     out_by, cleared_by = rows["out_by"], rows["cleared_by"]
     never = n + 1
     by_row: dict[int, Event] = {}
-    for i, we in enumerate(rows["window_event"]):
+    we_rows = rows["window_event"]
+    for i, we in we_rows.items() if isinstance(we_rows, dict) else enumerate(we_rows):
         if we is not None:
             at = we.get("at")
             by_row[i] = Event(we.get("kind") or "?", i, at if type(at) is int else i, summary=we.get("summary"),
@@ -71,12 +88,11 @@ def find_events(rows: dict[str, list]) -> SessionEvents:
                               summary_kind=we.get("summary_kind"))
     out_at = [never] * n
     prune_at = [never] * n
-    for j in range(n):
-        b = out_by[j]
+    for j, b in enumerate(out_by):
         if b is not None and b in by_row:
             out_at[j] = by_row[b].effective
             by_row[b].removed.append(j)
-        c = cleared_by[j]
+    for j, c in enumerate(cleared_by):
         if c is not None and c in by_row:
             prune_at[j] = by_row[c].effective
             by_row[c].removed.append(j)
@@ -88,13 +104,13 @@ def find_events(rows: dict[str, list]) -> SessionEvents:
         ev = by_row.get(i)
         if ev is not None and not ev.clears:
             window = ev.kept = [j for j in window if out_by[j] != i]
-            held_from = rows["window_event"][i].get("held_from")
+            held_from = we_rows[i].get("held_from")
             if type(held_from) is int:
                 ev.held = [j for j in ev.kept if j >= held_from]
             window = list(window)
         if not marker[i]:
             window.append(i)
-    left = [j for j in range(n) if not in_ctx[j] and not marker[j] and out_at[j] > n and prune_at[j] > n]
+    left = [j for j in range(n) if in_ctx[j] is False and not marker[j] and out_at[j] > n and prune_at[j] > n]
     if left:
         notes.append(f"{len(left)} message(s) are out of the window at the end (the loader says so) but no recorded "
                      "event says when they left: they are shown in the window until the end")
