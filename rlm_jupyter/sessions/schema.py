@@ -87,6 +87,7 @@ SESSION_COLUMNS: dict[str, str] = {
     "reasoning": "int",
     "cost_usd": "float",
     "malformed_lines": "int",
+    "context_window": "int",   # the model's window in tokens, where the agent records it (Codex model_context_window)
 }
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})

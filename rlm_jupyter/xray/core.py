@@ -11,13 +11,9 @@ which no format stores.
 from __future__ import annotations
 
 import bisect
-import re
-from pathlib import Path
 
 from ..context.errors import ArgumentError, PositionError, UnknownIdError
 from .events import Event, columns, find_events
-
-_LIMIT_RX = re.compile(rb'"model_context_window"\s*:\s*(\d+)')
 
 
 class XRay:
@@ -63,7 +59,7 @@ class XRay:
             pl.int_range(n, dtype=pl.Int64).alias("local"),
             *_event_labels(found.events, n),
         )
-        self.limit, limit_note = _window_limit(limit, self.format, info.get("path"))
+        self.limit, limit_note = _window_limit(limit, self.format, info.get("context_window"))
         if limit_note:
             self.notes.append(limit_note)
         self._events = found.events
@@ -372,16 +368,11 @@ def _pick_session(ctx, session: str | None) -> str:
     raise UnknownIdError(f"xray: no session {session!r} in this context; see ctx.sessions (e.g. {shown})")
 
 
-def _window_limit(limit, fmt: str, path) -> tuple[int | None, str | None]:
+def _window_limit(limit, fmt: str, recorded) -> tuple[int | None, str | None]:
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             raise ArgumentError(f"xray: limit must be a positive number of tokens (the model's window), got {limit!r}")
         return limit, None
-    if fmt == "codex" and path:
-        try:
-            found = [int(m) for m in _LIMIT_RX.findall(Path(path).read_bytes()) if int(m) > 0]
-        except OSError:
-            found = []
-        if found:
-            return found[-1], None
+    if recorded:  # ctx.sessions.context_window: what the loader read (Codex model_context_window)
+        return int(recorded), None
     return None, f"the window limit is not recorded by {fmt} session files; pass xray(..., limit=N) to draw it"

@@ -646,6 +646,9 @@ class _Reader:
         info = p.get("info")
         if not isinstance(info, dict):
             return  # rate-limit-only event
+        limit = info.get("model_context_window")
+        if type(limit) is int and 0 < limit < 10**9:  # the model's window: sessions.context_window (the X-ray limit)
+            self.s.extra["context_window"] = limit
         total = info.get("total_token_usage")
         if total is not None and total == self.last_total:
             return  # the same usage reported again
