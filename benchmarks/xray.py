@@ -5,8 +5,8 @@
 
 Each history is the agent's real recorded session (tests/data/recorded: real compactions written by the real CLI)
 replayed end to end with fresh ids until it holds about `--tokens` estimated tokens, as one session, so it has
-thousands of real compactions. `source` still points at the real files, so the X-ray re-reads the real records
-(compactMetadata, replacement_history, compaction parts) as it would for a live session.
+thousands of real compactions. The window events the loader recorded (out_by, cleared_by, window_event: what
+compactMetadata, replacement_history and compaction parts say) are moved to each copy; the X-ray reads only them.
 
 Printed per agent: messages, turns, events; the X-ray build (events + per-turn windows, difference arrays over
 the rows) against the baseline, a naive per-turn recomputation (filter the rows in each turn's window and sum
@@ -66,11 +66,33 @@ def build(agent: str, target: int):
             (pl.col("parent_id") + suffix).alias("parent_id"),
             pl.lit(f"bench-{agent}").alias("session_id"),
         ))
-    df = pl.concat(frames).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq"))
+    df = _replay_window_events(pl.concat(frames).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq")),
+                               base)
     sessions = (ctx.sessions.filter(pl.col("session_id") == sid)
                 .with_columns(pl.lit(f"bench-{agent}").alias("session_id")))
     big = Context.from_frame(df, sessions=sessions, cache=tempfile.mkdtemp(prefix="rlm-xray-bench-"))
     return big, copies
+
+
+def _replay_window_events(df, base):
+    """The loader's window events (rows named by `seq`) moved to each copy; what a copy's compactions kept leaves at
+    the first compaction of the next copy, as it would in one long session."""
+    import polars as pl
+
+    n = base.height
+    shift = (pl.int_range(pl.len(), dtype=pl.Int64) // n) * n
+    ev = base.filter(pl.col("window_event").struct.field("kind") == "compaction")
+    first = ev["seq"][0] if ev.height else None
+    copy = pl.int_range(pl.len(), dtype=pl.Int64) // n
+    last = (df.height - 1) // n
+    marker = (pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null()
+    moved = df.with_columns(
+        (pl.col("out_by") + shift).alias("out_by"), (pl.col("cleared_by") + shift).alias("cleared_by"),
+        pl.col("window_event").struct.with_fields(*(pl.field(f) + shift for f in ("at", "summary", "held_from"))))
+    if first is None:
+        return moved
+    stays = pl.col("out_by").is_null() & (copy < last) & ~marker.fill_null(False)
+    return moved.with_columns(pl.when(stays).then(first + (copy + 1) * n).otherwise(pl.col("out_by")).alias("out_by"))
 
 
 def naive_turn_sizes(xr, turns: list[int]) -> list[tuple[int, int]]:

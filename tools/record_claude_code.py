@@ -37,7 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
-from record_opencode import BUG_LINE, DOC_NEW, DOC_OLD, FIX_LINES, git, make_repo  # noqa: E402
+from scenario import BUG_LINE, DOC_NEW, DOC_OLD, FIX_LINES, TEST, expired_served, scratch_repo  # noqa: E402
+from scenario import isolated_env as scenario_env  # noqa: E402
 
 from rlm_jupyter.testing.scripted_server import Script, ScriptedServer  # noqa: E402
 
@@ -54,10 +55,8 @@ API_KEY = "sk-ant-local-test"  # dummy: the scripted server checks nothing
 # it); with 2.1.332's default tool set (~12k tokens more), PCT 50 and a 56 KB log the context stayed under 40k.
 AUTOCOMPACT_WINDOW = "100000"
 AUTOCOMPACT_PCT = "23"
-LOG_LINES = 220
 TOOLS = "Bash,Edit,Read"  # only these built-in tools: ~3k tokens of tool schemas instead of ~12k
 COMPACT_MATCH = ["Your task is to create a detailed summary of the"]  # Claude Code's compaction prompt
-TEST = "python3 test_sessions.py"
 
 SUMMARY = """<analysis>
 The user asked about session expiry in app.py, confirmed the bug with a failing test, and asked for a fix.
@@ -99,54 +98,6 @@ The user asked about session expiry in app.py, confirmed the bug with a failing 
 
 SUMMARY2 = SUMMARY.replace("8. Current Work:\n   The fix is in place and the test passes.",
                            "8. Current Work:\n   The fix and the get_session docstring are in place; the test passes.")
-
-
-def sessions_log() -> str:
-    """A deterministic ~56 KB access log: every 8th request served an expired session (the bug, before the fix)."""
-    lines = []
-    for i in range(LOG_LINES):
-        age = 3000 + (i * 97) % 1400
-        verdict = "EXPIRED-SERVED" if age > 3600 and i % 8 == 0 else "ok"
-        lines.append(f"2026-01-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z GET /profile sid=s{i % 37 + 1} "
-                     f"user=u{i % 11} age={age}s status=200 {verdict} latency_ms={5 + i % 13}")
-    return "\n".join(lines) + "\n"
-
-
-def design_doc() -> str:
-    """DESIGN.md (~4 KB), read in turn 1: history that a compaction can drop, so the first compaction frees more
-    than the summary costs and the request after it stays below the threshold."""
-    endpoints = ["/login", "/logout", "/profile", "/settings", "/cart", "/checkout", "/orders", "/search"]
-    rows = "\n".join(f"| GET {e} | get_session(sid) | 401 when get_session returns None |" for e in endpoints)
-    return f"""# Session store design
-
-Sessions are created by create_session(user_id) and looked up by get_session(sid). They live in the module-level
-dict SESSIONS of app.py, keyed by a short id, with the creation time in seconds. TTL_SECONDS (3600) is the maximum
-age: a session older than that must be treated as unknown, and the handler answers 401 so the client logs in again.
-
-## Constraints
-- The app runs as ONE process behind a reverse proxy; there is no shared state between machines.
-- No new runtime dependencies without a design review: the deployment is a single container image.
-- Expired sessions must never be served: an expired session that is returned leaks another login's data.
-
-## Endpoints that read sessions
-| endpoint | lookup | on a missing or expired session |
-|---|---|---|
-{rows}
-
-## Options considered for storage
-1. In-process dict (current). Zero dependencies. Lost on restart, which is acceptable: users log in again.
-2. Redis. Survives restarts and could be shared by several processes, but adds a network hop per request, a
-   service to deploy and monitor, and a failure mode (Redis down = nobody can log in).
-3. Signed cookies. No server state at all, but logout cannot revoke a cookie before it expires.
-
-## Open questions
-- Should expired sessions be evicted on read, or by a periodic sweep? Eviction on read needs no background thread.
-- Should TTL_SECONDS come from a config file? There is no config.py today.
-"""
-
-
-def expired_served() -> int:
-    return sessions_log().count("EXPIRED-SERVED")
 
 
 def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
@@ -231,16 +182,14 @@ class Answerer:
 
 
 def isolated_env(work: Path, port: int) -> dict:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "dumb", "NO_COLOR": "1",
-           "HOME": str(work / "home"), "CLAUDE_CONFIG_DIR": str(work / "config"), "TMPDIR": str(work / "tmp"),
-           "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{port}", "ANTHROPIC_API_KEY": API_KEY,
-           "DISABLE_TELEMETRY": "1", "DISABLE_ERROR_REPORTING": "1", "DISABLE_AUTOUPDATER": "1",
-           "DISABLE_BUG_COMMAND": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-           "DISABLE_NON_ESSENTIAL_MODEL_CALLS": "1", "CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY": "1",
-           "CLAUDE_CODE_AUTO_COMPACT_WINDOW": AUTOCOMPACT_WINDOW, "CLAUDE_AUTOCOMPACT_PCT_OVERRIDE": AUTOCOMPACT_PCT}
-    for d in ("home", "config", "tmp"):
-        (work / d).mkdir(parents=True, exist_ok=True)
-    return env
+    (work / "config").mkdir(parents=True, exist_ok=True)
+    return scenario_env(
+        work, PATH="/usr/local/bin:/usr/bin:/bin", CLAUDE_CONFIG_DIR=str(work / "config"),
+        ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}", ANTHROPIC_API_KEY=API_KEY,
+        DISABLE_TELEMETRY="1", DISABLE_ERROR_REPORTING="1", DISABLE_AUTOUPDATER="1",
+        DISABLE_BUG_COMMAND="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_NON_ESSENTIAL_MODEL_CALLS="1", CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY="1",
+        CLAUDE_CODE_AUTO_COMPACT_WINDOW=AUTOCOMPACT_WINDOW, CLAUDE_AUTOCOMPACT_PCT_OVERRIDE=AUTOCOMPACT_PCT)
 
 
 def run_turn(binary: str, repo: Path, env: dict, prompt: str, session: str | None,
@@ -296,11 +245,7 @@ def main() -> None:
     print(f"claude {version}")
     shutil.rmtree(args.work, ignore_errors=True)
     repo = args.work / "repo"
-    make_repo(repo)
-    (repo / "sessions.log").write_text(sessions_log())
-    (repo / "DESIGN.md").write_text(design_doc())
-    git(repo, "add", "sessions.log", "DESIGN.md")
-    git(repo, "commit", "-q", "-m", "add the access log")
+    scratch_repo(repo)
     prompts, script = build_prompts_and_script(repo)
     (args.work / "script.json").write_text(json.dumps(script, indent=2))
     log_path = args.work / "requests.jsonl"

@@ -41,8 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
-from record_claude_code import design_doc, expired_served, sessions_log  # noqa: E402
-from record_opencode import BUG_LINE, DOC_NEW, DOC_OLD, FIX_LINES, git, make_repo  # noqa: E402
+from scenario import BUG_LINE, DOC_NEW, DOC_OLD, FIX_LINES, TEST, expired_served, scratch_repo  # noqa: E402
+from scenario import isolated_env as scenario_env  # noqa: E402
 
 from rlm_jupyter.testing.scripted_server import Script, ScriptedServer  # noqa: E402
 
@@ -53,7 +53,6 @@ API_KEY = "sk-local-test"  # dummy: the scripted server checks nothing
 CONTEXT_WINDOW = 32000
 AUTO_COMPACT_LIMIT = 16000
 COMPACT_MATCH = "CONTEXT CHECKPOINT COMPACTION"  # Codex's local (non-OpenAI provider) compaction prompt
-TEST = "python3 test_sessions.py"
 
 SUMMARY = """Progress so far:
 - app.py keeps sessions in the module-level dict SESSIONS, TTL_SECONDS = 3600.
@@ -187,12 +186,9 @@ persistence = "none"
 
 
 def isolated_env(work: Path) -> dict:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "TERM": "dumb", "NO_COLOR": "1",
-           "HOME": str(work / "home"), "CODEX_HOME": str(work / "codex"), "TMPDIR": str(work / "tmp"),
-           "SCRIPTED_API_KEY": API_KEY}
-    for d in ("home", "codex", "tmp"):
-        (work / d).mkdir(parents=True, exist_ok=True)
-    return env
+    (work / "codex").mkdir(parents=True, exist_ok=True)
+    return scenario_env(work, PATH="/usr/local/bin:/usr/bin:/bin", CODEX_HOME=str(work / "codex"),
+                        SCRIPTED_API_KEY=API_KEY)
 
 
 def run_exec(binary: str, repo: Path, env: dict, prompt: str, thread: str | None,
@@ -311,11 +307,7 @@ def main() -> None:
     print(version)
     shutil.rmtree(args.work, ignore_errors=True)
     repo = args.work / "repo"
-    make_repo(repo)
-    (repo / "sessions.log").write_text(sessions_log())
-    (repo / "DESIGN.md").write_text(design_doc())
-    git(repo, "add", "sessions.log", "DESIGN.md")
-    git(repo, "commit", "-q", "-m", "add the design notes and the access log")
+    scratch_repo(repo)
     prompts, script = build_prompts_and_script()
     (args.work / "script.json").write_text(json.dumps(script, indent=2))
 

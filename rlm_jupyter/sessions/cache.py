@@ -36,7 +36,7 @@ from typing import Any
 
 PACK_FORMAT = "rlm_jupyter.sessions.load-pack/1"
 # Bump when what a pack holds changes meaning without any loader source changing.
-LOADER_VERSION = "1"
+LOADER_VERSION = "2"  # 2: window events resolved at load time (out_by, cleared_by, window_event)
 # A file changed less than this before it was read may be rewritten with the same size in the same mtime tick
 # (coarse file-system clocks): its entry also keeps a hash of its content, checked on every reopen ("racy git").
 RACY_NS = 3_000_000_000
@@ -65,7 +65,7 @@ def _source_hash(paths: list[Path]) -> str:
 def loader_version() -> str:
     """The version of the reading code every format shares: the constant plus a hash of those modules."""
     here = Path(__file__).parent
-    core = [here / n for n in ("model.py", "schema.py", "textutil.py", "jsonio.py")]
+    core = [here / n for n in ("model.py", "schema.py", "textutil.py", "jsonio.py", "window.py")]
     core += list((here / "formats").glob("_*.py"))
     return f"{LOADER_VERSION}.{_source_hash(core)}"
 

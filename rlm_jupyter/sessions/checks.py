@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import window
 from .model import Issue, Session
 from .schema import MESSAGE_COLUMNS, ORIGINS, ROLES
 
@@ -30,7 +31,7 @@ class TableError(ValueError):
 
 
 _ALLOWED = {"str": {str, _NONE}, "int": {int, _NONE}, "datetime": {int, _NONE}, "float": {float, int, _NONE},
-            "bool": {bool}}
+            "bool": {bool}, "event": {dict, _NONE}}
 # Counts the loaders compute themselves (Session.add, textutil.utf8_len), never copied from a record: no range check.
 _COMPUTED = frozenset({"seq", "text_bytes", "tool_output_bytes"})
 _SESSION_STR = ("producer", "producer_version", "title", "cwd", "model", "parent_session_id")
@@ -45,7 +46,7 @@ def read_file(mod, path: Path, freport) -> list[Session]:
         freport.issues.append(Issue(spath, None, f"could not be read: {exc}", "malformed"))
         return []
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - a reader bug must not end the whole load
-        name = getattr(mod, "NAME", "format")
+        name = mod.NAME
         freport.issues.append(Issue(spath, None, f"could not be read: the {name} loader failed ({_what(exc)}); "
                                     "nothing loaded from this file (a bug of rlm_jupyter: please report it)",
                                     "malformed"))
@@ -54,6 +55,7 @@ def read_file(mod, path: Path, freport) -> list[Session]:
     for s in sessions if isinstance(sessions, list) else ():
         try:
             check_session(s, freport.issues)
+            window.resolve(s)  # what left the model's window, from the checked rows (sessions/window.py)
         except Exception as exc:  # noqa: BLE001 - belt and braces: drop the session, keep the rest
             freport.issues.append(Issue(spath, None, f"session dropped ({_what(exc)})", "malformed"))
             continue

@@ -109,7 +109,7 @@ def plan(paths, index: _cache.Index | None = None) -> Plan:
                 raise UnknownFormatError(f"{p}: not a session format this tool knows; it looks like "
                                          f"{formats.describe(probe)}. Supported: {formats.SUPPORTED}.")
             listing.heads[str(p)] = probe.head
-        rel = getattr(mod, "related", None)
+        rel = mod.related
         if rel is not None:
             for r in rel(p, listing):
                 add(Path(r), False, related)

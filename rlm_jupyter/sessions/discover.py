@@ -13,7 +13,7 @@ def find(home: str | os.PathLike | None = None) -> list[tuple[str, Path]]:
     base = Path(home).expanduser() if home is not None else Path.home()
     found: list[tuple[str, Path]] = []
     for mod in formats.modules():
-        fn = getattr(mod, "discover", None)
+        fn = mod.discover
         if fn is None:
             continue
         try:

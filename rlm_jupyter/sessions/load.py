@@ -125,7 +125,7 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
             freport.sessions.append(s.session_id)
             freport.records_kept += len(s)
             sessions.append(s)
-        related = getattr(mod, "related", None)
+        related = mod.related
         if related is not None and explicit:  # a walked file's neighbours are in the walk already
             queue.extend((r, False) for r in related(path, listing) if os.path.realpath(r) not in seen_paths)
     return sessions, report

@@ -49,6 +49,12 @@ class Session:
     # (row, value) of times that were given but are no time (unparseable text, a list…): nulled, and noted by
     # checks.check_session with the row's source.
     bad_times: list[tuple[int, Any]] = field(default_factory=list)
+    # What the agent recorded about its model's window, for sessions/window.py (run once the reader is done), which
+    # turns it into the out_by / cleared_by / window_event columns. Readers fill them; they never reach a table.
+    # window: row -> facts of a window event recorded there ({"kind": ..., plus what sessions/window.py reads});
+    # cleared: tool row -> how its output was cleared ({"kind": ..., "by": event row | "at": seq | "time_ms": t}).
+    window: dict[int, dict] = field(default_factory=dict)
+    cleared: dict[int, dict] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         assert tuple(self.columns) == _COLS, "columns must follow schema.MESSAGE_COLUMNS"
@@ -142,6 +148,9 @@ class Session:
         a[25](text_bytes)
         a[26](raw_type)
         a[27](source)
+        a[28](None)  # out_by, cleared_by, window_event: filled by sessions/window.py once the file is read
+        a[29](None)
+        a[30](None)
         return n
 
     def set(self, index: int, **values: Any) -> None:

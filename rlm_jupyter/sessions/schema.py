@@ -31,12 +31,37 @@ MESSAGE_COLUMNS: dict[str, str] = {
     "reasoning": "int",
     "context_tokens": "int",   # prompt size of this model step = input_uncached + cache_read + cache_write
     "cost_usd": "float",
-    "boundary": "str",         # null | compaction | summary | rewind | fork
+    "boundary": "str",         # null | compaction | summary | rewind | fork | prune (a record of cleared outputs)
     "in_context": "bool",      # false for what a compaction/prune/rewind removed from the model's window
     "text_bytes": "int",       # UTF-8 size of the text before capping
     "raw_type": "str",         # the format's own record type, e.g. "response_item/function_call"
     "source": "str",           # "path:line" (JSONL), "path#pointer" (JSON), "db#table/id" (SQLite)
+    # What the agent did to its model's window, resolved at load time (sessions/window.py; docs/sessions.md,
+    # "Window events"). Row numbers are `seq` values of the same session.
+    "out_by": "int",           # the row whose window event took this row out of the window (null: never)
+    "cleared_by": "int",       # the row whose window event cleared this row's tool output; the call stayed
+    "window_event": "event",   # on the row that carries a window event: WINDOW_EVENT fields, else null
 }
+
+# The fields of `window_event` (a polars struct). Kinds that take rows out: compaction | rewind | compression
+# (inferred from a token drop); kinds that clear tool outputs (the call stays): prune | microcompact |
+# context_edit | masking.
+WINDOW_EVENT: dict[str, str] = {
+    "kind": "str",
+    "how": "str",              # recorded (the agent wrote the event) | inferred (we deduced it; `note` says how)
+    "at": "int",               # the first row (seq) whose model step no longer saw what it removed
+    "summary": "int",          # the row of the summary that replaced the history, if any
+    "summary_kind": "str",     # readable | opaque (encrypted, e.g. Codex remote compaction) | null (no summary)
+    "held_from": "int",        # kept tail rows from here on were not sent to the summary call (OpenCode)
+    "tokens_before": "int",    # the window size the agent recorded before it (Claude preTokens), or inferred
+    "tokens_after": "int",     # the window size after it, where recorded or inferred
+    "tokens_removed": "int",   # tokens the agent says it saved (Claude tokensSaved, API cleared_input_tokens)
+    "trigger": "str",          # auto | manual | the agent's own word
+    "note": "str",             # what was recorded, and what was deduced
+}
+REMOVING = frozenset({"compaction", "rewind", "compression"})
+CLEARING = frozenset({"prune", "microcompact", "context_edit", "masking"})
+WINDOW_KINDS = REMOVING | CLEARING
 
 SESSION_COLUMNS: dict[str, str] = {
     "session_id": "str",
@@ -62,11 +87,12 @@ SESSION_COLUMNS: dict[str, str] = {
     "reasoning": "int",
     "cost_usd": "float",
     "malformed_lines": "int",
+    "context_window": "int",   # the model's window in tokens, where the agent records it (Codex model_context_window)
 }
 
 ROLES = frozenset({"user", "assistant", "system", "tool"})
 ORIGINS = frozenset({"human", "harness", "model", "tool", "summary"})
-BOUNDARIES = frozenset({"compaction", "summary", "rewind", "fork"})
+BOUNDARIES = frozenset({"compaction", "summary", "rewind", "fork", "prune"})
 TOOL_STATUSES = frozenset({"ok", "error"})
 
 
@@ -81,4 +107,5 @@ def polars_schema(columns: dict[str, str]):
         "bool": pl.Boolean,
         "datetime": pl.Datetime("us", "UTC"),
     }
+    dtypes["event"] = pl.Struct({name: dtypes[kind] for name, kind in WINDOW_EVENT.items()})
     return {name: dtypes[kind] for name, kind in columns.items()}

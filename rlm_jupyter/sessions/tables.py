@@ -60,6 +60,7 @@ def sessions_frame(sessions: list[Session], df):
             "parent_session_id": s.parent_session_id,
             "path": s.path,
             "malformed_lines": s.malformed_lines,
+            "context_window": s.extra.get("context_window"),
         }
         for c in SESSION_COLUMNS:
             rows[c].append(values[c] if c in values else (t.get(c) or 0))

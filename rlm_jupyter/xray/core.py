@@ -11,15 +11,9 @@ which no format stores.
 from __future__ import annotations
 
 import bisect
-import re
-from pathlib import Path
 
 from ..context.errors import ArgumentError, PositionError, UnknownIdError
-from .events import Event, find_events
-from .raw import RawReader
-
-_LIST_COLUMNS = ("role", "origin", "boundary", "in_context")  # read for every row; the rest only at events
-_LIMIT_RX = re.compile(rb'"model_context_window"\s*:\s*(\d+)')
+from .events import Event, columns, find_events
 
 
 class XRay:
@@ -45,18 +39,18 @@ class XRay:
                      .with_columns(((out_bytes + 3) // 4).cast(pl.Int64).alias("output_tokens"),
                                    (pl.col("tokens") + (cut + 3) // 4).cast(pl.Int64).alias("tokens")))
         self.offset = self.rows["position"][0]
-        marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
-        cols = {c: self.rows.get_column(c).to_list() for c in _LIST_COLUMNS}
-        cols["marker"] = self.rows.select(marker.fill_null(False)).to_series().to_list()
-        for c in ("id", "raw_type", "text", "source"):
-            cols[c] = _LazyColumn(self.rows, c)
-        self._raw = RawReader()
-        try:
-            found = find_events(cols, self.format, self._raw)
-        finally:
-            self._raw.close()
+        cols = columns(self.rows)
+        unresolved = _unresolved(self.rows)
+        if unresolved:
+            cols.update(_resolve_from_rows(self.rows, self.session_id, self.format))
+            cols["window_event"] = dict(enumerate(cols["window_event"]))
+        found = find_events(cols)
         self._found = found
         self.notes: list[str] = list(found.notes)
+        if unresolved:
+            self.notes.append("this table carries no window events (made without the loaders, or by an older "
+                              "version): events found from its boundaries and in_context only; rj.load the files "
+                              "for what the agent recorded")
         n = self.rows.height
         self.rows = self.rows.with_columns(
             pl.Series("out_at", found.out_at, dtype=pl.Int64),
@@ -65,7 +59,7 @@ class XRay:
             pl.int_range(n, dtype=pl.Int64).alias("local"),
             *_event_labels(found.events, n),
         )
-        self.limit, limit_note = _window_limit(limit, self.format, info.get("path"))
+        self.limit, limit_note = _window_limit(limit, self.format, info.get("context_window"))
         if limit_note:
             self.notes.append(limit_note)
         self._events = found.events
@@ -162,21 +156,23 @@ class XRay:
             b = bisect.bisect_left(locs, e.row) - 1  # the last step before the boundary row
             before = last_known[b] if b >= 0 else None
             after = first_known[t]
-            prune = e.kind == "prune"
+            prune = e.clears
             recs.append({
                 "event": k, "kind": e.kind, "turn": t + 1 if t < len(locs) else None,
-                "position": self.offset + e.row, "id": ids[e.row] if e.kind != "prune" else None,
+                "position": self.offset + e.row, "id": ids[e.row] if not prune else None,
                 "summary_id": ids[e.summary] if e.summary is not None else None,
                 "removed_messages": 0 if prune else len(e.removed),
                 "removed_tool_outputs": int(tools or 0),
                 "removed_tokens": int((otok if prune else tok) or 0),
                 "kept_messages": len(e.kept), "pre_tokens": e.pre_tokens if e.pre_tokens is not None else before,
-                "post_tokens": after, "trigger": e.trigger, "how": e.how, "note": e.note,
+                "post_tokens": e.post_tokens if e.post_tokens is not None else after, "trigger": e.trigger,
+                "how": e.how, "note": e.note, "summary_kind": e.summary_kind, "tokens_saved": e.tokens_removed,
             })
         schema = {"event": pl.Int64, "kind": pl.String, "turn": pl.Int64, "position": pl.Int64, "id": pl.String,
                   "summary_id": pl.String, "removed_messages": pl.Int64, "removed_tool_outputs": pl.Int64,
                   "removed_tokens": pl.Int64, "kept_messages": pl.Int64, "pre_tokens": pl.Int64,
-                  "post_tokens": pl.Int64, "trigger": pl.String, "how": pl.String, "note": pl.String}
+                  "post_tokens": pl.Int64, "trigger": pl.String, "how": pl.String, "note": pl.String,
+                  "summary_kind": pl.String, "tokens_saved": pl.Int64}
         return pl.DataFrame(recs, schema=schema)
 
     def _local_of_turn(self, turn: int | None) -> int:
@@ -344,23 +340,32 @@ def _event_labels(events: list[Event], n: int):
     out: list[str | None] = [None] * n
     pruned: list[str | None] = [None] * n
     for k, e in enumerate(events, 1):
-        target = pruned if e.kind == "prune" else out
+        target = pruned if e.clears else out
         label = f"{e.kind} #{k}"
         for j in e.removed:
             target[j] = label
     return pl.Series("out_event", out, dtype=pl.String), pl.Series("prune_event", pruned, dtype=pl.String)
 
 
-class _LazyColumn:
-    """A column turned into a list only when a format handler reads it (Codex matches texts; others never do)."""
+def _unresolved(rows) -> bool:
+    """A compaction or rewind row without its window event: a frame that did not come through the loaders
+    (Context.from_frame, an older saved table). The loaders give every such row one."""
+    import polars as pl
 
-    def __init__(self, frame, name: str):
-        self._frame, self._name, self._list = frame, name, None
+    marked = rows.select(pl.col("boundary").is_in(["compaction", "rewind"]).any()).item()
+    filled = rows.select(pl.col("window_event").is_not_null().any()).item()
+    return bool(marked) and not filled
 
-    def __getitem__(self, i):
-        if self._list is None:
-            self._list = self._frame.get_column(self._name).to_list()
-        return self._list[i]
+
+def _resolve_from_rows(rows, session_id: str, fmt: str) -> dict[str, list]:
+    """The window-event columns from the table's own rows (sessions/window.py without a reader's facts)."""
+    from ..sessions.model import Session
+    from ..sessions.schema import MESSAGE_COLUMNS
+    from ..sessions.window import resolve
+
+    s = Session(session_id, fmt, "", columns={c: rows.get_column(c).to_list() for c in MESSAGE_COLUMNS})
+    resolve(s)
+    return {c: s.columns[c] for c in ("out_by", "cleared_by", "window_event")}
 
 
 def _pick_session(ctx, session: str | None) -> str:
@@ -383,16 +388,11 @@ def _pick_session(ctx, session: str | None) -> str:
     raise UnknownIdError(f"xray: no session {session!r} in this context; see ctx.sessions (e.g. {shown})")
 
 
-def _window_limit(limit, fmt: str, path) -> tuple[int | None, str | None]:
+def _window_limit(limit, fmt: str, recorded) -> tuple[int | None, str | None]:
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             raise ArgumentError(f"xray: limit must be a positive number of tokens (the model's window), got {limit!r}")
         return limit, None
-    if fmt == "codex" and path:
-        try:
-            found = [int(m) for m in _LIMIT_RX.findall(Path(path).read_bytes()) if int(m) > 0]
-        except OSError:
-            found = []
-        if found:
-            return found[-1], None
+    if recorded:  # ctx.sessions.context_window: what the loader read (Codex model_context_window)
+        return int(recorded), None
     return None, f"the window limit is not recorded by {fmt} session files; pass xray(..., limit=N) to draw it"

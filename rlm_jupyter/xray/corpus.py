@@ -97,9 +97,11 @@ def xray_corpus(ctx) -> CorpusXRay:
     table = orig.with_columns(_full_tokens().alias("tokens"), _output_tokens().alias("output_tokens"),
                                    pl.int_range(pl.len(), dtype=pl.Int64).over("session_id").alias("local"))
     sessions = ctx.sessions
-    # which sessions had anything leave the window (a boundary row, or a row the loader marked out of context)
+    # which sessions had anything leave the window (a boundary row, a row the loader marked out of context, or a
+    # window event the loader recorded)
     eventful = sorted(table.group_by("session_id").agg(
-        (pl.col("boundary").is_not_null() | ~pl.col("in_context").fill_null(True)).any().alias("e"))
+        (pl.col("boundary").is_not_null() | ~pl.col("in_context").fill_null(True)
+         | pl.col("window_event").is_not_null()).any().alias("e"))
         .filter(pl.col("e"))["session_id"].to_list())
     df = _quiet_rows(table, sessions)
     if eventful:
@@ -156,42 +158,30 @@ def _eventful_rows(table, orig, sessions, eventful: list[str]):
     removed rows of all of them in one frame, so the sums and the regex findings are one polars pass each."""
     import polars as pl
 
-    from .core import _LazyColumn
-    from .events import find_events
+    from .events import columns, find_events
     from .losses import _regex_findings
-    from .raw import RawReader
 
-    fmt_of = dict(zip(sessions["session_id"].to_list(), sessions["format"].to_list(), strict=True))
-    marker = ((pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null())
     parts = table.filter(pl.col("session_id").is_in(eventful)).partition_by("session_id", as_dict=True)
     ev_sid, ev_id, ev_kind, rm_ev, rm_local = [], [], [], [], []
     counts: dict[str, dict] = {}
     errors: dict[str, str] = {}
-    raw = RawReader()
-    try:
-        for (sid,), part in parts.items():
-            cols = {c: part.get_column(c).to_list() for c in ("role", "origin", "boundary", "in_context")}
-            cols["marker"] = part.select(marker.fill_null(False)).to_series().to_list()
-            for c in ("id", "raw_type", "text", "source"):
-                cols[c] = _LazyColumn(part, c)
-            try:
-                found = find_events(cols, fmt_of.get(sid) or "?", raw)
-            except Exception as e:  # one session the X-ray cannot read must not stop the corpus
-                errors[sid] = f"{type(e).__name__}: {e}"
-                continue
-            c = counts[sid] = {"compactions": 0, "prunes": 0, "rewinds": 0, "removed_messages": 0}
-            for e in found.events:
-                g = len(ev_sid)
-                ev_sid.append(sid)
-                ev_id.append(g)
-                ev_kind.append(e.kind)
-                c[{"compaction": "compactions", "prune": "prunes", "rewind": "rewinds"}[e.kind]] += 1
-                if e.kind != "prune":
-                    c["removed_messages"] += len(e.removed)
-                rm_ev += [g] * len(e.removed)
-                rm_local += e.removed
-    finally:
-        raw.close()
+    for (sid,), part in parts.items():
+        try:
+            found = find_events(columns(part))
+        except Exception as e:  # one session the X-ray cannot read must not stop the corpus
+            errors[sid] = f"{type(e).__name__}: {e}"
+            continue
+        c = counts[sid] = {"compactions": 0, "prunes": 0, "rewinds": 0, "removed_messages": 0}
+        for e in found.events:
+            g = len(ev_sid)
+            ev_sid.append(sid)
+            ev_id.append(g)
+            ev_kind.append("prune" if e.clears else e.kind)  # every way of clearing outputs sums as a prune
+            c["prunes" if e.clears else "rewinds" if e.kind == "rewind" else "compactions"] += 1
+            if not e.clears:
+                c["removed_messages"] += len(e.removed)
+            rm_ev += [g] * len(e.removed)
+            rm_local += e.removed
     events = pl.DataFrame({"session_id": ev_sid, "event": ev_id, "kind": ev_kind},
                           schema={"session_id": pl.String, "event": pl.Int64, "kind": pl.String})
     removed = (pl.DataFrame({"event": rm_ev, "local": rm_local}, schema={"event": pl.Int64, "local": pl.Int64})

@@ -200,7 +200,7 @@ def _summary(chosen, removed, findings):
     recs = []
     for k, e in chosen:
         part = removed.filter(pl.col("event") == k)
-        prune = e.kind == "prune"
+        prune = e.clears  # outputs cleared, calls kept (prune, micro-compaction, context editing, masking)
         tok = part.select((pl.min_horizontal("output_tokens", "tokens") if prune else pl.col("tokens")).sum()).item()
         recs.append({"event": k, "kind": e.kind, "how": e.how,
                      "removed_messages": 0 if prune else part.height,

@@ -1,14 +1,5 @@
-"""One module per agent format. Each module defines:
-
-- ``NAME``: the format's name in tables and reports.
-- ``sniff(probe) -> bool``: does this file hold this format?
-- optionally ``sniff_dir(probe) -> bool``: is this folder, taken whole, a session store of this format
-  (OpenCode's ≤1.1 storage tree)? ``read`` then receives the folder.
-- ``read(path, report) -> list[Session]``: the sessions in it; problems go to ``report.issues``.
-- optionally ``related(path, listing=None) -> list[Path]``: files that belong with it (Claude sub-agent files).
-  ``listing`` is the load's `Listing`: folders are listed once per load and a module keeps its index of them
-  in ``listing.memo``, so finding the related files of N sessions costs one pass, not N globs.
-- optionally ``discover() -> list[Path]``: where this agent keeps sessions on this machine.
+"""One module per agent format, each meeting `protocol.Format` (NAME, sniff, read; sniff_dir, related, discover
+set to None where the format has none), checked for every module in MODULES by tests/test_format_protocol.py.
 
 Sniffing looks at content, never only at the file name.
 """
@@ -21,10 +12,10 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from ..jsonio import first_json_line, read_head
+from .protocol import Format
 
 # Order matters only where two sniffers could both match: the specific ones come first.
 MODULES = (
@@ -95,13 +86,13 @@ class Listing:
 
 
 @functools.cache
-def modules() -> tuple[ModuleType, ...]:
-    return tuple(importlib.import_module(f"{__name__}.{name}") for name in MODULES)
+def modules() -> tuple[Format, ...]:
+    return tuple(cast(Format, importlib.import_module(f"{__name__}.{name}")) for name in MODULES)
 
 
-def detect(probe: Probe) -> ModuleType | None:
+def detect(probe: Probe) -> Format | None:
     for mod in modules():
-        sniff = getattr(mod, "sniff_dir", None) if probe.is_dir else getattr(mod, "sniff", None)
+        sniff = mod.sniff_dir if probe.is_dir else mod.sniff
         if sniff is None:
             continue
         try:

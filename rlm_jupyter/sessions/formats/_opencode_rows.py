@@ -228,6 +228,9 @@ class _Builder:
         )
         tail = part.get("tail_start_id")
         self.markers[m.id] = (idx, tail if isinstance(tail, str) else None)
+        # sessions/window.py: what this compaction kept (the tail), and what started it
+        self.s.window[idx] = {"kind": "compaction", "keep_from": tail if isinstance(tail, str) else None,
+                              "trigger": "auto" if auto else "manual"}
 
     # --- assistant messages --------------------------------------------------------------------------------
     def assistant(self, m: Msg) -> None:
@@ -319,6 +322,9 @@ class _Builder:
         row_id = call_id if isinstance(call_id, str) and call_id and call_id not in self.call_ids else part.get("id")
         if isinstance(call_id, str):
             self.call_ids.add(call_id)
+        pruned = _time(state, "compacted")
+        if isinstance(pruned, (int, float)) and not isinstance(pruned, bool):  # when prune cleared it (epoch ms)
+            self.s.cleared[len(self.s)] = {"kind": "prune", "time_ms": pruned}
         self.s.add(
             role="tool", origin="tool", id=row_id, parent_id=m.id or None, ts=_ts(state, "start") or _ts(m.info),
             text=text, tool_name=name, tool_call_id=call_id, tool_input=to_json(inp),

@@ -39,6 +39,8 @@ from ..textutil import cap, is_slash_command, one_line, to_json, utf8_len
 from .openai_messages import content_id, content_text
 
 NAME = "atif"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+discover = None  # no known place on this machine (formats.protocol.Format)
 
 _VERSION = re.compile(rb'"schema_version"\s*:\s*"(?:ATIF-v|VSCode-Copilot-Trajectory-v)')
 _PREFIXES = ("ATIF-", "VSCode-Copilot-Trajectory-")  # Copilot Chat wrote its own name before adopting ATIF-v1.5

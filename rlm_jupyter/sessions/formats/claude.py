@@ -30,6 +30,7 @@ from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, utf8_len
 
 NAME = "claude"
+sniff_dir = None  # no folder store (formats.protocol.Format)
 PRODUCER = "claude-code"
 
 # Record types that carry no conversation content; skipped on purpose.
@@ -50,6 +51,10 @@ SKIPPED_SYSTEM = frozenset({"turn_duration"})
 # Attachments that put text into the model's context become rows; the other attachment kinds
 # (hook_success, skill/tool/agent listings, reminders, mode switches, file snapshots…) are skipped.
 _ATTACHMENT_ROWS = frozenset({"queued_command", "hook_additional_context", "hook_blocking_error"})
+
+# What Claude Code's micro-compaction puts in place of an old tool result (the same words OpenCode sends for a
+# pruned output). A result that holds only this lost its original before it was written.
+CLEARED_PLACEHOLDER = "[Old tool result content cleared]"
 
 # User text the harness wrote (slash-command wrappers, IDE context, hook output, notices).
 _HARNESS_PREFIXES = (
@@ -326,11 +331,14 @@ class _Reader:
         self.boundaries: list[int] = []
         self.after_boundary: list[tuple[int, int]] = []  # (row, boundary row) of rows replayed after a compaction
         self.preserved: dict[int, list] = {}  # boundary row -> compactMetadata.preservedMessages uuids
+        self.uuid_rows: dict[str, list[int]] = {}  # uuid -> tool rows its record filled (beyond by_uuid)
+        self.reattached: int | None = None  # the boundary row whose re-attached files are being read
         self.titles: dict[str, str] = {}
         self.summaries: list[tuple[str, str]] = []  # (leafUuid, summary)
         self.other_sids: set[str] = set()
         self.child = False
         self.first_prompt: str | None = None
+        self._line_uuid: Any = None
         self.subagent_links: dict[str, str] = {}
         self.handlers = {
             "user": self.user, "assistant": self.assistant, "system": self.system, "summary": self.summary,
@@ -511,6 +519,17 @@ class _Reader:
         uuid = rec.get("uuid")
         if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
+            self._note_uuid(uuid, i)
+        if out.startswith(CLEARED_PLACEHOLDER):  # micro-compacted before it was written: no record says when
+            self.s.cleared.setdefault(i, {"kind": "microcompact", "note": "the original output is not in the file"})
+
+    def _note_uuid(self, uuid: Any, row: int) -> None:
+        if type(uuid) is str:
+            rows = self.uuid_rows.get(uuid)
+            if rows is None:
+                self.uuid_rows[uuid] = [row]
+            elif rows[-1] != row:
+                rows.append(row)
 
     def _subagent_of(self, rec: dict) -> str | None:
         """The child session a Task/Agent call ran in (toolUseResult.agentId names its file)."""
@@ -571,6 +590,11 @@ class _Reader:
             cur = self.usage.get(i)
             if cur is None or (_int(usage.get("output_tokens")) or 0) > (_int(cur.get("output_tokens")) or 0):
                 self.usage[i] = usage
+        cm = mget("context_management") or get("context_management")
+        if type(cm) is dict:
+            self._context_edits(i, cm)
+        self._line_uuid = uuid
+        self.reattached = None
         content = mget("content")
         if type(content) is list:
             for b in content:
@@ -589,6 +613,24 @@ class _Reader:
                     self._tool_result(lineno, rec, b)  # server tools answer inside the same message
         elif type(content) is str:
             self._append(i, "text", content)
+
+    def _context_edits(self, i: int, cm: dict) -> None:
+        """API context editing (`context_management.applied_edits` of the response): this step's request had old
+        tool uses / thinking cleared. The API does not say which: it clears the oldest first."""
+        edits = [e for e in cm.get("applied_edits") or () if type(e) is dict] if type(cm.get("applied_edits")) is \
+            list else []
+        if not edits:
+            return
+        tools = sum(e.get("cleared_tool_uses") for e in edits if type(e.get("cleared_tool_uses")) is int)
+        thinking = sum(e.get("cleared_thinking_turns") for e in edits if type(e.get("cleared_thinking_turns")) is int)
+        saved = sum(e.get("cleared_input_tokens") for e in edits if type(e.get("cleared_input_tokens")) is int)
+        kinds = ", ".join(dict.fromkeys(str(e.get("type")) for e in edits))
+        what = [f"{tools} tool use(s)"] if tools else []
+        what += [f"{thinking} thinking turn(s)"] if thinking else []
+        self.s.window[i] = {
+            "kind": "context_edit", "how": "inferred", "clear_oldest": tools, "tokens_removed": saved or None,
+            "note": f"API context editing ({kinds}) cleared {' and '.join(what) or 'nothing'} from this step's "
+                    "request; which ones is not recorded: the oldest tool results are shown cleared"}
 
     def _append(self, i: int, col: str, text: str) -> None:
         if type(text) is not str:  # a block whose text is not text: kept as its JSON, and noted
@@ -616,6 +658,7 @@ class _Reader:
                        source=f"{self.prefix}{lineno}")
         if type(call_id) is str:
             self.by_tool[call_id] = j
+        self._note_uuid(self._line_uuid, j)  # a compaction's preservedMessages may name this record
 
     # -- system, summaries, titles, attachments, unknown
 
@@ -633,14 +676,46 @@ class _Reader:
             i = self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
                                boundary="compaction", raw_type="system/compact_boundary")
             self.boundaries.append(i)
+            self.reattached = i
+            pm = meta.get("preservedMessages")
+            uuids = [u for u in (pm.get("uuids") or ()) if type(u) is str] if type(pm) is dict and type(
+                pm.get("uuids")) is list else []
+            trigger = meta.get("trigger") or rec.get("trigger")
+            self.s.window[i] = {"kind": "compaction", "keep_uuids": uuids, "tokens_before": pre,
+                                "trigger": trigger if type(trigger) is str else None,
+                                "note": f"preservedMessages keeps {len(set(uuids))} record(s)" if uuids else ""}
             kept = meta.get("preservedMessages")
             kept = kept.get("allUuids") or kept.get("uuids") if type(kept) is dict else None
             if type(kept) is list:  # the messages kept verbatim after the summary (2.1.3xx writes no second copy)
                 self.preserved[i] = kept
             return
+        if sub == "microcompact_boundary":
+            self._microcompact(lineno, rec)
+            return
         text = _system_text(rec)
         self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
                        raw_type=f"system/{sub}" if sub else "system")
+
+    def _microcompact(self, lineno: int, rec: dict) -> None:
+        """`microcompact_boundary` (some Claude Code versions): old tool results cleared from the window, named by
+        their tool_use ids; the calls stay. A marker row, like compact_boundary."""
+        meta = rec.get("microcompactMetadata") or rec.get("compactMetadata")
+        meta = meta if type(meta) is dict else rec
+        ids = [t for t in meta.get("compactedToolIds") or () if type(t) is str] if type(
+            meta.get("compactedToolIds")) is list else []
+        pre, saved, trigger = _int(meta.get("preTokens")), _int(meta.get("tokensSaved")), meta.get("trigger")
+        text = f"Tool results cleared (micro-compaction, {trigger or 'unknown'} trigger, {len(ids)} result(s)"
+        text += f", {saved:,} tokens saved)" if saved is not None else ")"
+        i = self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text, boundary="prune",
+                           raw_type="system/microcompact_boundary")
+        found = [self.by_tool[t] for t in ids if t in self.by_tool]
+        for j in found:
+            self.s.cleared[j] = {"kind": "microcompact", "by": i}
+        note = f"compactedToolIds names {len(ids)} tool result(s)"
+        if len(found) < len(ids):
+            note += f", {len(ids) - len(found)} of them not in this file"
+        self.s.window[i] = {"kind": "microcompact", "tokens_before": pre, "tokens_removed": saved,
+                            "trigger": trigger if type(trigger) is str else None, "note": note}
 
     def summary(self, lineno: int, rec: dict) -> None:
         text = rec.get("summary")
@@ -667,6 +742,10 @@ class _Reader:
             self.issues.append(Issue(self.path, lineno, f"attachment.type {str(to_json(kind))[:40]} is not text; "
                                      "attachment skipped", "invalid"))
             return
+        if kind == "file" and self.reattached is not None:  # re-attached by the compaction before it
+            hint = self.s.window.get(self.reattached)
+            if hint is not None:
+                hint.setdefault("files", []).append(str(att.get("filename") or att.get("path") or "?"))
         if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
             return
         if kind == "queued_command":
@@ -736,12 +815,36 @@ class _Reader:
                 i = self.by_uuid.get(uuid) if isinstance(uuid, str) else None
                 if i is not None and i < last:
                     cols["in_context"][i] = True
+        self._window_hints()
         if self.models:
             s.model = self.models.most_common(1)[0][0]
         s.title = self._title()
         if self.subagent_links:
             s.extra["subagent_calls"] = dict(self.subagent_links)
         return s
+
+    def _window_hints(self) -> None:
+        """A boundary's preserved records as row ids: a user/attachment row is its uuid, an assistant row its message
+        id, a tool row its tool_use id (from the call or from the result)."""
+        cols = self.s.columns
+        ids, roles = cols["id"], cols["role"]
+        for i in self.boundaries:
+            hint = self.s.window.get(i)
+            if hint is None or "keep_uuids" not in hint:
+                continue
+            uuids = hint.pop("keep_uuids")
+            keep = set(uuids)
+            for u in uuids:
+                rows = [self.by_uuid[u]] if u in self.by_uuid else []
+                for r in rows + self.uuid_rows.get(u, []):
+                    if roles[r] in ("assistant", "tool"):
+                        keep.add(ids[r])
+            hint["keep_ids"] = keep
+            files = hint.pop("files", None)
+            if files:
+                hint["note"] = (hint["note"] + "; " if hint["note"] else "") + (
+                    f"{len(files)} file(s) re-attached after it ({', '.join(files[:3])}): attachment records, not "
+                    "rows, not counted in window_tokens")
 
     def _title(self) -> str | None:
         for key in ("custom-title", "ai-title"):

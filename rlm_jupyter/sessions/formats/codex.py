@@ -25,6 +25,8 @@ from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "codex"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
 
 # Top-level record types read on purpose without making rows. turn_context repeats per turn (only its model is
 # read); world_state / inter_agent_communication_metadata are harness state snapshots; token_usage_record (0.17x)
@@ -509,8 +511,9 @@ class _Reader:
         # Remote compaction's summary item: encrypted, but it stands for the history it replaced.
         self._flush_events()
         self.step = None
-        self._add(lineno, ts, role="system", origin="summary", text="[encrypted compaction summary]",
-                  boundary="summary", raw_type="response_item/compaction")
+        row = self._add(lineno, ts, role="system", origin="summary", text="[encrypted compaction summary]",
+                        boundary="summary", raw_type="response_item/compaction")
+        self.s.window[row] = {"opaque": True}  # sessions/window.py: a summary nobody can read
 
     def _tool_call(self, p: dict, kind: str, ts: Any, lineno: int) -> None:
         parent = self._assistant(lineno, ts)
@@ -595,6 +598,20 @@ class _Reader:
         self.s.set(idx, text=cap(text), text_bytes=utf8_len(text), origin="summary" if msg else "harness",
                    raw_type="compacted", source=f"{self.spath}:{lineno}")
         self.compaction = (idx, history if isinstance(history, list) else None)
+        # What the X-ray needs (sessions/window.py): the kept messages, and whether a summary can be read. A local
+        # compaction writes its summary as `message`; a remote one keeps only an encrypted `compaction` item.
+        opaque = isinstance(history, list) and any(isinstance(h, dict) and h.get("type") == "compaction"
+                                                   for h in history)
+        self.s.window[idx] = {
+            "kind": "compaction",
+            "keep_texts": [(h.get("role"), _content_text(h.get("content"))) for h in history
+                           if isinstance(h, dict) and h.get("type") == "message"] if isinstance(history, list)
+            else None,
+            "summary_kind": "readable" if msg else ("opaque" if opaque else None),
+            "note": "; ".join(x for x in (
+                f"replacement_history keeps {len(history)} item(s)" if isinstance(history, list) else "",
+                "remote compaction: the summary is an encrypted item, its text cannot be read" if opaque and not msg
+                else "") if x)}
         self.compaction_from_event = False
         self.items_since_compaction = 0
 
@@ -606,6 +623,7 @@ class _Reader:
         idx = self._add(lineno, ts, role="system", origin="harness", text="[context compacted]",
                         boundary="compaction", raw_type="event_msg/context_compacted")
         self.compaction = (idx, None)
+        self.s.window[idx] = {"kind": "compaction", "keep_texts": None}
         self.compaction_from_event = True
         self.items_since_compaction = 0
 
@@ -628,6 +646,9 @@ class _Reader:
         info = p.get("info")
         if not isinstance(info, dict):
             return  # rate-limit-only event
+        limit = info.get("model_context_window")
+        if type(limit) is int and 0 < limit < 10**9:  # the model's window: sessions.context_window (the X-ray limit)
+            self.s.extra["context_window"] = limit
         total = info.get("total_token_usage")
         if total is not None and total == self.last_total:
             return  # the same usage reported again

@@ -13,11 +13,20 @@ usageMetadata: `input` is promptTokenCount, which *includes* `cached` (cachedCon
 files agree (total == input + output + thoughts + tool, cached not added again). So
 `input_uncached = input - cached + tool` (tool-use prompt tokens are input counted apart), `cache_read =
 cached`, `output = output` (thoughts are not in it), `reasoning = thoughts`.
+
+What Gemini CLI does to its window (sessions/window.py turns it into the window-event columns):
+- tool-output masking replaces an old output with a `<tool_output_masked>` snippet naming the file that keeps the
+  full output (`<project temp>/tool-outputs/session-<id>/<tool>_<callid>_*.txt`) and rewrites the message (an
+  upsert). The row keeps the original (from the earlier write of the message, else from that file, read only
+  inside the project's tool-outputs folder); it is cleared from the first model step after the rewrite.
+- chat compression writes nothing: a step whose recorded prompt is well below the one before, with no rewind or
+  masking between, is taken as one ("inferred").
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,14 @@ from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
 NAME = "gemini"
+MASK_TAG = "<tool_output_masked>"
+_MASKED_PATH = re.compile(r"saved to: (.+?)\]\s*\n?</tool_output_masked>")
+_ORIGINAL_MAX_BYTES = 64 * 1024 * 1024  # a masked output's file read back whole up to this size
+# A drop of the recorded prompt by this share (and this many tokens) with no rewind or masking: a compression.
+COMPRESSION_DROP = 0.8
+COMPRESSION_MIN_TOKENS = 1000
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
 PRODUCER = "gemini-cli"
 
 _STATUS = {"success": "ok", "error": "error", "cancelled": "error"}
@@ -78,7 +95,8 @@ def discover(home: Path) -> list[Path]:
 def read(path, report) -> list[Session]:
     path = Path(path)
     spath = str(path)
-    if _is_metadata(_first_line(path)):
+    first = _first_line(path)
+    if _is_metadata(first) and not isinstance(first.get("messages"), list):  # a one-line legacy JSON is whole
         meta, entries = _replay_jsonl(path, report.issues)
     else:
         doc = read_json(path)
@@ -97,6 +115,7 @@ def read(path, report) -> list[Session]:
                 record_failed(report.issues, where, exc, line=int(tail))
             else:
                 record_failed(report.issues, spath, exc, pointer=e.source.partition("#")[2] or None)
+    _window_facts(s, entries)
     return [s]
 
 
@@ -107,14 +126,17 @@ def _first_line(path: Path) -> Any:
 class _Entry:
     """One message record (last write wins) or a rewind marker, in conversation order."""
 
-    __slots__ = ("rec", "source", "rewind_to", "in_context", "row_id")
+    __slots__ = ("rec", "source", "rewind_to", "in_context", "row_id", "first_line", "unmasked", "row")
 
-    def __init__(self, rec: dict | None, source: str, rewind_to: str | None):
+    def __init__(self, rec: dict | None, source: str, rewind_to: str | None, first_line: int | None = None):
         self.rec = rec
         self.source = source
         self.rewind_to = rewind_to
         self.in_context = True
         self.row_id: str | None = None
+        self.first_line = first_line  # the line of its first write (JSONL): when the model step happened
+        self.unmasked: dict[str, tuple[str, int]] | None = None  # call id -> (output before masking, line masked)
+        self.row: int | None = None  # its assistant row
 
 
 def _replay_jsonl(path: Path, issues: list[Issue]) -> tuple[dict, list[_Entry]]:
@@ -133,9 +155,10 @@ def _replay_jsonl(path: Path, issues: list[Issue]) -> tuple[dict, list[_Entry]]:
         elif isinstance(rec.get("id"), str):
             entry = live.get(rec["id"])
             if entry is not None:
+                _note_masking(entry, rec, lineno)
                 entry.rec, entry.source = rec, src  # an upsert: same message, newer content
                 continue
-            entry = _Entry(rec, src, None)
+            entry = _Entry(rec, src, None, lineno)
             # An id rewound earlier and written again is a new message: keep row ids unique.
             entry.row_id = rec["id"] if rec["id"] not in used_ids else f"{rec['id']}@{lineno}"
             used_ids.add(rec["id"])
@@ -152,6 +175,30 @@ def _replay_jsonl(path: Path, issues: list[Issue]) -> tuple[dict, list[_Entry]]:
             issues.append(Issue(spath, lineno, f"unknown record (keys {keys}); kept as a harness row", "unknown"))
             entries.append(_Entry({"type": "unknown-record", "content": to_json(rec)}, src, None))
     return meta, entries
+
+
+def _outputs(rec: dict | None) -> dict[str, str]:
+    calls = rec.get("toolCalls") if isinstance(rec, dict) else None
+    out = {}
+    for call in calls if isinstance(calls, list) else ():
+        if isinstance(call, dict) and isinstance(call.get("id"), str):
+            text = _result_text(call.get("result"))
+            if text is not None:
+                out[call["id"]] = text
+    return out
+
+
+def _note_masking(entry: _Entry, rec: dict, lineno: int) -> None:
+    """An upsert that replaced a tool output by the masking snippet: keep the output it had, and when."""
+    if MASK_TAG not in str(rec.get("toolCalls")):  # cheap test first: most upserts mask nothing
+        return
+    before = _outputs(entry.rec)
+    for call_id, text in _outputs(rec).items():
+        old = before.get(call_id)
+        if MASK_TAG in text and old is not None and MASK_TAG not in old:
+            if entry.unmasked is None:
+                entry.unmasked = {}
+            entry.unmasked.setdefault(call_id, (old, lineno))
 
 
 def _rewind(target: str, live: dict, entries: list, src: str, issues: list[Issue], lineno: int) -> None:
@@ -255,6 +302,7 @@ def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
     row = s.add(id=e.row_id or m.get("id"), role="assistant", origin="model", ts=m.get("timestamp"), text=cap(text),
                 text_bytes=utf8_len(text), thinking=cap(thinking) or None, model=model, raw_type="gemini",
                 in_context=e.in_context, source=e.source, **_tokens(m.get("tokens")))
+    e.row = row
     parent = s.get(row, "id")
     calls = m.get("toolCalls")
     for call in calls if isinstance(calls, list) else ():
@@ -290,10 +338,103 @@ def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> Non
     st = call.get("status")
     status = _STATUS.get(st, None if output is None else "ok") if isinstance(st, str) else (
         None if output is None else "ok")
+    if output is not None and MASK_TAG in output:
+        output = _unmask(s, output, call_id, name, e)
     s.add(id=row_id, role="tool", origin="tool", parent_id=parent, ts=call.get("timestamp"),
           text=one_line(f"{name}: {_short(args)}"), tool_name=name, tool_call_id=call_id,
           tool_input=to_json(args), tool_output=cap(output), tool_output_bytes=utf8_len(output) if output else None,
           tool_status=status, raw_type="toolCall", in_context=e.in_context, source=e.source)
+
+
+def _unmask(s: Session, output: str, call_id: str | None, name: str, e: _Entry) -> str:
+    """The original of a masked output (what the model saw before masking), noted in `s.cleared` for the row about to
+    be added; the snippet itself stays when no original is found."""
+    row = len(s)
+    earlier = (e.unmasked or {}).get(call_id) if call_id else None
+    if earlier is not None:
+        s.cleared[row] = {"kind": "masking", "mask_line": earlier[1],
+                          "note": "originals from the earlier write of their message"}
+        return earlier[0]
+    m = _MASKED_PATH.search(output)
+    named = m.group(1).strip() if m else None
+    found = _original_file(Path(s.path), s.session_id, named, call_id, name)
+    if found is None:
+        s.cleared[row] = {"kind": "masking", "how": "inferred",
+                          "note": "an original is not found (not in this file, nor under the project's "
+                                  "tool-outputs folder): the row keeps the snippet"}
+        return output
+    try:
+        with open(found, "rb") as f:
+            data = f.read(_ORIGINAL_MAX_BYTES)
+    except OSError:
+        return output
+    s.cleared[row] = {"kind": "masking", "note": "originals read from the project's tool-outputs folder"}
+    return data.decode("utf-8", "replace")
+
+
+def _original_file(session_path: Path, sid: str, named: str | None, call_id: str | None, tool: str) -> Path | None:
+    """The file masking wrote, looked for only inside `<project temp>/tool-outputs` (a record never makes the loader
+    read a file elsewhere): the path the snippet names, else the same name or `<tool>_<callid>_*` under
+    `session-<id>/` (a copied project folder)."""
+    chats = next((p for p in session_path.parents if p.name == "chats"), None)
+    if chats is None:
+        return None
+    root = (chats.parent / "tool-outputs").resolve()
+    if not root.is_dir():
+        return None
+    tries: list[Path] = []
+    if named:
+        tries += [Path(named), root / f"session-{sid}" / Path(named).name]
+    for p in tries:
+        try:
+            rp = p.resolve()
+            if rp.is_relative_to(root) and rp.is_file():
+                return rp
+        except (OSError, ValueError):  # a name no file can have (NUL bytes, too long)
+            continue
+    if call_id:
+        want = f"{_sanitize(str(tool))}_{_sanitize(call_id)}_"
+        folder = root / f"session-{sid}"
+        hits = sorted(f for f in folder.glob("*.txt") if f.name.startswith(want)) if folder.is_dir() else []
+        if hits and hits[0].resolve().is_relative_to(root):
+            return hits[0]
+    return None
+
+
+def _sanitize(part: str) -> str:
+    """gemini-cli's sanitizeFilenamePart, lower-cased as its file names are."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", part).lower()
+
+
+def _window_facts(s: Session, entries: list[_Entry]) -> None:
+    """When each masking took effect, and the compressions the file does not record (module docstring)."""
+    steps = [(e.row, e.first_line) for e in entries if e.row is not None]
+    masked_at: set[int] = set()
+    for j, fact in s.cleared.items():
+        line = fact.pop("mask_line", None)
+        if fact.get("kind") != "masking" or line is None:
+            continue
+        # the first model step written after the rewrite that masked it
+        at = next((r for r, first in steps if r > j and first is not None and first > line), None)
+        if at is not None:
+            fact["at"] = at
+            masked_at.add(at)
+        else:
+            fact["how"] = "inferred"
+    cols = s.columns
+    ctx_tokens, in_ctx, boundary = cols["context_tokens"], cols["in_context"], cols["boundary"]
+    prev, prev_row = None, -1
+    for r, _first in steps:
+        ct = ctx_tokens[r]
+        if type(ct) is not int or ct <= 0 or in_ctx[r] is False:
+            continue
+        between = range(prev_row + 1, r + 1)
+        if (prev is not None and ct < prev * COMPRESSION_DROP and prev - ct >= COMPRESSION_MIN_TOKENS
+                and not any(boundary[k] == "rewind" for k in between) and not any(k in masked_at for k in between)):
+            s.window[r] = {"kind": "compression", "tokens_before": prev, "tokens_after": ct,
+                           "note": f"inferred: the recorded prompt fell from {prev:,} to {ct:,} tokens with no "
+                                   "rewind or masking between (Gemini CLI writes no record of a compression)"}
+        prev, prev_row = ct, r
 
 
 def _short(args: Any) -> str:

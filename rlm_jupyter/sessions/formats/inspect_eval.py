@@ -29,6 +29,9 @@ from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, to_us, utf8_len
 
 NAME = "inspect"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
+discover = None  # no known place on this machine (formats.protocol.Format)
 
 _ZSTD = 93
 _ZSTD_HINT = "pip install rlm-jupyter[zstd]"

@@ -29,6 +29,9 @@ from ..textutil import cap, to_us, utf8_len
 from .openai_messages import _Builder, content_id, content_text
 
 NAME = "mini-swe-agent"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
+discover = None  # no known place on this machine (formats.protocol.Format)
 
 _TAIL = 4096
 

@@ -24,6 +24,9 @@ from ..model import Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
 
 NAME = "openai-messages"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
+discover = None  # no known place on this machine (formats.protocol.Format)
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _MAX_SNIFF_BYTES = 64 * 1024 * 1024  # a chat list bigger than this is parsed only when read

@@ -26,7 +26,9 @@ from ..model import Issue, Session
 from . import _opencode_store as store
 from ._opencode_rows import NAME, Msg, build
 
-__all__ = ["NAME", "sniff", "sniff_dir", "read", "discover"]
+related = None  # a file stands alone (formats.protocol.Format)
+
+__all__ = ["NAME", "sniff", "sniff_dir", "read", "related", "discover"]
 
 # Exports are pretty-printed (JSON.stringify(…, null, 2)), so the first line alone does not parse.
 _EXPORT_HEAD = re.compile(rb'^\s*\{\s*"info"\s*:\s*\{')

@@ -32,6 +32,7 @@ from ..textutil import cap, one_line, strip_data_urls, to_json, utf8_len
 from .openai_messages import content_id
 
 NAME = "openhands"
+related = None  # a file stands alone (formats.protocol.Format)
 
 SKIPPED_ACTIONS = frozenset({"change_agent_state", "recall", "null"})
 SKIPPED_OBSERVATIONS = frozenset({"agent_state_changed", "null"})

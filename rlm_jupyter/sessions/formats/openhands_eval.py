@@ -20,6 +20,9 @@ from ..model import Issue, Session
 from .openhands import _Builder, _has_zone
 
 NAME = "openhands-eval"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
+discover = None  # no known place on this machine (formats.protocol.Format)
 
 
 def sniff(probe) -> bool:

@@ -29,6 +29,9 @@ from ..textutil import cap, one_line, to_json, utf8_len
 from .openai_messages import content_id, content_text, parse_arguments
 
 NAME = "swe-agent"
+sniff_dir = None  # no folder store (formats.protocol.Format)
+related = None  # a file stands alone (formats.protocol.Format)
+discover = None  # no known place on this machine (formats.protocol.Format)
 
 _COMMAND_DOC = re.compile(r"^([A-Za-z_][\w-]*):\n  (?:docstring|signature)", re.M)
 
