@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..trace import TraceWriter
+from ..trace.events import ANSWERED
 from . import prompts
 from .budget import Budget, Exhausted, Meter
 from .parse import parse_reply
@@ -555,7 +556,7 @@ class _Engine:
         sub = self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,
                                response="", status="ok", pending=True)
         child = self.run(question, parent=sub["id"], depth=depth)
-        ok = child.status in ("done", "max_iterations", "budget") and child.answer is not None
+        ok = child.status in ANSWERED and child.answer is not None
         self.writer.update(sub, response=child.answer or "", status="ok" if ok else "error", pending=False,
                            child_run=child.run_id, dur=time.time() - t,
                            error=None if ok else f"child run ended with status {child.status}")
