@@ -58,3 +58,14 @@ def test_python_and_npm_versions_are_one():
     assert package["version"] == rj.__version__, (
         f"labextension/package.json has version {package['version']}, rlm_jupyter/__init__.py {rj.__version__}: "
         "set both to the same version (the Python one is the source)")
+
+
+def test_a_deprecation_warning_from_our_code_fails_the_test():
+    import warnings
+
+    import pytest
+
+    with pytest.raises(DeprecationWarning):
+        warnings.warn_explicit("old call", DeprecationWarning, "rlm_jupyter/x.py", 1, module="rlm_jupyter.x")
+    with pytest.warns(DeprecationWarning):   # another library's deprecation stays a warning
+        warnings.warn_explicit("old call", DeprecationWarning, "polars/x.py", 1, module="polars.x")
