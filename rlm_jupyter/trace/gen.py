@@ -84,7 +84,7 @@ def _loose(tp: Any) -> bool:
     return ev.LOOSE in _split(tp)[1]
 
 
-def _object(td: type, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+def _object(td: Any, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     hints = _hints(td)
     names = [k for k in hints if k not in skip and not _loose(hints[k])]
     return {"type": "object", "required": [k for k in names if k in td.__required_keys__],
@@ -149,7 +149,7 @@ def _doc(tp: Any) -> str:
     return f"  /** {text} */\n" if text else ""
 
 
-def _interface(td: type, extends: str | None = None, skip: tuple[str, ...] = ()) -> str:
+def _interface(td: Any, extends: str | None = None, skip: tuple[str, ...] = ()) -> str:
     hints = _hints(td)
     doc = f"/** {' '.join((td.__doc__ or '').split())} */\n" if td.__doc__ and "TypedDict" not in td.__doc__ else ""
     lines = [f"{doc}export interface {td.__name__}{f' extends {extends}' if extends else ''} {{"]

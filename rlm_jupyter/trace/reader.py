@@ -127,10 +127,12 @@ def _fix_surrogates(v: Any) -> Any:
 def _check_version(header: dict, path: Path) -> None:
     """The format version is a major number: every version up to ours is read, a newer one is refused (upgrade)."""
     version = header.get("version")
-    whole = isinstance(version, (int, float)) and not isinstance(version, bool) and float(version).is_integer()
-    if "version" not in header or (whole and 1 <= version <= VERSION):
+    if "version" not in header:
         return
-    newer = isinstance(version, (int, float)) and not isinstance(version, bool) and version > VERSION
+    number = version if isinstance(version, (int, float)) and not isinstance(version, bool) else None
+    if number is not None and float(number).is_integer() and 1 <= number <= VERSION:
+        return
+    newer = number is not None and number > VERSION
     raise ValueError(f"{path}: this trace has format version {version!r}; this rlm-jupyter reads versions 1 to "
                      f"{VERSION}. " + ("It was written by a newer rlm-jupyter: upgrade it (pip install -U "
                                        "rlm-jupyter)." if newer else "A format version is a whole number from 1."))
