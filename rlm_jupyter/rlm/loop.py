@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from ..trace import TraceWriter
-from ..trace.events import ANSWERED
+from ..trace.events import ANSWERED, RunStatus
 from . import prompts
 from .budget import Budget, Exhausted, Meter
 from .parse import parse_reply
+from .protocols import CheckedModelClient, ModelClient, PauseControl, WorkerFactory
 from .run import Run
 
 DEFAULT_OUTPUT_CHARS = 20_000
@@ -31,8 +32,8 @@ DEFAULT_OUTPUT_CHARS = 20_000
 
 def rlm(question: str, context, *, model: str = "offline", sub_model: str | None = None, max_depth: int = 1,
         max_iterations: int = 20, budget: Budget | None = None, mode: str = "rlm", trace_path=None, limits=None,
-        models=None, on_event: Callable[[dict], None] | None = None, pause=None,
-        worker_factory: Callable[..., Any] | None = None, hybrid_tokens: int = 24_000,
+        models: ModelClient | None = None, on_event: Callable[[dict], None] | None = None,
+        pause: PauseControl | None = None, worker_factory: WorkerFactory | None = None, hybrid_tokens: int = 24_000,
         allowed_models: list[str] | tuple[str, ...] = (), allow_unsandboxed: bool = False) -> Run:
     """Answer `question` about `context` (a Context, or paths for `rj.load`) with a Recursive Language Model.
 
@@ -46,7 +47,8 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     controller (`rlm_jupyter.jupyter.controller.Controller`) asked `before_step(run_id, step_index)` before each
     root-model call; it blocks while paused and "stop" ends the run as Ctrl-C does (status "interrupted").
     worker_factory: builds the REPL worker
-    (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in. allowed_models: models the REPL's
+    (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in. The plug points (models, worker_factory,
+    pause) are the Protocols of `rlm/protocols.py`. allowed_models: models the REPL's
     `sub_llm(..., model=...)` may name besides `model` and `sub_model` (any other name is refused: the parent
     never calls a provider, base URL or file the model's code chose). allow_unsandboxed: run even when the only
     isolation available is plain rlimits (network open; recorded as an error event in the trace).
@@ -64,7 +66,7 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
         from .models import Models
 
         models = Models()
-    if hasattr(models, "check"):  # fail before anything runs: unknown model, missing key (says which env var)
+    if isinstance(models, CheckedModelClient):  # fail before anything runs: unknown model, missing key
         models.check(model)
         models.check(sub_model, role="sub")
         for m in allowed_models:
@@ -136,7 +138,7 @@ class _Writer:
 @dataclass
 class _Outcome:
     answer: str | None
-    status: str
+    status: RunStatus
     stopped_by: str | None
     run_id: str | None
     error_kind: str | None = None
@@ -177,7 +179,7 @@ class _Stop(Exception):
 @dataclass
 class _Engine:
     ctx: Any
-    models: Any
+    models: ModelClient
     writer: _Writer
     meter: Meter
     model: str
@@ -186,9 +188,9 @@ class _Engine:
     max_iterations: int
     mode: str
     limits: Any
-    worker_factory: Callable[..., Any] | None
+    worker_factory: WorkerFactory | None
     hybrid_tokens: int
-    pause: Any = None
+    pause: PauseControl | None = None
     allowed_models: tuple[str, ...] = ()
     allow_unsandboxed: bool = False
     interrupted: _Outcome | None = None
