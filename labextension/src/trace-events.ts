@@ -120,25 +120,25 @@ export interface RunEvent extends EventBase {
 
 /** One root-model call: prompt size, response, tokens, cost, latency. */
 export interface StepEvent extends EventBase {
+  tokens_in?: number | null;
+  tokens_out?: number | null;
+  cost_usd?: number | null;
+  /** part of tokens_in, when the provider reported caching; not checked by the readers */
+  cache_read_tokens?: number;
+  /** not checked by the readers */
+  cache_write_tokens?: number;
+  /** auth, server, timeout, … (docs/trace.md); not checked by the readers */
+  error_kind?: string;
   type: 'step';
   /** 0-based in the file; shown 1-based */
   index: number;
   response: string;
   model?: string | null;
-  tokens_in?: number | null;
-  tokens_out?: number | null;
-  cost_usd?: number | null;
   prompt_messages?: number | null;
-  /** part of tokens_in, when the provider reported caching; not checked by the readers */
-  cache_read_tokens?: number;
-  /** not checked by the readers */
-  cache_write_tokens?: number;
   /** not checked by the readers */
   status?: 'pending' | 'ok' | 'error';
   /** not checked by the readers */
   error?: string | null;
-  /** auth, server, timeout, … (docs/trace.md); not checked by the readers */
-  error_kind?: string;
   /** replayed / edited in a re-run; not checked by the readers */
   finish_reason?: string | null;
   /** a re-run's step given back from the recording; not checked by the readers */
@@ -180,14 +180,20 @@ export interface QueryEvent extends EventBase {
 
 /** A sub-model call made by the code; `child_run` names the run a recursive `rlm(...)` opened. */
 export interface SubCallEvent extends EventBase {
+  tokens_in?: number | null;
+  tokens_out?: number | null;
+  cost_usd?: number | null;
+  /** part of tokens_in, when the provider reported caching; not checked by the readers */
+  cache_read_tokens?: number;
+  /** not checked by the readers */
+  cache_write_tokens?: number;
+  /** auth, server, timeout, … (docs/trace.md); not checked by the readers */
+  error_kind?: string;
   type: 'sub_call';
   model: string | null;
   prompt: string;
   response: string;
   status: CallStatus;
-  tokens_in?: number | null;
-  tokens_out?: number | null;
-  cost_usd?: number | null;
   error?: string | null;
   child_run?: string | null;
   /** sub_llm, sub_llm_batch or rlm; not checked by the readers */
@@ -196,8 +202,6 @@ export interface SubCallEvent extends EventBase {
   batch?: string;
   /** not checked by the readers */
   batch_index?: number;
-  /** not checked by the readers */
-  error_kind?: string;
 }
 
 /** Something failed outside a code block (model call, worker start). */
@@ -274,17 +278,17 @@ export interface EventFields {
   depth?: number;
   sandbox?: string | null;
   rerun_of?: RerunOf;
-  index?: number;
-  response?: string;
   tokens_in?: number | null;
   tokens_out?: number | null;
   cost_usd?: number | null;
-  prompt_messages?: number | null;
   cache_read_tokens?: number;
   cache_write_tokens?: number;
+  error_kind?: string;
+  index?: number;
+  response?: string;
+  prompt_messages?: number | null;
   status?: 'pending' | 'ok' | 'error' | OutputStatus | CallStatus | RunStatus | ImportedStatus;
   error?: string | null;
-  error_kind?: string;
   finish_reason?: string | null;
   replayed?: boolean;
   edited?: 'code' | 'response';

@@ -125,22 +125,27 @@ class WorkerStartEvent(_Event):
     isolation: NotRequired[Annotated[str | None, "the same value the run event reports"]]
 
 
-class StepEvent(_Event):
+class _ModelCall(TypedDict):
+    """What a step and a sub-call record of their model call (Trace.usage sums these)."""
+
+    tokens_in: NotRequired[int | None]
+    tokens_out: NotRequired[int | None]
+    cost_usd: NotRequired[float | None]
+    cache_read_tokens: NotRequired[Annotated[int, LOOSE, "part of tokens_in, when the provider reported caching"]]
+    cache_write_tokens: NotRequired[Annotated[int, LOOSE]]
+    error_kind: NotRequired[Annotated[str, LOOSE, "auth, server, timeout, … (docs/trace.md)"]]
+
+
+class StepEvent(_Event, _ModelCall):
     """One root-model call: prompt size, response, tokens, cost, latency."""
 
     type: Literal["step"]
     index: Annotated[int, {"minimum": 0}, "0-based in the file; shown 1-based"]
     response: str
     model: NotRequired[str | None]
-    tokens_in: NotRequired[int | None]
-    tokens_out: NotRequired[int | None]
-    cost_usd: NotRequired[float | None]
     prompt_messages: NotRequired[int | None]
-    cache_read_tokens: NotRequired[Annotated[int, LOOSE, "part of tokens_in, when the provider reported caching"]]
-    cache_write_tokens: NotRequired[Annotated[int, LOOSE]]
     status: NotRequired[Annotated[Literal["pending", "ok", "error"], LOOSE]]
     error: NotRequired[Annotated[str | None, LOOSE]]
-    error_kind: NotRequired[Annotated[str, LOOSE, "auth, server, timeout, … (docs/trace.md)"]]
     finish_reason: NotRequired[Annotated[str | None, LOOSE, "replayed / edited in a re-run"]]
     replayed: NotRequired[Annotated[bool, LOOSE, "a re-run's step given back from the recording"]]
     edited: NotRequired[Annotated[Literal["code", "response"], LOOSE, "a re-run's edited step"]]
@@ -187,7 +192,7 @@ class QueryEvent(_Event):
     snippets: NotRequired[Annotated[list[Snippet], "the messages the query returned, as the view shows them"]]
 
 
-class SubCallEvent(_Event):
+class SubCallEvent(_Event, _ModelCall):
     """A sub-model call made by the code; `child_run` names the run a recursive `rlm(...)` opened."""
 
     type: Literal["sub_call"]
@@ -195,15 +200,11 @@ class SubCallEvent(_Event):
     prompt: str
     response: str
     status: CallStatus
-    tokens_in: NotRequired[int | None]
-    tokens_out: NotRequired[int | None]
-    cost_usd: NotRequired[float | None]
     error: NotRequired[str | None]
     child_run: NotRequired[str | None]
     kind: NotRequired[Annotated[str, LOOSE, "sub_llm, sub_llm_batch or rlm"]]
     batch: NotRequired[Annotated[str, LOOSE, "the batch id of a sub_llm_batch call"]]
     batch_index: NotRequired[Annotated[int, LOOSE]]
-    error_kind: NotRequired[Annotated[str, LOOSE]]
 
 
 class ErrorEvent(_Event):
