@@ -97,6 +97,19 @@ export interface EventBase {
   _cut?: Record<string, number>;
 }
 
+/** What a step and a sub-call record of their model call (Trace.usage sums these). */
+export interface ModelCall {
+  tokens_in?: number | null;
+  tokens_out?: number | null;
+  cost_usd?: number | null;
+  /** part of tokens_in, when the provider reported caching; not checked by the readers */
+  cache_read_tokens?: number;
+  /** not checked by the readers */
+  cache_write_tokens?: number;
+  /** auth, server, timeout, … (docs/trace.md); not checked by the readers */
+  error_kind?: string;
+}
+
 /** A (sub-)run starts: question, models, limits, context shape. A child run's parent is its sub_call. */
 export interface RunEvent extends EventBase {
   type: 'run';
@@ -119,16 +132,7 @@ export interface RunEvent extends EventBase {
 }
 
 /** One root-model call: prompt size, response, tokens, cost, latency. */
-export interface StepEvent extends EventBase {
-  tokens_in?: number | null;
-  tokens_out?: number | null;
-  cost_usd?: number | null;
-  /** part of tokens_in, when the provider reported caching; not checked by the readers */
-  cache_read_tokens?: number;
-  /** not checked by the readers */
-  cache_write_tokens?: number;
-  /** auth, server, timeout, … (docs/trace.md); not checked by the readers */
-  error_kind?: string;
+export interface StepEvent extends EventBase, ModelCall {
   type: 'step';
   /** 0-based in the file; shown 1-based */
   index: number;
@@ -179,16 +183,7 @@ export interface QueryEvent extends EventBase {
 }
 
 /** A sub-model call made by the code; `child_run` names the run a recursive `rlm(...)` opened. */
-export interface SubCallEvent extends EventBase {
-  tokens_in?: number | null;
-  tokens_out?: number | null;
-  cost_usd?: number | null;
-  /** part of tokens_in, when the provider reported caching; not checked by the readers */
-  cache_read_tokens?: number;
-  /** not checked by the readers */
-  cache_write_tokens?: number;
-  /** auth, server, timeout, … (docs/trace.md); not checked by the readers */
-  error_kind?: string;
+export interface SubCallEvent extends EventBase, ModelCall {
   type: 'sub_call';
   model: string | null;
   prompt: string;
@@ -265,61 +260,13 @@ export type TraceEvent =
   | RunEndEvent
   | WorkerStartEvent;
 
+type KeysOf<U> = U extends unknown ? keyof U : never;
+type ValueOf<U, K extends PropertyKey> =
+  U extends unknown ? (K extends keyof U ? U[K] : never) : never;
 /** Every payload field of any event type, optional: for code that has not narrowed `type`. */
-export interface EventFields {
-  question?: string;
-  model?: string | null;
-  sub_model?: string | null;
-  mode?: 'rlm' | 'hybrid' | null;
-  max_depth?: number | null;
-  max_iterations?: number | null;
-  budget?: BudgetLimits | null | BudgetName;
-  context?: ContextShape | null;
-  depth?: number;
-  sandbox?: string | null;
-  rerun_of?: RerunOf;
-  tokens_in?: number | null;
-  tokens_out?: number | null;
-  cost_usd?: number | null;
-  cache_read_tokens?: number;
-  cache_write_tokens?: number;
-  error_kind?: string;
-  index?: number;
-  response?: string;
-  prompt_messages?: number | null;
-  status?: 'pending' | 'ok' | 'error' | OutputStatus | CallStatus | RunStatus | ImportedStatus;
-  error?: string | null;
-  finish_reason?: string | null;
-  replayed?: boolean;
-  edited?: 'code' | 'response';
-  code?: string;
-  stdout?: string;
-  stderr?: string;
-  stdout_bytes?: number | null;
-  op?: string;
-  args?: Record<string, unknown>;
-  result_ids?: string[];
-  scores?: unknown[] | null;
-  latency_ms?: number | null;
-  total?: number | null;
-  snippets?: Snippet[];
-  prompt?: string;
-  child_run?: string | null;
-  kind?: string;
-  batch?: string;
-  batch_index?: number;
-  message?: string;
-  limit?: number | null;
-  used?: number | null;
-  answer?: string | null;
-  via?: string | null;
-  usage?: Record<string, unknown> | null;
-  stopped_by?: string | null;
-  failed_calls?: Record<string, number>;
-  wait_s?: number;
-  prestarted?: boolean;
-  isolation?: string | null;
-}
+export type EventFields = {
+  [K in Exclude<KeysOf<TraceEvent>, keyof EventBase | 'type'>]?: ValueOf<TraceEvent, K>;
+};
 
 export interface ModelUsage {
   calls: number;

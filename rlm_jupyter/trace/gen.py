@@ -181,20 +181,23 @@ def typescript() -> str:
     out.append(_interface(ev.Snippet))
     out += [_interface(td) for td in (ev.BudgetLimits, ev.ContextShape, ev.RerunOf)]
     out.append(_interface(ev._Event).replace("interface _Event", "interface EventBase"))
+    out.append(_interface(ev._ModelCall).replace("interface _ModelCall", "interface ModelCall"))
+    mixin = _hints(ev._ModelCall)
     for model in ev.EVENT_MODELS:
-        out.append(_interface(model, extends="EventBase", skip=_BASE[:-1]))
+        hints = _hints(model)
+        if all(hints.get(k) == tp for k, tp in mixin.items()):   # it declares the model-call fields
+            out.append(_interface(model, extends="EventBase, ModelCall", skip=(*_BASE[:-1], *mixin)))
+        else:
+            out.append(_interface(model, extends="EventBase", skip=_BASE[:-1]))
     out.append("export type TraceEvent =\n  | " + "\n  | ".join(m.__name__ for m in ev.EVENT_MODELS) + ";\n")
-    # One flat optional view of every payload field, for code that reads events without narrowing on `type`.
-    fields: dict[str, list[str]] = {}
-    for model in ev.EVENT_MODELS:
-        for k, tp in _hints(model).items():
-            if k not in _BASE:
-                for part in _ts(tp).split(" | "):
-                    if part not in fields.setdefault(k, []):
-                        fields[k].append(part)
-    out.append("/** Every payload field of any event type, optional: for code that has not narrowed `type`. */\n"
-               "export interface EventFields {\n" +
-               "".join(f"  {k}?: {' | '.join(v)};\n" for k, v in fields.items()) + "}\n")
+    # One optional view of every payload field of any type (its type: the union over the types that have it).
+    out.append("type KeysOf<U> = U extends unknown ? keyof U : never;\n"
+               "type ValueOf<U, K extends PropertyKey> =\n"
+               "  U extends unknown ? (K extends keyof U ? U[K] : never) : never;\n"
+               "/** Every payload field of any event type, optional: for code that has not narrowed `type`. */\n"
+               "export type EventFields = {\n"
+               "  [K in Exclude<KeysOf<TraceEvent>, keyof EventBase | 'type'>]?: ValueOf<TraceEvent, K>;\n"
+               "};\n")
     out.append("export interface ModelUsage {\n" + "".join(
         f"  {k}: number;\n" for k in _hints(ev.ModelUsage)) + "}\n")
     return "\n".join(out)
