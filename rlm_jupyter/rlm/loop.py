@@ -373,7 +373,7 @@ class _Engine:
         if limit_name == "iterations":
             b = self.meter.budget.iterations
             self.writer.emit("budget_stop", state.run_id, budget="iterations", limit=b, used=b)
-        status = "budget" if limit_name == "iterations" else "max_iterations"
+        status: RunStatus = "budget" if limit_name == "iterations" else "max_iterations"
         stopped_by = "iterations" if status == "budget" else None
         answer, via = state.partial(), "partial"
         if self.meter.exhausted() is None:
@@ -393,13 +393,13 @@ class _Engine:
         self.writer.emit("budget_stop", state.run_id, budget=ex.budget, limit=ex.limit, used=ex.used)
         return self._end(state, state.partial(), "budget", via="partial", stopped_by=ex.budget)
 
-    def _end(self, state: _RunState, answer: str | None, status: str, *, via: str,
+    def _end(self, state: _RunState, answer: str | None, status: RunStatus, *, via: str,
              stopped_by: str | None = None, error_kind: str | None = None, error: str | None = None) -> _Outcome:
         if answer is not None:
             self.writer.emit("final", state.run_id, answer=answer, via=via)
         usage = self.writer.trace.usage(state.run_id)
         failed = self._failed_calls(state.run_id)
-        extra = {"error_kind": error_kind, "error": error} if error_kind else {}
+        extra: dict[str, Any] = {"error_kind": error_kind, "error": error} if error_kind else {}
         if failed:
             extra["failed_calls"] = failed
         self.writer.emit("run_end", state.run_id, status=status, usage=usage, stopped_by=stopped_by, **extra)

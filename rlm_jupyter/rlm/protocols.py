@@ -35,12 +35,12 @@ class Completion(Protocol):
 class ModelClient(Protocol):
     """Makes the root and sub-model calls of a run (keys stay in the parent process)."""
 
-    def complete(self, model: str, messages: list[Message], /, *, deadline: float | None = None,
+    def complete(self, model: str, messages: list[Message], *, deadline: float | None = None,
                  **kw: Any) -> Any:
         """One call (`role="root"|"sub"` as a keyword) -> a `Completion`; `deadline` cuts it short."""
         ...
 
-    def batch(self, model: str, prompts: list[list[Message]], /, *, concurrency: int = ...,
+    def batch(self, model: str, prompts: list[list[Message]],
               **kw: Any) -> Sequence[Any]:
         """Calls in parallel, results in order; a failed call is its exception, not raised."""
         ...
@@ -50,7 +50,7 @@ class ModelClient(Protocol):
 class CheckedModelClient(ModelClient, Protocol):
     """A client that can check a model before anything runs (unknown model, missing key): `rlm` calls it first."""
 
-    def check(self, model: str, /, **kw: Any) -> None:
+    def check(self, model: str, **kw: Any) -> None:
         """Raise (with what to do) when `model` cannot be called; `role="sub"` for sub-models."""
         ...
 
@@ -82,6 +82,6 @@ class WorkerFactory(Protocol):
 class PauseControl(Protocol):
     """Asked before each root-model call; blocks while paused; "stop" ends the run as Ctrl-C does."""
 
-    def before_step(self, run_id: str, step_index: int, /) -> str | None:
+    def before_step(self, run_id: str, step_index: int) -> str | None:
         """"stop" ends the run; anything else lets the step go."""
         ...
