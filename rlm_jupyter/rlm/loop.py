@@ -28,12 +28,14 @@ from .protocols import CheckedModelClient, ModelClient, PauseControl, WorkerFact
 from .run import Run
 
 DEFAULT_OUTPUT_CHARS = 20_000
+HYBRID_TOKENS = 24_000   # the prompt budget of mode="hybrid" (one packed prompt)
 
 
 def rlm(question: str, context, *, model: str = "offline", sub_model: str | None = None, max_depth: int = 1,
         max_iterations: int = 20, budget: Budget | None = None, mode: str = "rlm", trace_path=None, limits=None,
         models: ModelClient | None = None, on_event: Callable[[dict], None] | None = None,
-        pause: PauseControl | None = None, worker_factory: WorkerFactory | None = None, hybrid_tokens: int = 24_000,
+        pause: PauseControl | None = None, worker_factory: WorkerFactory | None = None,
+        hybrid_tokens: int = HYBRID_TOKENS,
         allowed_models: list[str] | tuple[str, ...] = (), allow_unsandboxed: bool = False) -> Run:
     """Answer `question` about `context` (a Context, or paths for `rj.load`) with a Recursive Language Model.
 
