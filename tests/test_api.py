@@ -60,12 +60,30 @@ def test_python_and_npm_versions_are_one():
         "set both to the same version (the Python one is the source)")
 
 
-def test_a_deprecation_warning_from_our_code_fails_the_test():
+def test_a_deprecation_warning_from_our_code_fails_the_test(pytestconfig):
     import warnings
 
     import pytest
 
+    if not pytestconfig.pluginmanager.has_plugin("warnings"):
+        pytest.skip("run with -p no:warnings: pyproject's filterwarnings are not applied")
     with pytest.raises(DeprecationWarning):
         warnings.warn_explicit("old call", DeprecationWarning, "rlm_jupyter/x.py", 1, module="rlm_jupyter.x")
     with pytest.warns(DeprecationWarning):   # another library's deprecation stays a warning
         warnings.warn_explicit("old call", DeprecationWarning, "polars/x.py", 1, module="polars.x")
+
+
+def test_sample_sessions_are_kept_once():
+    """The package's samples are not copied into tests/data/samples: the tests read them through sample_tree()."""
+    from pathlib import Path
+
+    from rlm_jupyter.testing.samples import PACKAGE, SHARED, TEST_ONLY, sample_tree
+
+    package = {p.relative_to(PACKAGE): p.read_bytes() for p in PACKAGE.rglob("*") if p.is_file()}
+    copies = [str(p) for p in TEST_ONLY.rglob("*") if p.is_file() and p.name != "SOURCES.md"
+              and package.get(p.relative_to(TEST_ONLY)) == p.read_bytes()]
+    assert not copies, f"byte-identical copies of package samples in tests/data/samples: {copies}"
+    tree = sample_tree()
+    for rel in SHARED:
+        assert (tree / rel).read_bytes() == package[Path(rel)]
+    assert (tree / "rlm-logs").is_dir()   # and the test-only samples

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, openhands
+from rlm_jupyter.testing.samples import sample_tree
 
-OH = Path(__file__).parent / "data" / "samples" / "openhands"
+OH = sample_tree() / "openhands"
 BASIC = OH / "basic.json"
 CHAT = OH / "basic_interactions.json"
 

@@ -10,8 +10,9 @@ import polars as pl
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, detect, openhands_eval
+from rlm_jupyter.testing.samples import sample_tree
 
-OH = Path(__file__).parent / "data" / "samples" / "openhands"
+OH = sample_tree() / "openhands"
 
 
 def _line(instance_id: str, history: list, **extra) -> str:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, swe_agent
+from rlm_jupyter.testing.samples import sample_tree
 
-SWE = Path(__file__).parent / "data" / "samples" / "swe-agent"
+SWE = sample_tree() / "swe-agent"
 SIMPLE = SWE / "function_calling_simple.traj"
 LEGACY = SWE / "legacy-gpt4-swe-agent__test-repo-i1.traj"
 MARSH = SWE / "marshmallow-1867__function_calling_replace.traj"
