@@ -9,7 +9,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, gemini
-from rlm_jupyter.testing.samples import sample_tree
+from rlm_jupyter.testing.samples import sample_files, sample_tree
 
 GEMINI = sample_tree() / "gemini"
 LEGACY = sorted(GEMINI.glob("session-*.json"))
@@ -22,7 +22,7 @@ def _rows(path):
 
 
 def test_sniffer_claims_exactly_the_gemini_samples(samples):
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     claimed = {p for p in files if gemini.sniff(Probe(p))}
     assert claimed == set(GEMINI.iterdir())
 

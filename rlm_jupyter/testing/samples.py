@@ -41,3 +41,18 @@ def sample_tree() -> Path:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PACKAGE / rel, out / rel)
     return out
+
+
+def sample_files() -> list[Path]:
+    """Every sample session file of sample_tree() (not SOURCES.md), e.g. for checking that a sniffer claims only its
+    own format's files."""
+    return [p for p in sample_tree().rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+
+
+def load_one(path: Path):
+    """(context, its rows sorted by seq, the one session's summary) of a file that holds exactly one session."""
+    import rlm_jupyter as rj
+
+    ctx = rj.load(path)
+    (summary,) = ctx.summaries()
+    return ctx, ctx.df.sort("seq"), summary
