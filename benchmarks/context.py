@@ -28,8 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from rlm_jupyter.testing.samples import sample_tree  # noqa: E402  (from this checkout)
 
-SAMPLES = ROOT / "tests" / "data" / "samples"
+SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples
 FIELDS = ("text", "thinking", "tool_input", "tool_output")
 
 # (fact planted in one message, keyword query a model would write without knowing the exact wording)

@@ -32,7 +32,10 @@ from pathlib import Path
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "tests" / "data" / "samples"
+sys.path.insert(0, str(ROOT))
+from rlm_jupyter.testing.samples import sample_tree  # noqa: E402  (from this checkout)
+
+SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples
 CLAUDE_SOURCES = [
     SAMPLES / "claude-code" / "codemie-session-9eda1058.jsonl",
     SAMPLES / "claude-code" / "codemie-4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl",

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for annotations only; the real import is lazy
     from .context import Context
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"   # the one version: labextension/package.json must match (tests/test_api.py)
 
 __all__ = ["Budget", "Context", "Run", "Trace", "batch", "compare", "discover", "export", "load", "rerun", "rlm",
            "samples", "scan", "sub_llm", "xray", "xray_corpus", "__version__"]
@@ -82,6 +82,11 @@ _LAZY = {
     "batch": ("batch", "batch"),
     "xray_corpus": ("xray.corpus", "xray_corpus"),
 }
+
+
+def __dir__() -> list[str]:
+    """The public API (tab completion offers these, lazy ones included, not the module's helpers)."""
+    return sorted(__all__)
 
 
 def __getattr__(name: str):

@@ -114,7 +114,9 @@ def _ask(args: argparse.Namespace) -> int:
         print(f"\n[{run.status}{' by ' + run.stopped_by if run.stopped_by else ''}; {u['calls']} model calls, "
               f"{u['tokens_in']:,} tokens in, {u['tokens_out']:,} out, ${u['cost_usd']:.4f}, {u['wall_s']:.1f} s; "
               f"trace: {run.trace_path}]", file=sys.stderr)
-    return 0 if run.status in ("done", "max_iterations", "budget") else 1
+    from .trace.events import ANSWERED
+
+    return 0 if run.status in ANSWERED else 1
 
 
 def _export(args: argparse.Namespace) -> int:

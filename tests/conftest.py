@@ -5,13 +5,16 @@ from pathlib import Path
 
 import pytest
 
+from rlm_jupyter.testing.samples import sample_tree
+
 # rj.load keeps a load cache, and the context its search indexes, under RLM_JUPYTER_CACHE (default
 # ~/.cache/rlm_jupyter): the tests use a folder of their own, so they neither read a user's cache nor write into it.
 # Set here, before any test runs, so subprocesses (the CLI, notebook kernels) inherit it.
 os.environ["RLM_JUPYTER_CACHE"] = tempfile.mkdtemp(prefix="rlmj-test-cache-")
 
 DATA = Path(__file__).parent / "data"
-SAMPLES = DATA / "samples"
+SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples (rlm_jupyter/testing/samples.py)
+CLAUDE_SAMPLE = "claude-code/codemie-session-9eda1058.jsonl"   # the real session most engine tests ask about
 
 
 @pytest.fixture
@@ -24,8 +27,26 @@ def cache_dir(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
-    """The real session files copied from ../shared/samples (licences in SOURCES.md)."""
+    """The real session files (licences in SOURCES.md): tests/data/samples plus the ones the package ships."""
     return SAMPLES
+
+
+@pytest.fixture(scope="module")
+def ctx(samples):
+    """The Claude Code sample session as a Context (one per test module; a module may define its own `ctx`)."""
+    import rlm_jupyter as rj
+
+    return rj.load(samples / CLAUDE_SAMPLE)
+
+
+@pytest.fixture
+def history_cache(tmp_path, monkeypatch) -> Path:
+    """Search indexes and marks of a context go to this test's own folder (the distilled embedding model stays in
+    the user's cache): use with `pytestmark = pytest.mark.usefixtures("history_cache")`."""
+    import rlm_jupyter.context.cache as cache
+
+    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+    return tmp_path / "histories"
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -21,3 +21,69 @@ def test_sub_llm_offline_is_extractive_and_reports_usage():
     assert "in-process dict" in c.text or "Redis" in c.text
     assert "weather" not in c.text
     assert c.tokens_in > 0 and c.tokens_out > 0 and c.cost_usd == 0.0
+
+
+# ---- the public API, pinned ------------------------------------------------------------------------------------
+
+PUBLIC = ["Budget", "Context", "Run", "Trace", "__version__", "batch", "compare", "discover", "export", "load",
+          "rerun", "rlm", "samples", "scan", "sub_llm", "xray", "xray_corpus"]
+CALLABLE = ["batch", "compare", "discover", "export", "load", "rerun", "rlm", "samples", "scan", "sub_llm", "xray",
+            "xray_corpus"]
+
+
+def test_public_api_is_pinned_and_tab_completion_offers_it():
+    assert sorted(rj.__all__) == PUBLIC     # a change here is a change of the public API: say so in the changelog
+    assert dir(rj) == PUBLIC                # what `rj.<TAB>` offers: the API, lazy names included, no helpers
+    for name in PUBLIC:
+        assert getattr(rj, name) is not None, name
+
+
+def test_functions_named_like_their_subpackage_stay_callable():
+    import importlib
+
+    for name in ("rlm", "xray", "compare"):
+        importlib.import_module(f"rlm_jupyter.{name}")   # binds the subpackage (module) as an attribute
+        assert callable(getattr(rj, name)), name
+    for name in CALLABLE:
+        assert callable(getattr(rj, name)), name
+    for name in ("Budget", "Context", "Run", "Trace"):
+        assert isinstance(getattr(rj, name), type), name
+
+
+def test_python_and_npm_versions_are_one():
+    import json
+    from pathlib import Path
+
+    package = json.loads((Path(__file__).parents[1] / "labextension" / "package.json").read_text())
+    assert package["version"] == rj.__version__, (
+        f"labextension/package.json has version {package['version']}, rlm_jupyter/__init__.py {rj.__version__}: "
+        "set both to the same version (the Python one is the source)")
+
+
+def test_a_deprecation_warning_from_our_code_fails_the_test(pytestconfig):
+    import warnings
+
+    import pytest
+
+    if not pytestconfig.pluginmanager.has_plugin("warnings"):
+        pytest.skip("run with -p no:warnings: pyproject's filterwarnings are not applied")
+    with pytest.raises(DeprecationWarning):
+        warnings.warn_explicit("old call", DeprecationWarning, "rlm_jupyter/x.py", 1, module="rlm_jupyter.x")
+    with pytest.warns(DeprecationWarning):   # another library's deprecation stays a warning
+        warnings.warn_explicit("old call", DeprecationWarning, "polars/x.py", 1, module="polars.x")
+
+
+def test_sample_sessions_are_kept_once():
+    """The package's samples are not copied into tests/data/samples: the tests read them through sample_tree()."""
+    from pathlib import Path
+
+    from rlm_jupyter.testing.samples import PACKAGE, SHARED, TEST_ONLY, sample_tree
+
+    package = {p.relative_to(PACKAGE): p.read_bytes() for p in PACKAGE.rglob("*") if p.is_file()}
+    copies = [str(p) for p in TEST_ONLY.rglob("*") if p.is_file() and p.name != "SOURCES.md"
+              and package.get(p.relative_to(TEST_ONLY)) == p.read_bytes()]
+    assert not copies, f"byte-identical copies of package samples in tests/data/samples: {copies}"
+    tree = sample_tree()
+    for rel in SHARED:
+        assert (tree / rel).read_bytes() == package[Path(rel)]
+    assert (tree / "rlm-logs").is_dir()   # and the test-only samples

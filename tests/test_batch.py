@@ -17,11 +17,6 @@ CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 MODEL = "openai/scripted-model"
 
 
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
-
-
 @pytest.fixture()
 def server(monkeypatch):
     with ScriptedServer(answerer) as srv:

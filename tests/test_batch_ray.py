@@ -35,11 +35,6 @@ def ray_runtime():
         os.environ["OPENAI_API_KEY"] = saved
 
 
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
-
-
 @pytest.fixture()
 def server(monkeypatch, ray_runtime):
     with ScriptedServer(answerer) as srv:

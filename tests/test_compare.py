@@ -7,29 +7,14 @@ import json
 
 import pytest
 
-import rlm_jupyter as rj
 from rlm_jupyter.compare import compare
 from rlm_jupyter.rlm.loop import rlm
 from rlm_jupyter.rlm.models import Models
 from rlm_jupyter.rlm.rerun import rerun
+from rlm_jupyter.testing.scripted import repl, script_model
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 REJECTED_WRITE = "toolu_bdrk_01SKk2dM5q1c8gecaoatnwJn"   # the Write the user rejected (checked by hand in the file)
-
-
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
-
-
-def script(tmp_path, root: list[str]) -> str:
-    p = tmp_path / f"script-{len(list(tmp_path.iterdir()))}.json"
-    p.write_text(json.dumps({"root": root, "sub": []}))
-    return f"script:{p}"
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
@@ -58,9 +43,9 @@ def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
 
 def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx, tmp_path):
     first = repl("hits = context.regex_search('available-tools')\nprint(len(hits))")
-    a = rlm("q", ctx, model=script(tmp_path, [first, "FINAL(A says available-tools.md)"]), models=Models())
-    b = rlm("q", ctx, model=script(tmp_path, [first, repl("more = context.regex_search('rejected')\nprint(len(more))"),
-                                              "FINAL(<script>alert(1)</script>)"]), models=Models())
+    a = rlm("q", ctx, model=script_model(tmp_path, [first, "FINAL(A says available-tools.md)"]), models=Models())
+    more = repl("more = context.regex_search('rejected')\nprint(len(more))")
+    b = rlm("q", ctx, model=script_model(tmp_path, [first, more, "FINAL(<script>alert(1)</script>)"]), models=Models())
     c = compare(a, b)
     assert c.diverged_at == {"step": 2, "reason": "code"}
     assert (c.a.steps, c.b.steps, c.a.status, c.b.status) == (2, 3, "done", "done")
@@ -79,12 +64,12 @@ def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx,
 
 def test_identical_runs_do_not_diverge_and_a_run_that_stops_earlier_diverges_by_length(ctx, tmp_path):
     code = repl("print(len(context))")
-    a = rlm("q", ctx, model=script(tmp_path, [code, "FINAL(done)"]), models=Models())
-    b = rlm("q", ctx, model=script(tmp_path, [code, "FINAL(done)"]), models=Models())
+    a = rlm("q", ctx, model=script_model(tmp_path, [code, "FINAL(done)"]), models=Models())
+    b = rlm("q", ctx, model=script_model(tmp_path, [code, "FINAL(done)"]), models=Models())
     assert compare(a, b).diverged_at is None and compare(a, b).same_answer
-    early = rlm("q", ctx, model=script(tmp_path, [code + "\nFINAL(done)"]), models=Models())  # same code, 1 step
+    early = rlm("q", ctx, model=script_model(tmp_path, [code + "\nFINAL(done)"]), models=Models())  # same code, 1 step
     assert compare(a.trace, early).diverged_at == {"step": 2, "reason": "length"}
-    none = rlm("q", ctx, model=script(tmp_path, ["FINAL(done)"]), models=Models())
+    none = rlm("q", ctx, model=script_model(tmp_path, ["FINAL(done)"]), models=Models())
     assert compare(a, none).diverged_at == {"step": 1, "reason": "code"}
     assert compare(none, none).snippets["jaccard"] is None
 

@@ -14,13 +14,7 @@ from test_context_samples import OPENAI, SWE, raw_messages, sample_context
 from rlm_jupyter.context import Context
 from rlm_jupyter.context.results import Message, Messages, Snippets
 
-
-@pytest.fixture(autouse=True)
-def _history_cache(tmp_path, monkeypatch):
-    """Indexes and marks go to a temporary folder (the distilled model stays in the user's cache)."""
-    import rlm_jupyter.context.cache as cache
-
-    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+pytestmark = pytest.mark.usefixtures("history_cache")  # indexes and marks in a temporary folder
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,7 @@ from rlm_jupyter.context.search import BM25_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(autouse=True)
-def _history_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+pytestmark = pytest.mark.usefixtures("history_cache")  # indexes and marks in a temporary folder
 
 
 def test_from_frame_gives_the_same_context():

@@ -20,13 +20,7 @@ from rlm_jupyter.context.errors import (
 )
 from rlm_jupyter.sessions import Session
 
-
-@pytest.fixture(autouse=True)
-def _history_cache(tmp_path, monkeypatch):
-    """Marks are saved beside the cached index: keep them in a temporary folder, one per test."""
-    import rlm_jupyter.context.cache as cache
-
-    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+pytestmark = pytest.mark.usefixtures("history_cache")  # indexes and marks in a temporary folder
 
 
 def test_every_query_emits_one_event():

@@ -9,7 +9,6 @@ import functools
 import pytest
 from test_context_samples import sample_sessions
 
-import rlm_jupyter.context.cache as cache
 from rlm_jupyter.context import Context
 from rlm_jupyter.context import embed as embed_mod
 from rlm_jupyter.context.search import distinct_bodies
@@ -17,10 +16,7 @@ from rlm_jupyter.sessions import Session
 
 COPIES = 12
 
-
-@pytest.fixture(autouse=True)
-def _history_cache(tmp_path, monkeypatch):  # fresh history folders; the distilled model stays where it is
-    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+pytestmark = pytest.mark.usefixtures("history_cache")  # indexes and marks in a temporary folder
 
 
 @functools.cache

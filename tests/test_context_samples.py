@@ -15,8 +15,9 @@ import pytest
 
 from rlm_jupyter.context import Context
 from rlm_jupyter.sessions import Session
+from rlm_jupyter.testing.samples import sample_tree
 
-SAMPLES = Path(__file__).parent / "data" / "samples"
+SAMPLES = sample_tree()
 OPENAI = SAMPLES / "openai-messages"
 SWE = SAMPLES / "swe-agent"
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from test_context_samples import sample_context, sample_sessions
 
-import rlm_jupyter.context.cache as cache
 from rlm_jupyter.context import Context
 from rlm_jupyter.context import embed as embed_mod
 from rlm_jupyter.context.errors import ArgumentError
@@ -17,13 +16,9 @@ from rlm_jupyter.context.search import fuse_ranks
 from rlm_jupyter.context.semantic import CHUNK_CHARS, CHUNKING, MAX_CHUNKS, message_chunks, split_text
 from rlm_jupyter.sessions import Session
 
-pytestmark = pytest.mark.skipif(embed_mod.unavailable_reason() is not None,
-                                reason=f"embedding extra: {embed_mod.unavailable_reason()}")
-
-
-@pytest.fixture(autouse=True)
-def _history_cache(tmp_path, monkeypatch):
-    monkeypatch.setattr(cache, "history_dir", lambda digest, root=None: (root or tmp_path) / "histories" / digest)
+pytestmark = [pytest.mark.usefixtures("history_cache"),
+              pytest.mark.skipif(embed_mod.unavailable_reason() is not None,
+                                 reason=f"embedding extra: {embed_mod.unavailable_reason()}")]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.rlm.loop import rlm
 from rlm_jupyter.testing import ScriptedServer, ServerModels
+from rlm_jupyter.testing.scripted import repl
 from rlm_jupyter.trace import Trace
 
 pytest.importorskip("opentelemetry.sdk", reason="the export extra is not installed: pip install -e '.[export]'")
@@ -28,10 +29,6 @@ PRICE = (1e-6, 4e-6)            # usd per input / output token
 SECRET = "zq-export-secret-4f81c2d9a7"
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def usage(p: int, c: int, cached: int | None = None) -> dict:
@@ -55,11 +52,6 @@ SCRIPT = [
     {"text": "FINAL(available-tools.md)", "usage": usage(950, 8)},
     {"text": "FINAL_VAR(r)", "usage": usage(1500, 6)},
 ]
-
-
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
 
 
 @pytest.fixture(scope="module")

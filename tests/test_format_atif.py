@@ -19,6 +19,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, atif, detect
+from rlm_jupyter.testing.samples import sample_files
 
 T0 = "2026-03-02T10:00:0{}Z"
 
@@ -99,7 +100,7 @@ def test_sniffs_atif_but_not_other_samples(tmp_path, samples):
     assert all(atif.sniff(Probe(p)) for p in agent.iterdir())
     compact = _write(tmp_path / "one-line.json", _doc([_user(1, "hi")]), indent=None)
     assert detect(Probe(compact)) is atif
-    others = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    others = sample_files()
     assert not [p for p in others if atif.sniff(Probe(p))]
 
 

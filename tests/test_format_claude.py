@@ -16,8 +16,9 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, claude, detect
 from rlm_jupyter.sessions.report import FileReport
+from rlm_jupyter.testing.samples import sample_tree
 
-CLAUDE = Path(__file__).parent / "data" / "samples" / "claude-code"
+CLAUDE = sample_tree() / "claude-code"
 MAIN_2064 = CLAUDE / "codemie-4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl"
 SID_2064 = "4c2ddfdc-b619-4525-8d03-1950fb1b0257"
 LEGACY_AGENTS = sorted(CLAUDE.glob("codemie-legacy-agent-*.jsonl"))

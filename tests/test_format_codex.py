@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from pathlib import Path
 
 import orjson
 import pytest
@@ -18,6 +17,7 @@ import rlm_jupyter as rj
 from rlm_jupyter.sessions import formats
 from rlm_jupyter.sessions.formats import codex
 from rlm_jupyter.sessions.report import FileReport
+from rlm_jupyter.testing.samples import sample_tree
 
 ROLLOUT = "rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl"
 CATALOG = "SYNTHETIC-agent-sessions-record-catalog.jsonl"
@@ -343,7 +343,7 @@ def test_discover(tmp_path, monkeypatch):
 
 
 # --- timestamps: the instants the file recorded, in a plausible year -------------------------------------------
-_CODEX = Path(__file__).parent / "data" / "samples" / "codex"
+_CODEX = sample_tree() / "codex"
 
 
 @pytest.mark.parametrize("path", [_CODEX / ROLLOUT, _CODEX / CATALOG],

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, gemini
+from rlm_jupyter.testing.samples import sample_files, sample_tree
 
-GEMINI = Path(__file__).parent / "data" / "samples" / "gemini"
+GEMINI = sample_tree() / "gemini"
 LEGACY = sorted(GEMINI.glob("session-*.json"))
 JSONL = GEMINI / "SYNTHETIC-agent-sessions-gemini-jsonl_v040.jsonl"
 
@@ -22,7 +22,7 @@ def _rows(path):
 
 
 def test_sniffer_claims_exactly_the_gemini_samples(samples):
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     claimed = {p for p in files if gemini.sniff(Probe(p))}
     assert claimed == set(GEMINI.iterdir())
 

@@ -13,6 +13,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, detect, inspect_eval
+from rlm_jupyter.testing.samples import sample_files
 
 REC = Path(__file__).parent / "data" / "recorded" / "inspect"
 EVAL = next(REC.glob("*.eval"))
@@ -27,7 +28,7 @@ def _by_title(path):
 def test_sniffer_claims_the_logs_only(samples):
     assert detect(Probe(EVAL)) is inspect_eval and detect(Probe(JSON)) is inspect_eval
     assert not inspect_eval.sniff(Probe(REC / "recording.json"))
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     assert not [p for p in files if inspect_eval.sniff(Probe(p))]
 
 

@@ -9,23 +9,18 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, detect, mini_swe_agent
+from rlm_jupyter.testing.samples import load_one as _load
+from rlm_jupyter.testing.samples import sample_files
 
 REC = Path(__file__).parent / "data" / "recorded" / "mini-swe-agent"
 TOOLCALL = REC / "toolcall.traj.json"
 TEXTBASED = REC / "textbased.traj.json"
 
 
-def _load(path):
-    ctx = rj.load(path)
-    (summary,) = ctx.summaries()
-    return ctx, ctx.df.sort("seq"), summary
-
-
 def test_sniffer_claims_the_v2_files_only(samples):
     assert detect(Probe(TOOLCALL)) is mini_swe_agent and detect(Probe(TEXTBASED)) is mini_swe_agent
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     assert not [p for p in files if mini_swe_agent.sniff(Probe(p))]  # 1.x files stay with openai-messages
 
 

@@ -10,22 +10,18 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, gemini, openai_messages, openhands, swe_agent
+from rlm_jupyter.testing.samples import load_one as _load
+from rlm_jupyter.testing.samples import sample_files
 
 OAI = Path(__file__).parent / "data" / "samples" / "openai-messages"
 GITHUB = OAI / "mini-swe-agent-github_issue.traj.json"
 LOCAL = OAI / "mini-swe-agent-local.traj.json"
 
 
-def _load(path):
-    ctx = rj.load(path)
-    (summary,) = ctx.summaries()
-    return ctx, ctx.df.sort("seq"), summary
-
-
 def test_each_sniffer_claims_only_its_own_folder(samples):
     """Every sample file through the four sniffers of this module group: no format steals another's file."""
     mine = {gemini: "gemini", swe_agent: "swe-agent", openhands: "openhands", openai_messages: "openai-messages"}
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     for p in files:
         claimed = [folder for mod, folder in mine.items() if mod.sniff(Probe(p))]
         folder = p.relative_to(samples).parts[0]

@@ -3,27 +3,22 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, openhands
+from rlm_jupyter.testing.samples import load_one as _load
+from rlm_jupyter.testing.samples import sample_files, sample_tree
 
-OH = Path(__file__).parent / "data" / "samples" / "openhands"
+OH = sample_tree() / "openhands"
 BASIC = OH / "basic.json"
 CHAT = OH / "basic_interactions.json"
 
 
-def _load(path):
-    ctx = rj.load(path)
-    (summary,) = ctx.summaries()
-    return ctx, ctx.df.sort("seq"), summary
-
-
 def test_sniffer_claims_exactly_the_openhands_samples(samples):
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     assert {p for p in files if openhands.sniff(Probe(p))} == set(OH.iterdir())
 
 

@@ -10,8 +10,9 @@ import polars as pl
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, detect, openhands_eval
+from rlm_jupyter.testing.samples import sample_files, sample_tree
 
-OH = Path(__file__).parent / "data" / "samples" / "openhands"
+OH = sample_tree() / "openhands"
 
 
 def _line(instance_id: str, history: list, **extra) -> str:
@@ -38,7 +39,7 @@ def _write(tmp_path) -> Path:
 def test_one_session_per_task(tmp_path, samples):
     path = _write(tmp_path)
     assert detect(Probe(path)) is openhands_eval
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     assert not [p for p in files if openhands_eval.sniff(Probe(p))]
     ctx = rj.load(path)
     by_title = {s["title"]: s for s in ctx.summaries()}

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import polars as pl
 import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.formats import Probe, swe_agent
+from rlm_jupyter.testing.samples import load_one as _load
+from rlm_jupyter.testing.samples import sample_files, sample_tree
 
-SWE = Path(__file__).parent / "data" / "samples" / "swe-agent"
+SWE = sample_tree() / "swe-agent"
 SIMPLE = SWE / "function_calling_simple.traj"
 LEGACY = SWE / "legacy-gpt4-swe-agent__test-repo-i1.traj"
 MARSH = SWE / "marshmallow-1867__function_calling_replace.traj"
 
 
-def _load(path):
-    ctx = rj.load(path)
-    (summary,) = ctx.summaries()
-    return ctx, ctx.df.sort("seq"), summary
-
-
 def test_sniffer_claims_exactly_the_swe_agent_samples(samples):
-    files = [p for p in samples.rglob("*") if p.is_file() and p.name != "SOURCES.md"]
+    files = sample_files()
     assert {p for p in files if swe_agent.sniff(Probe(p))} == set(SWE.iterdir())
 
 

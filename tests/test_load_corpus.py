@@ -15,8 +15,9 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.sessions import corpus, read_sessions, tables
 from rlm_jupyter.sessions.formats import claude
+from rlm_jupyter.testing.samples import sample_tree
 
-SAMPLES = Path(__file__).parent / "data" / "samples"
+SAMPLES = sample_tree()
 MAIN = SAMPLES / "claude-code" / "codemie-4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl"
 SID = "4c2ddfdc-b619-4525-8d03-1950fb1b0257"
 AGENT = SAMPLES / "claude-code" / "codemie-legacy-agent-50243ee8.jsonl"

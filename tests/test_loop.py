@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import jsonschema
-import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.rlm.budget import Budget
@@ -16,25 +15,11 @@ from rlm_jupyter.rlm.loop import rlm
 from rlm_jupyter.rlm.models import Models
 from rlm_jupyter.rlm.parse import parse_reply
 from rlm_jupyter.rlm.worker import Limits
+from rlm_jupyter.testing.scripted import repl, script_model
 from rlm_jupyter.trace import Trace
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "rlm_jupyter" / "trace" / "schema.json").read_text())
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
-
-
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
-
-
-def script(tmp_path, root: list[str], sub: list[str] | None = None) -> str:
-    p = tmp_path / f"script-{len(list(tmp_path.iterdir()))}.json"
-    p.write_text(json.dumps({"root": root, "sub": sub or []}))
-    return f"script:{p}"
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
 
 
 def check_tree(trace: Trace) -> None:
@@ -62,7 +47,7 @@ def test_parse_blocks_in_order_and_final_only_at_line_start():
 # ---- runs --------------------------------------------------------------------------------------------------------
 
 def test_final_var_before_the_variable_exists_tells_the_model_and_goes_on(tmp_path, ctx):
-    model = script(tmp_path, [
+    model = script_model(tmp_path, [
         repl("n = len(context)\nprint(n)") + "\nFINAL_VAR(missing)",
         repl("missing = f'{n} messages'"),
         "FINAL_VAR(missing)",
@@ -78,7 +63,7 @@ def test_final_var_before_the_variable_exists_tells_the_model_and_goes_on(tmp_pa
 
 
 def test_answer_dict_sub_calls_and_a_failed_sub_call(tmp_path, ctx):
-    model = script(tmp_path, [repl(
+    model = script_model(tmp_path, [repl(
         "a = sub_llm('Question: which file?\\nText: Write: available-tools.md was rejected.')\n"
         "b = sub_llm_batch(['one', 'two'])\n"   # the sub script has one answer left: the second call fails
         "answer['content'] = a + ' | ' + ' | '.join(b)\nanswer['ready'] = True")], sub=["first", "second"])
@@ -96,7 +81,7 @@ def test_answer_dict_sub_calls_and_a_failed_sub_call(tmp_path, ctx):
 
 
 def test_output_is_cut_for_the_prompt_but_kept_whole_in_the_trace(tmp_path, ctx):
-    model = script(tmp_path, [repl("print('x' * 50_000)"), "FINAL(done)"])
+    model = script_model(tmp_path, [repl("print('x' * 50_000)"), "FINAL(done)"])
     seen = []
     run = rlm("q", ctx, model=model, sub_model=model, models=Models(), limits=Limits(output_chars=1_000),
               on_event=seen.append)
@@ -109,7 +94,7 @@ def test_output_is_cut_for_the_prompt_but_kept_whole_in_the_trace(tmp_path, ctx)
 
 
 def test_token_budget_stops_with_the_best_partial_answer(tmp_path, ctx):
-    model = script(tmp_path, [repl("answer['content'] = 'partial: Write was rejected'\nprint('x' * 4000)"),
+    model = script_model(tmp_path, [repl("answer['content'] = 'partial: Write was rejected'\nprint('x' * 4000)"),
                               repl("print('never')")])
     run = rlm("q", ctx, model=model, sub_model=model, models=Models(), budget=Budget(tokens=100))
     assert run.status == "budget" and run.stopped_by == "tokens"
@@ -121,14 +106,14 @@ def test_token_budget_stops_with_the_best_partial_answer(tmp_path, ctx):
 
 
 def test_iteration_limit_asks_for_the_answer_once(tmp_path, ctx):
-    model = script(tmp_path, [repl("print(1)"), repl("print(2)"), "FINAL(forced answer)"])
+    model = script_model(tmp_path, [repl("print(1)"), repl("print(2)"), "FINAL(forced answer)"])
     run = rlm("q", ctx, model=model, sub_model=model, models=Models(), max_iterations=2)
     assert run.status == "max_iterations" and run.answer == "forced answer"
     assert run.trace.of_type("final")[-1]["via"] == "forced"
 
 
 def test_recursive_rlm_opens_a_child_run_under_its_sub_call(tmp_path, ctx):
-    model = script(tmp_path, [
+    model = script_model(tmp_path, [
         repl("r = rlm('Which file write was rejected?')\nprint(r)"),
         "FINAL(available-tools.md)",          # the child run's only step
         "FINAL_VAR(r)",
@@ -143,7 +128,7 @@ def test_recursive_rlm_opens_a_child_run_under_its_sub_call(tmp_path, ctx):
 
 
 def test_below_max_depth_rlm_falls_back_to_sub_llm(tmp_path, ctx):
-    model = script(tmp_path, [repl("print(rlm('inner'))"), "FINAL(ok)"], sub=["plain sub answer"])
+    model = script_model(tmp_path, [repl("print(rlm('inner'))"), "FINAL(ok)"], sub=["plain sub answer"])
     run = rlm("q", ctx, model=model, sub_model=model, models=Models(), max_depth=1)
     sub = run.trace.of_type("sub_call")[0]
     assert sub["fallback"] == "max_depth" and sub["response"] == "plain sub answer" and not sub.get("child_run")
@@ -151,7 +136,7 @@ def test_below_max_depth_rlm_falls_back_to_sub_llm(tmp_path, ctx):
 
 
 def test_interrupt_keeps_the_trace_and_closes_cleanly(tmp_path, ctx):
-    model = script(tmp_path, [repl("answer['content'] = 'so far'\nprint(1)"), repl("print(2)"), "FINAL(x)"])
+    model = script_model(tmp_path, [repl("answer['content'] = 'so far'\nprint(1)"), repl("print(2)"), "FINAL(x)"])
     path = tmp_path / "int.rlmtrace.jsonl"
 
     def stop(event):

@@ -15,18 +15,10 @@ import rlm_jupyter as rj
 from rlm_jupyter.jupyter.controller import Controller
 from rlm_jupyter.rlm.loop import rlm
 from rlm_jupyter.testing import ScriptedServer, ServerModels
+from rlm_jupyter.testing.scripted import repl
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
 
 
 def start(fn) -> tuple[threading.Thread, dict]:

@@ -11,19 +11,11 @@ import rlm_jupyter as rj
 from rlm_jupyter.rlm.loop import rlm
 from rlm_jupyter.rlm.rerun import rerun
 from rlm_jupyter.testing import ScriptedServer, ServerModels
+from rlm_jupyter.testing.scripted import repl
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 MODEL = "openai/scripted-model"
 
-
-
-def repl(code: str) -> str:
-    return f"```repl\n{code}\n```"
-
-
-@pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
 
 
 # Three root steps; steps 0 and 1 make three sub-calls (one plain, a batch of two).

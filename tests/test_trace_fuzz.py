@@ -274,3 +274,20 @@ def test_a_damaged_header_line_still_shows_the_events(tmp_path, node_reader):
     assert trace.answer and len(trace.events) == len(Trace.load(CRASHERS / "issue-junk-appended.rlmtrace.jsonl"))
     [ts], _ = node_reader([path])
     assert ts["ids"] == [e["id"] for e in trace.events]
+
+
+def test_both_readers_open_a_version_1_trace_and_refuse_a_newer_version(node_reader, tmp_path):
+    """The trace written before the typed events (tests/data/traces/v1-recursive.rlmtrace.jsonl) opens in both
+    readers with the same events and no problem; the same file with a newer major version is refused by both with
+    the upgrade message."""
+    old = Path(__file__).parent / "data" / "traces" / "v1-recursive.rlmtrace.jsonl"
+    lines = old.read_text().splitlines()
+    newer = tmp_path / "v2.rlmtrace.jsonl"
+    newer.write_text("\n".join([json.dumps({**json.loads(lines[0]), "version": 2}), *lines[1:]]) + "\n")
+    (ts_old, ts_new), _ = node_reader([old, newer])
+    trace = Trace.load(old)
+    assert ts_old["ids"] == [e["id"] for e in trace.events] and ts_old["problems"] == 0
+    assert any(e["type"] == "run" and e["parent"] for e in trace.events)   # the child run is among them
+    assert ts_new["name"] == "TraceFormatError" and "upgrade it" in ts_new["error"]
+    with pytest.raises(ValueError, match="upgrade it"):
+        Trace.load(newer)

@@ -39,11 +39,6 @@ def ev(i: int, **kw) -> dict:
 
 
 @pytest.fixture(scope="module")
-def ctx(samples):
-    return rj.load(samples / CLAUDE)
-
-
-@pytest.fixture(scope="module")
 def run(ctx):
     r = rj.rlm("Which write was rejected?", ctx)
     r.context = ctx

@@ -11,8 +11,9 @@
 
 import type { TraceEvent } from './store';
 
-export const TRACE_FORMAT = 'rlm-jupyter-trace';
-export const TRACE_VERSION = 1;
+import { EventType, TRACE_FORMAT, TRACE_VERSION } from './trace-events';
+
+export { TRACE_FORMAT, TRACE_VERSION };
 /** Child RLMs nest inside their parent's call metadata; deeper than this is not a real log (and would recurse). */
 const MAX_DEPTH = 100;
 
@@ -85,7 +86,7 @@ class Builder {
     }
   }
 
-  emit(type: string, parent: string | null, t: number | null, fields: Rec): TraceEvent {
+  emit(type: EventType, parent: string | null, t: number | null, fields: Rec): TraceEvent {
     this.n += 1;
     const e: TraceEvent = { id: `rlms-${type}-${this.n}`, parent, type, t: t || 0.0, ...fields };
     this.events.push(e);

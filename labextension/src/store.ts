@@ -1,13 +1,13 @@
 // The trace events of one view, indexed by id and parent. Amended events (same id) replace the earlier version
 // in place, as Trace readers do on the Python side.
 
-export interface TraceEvent {
-  id: string;
-  parent: string | null;
-  type: string;
-  t: number;
-  dur?: number | null;
-  [field: string]: any;
+import type { EventBase, EventFields, EventType } from './trace-events';
+
+/** An event as a view holds it: the base fields and every payload field of the format typed (trace-events.ts,
+ * generated from rlm_jupyter/trace/events.py), plus what the view adds (`_cut`) or a newer writer may write. */
+export interface TraceEvent extends EventBase, EventFields {
+  type: EventType;
+  [field: string]: unknown;
 }
 
 export interface Usage {

@@ -8,6 +8,7 @@ import schemaJson from '../../rlm_jupyter/trace/schema.json';
 import { fromRlmsCompletion, fromRlmsLog, isRlmsCompletion, isRlmsLog, TRACE_FORMAT, TRACE_VERSION } from './rlms';
 import { SchemaChecker, SchemaError } from './schemacheck';
 import type { TraceEvent } from './store';
+import { EVENT_TYPES as EVENT_TYPE_LIST, RUN_STATUSES } from './trace-events';
 
 export { TRACE_FORMAT, TRACE_VERSION } from './rlms';
 
@@ -136,12 +137,14 @@ function checkVersion(header: Record<string, any>): void {
   if (header.format !== undefined && header.format !== TRACE_FORMAT) {
     throw new TraceFormatError(`Not an rlm-jupyter trace: its header names the format ${preview(header.format)}.`);
   }
-  if (header.version !== undefined && header.version !== TRACE_VERSION) {
-    const newer = typeof header.version === 'number' && header.version > TRACE_VERSION;
+  // The version is a major number: every version up to ours is read, a newer one refused (as trace/reader.py).
+  const v = header.version;
+  if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= TRACE_VERSION)) {
+    const newer = typeof v === 'number' && v > TRACE_VERSION;
     throw new TraceFormatError(
-      `This trace has format version ${typeof header.version === "number" ? header.version : preview(header.version)}; this viewer reads version ${TRACE_VERSION}. ` +
+      `This trace has format version ${typeof v === "number" ? v : preview(v)}; this viewer reads versions 1 to ${TRACE_VERSION}. ` +
       (newer ? 'It was written by a newer rlm-jupyter: upgrade it (pip install -U rlm-jupyter) and reload the page.'
-        : 'Convert it with the rlm-jupyter that wrote it.'));
+        : 'A format version is a whole number from 1.'));
   }
 }
 
@@ -187,7 +190,7 @@ function checked(header: Record<string, any> | null, records: unknown[], source:
 }
 
 // The statuses after which a run does not go on (view.ts shows a still clock for them).
-const TERMINAL = new Set(['done', 'interrupted', 'error', 'budget', 'max_iterations']);
+const TERMINAL = new Set<string>(RUN_STATUSES);
 
 /** A file or a saved output is a snapshot: a run in it that never ended is not "running" (its clock would tick on
  * in the view); it is shown as interrupted, and the notice says why. */
@@ -218,7 +221,7 @@ function reasons(errs: SchemaError[]): string {
   return errs.slice(0, 3).map(e => (e.path ? `${e.path.slice(1)}: ` : '') + e.message).join('; ');
 }
 
-const EVENT_TYPES = new Set<string>((schemaJson as any).$defs.event.properties.type.enum);
+const EVENT_TYPES = new Set<string>(EVENT_TYPE_LIST);
 
 function looksLikeEvent(rec: unknown): boolean {
   const r = rec as Record<string, unknown>;

@@ -8,6 +8,7 @@
 import { TraceEvent, TraceStore, Usage } from './store';
 import { codeBlock, findSpans, firstLine, fmtCost, fmtDur, fmtInt, fmtTokens, folded, h, marked } from './dom';
 import { ensureStyles } from './styles';
+import { RUN_STATUSES } from './trace-events';
 
 export type { TraceEvent } from './store';
 
@@ -41,7 +42,7 @@ export interface MessageReply {
   error?: string;
 }
 
-const TERMINAL = new Set(['done', 'interrupted', 'error', 'budget', 'max_iterations']);
+const TERMINAL = new Set<string>(RUN_STATUSES);
 type Tab = 'steps' | 'tree' | 'timeline';
 
 interface StepRow {
@@ -314,7 +315,7 @@ export class TraceView {
 
   private renderBudget(hd: HTMLElement, root: TraceEvent | undefined, tokens: number, cost: number, secs: number | null,
     steps: number): void {
-    const b: Budget = this.opts.budget ?? root?.budget ?? {};
+    const b: Budget = this.opts.budget ?? (root?.type === 'run' ? root.budget as Budget | null | undefined : null) ?? {};
     const used: Record<string, number> = { usd: cost, tokens, seconds: secs ?? 0, iterations: steps };
     const bars = h('div', 'rj-budget');
     for (const key of ['usd', 'tokens', 'seconds', 'iterations'] as const) {

@@ -7,6 +7,7 @@
 
 import { ComparisonData, renderCompare } from './compare';
 import { ensureStyles } from './styles';
+import { VIEW_STATUSES } from './trace-events';
 import { Budget, MessageReply, TraceEvent, TraceView } from './view';
 
 export { TraceView } from './view';
@@ -19,7 +20,8 @@ interface Model {
   send(content: Record<string, unknown>, callbacks?: unknown, buffers?: unknown[]): void;
 }
 
-const FINAL = new Set(['done', 'interrupted', 'error', 'budget']);
+// The view statuses of a run that has ended (all but running and paused).
+const FINAL = new Set<string>(VIEW_STATUSES.filter(s => s !== 'running' && s !== 'paused'));
 
 interface KernelMsg {
   kind?: string;

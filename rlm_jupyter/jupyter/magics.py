@@ -314,7 +314,7 @@ class RlmMagics(Magics):
         if run.status == "error":
             errors = [e.get("message") for e in run.trace.of_type("error")]
             print(f"The run failed: {errors[-1] if errors else 'see the trace'}")
-        elif run.status not in ("done",):
+        elif run.status != "done":
             why = f" ({run.stopped_by})" if run.stopped_by else ""
             print(f"Run ended: {run.status}{why}; the answer below is the best partial answer.")
         return Answer(run.answer) if run.answer is not None else None
@@ -397,7 +397,9 @@ def _refresh_display(view) -> None:
 
 
 def _set_status(view, status: str) -> None:
-    status = {"max_iterations": "done"}.get(status, status)
+    from ..trace.events import view_status
+
+    status = view_status(status)
     with contextlib.suppress(Exception):  # a broken view must not break the cell
         view.set_status(status)
 

@@ -28,6 +28,9 @@ from pathlib import Path
 import anywidget
 import traitlets
 
+from ..trace.events import VIEW_STATUSES, view_status
+from ..trace.model import Trace
+
 BUNDLE = Path(__file__).parent / "static" / "trace-view.js"
 MIME = "application/vnd.rlm-jupyter.trace+json"
 LIVE_TEXT_LIMIT = 20_000     # chars per text field sent to a live view
@@ -36,8 +39,8 @@ LIST_LIMIT = 500             # result ids per query event
 SNIPPETS_PER_QUERY = 10      # snippets attached to a query event for the view (when the context is known)
 SNIPPET_CHARS = 320
 SNIPPET_SCAN = 50_000        # chars of a message searched for the match a snippet is centred on
-STATUSES = ("running", "paused", "done", "interrupted", "error", "budget")
-_STATUS_ALIASES = {"max_iterations": "done", "stopping": "running"}
+STATUSES = VIEW_STATUSES   # the one list: trace/events.py
+_STATUS_ALIASES = {"max_iterations": view_status("max_iterations"), "stopping": "running"}
 _SPACE = re.compile(r"\s+")
 
 
@@ -431,10 +434,10 @@ def _summary(payload: dict) -> dict:
     subs = [e for e in events if e.get("type") == "sub_call"]
     end = next((e for e in events if e.get("type") == "run_end" and e.get("parent") == rid), None)
     final = next((e for e in events if e.get("type") == "final" and e.get("parent") == rid), None)
-    counted = [e for e in steps + subs if not (e.get("type") == "sub_call" and e.get("child_run"))]
-    tokens_in = sum(e.get("tokens_in") or 0 for e in counted)
-    tokens_out = sum(e.get("tokens_out") or 0 for e in counted)
-    cost = sum(e.get("cost_usd") or 0 for e in counted)
+    # the one roll-up Trace.usage() uses: the root run and everything below it, child runs included
+    usage = Trace(events=[e for e in events if isinstance(e, dict) and isinstance(e.get("id"), str)]).usage(rid) \
+        if isinstance(rid, str) else {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+    tokens_in, tokens_out, cost = usage["tokens_in"], usage["tokens_out"], usage["cost_usd"]
     wall = (end["t"] - root["t"]) if end and root.get("t") else None   # as Trace.wall_s (trace/model.py)
     return {"root": root, "steps": steps, "subs": subs, "final": final, "tokens_in": tokens_in,
             "tokens_out": tokens_out, "cost": cost, "wall": wall,

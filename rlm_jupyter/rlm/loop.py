@@ -20,18 +20,22 @@ from pathlib import Path
 from typing import Any
 
 from ..trace import TraceWriter
+from ..trace.events import ANSWERED, RunStatus
 from . import prompts
 from .budget import Budget, Exhausted, Meter
 from .parse import parse_reply
+from .protocols import CheckedModelClient, ModelClient, PauseControl, WorkerFactory
 from .run import Run
 
 DEFAULT_OUTPUT_CHARS = 20_000
+HYBRID_TOKENS = 24_000   # the prompt budget of mode="hybrid" (one packed prompt)
 
 
 def rlm(question: str, context, *, model: str = "offline", sub_model: str | None = None, max_depth: int = 1,
         max_iterations: int = 20, budget: Budget | None = None, mode: str = "rlm", trace_path=None, limits=None,
-        models=None, on_event: Callable[[dict], None] | None = None, pause=None,
-        worker_factory: Callable[..., Any] | None = None, hybrid_tokens: int = 24_000,
+        models: ModelClient | None = None, on_event: Callable[[dict], None] | None = None,
+        pause: PauseControl | None = None, worker_factory: WorkerFactory | None = None,
+        hybrid_tokens: int = HYBRID_TOKENS,
         allowed_models: list[str] | tuple[str, ...] = (), allow_unsandboxed: bool = False) -> Run:
     """Answer `question` about `context` (a Context, or paths for `rj.load`) with a Recursive Language Model.
 
@@ -45,7 +49,8 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     controller (`rlm_jupyter.jupyter.controller.Controller`) asked `before_step(run_id, step_index)` before each
     root-model call; it blocks while paused and "stop" ends the run as Ctrl-C does (status "interrupted").
     worker_factory: builds the REPL worker
-    (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in. allowed_models: models the REPL's
+    (default: `rlm_jupyter.rlm.worker.Worker`); tests pass a stand-in. The plug points (models, worker_factory,
+    pause) are the Protocols of `rlm/protocols.py`. allowed_models: models the REPL's
     `sub_llm(..., model=...)` may name besides `model` and `sub_model` (any other name is refused: the parent
     never calls a provider, base URL or file the model's code chose). allow_unsandboxed: run even when the only
     isolation available is plain rlimits (network open; recorded as an error event in the trace).
@@ -63,7 +68,7 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
         from .models import Models
 
         models = Models()
-    if hasattr(models, "check"):  # fail before anything runs: unknown model, missing key (says which env var)
+    if isinstance(models, CheckedModelClient):  # fail before anything runs: unknown model, missing key
         models.check(model)
         models.check(sub_model, role="sub")
         for m in allowed_models:
@@ -138,7 +143,7 @@ class _Writer:
 @dataclass
 class _Outcome:
     answer: str | None
-    status: str
+    status: RunStatus
     stopped_by: str | None
     run_id: str | None
     error_kind: str | None = None
@@ -179,7 +184,7 @@ class _Stop(Exception):
 @dataclass
 class _Engine:
     ctx: Any
-    models: Any
+    models: ModelClient
     writer: _Writer
     meter: Meter
     model: str
@@ -188,9 +193,9 @@ class _Engine:
     max_iterations: int
     mode: str
     limits: Any
-    worker_factory: Callable[..., Any] | None
+    worker_factory: WorkerFactory | None
     hybrid_tokens: int
-    pause: Any = None
+    pause: PauseControl | None = None
     allowed_models: tuple[str, ...] = ()
     allow_unsandboxed: bool = False
     interrupted: _Outcome | None = None
@@ -373,7 +378,7 @@ class _Engine:
         if limit_name == "iterations":
             b = self.meter.budget.iterations
             self.writer.emit("budget_stop", state.run_id, budget="iterations", limit=b, used=b)
-        status = "budget" if limit_name == "iterations" else "max_iterations"
+        status: RunStatus = "budget" if limit_name == "iterations" else "max_iterations"
         stopped_by = "iterations" if status == "budget" else None
         answer, via = state.partial(), "partial"
         if self.meter.exhausted() is None:
@@ -393,13 +398,13 @@ class _Engine:
         self.writer.emit("budget_stop", state.run_id, budget=ex.budget, limit=ex.limit, used=ex.used)
         return self._end(state, state.partial(), "budget", via="partial", stopped_by=ex.budget)
 
-    def _end(self, state: _RunState, answer: str | None, status: str, *, via: str,
+    def _end(self, state: _RunState, answer: str | None, status: RunStatus, *, via: str,
              stopped_by: str | None = None, error_kind: str | None = None, error: str | None = None) -> _Outcome:
         if answer is not None:
             self.writer.emit("final", state.run_id, answer=answer, via=via)
         usage = self.writer.trace.usage(state.run_id)
         failed = self._failed_calls(state.run_id)
-        extra = {"error_kind": error_kind, "error": error} if error_kind else {}
+        extra: dict[str, Any] = {"error_kind": error_kind, "error": error} if error_kind else {}
         if failed:
             extra["failed_calls"] = failed
         self.writer.emit("run_end", state.run_id, status=status, usage=usage, stopped_by=stopped_by, **extra)
@@ -558,7 +563,7 @@ class _Engine:
         sub = self.writer.emit("sub_call", _parent(state), kind="rlm", model=self.model, prompt=question,
                                response="", status="ok", pending=True)
         child = self.run(question, parent=sub["id"], depth=depth)
-        ok = child.status in ("done", "max_iterations", "budget") and child.answer is not None
+        ok = child.status in ANSWERED and child.answer is not None
         self.writer.update(sub, response=child.answer or "", status="ok" if ok else "error", pending=False,
                            child_run=child.run_id, dur=time.time() - t,
                            error=None if ok else f"child run ended with status {child.status}")

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..trace import Trace
+from ..trace.events import RUN_STATUSES, RunStatus
 
-STATUSES = ("done", "budget", "interrupted", "error", "max_iterations")
+STATUSES = RUN_STATUSES   # the one list: trace/events.py
 ERROR_KINDS = ("auth", "server", "bad_response", "unreachable", "timeout", "rate_limit", "not_found", "bad_request",
                "config", "model", "sandbox", "error")
 
@@ -29,7 +30,7 @@ class Run:
     answer: str | None
     trace: Trace
     usage: dict
-    status: str
+    status: RunStatus
     stopped_by: str | None = None
     trace_path: Path | None = None
     error_kind: str | None = None

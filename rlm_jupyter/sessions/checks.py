@@ -30,8 +30,8 @@ class TableError(ValueError):
     """Building a polars table from checked sessions failed anyway (a bug: a value the checks let through)."""
 
 
-_ALLOWED = {"str": {str, _NONE}, "int": {int, _NONE}, "datetime": {int, _NONE}, "float": {float, int, _NONE},
-            "bool": {bool}, "event": {dict, _NONE}}
+_ALLOWED: dict[str, set[type]] = {"str": {str, _NONE}, "int": {int, _NONE}, "datetime": {int, _NONE},
+                                  "float": {float, int, _NONE}, "bool": {bool}, "event": {dict, _NONE}}
 # Counts the loaders compute themselves (Session.add, textutil.utf8_len), never copied from a record: no range check.
 _COMPUTED = frozenset({"seq", "text_bytes", "tool_output_bytes"})
 _SESSION_STR = ("producer", "producer_version", "title", "cwd", "model", "parent_session_id")

@@ -321,6 +321,7 @@ def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: b
     total = sum(p.items[i].size for i in misses) + sum(p.items[i].size for v in by_pack.values() for i, _ in v)
     with Progress(total, len(p.items), enabled=progress) as bar:
         for arrow, hits in by_pack.items():
+            assert index is not None   # hits come from the index
             try:
                 frame = _cache.read_pack(Path(arrow), index.packs[Path(arrow)]["rows"])
             except Exception:  # a pack that does not read back as written is not trusted: read its files again
@@ -333,7 +334,7 @@ def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: b
         misses.sort()
         writable, why = _usable(folder)
         if folder is not None and writable is None:
-            _warn_cache(folder, why)
+            _warn_cache(folder, why or "not writable")
         bar.update(0, sum(1 for part in parts if part is not None and part.entry.get("status") == "unreadable"))
         if misses:
             _read_misses(p, misses, parts, writable, workers, bar, lazy)

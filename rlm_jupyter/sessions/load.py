@@ -76,7 +76,7 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
     file that is no supported format. Inside folders, unknown files are noted and skipped.
     """
     report = LoadReport()
-    queue: list[tuple[Path, bool]] = []  # (path, named explicitly)
+    queue: deque[tuple[Path, bool]] = deque()  # (path, named explicitly)
     for p in _as_paths(paths):
         if p.is_dir():
             queue.extend((f, False) for f in _walk(p))
@@ -84,7 +84,6 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
             queue.append((p, True))
 
     listing = formats.Listing()
-    queue = deque(queue)
     sessions: list[Session] = []
     seen_paths: set[str] = set()
     seen_sessions: dict[str, str] = {}

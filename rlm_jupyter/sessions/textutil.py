@@ -58,7 +58,7 @@ def _cached_utf8_len(text: str) -> int:
     except (ImportError, AttributeError):
         def cached(t: str) -> int:
             return len(t.encode("utf-8"))
-    _cached_utf8_len = cached
+    _cached_utf8_len = cached  # type: ignore[assignment]  # the first call replaces this function by the one it chose
     return cached(text)
 
 
@@ -156,4 +156,4 @@ _SLASH_COMMAND = re.compile(r"/[A-Za-z][\w:.-]*(?:\s|$)")
 
 
 def is_slash_command(text: str | None) -> bool:
-    return bool(text) and _SLASH_COMMAND.match(text.lstrip()) is not None
+    return text is not None and _SLASH_COMMAND.match(text.lstrip()) is not None

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import orjson
 
+from .samples import sample_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
 
@@ -55,13 +57,13 @@ class Seed:
 def seeds() -> list[Seed]:
     """Every format's real samples, an opencode.db, an OpenCode storage tree and a zstd Codex rollout."""
     out = []
-    for p in sorted((DATA / "samples").rglob("*")):
+    for p in sorted(sample_tree().rglob("*")):
         if not p.is_file() or p.name == "SOURCES.md" or "rlm-logs" in p.parts:
             continue
         out.append(Seed("jsonl" if p.suffix == ".jsonl" else "json", p))
     out.append(Seed("db", DATA / "recorded" / "opencode" / "current" / "opencode.db"))
     out.append(Seed("tree", DATA / "recorded" / "opencode" / "v1.1" / "storage"))
-    codex = sorted((DATA / "samples" / "codex").glob("rollout-*.jsonl"))[0]
+    codex = sorted((sample_tree() / "codex").glob("rollout-*.jsonl"))[0]
     out.append(Seed("zst", codex))
     return out
 

@@ -1,7 +1,8 @@
 """Trace events and the `Trace` object built from them.
 
 Every event is a JSON object with `id`, `parent` (null for a root run), `type` and `t` (epoch seconds when it
-started); `dur` (seconds) when it has a duration. The payload fields per type are in schema.json. A child run (a
+started); `dur` (seconds) when it has a duration. The event types and their payload fields: events.py
+(schema.json and the front-end's trace-events.ts are generated from it). A child run (a
 recursive `rlm(...)` call) is a `run` event whose parent is the `sub_call` that opened it, so the whole call tree
 is one parent chain.
 """
@@ -13,21 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT = "rlm-jupyter-trace"
-VERSION = 1
+from .events import EVENT_TYPES, FORMAT, VERSION, ModelUsage, TraceEvent, Usage
 
-EVENT_TYPES = (
-    "run",          # a (sub-)run starts: question, models, limits, context shape
-    "step",         # one root-model call: prompt size, response, tokens, cost, latency
-    "code",         # a code block of a step, as run in the worker
-    "output",       # what a code block printed, its status (ok | error | killed) and error
-    "query",        # a context query made by the code: op, args, result ids, scores, latency
-    "sub_call",     # a sub-model call made by the code: model, prompt, response, tokens, cost, latency, status
-    "error",        # something failed outside a code block (model call, worker start)
-    "budget_stop",  # a budget ended the run: which, limit, used
-    "final",        # the answer and how it was given (FINAL, FINAL_VAR, answer dict, no-code, partial)
-    "run_end",      # a (sub-)run ends: status and usage
-)
+__all__ = ["EVENT_TYPES", "FORMAT", "VERSION", "Trace", "TraceEvent", "roll_up"]
 
 
 @dataclass
@@ -116,23 +105,10 @@ class Trace:
             return None
         return round(max(0.0, ends[-1]["t"] - start), 3)
 
-    def usage(self, run_id: str | None = None) -> dict[str, Any]:
+    def usage(self, run_id: str | None = None) -> Usage:
         """Tokens, cost and calls per model, summed over the run and every sub-call and child run below it."""
         run_id = run_id or (self.root or {}).get("id")
-        per_model: dict[str, dict[str, float]] = {}
-        ids = [e for _, e in self.walk(run_id)] if run_id else self.events
-        for e in ids:
-            # A sub-call that opened a child run is counted through the child's own steps, not twice.
-            if e["type"] not in ("step", "sub_call") or (e["type"] == "sub_call" and e.get("child_run")):
-                continue
-            m = per_model.setdefault(e.get("model") or "?",
-                                     {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0})
-            m["calls"] += 1
-            m["tokens_in"] += e.get("tokens_in") or 0
-            m["tokens_out"] += e.get("tokens_out") or 0
-            m["cost_usd"] += e.get("cost_usd") or 0.0
-        total = {k: sum(m[k] for m in per_model.values()) for k in ("calls", "tokens_in", "tokens_out", "cost_usd")}
-        return {"per_model": per_model, **total}
+        return roll_up([e for _, e in self.walk(run_id)] if run_id else self.events)
 
     def __len__(self) -> int:
         return len(self.events)
@@ -151,3 +127,28 @@ def iter_dicts(events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         if not isinstance(e, dict) or "id" not in e or e.get("type") not in EVENT_TYPES:
             raise ValueError(f"not a trace event: {str(e)[:120]}")
         yield e
+
+
+def roll_up(events: Iterable[dict[str, Any]]) -> Usage:
+    """The one usage roll-up (Trace.usage, the notebook's static summary, the run_end event): tokens, cost and
+    calls per model over the given events, which are a run and everything below it. A sub-call that opened a child
+    run is counted through the child's own steps, not twice."""
+    per_model: dict[str, ModelUsage] = {}
+    for e in events:
+        if e.get("type") not in ("step", "sub_call") or (e.get("type") == "sub_call" and e.get("child_run")):
+            continue
+        m = per_model.setdefault(str(e.get("model") or "?"),
+                                 {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0})
+        m["calls"] += 1
+        m["tokens_in"] += _number(e.get("tokens_in"))
+        m["tokens_out"] += _number(e.get("tokens_out"))
+        m["cost_usd"] += _number(e.get("cost_usd"))
+    return {"per_model": per_model, "calls": sum(m["calls"] for m in per_model.values()),
+            "tokens_in": sum(m["tokens_in"] for m in per_model.values()),
+            "tokens_out": sum(m["tokens_out"] for m in per_model.values()),
+            "cost_usd": sum(m["cost_usd"] for m in per_model.values())}
+
+
+def _number(v: Any) -> Any:
+    """A count from an event (None and non-numbers, e.g. in a damaged saved notebook, count as 0)."""
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else 0

@@ -125,13 +125,17 @@ def _fix_surrogates(v: Any) -> Any:
 
 
 def _check_version(header: dict, path: Path) -> None:
+    """The format version is a major number: every version up to ours is read, a newer one is refused (upgrade)."""
     version = header.get("version")
-    if "version" in header and version != VERSION:
-        newer = isinstance(version, (int, float)) and not isinstance(version, bool) and version > VERSION
-        raise ValueError(f"{path}: this trace has format version {version!r}; this rlm-jupyter reads version "
-                         f"{VERSION}. " + ("It was written by a newer rlm-jupyter: upgrade it (pip install -U "
-                                           "rlm-jupyter)." if newer else "Convert it with the rlm-jupyter that "
-                                           "wrote it."))
+    if "version" not in header:
+        return
+    number = version if isinstance(version, (int, float)) and not isinstance(version, bool) else None
+    if number is not None and float(number).is_integer() and 1 <= number <= VERSION:
+        return
+    newer = number is not None and number > VERSION
+    raise ValueError(f"{path}: this trace has format version {version!r}; this rlm-jupyter reads versions 1 to "
+                     f"{VERSION}. " + ("It was written by a newer rlm-jupyter: upgrade it (pip install -U "
+                                       "rlm-jupyter)." if newer else "A format version is a whole number from 1."))
 
 
 def _checked(header: dict, records: list[Any], issues: list[str], line_nos: list[int] | None,

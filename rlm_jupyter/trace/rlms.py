@@ -52,9 +52,10 @@ def _maybe_literal(value: Any) -> Any:
     return value
 
 
-def _usage(summary: Any) -> tuple[int, int, float | None]:
+def _usage(summary: Any) -> tuple[float, float, float | None]:
     summary = _obj(_maybe_literal(summary))
-    tin = tout = 0
+    tin: float = 0   # counts as the log has them (a float stays one: the schema then says what is wrong)
+    tout: float = 0
     cost = summary.get("total_cost")
     for m in _obj(summary.get("model_usage_summaries")).values():
         tin += _num(_obj(m).get("total_input_tokens")) or 0
@@ -84,7 +85,7 @@ class _Builder:
         self.events.append(e)
         return e
 
-    def run(self, meta: dict, iterations: list[dict], parent: str | None, question: str | None,
+    def run(self, meta: Any, iterations: Any, parent: str | None, question: str | None,
             depth: int = 0) -> dict:
         raw = {"metadata": meta, "iterations": iterations}
         meta, iterations = _obj(meta), [it for it in _list(iterations) if isinstance(it, dict)]

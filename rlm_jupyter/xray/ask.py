@@ -136,12 +136,13 @@ def _sliding(xr, n_tokens: int):
 
 def _run(name, label, question, ctx, mode, size, n_msgs, model, sub_model, budget, in_window, known) -> Answer:
     from ..rlm import rlm
+    from ..rlm.loop import HYBRID_TOKENS
 
     t = time.monotonic()
     if len(ctx) == 0:
         return Answer(name, label, None, [], [], 0, 0, 0, 0, 0.0, 0.0, "empty")
-    kw = {"hybrid_tokens": max(int(size * 1.25) + 256, 1024)} if mode == "hybrid" else {}
-    run = rlm(question, ctx, model=model, sub_model=sub_model, mode=mode, budget=budget, **kw)
+    hybrid_tokens = max(int(size * 1.25) + 256, 1024) if mode == "hybrid" else HYBRID_TOKENS
+    run = rlm(question, ctx, model=model, sub_model=sub_model, mode=mode, budget=budget, hybrid_tokens=hybrid_tokens)
     cited = list(dict.fromkeys(i for i in _CITE.findall(run.answer or "") if i in known))
     u = run.usage
     return Answer(name, label, run.answer, cited, [i in in_window for i in cited], n_msgs, size,
