@@ -18,6 +18,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.schema import WINDOW_EVENT
+from rlm_jupyter.testing.samples import sample_tree
 from rlm_jupyter.xray import xray
 
 DATA = Path(__file__).parent / "data"
@@ -25,7 +26,7 @@ CLAUDE = (DATA / "recorded/claude-code/current/projects/-tmp-claude-record-repo"
           / "ce2150e9-7c2e-46ec-b1a1-b6f775738f6d.jsonl")
 CODEX = (DATA / "recorded/codex/sessions/2026/12/01"
          / "rollout-2026-12-01T15-03-29-01a23221-dad8-7d61-8b74-1e2d37966c84.jsonl")
-GEMINI = DATA / "samples/gemini/session-2026-01-16T11-01-file-ops-37b7abef.json"
+GEMINI = sample_tree() / "gemini/session-2026-01-16T11-01-file-ops-37b7abef.json"
 PLACEHOLDER = "[Old tool result content cleared]"
 
 

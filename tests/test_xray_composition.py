@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.testing.samples import sample_tree
 from rlm_jupyter.xray.composition import BANDS, band_messages
 
 DATA = Path(__file__).parent / "data"
@@ -18,7 +19,7 @@ REC = DATA / "recorded"
 CLAUDE = REC / "claude-code" / "current" / "projects"
 CODEX = REC / "codex" / "sessions"
 OPENCODE = REC / "opencode" / "current" / "opencode.db"
-CODEX_SAMPLE = DATA / "samples" / "codex" / "rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl"
+CODEX_SAMPLE = sample_tree() / "codex" / "rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl"
 ATTRIBUTED = [b for b in BANDS if b != "unattributed"]
 
 
@@ -109,5 +110,5 @@ def test_chart_lists_the_messages_of_each_band_and_renders_statically():
     svg = p.svg()
     if svg is not None:
         assert "What filled the window" in svg
-    bundle = p._repr_mimebundle_()
+    bundle, _ = p._repr_mimebundle_()
     assert bundle["text/plain"].startswith("<CompositionPlot")

@@ -14,12 +14,13 @@ import polars as pl
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.testing.samples import sample_tree
 from rlm_jupyter.xray.follow import Follower
 
 REC = Path(__file__).parent / "data" / "recorded"
 CLAUDE = next((REC / "claude-code" / "current" / "projects").rglob("*.jsonl"))
 CODEX = next((REC / "codex" / "sessions").rglob("*.jsonl"))
-CODEX_SAMPLE = next((Path(__file__).parent / "data" / "samples" / "codex").glob("rollout-*.jsonl"))
+CODEX_SAMPLE = next((sample_tree() / "codex").glob("rollout-*.jsonl"))
 
 
 def _replay(src: Path, dst: Path, rate: float, written: list[float], *, split_every: int = 7, start: int = 0,

@@ -12,12 +12,13 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.context.errors import ArgumentError
+from rlm_jupyter.testing.samples import sample_tree
 from rlm_jupyter.xray.simulate import ACM, RLM, Compact, Window, parse_policy
 
 REC = Path(__file__).parent / "data" / "recorded"
 CLAUDE = REC / "claude-code" / "current" / "projects"
 CODEX = REC / "codex" / "sessions"
-CODEX_SAMPLE = next((Path(__file__).parent / "data" / "samples" / "codex").glob("rollout-*.jsonl"))
+CODEX_SAMPLE = next((sample_tree() / "codex").glob("rollout-*.jsonl"))
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.testing.samples import sample_tree
 from rlm_jupyter.xray import xray
 
 OC_CURRENT = Path(__file__).parent / "data" / "recorded" / "opencode" / "current"
@@ -343,7 +344,7 @@ def test_rlm_xray_without_session_says_which_it_picked_why_and_lists_the_others(
     nbformat = pytest.importorskip("nbformat")
     from nbclient import NotebookClient
 
-    claude = Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl"
+    claude = sample_tree() / "claude-code" / "codemie-session-9eda1058.jsonl"
     paths = [str(OC_CURRENT / "opencode.db"), str(claude)]
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in (
@@ -370,7 +371,7 @@ def test_rlm_xray_without_session_says_which_it_picked_why_and_lists_the_others(
 
 
 def test_losses_of_a_session_with_no_compaction_say_nothing_was_removed_and_why(xr):
-    claude = Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl"
+    claude = sample_tree() / "claude-code" / "codemie-session-9eda1058.jsonl"
     plain = xray(rj.load(claude, cache=False))
     assert plain.events.height == 0
     lo = plain.losses(sub_model=None)

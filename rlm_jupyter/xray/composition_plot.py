@@ -100,16 +100,16 @@ def chart(xr, *, width: int = 720, height: int = 280, max_turns: int = 400):
 class CompositionPlot(XRayPlot):
     """What `xr.composition_plot()` returns (`chart`, `widget`, `to_dict()`, `save(path)`, `svg()`, as XRayPlot)."""
 
-    def _static_bundle(self) -> dict:
-        bundle = super()._static_bundle()
-        text = f"<CompositionPlot {self.xray.session_id}: {self.xray.turns.height} turns>"
-        bundle["text/plain"] = text
-        return bundle
+    def _static_bundle(self) -> tuple[dict, dict]:
+        if self._bundle is not None:
+            return self._bundle
+        data, meta = super()._static_bundle()
+        data = {**data, "text/plain": f"<CompositionPlot {self.xray.session_id}: {self.xray.turns.height} turns>"}
+        self._bundle = (data, meta)
+        return self._bundle
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self._static_bundle() if self.widget is None else self._repr_mimebundle_(), raw=True)
+        self._show()
 
 
 def plot(xr, *, interactive: bool | None = None, width: int = 720, height: int = 280,

@@ -318,7 +318,7 @@ class Follower:
             return None
         try:
             p = self.xray.plot(interactive=False)
-            return p._static_bundle()
+            return p._static_bundle()[0]
         except ImportError:
             return None
 
