@@ -11,6 +11,7 @@ import time
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.context.snippets import readable
 
 widget = pytest.importorskip("rlm_jupyter.jupyter.widget", reason="anywidget or the built front-end is missing",
                              exc_type=ImportError)
@@ -152,8 +153,10 @@ def test_query_events_carry_snippets_and_a_snippet_opens_its_full_message(run, c
     assert first["text"] and first["role"]
     # the snippet window is placed on a match of the query's pattern
     assert any(w in first["text"].lower() for w in ("writ", "reject"))
-    # the query events of the run itself were not changed, and the widget's look-ups added no query events
-    assert all("snippets" not in e for e in run.trace.events)
+    # the query events of the run itself keep the trace's snippets (id, text, session_id: the file's contract), not
+    # the view's richer ones, and the widget's look-ups added no query events
+    stored = [s for e in run.trace.of_type("query") for s in e.get("snippets", [])]
+    assert stored and all(set(s) == {"id", "text", "session_id"} for s in stored)
     n_queries = len(run.trace.of_type("query"))
 
     view._on_msg(view, {"action": "message", "id": first["id"]}, [])
@@ -190,15 +193,15 @@ def test_snippets_are_looked_up_by_the_flusher_not_on_the_pushing_thread(run, ct
     assert looked_up_on == ["rlm-trace-view"]
     # the view keeps the version with snippets: a later sync or the MIME bundle do not look them up again
     assert view.events()[0]["snippets"] == sent[0]["snippets"] and len(looked_up_on) == 1
-    assert "snippets" not in query       # the run's own event is untouched
+    assert "position" not in query["snippets"][0]   # the run's own event keeps the trace's snippets, untouched
     view.close()
 
 
 def test_a_tools_json_input_reads_as_key_value_lines(ctx):
-    assert widget._readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}') == \
+    assert readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}') == \
         "file_path: /a.md\ncontent:\n# T\n\nbody\nn: 3"
-    assert widget._readable("not json {") == "not json {"
-    assert widget._readable("[1, 2]") == "[1, 2]"
+    assert readable("not json {") == "not json {"
+    assert readable("[1, 2]") == "[1, 2]"
     # a real Write tool message: the file's content shows as the file, not as an escaped JSON string
     msg = next(m for m in (widget._Messages(ctx).get(i) for i in ctx.df["id"].to_list() if i)
                if m and m["tool_name"] == "Write")
