@@ -149,10 +149,12 @@ class TraceView(anywidget.AnyWidget):
         """A finished Run (or a Trace, or a .rlmtrace.jsonl path) as it looked live."""
         if "context" not in kw and getattr(run, "context", None) is not None:
             kw["context"] = run.context
+        from ..trace.runs import shown
+
         if "trace_path" not in kw and getattr(run, "trace_path", None):
-            kw["trace_path"] = str(run.trace_path)
+            kw["trace_path"] = shown(run.trace_path)
         elif "trace_path" not in kw and isinstance(run, (str, Path)):
-            kw["trace_path"] = str(run)
+            kw["trace_path"] = shown(run)
         view = cls(run, **kw)
         if getattr(run, "status", None):
             view.status = _status(run.status)

@@ -54,3 +54,15 @@ def new_trace_path(question: str = "", folder: str | Path | None = None) -> Path
         return None
     words = "-".join(_WORD.findall(question or "")[:6]).lower()[:40].strip("-") or "run"
     return base / f"{time.strftime('%Y%m%d-%H%M%S')}-{words}-{uuid.uuid4().hex[:6]}.rlmtrace.jsonl"
+
+
+def shown(path: str | Path | None) -> str:
+    """A trace path as a view's header says it: relative to the current folder when inside it (a saved notebook
+    then names `rlm-runs/…`, not the author's home folder), else as it is."""
+    if not path:
+        return ""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(p)
