@@ -85,3 +85,53 @@ def test_identical_runs_do_not_diverge_and_a_run_that_stops_earlier_diverges_by_
     none = rlm("q", ctx, model=script(tmp_path, ["FINAL(done)"]), models=Models())
     assert compare(a, none).diverged_at == {"step": 0, "reason": "code"}
     assert compare(none, none).snippets["jaccard"] is None
+
+
+# ---- the compare view's saved output, and the static table ---------------------------------------------------
+
+def _cells(page: str, tag: str) -> list[str]:
+    import re
+
+    return re.findall(rf'<{tag} style="([^"]*)">', page)
+
+
+def test_compare_view_saves_a_static_bundle_a_themed_table_and_a_readable_text(ctx):
+    widget = pytest.importorskip("rlm_jupyter.jupyter.compare_view", reason="anywidget or the front-end is missing",
+                                 exc_type=ImportError)
+    a = rlm("Which write was rejected?", ctx)
+    b = rerun(a, step=0, code="print(context.regex_search('rejected'))\nprint('[offline:hits]')", context=ctx)
+    cv = widget.compare_view(a, b, labels=("wide search", "failed writes only"))
+    data, _ = cv._repr_mimebundle_()
+    # the static bundle: what the extension renders without a kernel (the comparison, labels, texts capped)
+    payload = data[widget.COMPARE_MIME]
+    assert payload["format"] == "rlm-jupyter-compare" and payload["version"] == 1
+    assert payload["labels"] == ["wide search", "failed writes only"]
+    assert payload["a"]["answer"].startswith(a.answer[:500]) and len(payload["a"]["answer"]) <= 2_100
+    assert payload["b"]["run_id"] == b.trace.root["id"] and payload["diverged_at"]["reason"] == "code"
+    assert json.loads(json.dumps(payload)) == payload
+    # the plain text says which runs and what they answered (not only "<CompareView: …>")
+    text = data["text/plain"]
+    assert "wide search vs failed writes only" in text and b.answer.splitlines()[0][:60] in text
+    # the HTML table (GitHub, a Lab without the extension): named columns, left-aligned, code not wrapped mid-token,
+    # no fixed pale colour (the theme's, mixed into the background), nothing unescaped
+    page = data["text/html"]
+    assert "wide search: code (or reply)" in page and "failed writes only: code (or reply)" in page
+    assert ">A<" not in page and ">A code<" not in page and "#fff3cd" not in page and "#fff4d6" not in page
+    assert all("text-align:left" in style for style in _cells(page, "td") + _cells(page, "th"))
+    code_pres = [p for p in page.split("<pre ")[1:] if "context.regex_search" in p]
+    assert code_pres and all(p.startswith('style="margin:0;white-space:pre;') for p in code_pres)
+    assert "var(--jp-warn-color1" in page          # the divergent step and differing rows marked by the theme
+    cv.close()
+
+
+def test_default_labels_say_which_run_is_a_rerun_and_the_table_shows_replies_as_replies(ctx):
+    a = rlm("Which write was rejected?", ctx)
+    b = rerun(a, step=2, response="FINAL(by hand: available-tools.md)", context=ctx)
+    c = compare(a, b)
+    assert c.labels == ("run A (offline)", "run B: re-run from step 3, response edited")
+    page = c._repr_html_()
+    assert "run B: re-run from step 3, response edited: code (or reply)" in page
+    # B's step 2 is a reply (no code): labelled so, and wrapped as prose (at spaces), not as code
+    reply = page[page.index("<i>reply</i>"):]
+    assert reply.startswith('<i>reply</i><pre style="margin:0;white-space:pre-wrap;word-break:normal;')
+    assert "by hand: available-tools.md" in reply.split("</pre>")[0]
