@@ -167,17 +167,21 @@ def _divergence(pairs: list[tuple[StepSide | None, StepSide | None]]) -> dict | 
 
 
 # ---- the static table -------------------------------------------------------------------------------------------
-# Inline styles only (a notebook's <style> is dropped where it is not trusted), colours from JupyterLab's theme
-# variables with plain fallbacks elsewhere, so the table reads in light and dark themes. Code never wraps mid-token
-# (it scrolls), prose wraps at spaces; every cell is left-aligned (JupyterLab right-aligns table cells).
+# Inline styles only (a notebook's <style> is dropped where it is not trusted), and only what JupyterLab's sanitizer
+# keeps there: colours as rgb/rgba, not var(--jp-…) or color-mix. So no fixed background colour: the divergent step
+# is a translucent orange laid over whatever the theme's background is, the text keeps the theme's colour, and the
+# table reads in light and dark themes. Code never wraps mid-token (it scrolls), prose wraps at spaces; every cell is
+# left-aligned (JupyterLab right-aligns table cells).
 
-_CELL = "border:1px solid var(--jp-border-color2,#ccc);padding:3px 6px;vertical-align:top;text-align:left"
-_CODE = ("margin:0;white-space:pre;overflow:auto;max-height:14em;max-width:46vw;text-align:left;font-size:12px;"
+_CELL = "border:1px solid rgba(128,128,128,0.35);padding:3px 6px;vertical-align:top;text-align:left"
+_MARK = "background-color:rgba(245,124,0,0.2);border-left:3px solid rgb(245,124,0)"
+_CODE = ("margin:0;white-space:pre;overflow:auto;max-height:14em;max-width:100%;text-align:left;font-size:12px;"
          "background:transparent")
 _PROSE = ("margin:0;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;overflow:auto;max-height:12em;"
-          "max-width:46vw;text-align:left;font-size:12px;background:transparent")
-_MARK = ("background:color-mix(in srgb,var(--jp-warn-color1,#f57c00) 20%,transparent);"
-         "box-shadow:inset 3px 0 0 var(--jp-warn-color1,#f57c00)")
+          "max-width:100%;text-align:left;font-size:12px;background:transparent")
+# fixed layout: the two runs get half each and long code scrolls inside its cell instead of widening the table
+_TABLE = '<table style="border-collapse:collapse;margin:4px 0 10px;table-layout:fixed;width:100%">'
+_KEY_COL = '<colgroup><col style="width:{}"><col style="width:auto"><col style="width:auto"></colgroup>'
 
 
 def _e(value: Any, limit: int = 2_000) -> str:
@@ -208,11 +212,11 @@ def html_table(d: dict) -> str:
             ("cost (USD)", f"{a.get('cost_usd') or 0:.4f}", f"{b.get('cost_usd') or 0:.4f}", None),
             ("time (s)", _e(a.get("wall_s")), _e(b.get("wall_s")), None),
             ("snippets retrieved", len(a.get("snippet_ids") or []), len(b.get("snippet_ids") or []), None)]
-    table = '<table style="border-collapse:collapse;margin:4px 0 10px;table-layout:auto">'
     parts = ['<div class="rlmj-cmp" style="text-align:left">', f"<b>Question</b>: {_e(a.get('question'), 500)}"]
     if b.get("question") != a.get("question"):
         parts.append(f" <i>vs</i> {_e(b.get('question'), 500)}")
-    parts.append(table + "<tr>" + _td("", tag="th") + _td(_e(la), tag="th") + _td(_e(lb), tag="th") + "</tr>")
+    parts.append(_TABLE + _KEY_COL.format("11em") + "<tr>" + _td("", tag="th") + _td(_e(la), tag="th")
+                 + _td(_e(lb), tag="th") + "</tr>")
     for k, x, y, differ in rows:
         differ = differ if differ is not None else str(x) != str(y)
         mark = _MARK if differ else ""
@@ -222,8 +226,8 @@ def html_table(d: dict) -> str:
     # step numbers as diverged_at gives them (the numbering a user reads is settled there, not here)
     parts.append(f"<b>First divergence</b>: step {div['step']} ({_e(div['reason'])})" if div else
                  "<b>First divergence</b>: none (same steps)")
-    parts.append(table + "<tr>" + _td("step", tag="th") + _td(f"{_e(la)}: code (or reply)", tag="th")
-                 + _td(f"{_e(lb)}: code (or reply)", tag="th") + "</tr>")
+    parts.append(_TABLE + _KEY_COL.format("4em") + "<tr>" + _td("step", tag="th")
+                 + _td(f"{_e(la)}: code (or reply)", tag="th") + _td(f"{_e(lb)}: code (or reply)", tag="th") + "</tr>")
     for i, s in enumerate(d.get("steps") or []):
         mark = _MARK if div and i == div["step"] else ""
         parts.append("<tr>" + _td(i, mark) + _td(_step_cell(s.get("a")), mark) + _td(_step_cell(s.get("b")), mark)
@@ -234,7 +238,7 @@ def html_table(d: dict) -> str:
     both, only_a, only_b = s.get("both") or [], s.get("only_a") or [], s.get("only_b") or []
     parts.append(f"<b>Snippets</b>: {len(both)} in both, {len(only_a)} only in {_e(la)}, {len(only_b)} only in "
                  f"{_e(lb)} (Jaccard {jac})")
-    parts.append(table + "<tr>" + _td(f"only in {_e(la)}", tag="th") + _td("in both", tag="th")
+    parts.append(_TABLE + "<tr>" + _td(f"only in {_e(la)}", tag="th") + _td("in both", tag="th")
                  + _td(f"only in {_e(lb)}", tag="th") + "</tr><tr>")
     parts += [_td(f'<pre style="{_CODE}">{_e(chr(10).join(ids[:50]))}</pre>') for ids in (only_a, both, only_b)]
     parts.append("</tr></table></div>")
