@@ -133,6 +133,7 @@ def test_every_run_writes_its_trace_to_the_runs_folder_unless_told_not_to(claude
     run = rlm("Which write was rejected?", claude_ctx)
     assert run.trace_path.parent == tmp_path / "runs" and run.trace_path.name.endswith(".rlmtrace.jsonl")
     assert "which-write-was-rejected" in run.trace_path.name
+    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700   # a worker running as another user cannot list it
     on_disk = Trace.load(run.trace_path)
     assert [e["id"] for e in on_disk.events] == [e["id"] for e in run.trace.events]
     _validate(on_disk)

@@ -430,16 +430,12 @@ def _trace_file(question: str, trace: str | None, runs: str | None) -> Path | No
         return Path(trace).expanduser()
     from ..trace.runs import new_trace_path
 
-    path = new_trace_path(question, runs)
-    if path is None:
-        return None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        return new_trace_path(question, runs)
     except OSError as e:
-        print(f"(no trace file: cannot make the runs folder {path.parent}: {e.strerror or e}; set RLM_JUPYTER_RUNS "
-              "or --runs DIR to a writable folder, or --no-trace)")
+        print(f"(no trace file: cannot make the runs folder {e.filename or runs}: {e.strerror or e}; set "
+              "RLM_JUPYTER_RUNS or --runs DIR to a writable folder, or --no-trace)")
         return None
-    return path
 
 
 def _refresh_display(view) -> None:

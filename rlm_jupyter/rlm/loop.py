@@ -108,8 +108,9 @@ def _writer(question: str, trace_path, trace, on_event) -> _Writer:
         return _Writer(trace_path, on_event)
     from ..trace.runs import new_trace_path
 
-    path = new_trace_path(question, None if trace is True else trace)
+    path = None
     try:
+        path = new_trace_path(question, None if trace is True else trace)
         return _Writer(path, on_event)
     except OSError as e:
         warnings.warn(f"rlm: cannot write the run's trace to {path} ({e.strerror or e}); the run goes on without "

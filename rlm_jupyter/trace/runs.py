@@ -48,10 +48,13 @@ def runs_dir() -> Path | None:
 
 
 def new_trace_path(question: str = "", folder: str | Path | None = None) -> Path | None:
-    """A fresh file name for one run's trace in `folder` (default: runs_dir()); None when traces are off."""
+    """A fresh file name for one run's trace in `folder` (default: runs_dir()), the folder made if missing (OSError
+    when it cannot be); None when traces are off. A folder made here is private to the user (0700): a REPL worker
+    that runs as another user (docs/isolation.md) cannot read other runs' traces in it."""
     base = Path(folder).expanduser() if folder is not None else runs_dir()
     if base is None:
         return None
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
     words = "-".join(_WORD.findall(question or "")[:6]).lower()[:40].strip("-") or "run"
     return base / f"{time.strftime('%Y%m%d-%H%M%S')}-{words}-{uuid.uuid4().hex[:6]}.rlmtrace.jsonl"
 
