@@ -102,7 +102,8 @@ def _label(letter: str, run, side: RunSide) -> str:
     if isinstance(r, dict):
         return f"run {letter}: re-run from step {int(r.get('step') or 0) + 1}" + (f", {r['edited']} edited"
                                                                                   if r.get("edited") else "")
-    return f"run {letter} ({side.model})" if side.model else f"run {letter}"
+    what = ", ".join(x for x in (side.model, root.get("mode") if root.get("mode") not in (None, "rlm") else None) if x)
+    return f"run {letter} ({what})" if what else f"run {letter}"
 
 
 # ---- reading one run ----------------------------------------------------------------------------------------------
