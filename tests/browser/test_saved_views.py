@@ -256,3 +256,61 @@ def test_a_trace_file_shows_the_snippets_the_model_saw(jupyterlab_nokernel, runs
     expect(panel).to_contain_text(first["text"][:40].strip("… "))
     shot("saved-file-snippet-opened", view)
     assert lab.api("kernels") == []
+
+
+def test_a_rerun_from_the_view_is_saved_in_the_cell(jupyterlab, jupyterlab_nokernel, widget_bundle, open_notebook,
+                                                     page, shot):
+    """A %%rlm cell, then a re-run from its view (the action the view's "re-run from step 1" button sends, given to
+    the cell's handler in the kernel): the cell's answer becomes the re-run's and names `p1_rerun`, the view's header
+    says where the trace went and where the re-run's Run went; saved, the notebook holds both runs, linked, and
+    reopened without a kernel it shows the re-run."""
+    from conftest import run_cell, wait_kernel_idle
+    from playwright.sync_api import expect
+
+    name = "rerun-saved.ipynb"
+    trigger = ("m = get_ipython().magics_manager.registry['RlmMagics']\n"
+               "code = p1.trace.children(p1.trace.steps()[0]['id'], 'code')[0]['code']\n"
+               "m._cell.on_action({'action': 'rerun', 'step': 0, 'code': code + \"\\nprint('EDITED')\"})\n"
+               "m._cell.rerun_thread.join(180)\n"
+               "print('RERUN', p1_rerun.status)")
+    page = open_notebook(name, ["%load_ext rlm_jupyter", f"%rlm_load {rj.samples()}", f"%%rlm --out p1\n{QUESTION}",
+                                trigger])
+    for i in range(3):
+        run_cell(page, i)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+    view = cell.locator(".rj-trace")
+    expect(view).to_have_attribute("data-status", "done", timeout=120_000)
+    expect(view.locator(".rj-trace-path")).to_contain_text(".rlmtrace.jsonl")
+    expect(cell.locator(".jp-OutputArea-output").last).to_contain_text("Evidence:")
+    run_cell(page, 3)
+    expect(page.locator(".jp-Notebook .jp-Cell").nth(3)).to_contain_text("RERUN done", timeout=180_000)
+    expect(view.locator(".rj-note-line")).to_contain_text("p1_rerun")
+    expect(view.locator(".rj-meta").first).to_contain_text("re-run from step 1")
+    answer = cell.locator(".jp-OutputArea-output").last
+    expect(answer).to_contain_text("its Run is in `p1_rerun`")
+    shot("saved-rerun-live", cell)
+    wait_kernel_idle(page)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    expect(page.locator(".jp-mod-dirty")).to_have_count(0)
+
+    saved = json.loads((jupyterlab.root_dir / name).read_text())
+    outs = saved["cells"][2]["outputs"]
+    bundle = next(o["data"]["application/vnd.rlm-jupyter.trace+json"] for o in outs
+                  if "application/vnd.rlm-jupyter.trace+json" in o.get("data", {}))
+    roots = [e for e in bundle["events"] if e["type"] == "run" and e["parent"] is None]
+    assert len(roots) == 2 and roots[1]["rerun_of"]["run"] == roots[0]["id"] and roots[1]["rerun_of"]["step"] == 0
+    assert "p1_rerun" in bundle["header"]["note"] and bundle["header"]["trace_path"].endswith(".rlmtrace.jsonl")
+    text = "".join(outs[-1]["data"]["text/plain"])
+    assert "p1_rerun" in text and "EDITED" not in text
+
+    # reopened where no kernel can run: the re-run, its origin and the note, from the saved output alone
+    lab = jupyterlab_nokernel
+    (lab.root_dir / name).write_text(json.dumps(saved))
+    _open_without_kernel(page, lab, name)
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
+    static = cell.locator(".rj-mime .rj-trace")
+    expect(static.locator(".rj-meta").first).to_contain_text("re-run from step 1", timeout=30_000)
+    expect(static.locator(".rj-note-line")).to_contain_text("p1_rerun")
+    expect(cell).to_contain_text("its Run is in `p1_rerun`")
+    shot("saved-rerun-reopened", cell)
+    assert lab.api("kernels") == []
