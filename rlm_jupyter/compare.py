@@ -56,6 +56,7 @@ class Comparison:
     # {"step": n (1 = the first step), "reason": "code" | "output" | "response" | "length"}
     diverged_at: dict | None
     snippets: dict = field(default_factory=dict)  # {"both", "only_a", "only_b", "jaccard"}
+    labels: tuple[str, str] = ("A", "B")         # what the two runs are called in tables and views
 
     @property
     def same_answer(self) -> bool:
@@ -63,7 +64,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         return {"a": asdict(self.a), "b": asdict(self.b), "same_answer": self.same_answer,
-                "diverged_at": self.diverged_at, "snippets": self.snippets,
+                "diverged_at": self.diverged_at, "snippets": self.snippets, "labels": list(self.labels),
                 "steps": [{"index": i, "step": i + 1, "a": asdict(x) if x else None, "b": asdict(y) if y else None}
                           for i, (x, y) in enumerate(self.steps)]}
 
@@ -76,11 +77,12 @@ class Comparison:
                 f"{len(self.snippets['only_a'])} only A, {len(self.snippets['only_b'])} only B>")
 
     def _repr_html_(self) -> str:
-        return _html(self)
+        return html_table(self.to_dict())
 
 
-def compare(run_a, run_b) -> Comparison:
-    """Compare two runs (`Run` objects from `rj.rlm` / `rj.rerun`, or `Trace`s)."""
+def compare(run_a, run_b, labels: tuple[str, str] | None = None) -> Comparison:
+    """Compare two runs (`Run` objects from `rj.rlm` / `rj.rerun`, or `Trace`s). labels: what to call them
+    (default: "run A" / "run B" with their model, a re-run says where it came from)."""
     a, b = _side(run_a), _side(run_b)
     steps_a, steps_b = _steps(_trace(run_a)), _steps(_trace(run_b))
     pairs = [(steps_a[i] if i < len(steps_a) else None, steps_b[i] if i < len(steps_b) else None)
@@ -90,7 +92,20 @@ def compare(run_a, run_b) -> Comparison:
     snippets = {"both": [i for i in a.snippet_ids if i in sb], "only_a": [i for i in a.snippet_ids if i not in sb],
                 "only_b": [i for i in b.snippet_ids if i not in sa],
                 "jaccard": round(len(sa & sb) / len(union), 4) if union else None}
-    return Comparison(a=a, b=b, steps=pairs, diverged_at=_divergence(pairs), snippets=snippets)
+    if labels is None:
+        labels = (_label("A", run_a, a), _label("B", run_b, b))
+    return Comparison(a=a, b=b, steps=pairs, diverged_at=_divergence(pairs), snippets=snippets,
+                      labels=(str(labels[0]), str(labels[1])))
+
+
+def _label(letter: str, run, side: RunSide) -> str:
+    root = _trace(run).root or {}
+    r = root.get("rerun_of")
+    if isinstance(r, dict):
+        return f"run {letter}: re-run from step {int(r.get('step') or 0) + 1}" + (f", {r['edited']} edited"
+                                                                                  if r.get("edited") else "")
+    what = ", ".join(x for x in (side.model, root.get("mode") if root.get("mode") not in (None, "rlm") else None) if x)
+    return f"run {letter} ({what})" if what else f"run {letter}"
 
 
 # ---- reading one run ----------------------------------------------------------------------------------------------
@@ -153,10 +168,21 @@ def _divergence(pairs: list[tuple[StepSide | None, StepSide | None]]) -> dict | 
 
 
 # ---- the static table -------------------------------------------------------------------------------------------
+# Inline styles only (a notebook's <style> is dropped where it is not trusted), and only what JupyterLab's sanitizer
+# keeps there: colours as rgb/rgba, not var(--jp-…) or color-mix. So no fixed background colour: the divergent step
+# is a translucent orange laid over whatever the theme's background is, the text keeps the theme's colour, and the
+# table reads in light and dark themes. Code never wraps mid-token (it scrolls), prose wraps at spaces; every cell is
+# left-aligned (JupyterLab right-aligns table cells).
 
-_CSS = ("<style>.rlmj-cmp table{border-collapse:collapse;margin:4px 0 10px}.rlmj-cmp td,.rlmj-cmp th{border:1px "
-        "solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}.rlmj-cmp pre{margin:0;white-space:pre-wrap;"
-        "max-height:12em;overflow:auto;font-size:12px}.rlmj-cmp .div{background:#fff3cd}</style>")
+_CELL = "border:1px solid rgba(128,128,128,0.35);padding:3px 6px;vertical-align:top;text-align:left"
+_MARK = "background-color:rgba(245,124,0,0.2);border-left:3px solid rgb(245,124,0)"
+_CODE = ("margin:0;white-space:pre;overflow:auto;max-height:14em;max-width:100%;text-align:left;font-size:12px;"
+         "background:transparent")
+_PROSE = ("margin:0;white-space:pre-wrap;word-break:normal;overflow-wrap:normal;overflow:auto;max-height:12em;"
+          "max-width:100%;text-align:left;font-size:12px;background:transparent")
+# fixed layout: the two runs get half each and long code scrolls inside its cell instead of widening the table
+_TABLE = '<table style="border-collapse:collapse;margin:4px 0 10px;table-layout:fixed;width:100%">'
+_KEY_COL = '<colgroup><col style="width:{}"><col style="width:auto"><col style="width:auto"></colgroup>'
 
 
 def _e(value: Any, limit: int = 2_000) -> str:
@@ -166,46 +192,68 @@ def _e(value: Any, limit: int = 2_000) -> str:
     return html.escape(text)
 
 
-def _html(c: Comparison) -> str:
-    a, b = c.a, c.b
-    rows = [("answer", f"<pre>{_e(a.answer)}</pre>", f"<pre>{_e(b.answer)}</pre>"),
-            ("status", _e(a.status), _e(b.status)), ("model", _e(a.model), _e(b.model)),
-            ("steps", a.steps, b.steps), ("sub-calls", a.sub_calls, b.sub_calls),
-            ("tokens in / out", f"{a.tokens_in:,} / {a.tokens_out:,}", f"{b.tokens_in:,} / {b.tokens_out:,}"),
-            ("cost (USD)", f"{a.cost_usd:.4f}", f"{b.cost_usd:.4f}"),
-            ("time (s)", _e(a.wall_s), _e(b.wall_s)),
-            ("snippets retrieved", len(a.snippet_ids), len(b.snippet_ids))]
-    parts = [_CSS, '<div class="rlmj-cmp">', f"<b>Question</b>: {_e(a.question, 500)}"]
-    if b.question != a.question:
-        parts.append(f" <i>vs</i> {_e(b.question, 500)}")
-    parts.append("<table><tr><th></th><th>A</th><th>B</th></tr>")
-    parts += [f"<tr><th>{k}</th><td>{x}</td><td>{y}</td></tr>" for k, x, y in rows]
+def _td(body: Any, extra: str = "", tag: str = "td") -> str:
+    return f'<{tag} style="{_CELL};{extra}">{body}</{tag}>'
+
+
+def html_table(d: dict) -> str:
+    """The comparison (`Comparison.to_dict()`) as escaped HTML tables: what each run did and said, its steps side by
+    side (the first divergent step marked), the snippets each retrieved."""
+    a, b = d["a"], d["b"]
+    la, lb = (d.get("labels") or ["A", "B"])[:2]
+    same = d.get("same_answer")
+    rows = [("answer", f'<pre style="{_PROSE}">{_e(a.get("answer"))}</pre>',
+             f'<pre style="{_PROSE}">{_e(b.get("answer"))}</pre>', not same),
+            ("status", _e(a.get("status")), _e(b.get("status")), None),
+            ("model", _e(a.get("model")), _e(b.get("model")), None),
+            ("steps", a.get("steps"), b.get("steps"), None),
+            ("sub-calls", a.get("sub_calls"), b.get("sub_calls"), None),
+            ("tokens in / out", f"{a.get('tokens_in', 0):,} / {a.get('tokens_out', 0):,}",
+             f"{b.get('tokens_in', 0):,} / {b.get('tokens_out', 0):,}", None),
+            ("cost (USD)", f"{a.get('cost_usd') or 0:.4f}", f"{b.get('cost_usd') or 0:.4f}", None),
+            ("time (s)", _e(a.get("wall_s")), _e(b.get("wall_s")), None),
+            ("snippets retrieved", len(a.get("snippet_ids") or []), len(b.get("snippet_ids") or []), None)]
+    parts = ['<div class="rlmj-cmp" style="text-align:left">', f"<b>Question</b>: {_e(a.get('question'), 500)}"]
+    if b.get("question") != a.get("question"):
+        parts.append(f" <i>vs</i> {_e(b.get('question'), 500)}")
+    parts.append(_TABLE + _KEY_COL.format("11em") + "<tr>" + _td("", tag="th") + _td(_e(la), tag="th")
+                 + _td(_e(lb), tag="th") + "</tr>")
+    for k, x, y, differ in rows:
+        differ = differ if differ is not None else str(x) != str(y)
+        mark = _MARK if differ else ""
+        parts.append("<tr>" + _td(k, tag="th") + _td(x, mark) + _td(y, mark) + "</tr>")
     parts.append("</table>")
-    d = c.diverged_at
-    parts.append(f"<b>First divergence</b>: step {d['step']} ({_e(d['reason'])})" if d else
+    div = d.get("diverged_at")
+    # step numbers as diverged_at gives them (the numbering a user reads is settled there, not here)
+    parts.append(f"<b>First divergence</b>: step {div['step']} ({_e(div['reason'])})" if div else
                  "<b>First divergence</b>: none (same steps)")
-    parts.append("<table><tr><th>step</th><th>A code</th><th>B code</th></tr>")
-    for i, (x, y) in enumerate(c.steps, start=1):
-        cls = ' class="div"' if d and i == d["step"] else ""
-        parts.append(f"<tr{cls}><td>{i}</td><td>{_step_cell(x)}</td><td>{_step_cell(y)}</td></tr>")
+    parts.append(_TABLE + _KEY_COL.format("4em") + "<tr>" + _td("step", tag="th")
+                 + _td(f"{_e(la)}: code (or reply)", tag="th") + _td(f"{_e(lb)}: code (or reply)", tag="th") + "</tr>")
+    for i, s in enumerate(d.get("steps") or [], start=1):
+        mark = _MARK if div and i == div["step"] else ""
+        parts.append("<tr>" + _td(i, mark) + _td(_step_cell(s.get("a")), mark) + _td(_step_cell(s.get("b")), mark)
+                     + "</tr>")
     parts.append("</table>")
-    s = c.snippets
-    jac = "n/a" if s["jaccard"] is None else f"{s['jaccard']:.2f}"
-    parts.append(f"<b>Snippets</b>: {len(s['both'])} in both, {len(s['only_a'])} only in A, "
-                 f"{len(s['only_b'])} only in B (Jaccard {jac})")
-    parts.append("<table><tr><th>only A</th><th>both</th><th>only B</th></tr><tr>")
-    parts += [f"<td><pre>{_e(chr(10).join(s[k][:50]))}</pre></td>" for k in ("only_a", "both", "only_b")]
+    s = d.get("snippets") or {}
+    jac = "n/a" if s.get("jaccard") is None else f"{s['jaccard']:.2f}"
+    both, only_a, only_b = s.get("both") or [], s.get("only_a") or [], s.get("only_b") or []
+    parts.append(f"<b>Snippets</b>: {len(both)} in both, {len(only_a)} only in {_e(la)}, {len(only_b)} only in "
+                 f"{_e(lb)} (Jaccard {jac})")
+    parts.append(_TABLE + "<tr>" + _td(f"only in {_e(la)}", tag="th") + _td("in both", tag="th")
+                 + _td(f"only in {_e(lb)}", tag="th") + "</tr><tr>")
+    parts += [_td(f'<pre style="{_CODE}">{_e(chr(10).join(ids[:50]))}</pre>') for ids in (only_a, both, only_b)]
     parts.append("</tr></table></div>")
     return "".join(parts)
 
 
-def _step_cell(s: StepSide | None) -> str:
-    if s is None:
+def _step_cell(s: dict | None) -> str:
+    if not s:
         return "<i>(no step)</i>"
-    code = "\n\n".join(s.code) if s.code else s.response
-    tag = " <i>(replayed)</i>" if s.replayed else ""
-    status = f" [{_e(s.status)}]" if s.status and s.status != "ok" else ""
-    return f"<pre>{_e(code)}</pre>{status}{tag}"
+    tag = " <i>(replayed)</i>" if s.get("replayed") else ""
+    status = f" [{_e(s.get('status'))}]" if s.get("status") and s.get("status") != "ok" else ""
+    if s.get("code"):
+        return f'<pre style="{_CODE}">{_e(chr(10).join(s["code"]))}</pre>{status}{tag}'
+    return f'<i>reply</i><pre style="{_PROSE}">{_e(s.get("response"))}</pre>{status}{tag}'
 
 
 class _CallableModule(type(sys.modules[__name__])):

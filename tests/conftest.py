@@ -11,6 +11,9 @@ from rlm_jupyter.testing.samples import sample_tree
 # ~/.cache/rlm_jupyter): the tests use a folder of their own, so they neither read a user's cache nor write into it.
 # Set here, before any test runs, so subprocesses (the CLI, notebook kernels) inherit it.
 os.environ["RLM_JUPYTER_CACHE"] = tempfile.mkdtemp(prefix="rlmj-test-cache-")
+# Every run writes its trace to the runs folder by default (rlm_jupyter/trace/runs.py): beside the notebook in a
+# kernel, which for the demo notebooks is the repository. The tests' runs go to a folder of their own.
+os.environ["RLM_JUPYTER_RUNS"] = tempfile.mkdtemp(prefix="rlmj-test-runs-")
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples (rlm_jupyter/testing/samples.py)

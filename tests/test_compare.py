@@ -77,7 +77,7 @@ def test_identical_runs_do_not_diverge_and_a_run_that_stops_earlier_diverges_by_
 def test_a_runs_wall_time_is_one_number_in_run_usage_compare_and_the_view(ctx, tmp_path):
     """One definition (Trace.wall_s: run event to run_end event): the view once said 6.44 s and compare 6.74 s
     for the same run, compare reading the loop's own clock (which also counted the worker's shutdown)."""
-    from rlm_jupyter.jupyter.widget import _summary
+    from rlm_jupyter.jupyter.static_bundle import _summary
 
     a = rlm("Which write was rejected?", ctx)
     root, end = a.trace.root, a.trace.of_type("run_end")[-1]
@@ -85,3 +85,55 @@ def test_a_runs_wall_time_is_one_number_in_run_usage_compare_and_the_view(ctx, t
     assert a.usage["wall_s"] == a.trace.wall_s() == compare(a, a).a.wall_s
     assert round(_summary({"events": a.trace.events})["wall"], 3) == a.usage["wall_s"]
     assert f"{a.usage['wall_s']:.1f} s" in repr(a)
+
+
+# ---- the compare view's saved output, and the static table ---------------------------------------------------
+
+def _cells(page: str, tag: str) -> list[str]:
+    import re
+
+    return re.findall(rf'<{tag} style="([^"]*)">', page)
+
+
+def test_compare_view_saves_a_static_bundle_a_themed_table_and_a_readable_text(ctx):
+    widget = pytest.importorskip("rlm_jupyter.jupyter.compare_view", reason="anywidget or the front-end is missing",
+                                 exc_type=ImportError)
+    a = rlm("Which write was rejected?", ctx)
+    b = rerun(a, step=1, code="print(context.regex_search('rejected'))\nprint('[offline:hits]')", context=ctx)
+    cv = widget.compare_view(a, b, labels=("wide search", "failed writes only"))
+    data, _ = cv._repr_mimebundle_()
+    # the static bundle: what the extension renders without a kernel (the comparison, labels, texts capped)
+    payload = data[widget.COMPARE_MIME]
+    assert payload["format"] == "rlm-jupyter-compare" and payload["version"] == 1
+    assert payload["labels"] == ["wide search", "failed writes only"]
+    assert payload["a"]["answer"].startswith(a.answer[:500]) and len(payload["a"]["answer"]) <= 2_100
+    assert payload["b"]["run_id"] == b.trace.root["id"] and payload["diverged_at"]["reason"] == "code"
+    assert json.loads(json.dumps(payload)) == payload
+    # the plain text says which runs and what they answered (not only "<CompareView: …>")
+    text = data["text/plain"]
+    assert "wide search vs failed writes only" in text and b.answer.splitlines()[0][:60] in text
+    # the HTML table (GitHub, a Lab without the extension): named columns, left-aligned, code not wrapped mid-token,
+    # no fixed pale colour, nothing unescaped
+    page = data["text/html"]
+    assert "wide search: code (or reply)" in page and "failed writes only: code (or reply)" in page
+    assert ">A<" not in page and ">A code<" not in page and "#fff3cd" not in page and "#fff4d6" not in page
+    assert all("text-align:left" in style for style in _cells(page, "td") + _cells(page, "th"))
+    code_pres = [p for p in page.split("<pre ")[1:] if "context.regex_search" in p]
+    assert code_pres and all(p.startswith('style="margin:0;white-space:pre;') for p in code_pres)
+    # the divergent step and differing rows shaded by a translucent colour over the theme's own background: only
+    # rgb/rgba survive JupyterLab's sanitizer in an untrusted notebook (var(--jp-…) would be dropped, unshaded)
+    assert "background-color:rgba(245,124,0,0.2)" in page and "var(" not in page and "color-mix" not in page
+    cv.close()
+
+
+def test_default_labels_say_which_run_is_a_rerun_and_the_table_shows_replies_as_replies(ctx):
+    a = rlm("Which write was rejected?", ctx)
+    b = rerun(a, step=3, response="FINAL(by hand: available-tools.md)", context=ctx)
+    c = compare(a, b)
+    assert c.labels == ("run A (offline)", "run B: re-run from step 3, response edited")
+    page = c._repr_html_()
+    assert "run B: re-run from step 3, response edited: code (or reply)" in page
+    # B's step 2 is a reply (no code): labelled so, and wrapped as prose (at spaces), not as code
+    reply = page[page.index("<i>reply</i>"):]
+    assert reply.startswith('<i>reply</i><pre style="margin:0;white-space:pre-wrap;word-break:normal;')
+    assert "by hand: available-tools.md" in reply.split("</pre>")[0]

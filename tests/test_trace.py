@@ -4,6 +4,7 @@ official `rlms` logs open as traces too."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -113,3 +114,95 @@ def test_not_a_trace_says_what_was_expected(tmp_path):
     p.write_text('{"hello": 1}\n')
     with pytest.raises(ValueError, match="expected an rlm-jupyter trace"):
         Trace.load(p)
+
+
+# ---- every run writes its trace; saving afterwards; snippets in the file --------------------------------------
+
+@pytest.fixture(scope="module")
+def claude_ctx():
+    import rlm_jupyter as rj
+
+    return rj.load(Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl")
+
+
+def test_every_run_writes_its_trace_to_the_runs_folder_unless_told_not_to(claude_ctx, tmp_path, monkeypatch):
+    from rlm_jupyter import rlm
+    from rlm_jupyter.trace import runs
+
+    monkeypatch.setenv("RLM_JUPYTER_RUNS", str(tmp_path / "runs"))
+    run = rlm("Which write was rejected?", claude_ctx)
+    assert run.trace_path.parent == tmp_path / "runs" and run.trace_path.name.endswith(".rlmtrace.jsonl")
+    assert "which-write-was-rejected" in run.trace_path.name
+    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700   # a worker running as another user cannot list it
+    on_disk = Trace.load(run.trace_path)
+    assert [e["id"] for e in on_disk.events] == [e["id"] for e in run.trace.events]
+    _validate(on_disk)
+    # off: trace=False, or RLM_JUPYTER_RUNS=off; a folder: trace="dir"
+    assert rlm("q", claude_ctx, trace=False).trace_path is None
+    mine = rlm("q", claude_ctx, trace=tmp_path / "mine")
+    assert mine.trace_path.parent == tmp_path / "mine" and mine.trace_path.exists()
+    monkeypatch.setenv("RLM_JUPYTER_RUNS", "off")
+    assert runs.runs_dir() is None and rlm("q", claude_ctx).trace_path is None
+    assert len(list((tmp_path / "runs").iterdir())) == 1
+    # the default without the variable: rlm-runs/ in a kernel's (writable) folder, else the cache folder
+    monkeypatch.delenv("RLM_JUPYTER_RUNS")
+    monkeypatch.setenv("RLM_JUPYTER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    assert runs.runs_dir() == tmp_path / "cache" / "runs"
+    monkeypatch.setattr(runs, "_in_kernel", lambda: True)
+    assert runs.runs_dir() == tmp_path / "rlm-runs"
+    assert runs.shown(tmp_path / "rlm-runs" / "x.rlmtrace.jsonl") == "rlm-runs/x.rlmtrace.jsonl"
+
+
+def test_a_runs_folder_that_cannot_be_written_warns_and_the_run_goes_on(claude_ctx, tmp_path, monkeypatch):
+    from rlm_jupyter import rlm
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, not a folder")
+    monkeypatch.setenv("RLM_JUPYTER_RUNS", str(blocked / "runs"))
+    with pytest.warns(RuntimeWarning, match="cannot write the run's trace .*RLM_JUPYTER_RUNS"):
+        run = rlm("Which write was rejected?", claude_ctx)
+    assert run.status == "done" and run.trace_path is None and run.answer
+
+
+def test_trace_save_and_run_save_write_a_file_that_reads_back(claude_ctx, tmp_path):
+    from rlm_jupyter import rlm
+
+    run = rlm("Which write was rejected?", claude_ctx, trace=False)
+    assert run.trace_path is None
+    path = run.save(tmp_path / "saved.rlmtrace.jsonl")
+    assert run.trace_path == path and path.exists()
+    back = Trace.load(path)
+    assert back.events == run.trace.events and back.answer == run.answer
+    assert back.header["format"] == "rlm-jupyter-trace" and not back.header.get("issues")
+    _validate(back)
+    # into a folder: named after the run; Trace.save alone; no temporary file left behind
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    p2 = back.save(folder)
+    assert p2 == folder / f"{run.trace.root['id']}.rlmtrace.jsonl"
+    assert Trace.load(p2).events == run.trace.events and sorted(x.name for x in folder.iterdir()) == [p2.name]
+
+
+def test_query_events_store_the_snippets_the_model_saw(claude_ctx, tmp_path):
+    from rlm_jupyter import rlm
+    from rlm_jupyter.context.snippets import TRACE_TEXT_LIMIT
+
+    run = rlm("Which write was rejected?", claude_ctx, trace_path=tmp_path / "t.rlmtrace.jsonl")
+    queries = [q for q in Trace.load(run.trace_path).of_type("query") if q["result_ids"]]
+    assert queries and all(q.get("snippets") for q in queries)
+    for q in queries:
+        assert [s["id"] for s in q["snippets"]] == q["result_ids"][:len(q["snippets"])]
+        for s in q["snippets"]:
+            assert set(s) == {"id", "text", "session_id"} and 0 < len(s["text"]) <= TRACE_TEXT_LIMIT
+            assert s["session_id"] == claude_ctx.get_by_id(s["id"]).session_id
+    # a regex_search's snippet is cut around a match of its pattern: the text the model's query found
+    regex = next(q for q in queries if q["op"] == "regex_search")
+    pattern = re.compile(regex["args"]["pattern"], 0 if regex["args"].get("case", True) else re.I)
+    assert any(pattern.search(s["text"]) for s in regex["snippets"])
+    # an old trace without snippets still opens
+    old = tmp_path / "old.rlmtrace.jsonl"
+    lines = run.trace_path.read_text().splitlines()
+    old.write_text("\n".join(json.dumps({k: v for k, v in json.loads(ln).items() if k != "snippets"})
+                             for ln in lines) + "\n")
+    assert not any("snippets" in e for e in Trace.load(old).events) and Trace.load(old).answer == run.answer

@@ -11,6 +11,7 @@ import time
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.context.snippets import readable
 
 widget = pytest.importorskip("rlm_jupyter.jupyter.widget", reason="anywidget or the built front-end is missing",
                              exc_type=ImportError)
@@ -147,8 +148,10 @@ def test_query_events_carry_snippets_and_a_snippet_opens_its_full_message(run, c
     assert first["text"] and first["role"]
     # the snippet window is placed on a match of the query's pattern
     assert any(w in first["text"].lower() for w in ("writ", "reject"))
-    # the query events of the run itself were not changed, and the widget's look-ups added no query events
-    assert all("snippets" not in e for e in run.trace.events)
+    # the query events of the run itself keep the trace's snippets (id, text, session_id: the file's contract), not
+    # the view's richer ones, and the widget's look-ups added no query events
+    stored = [s for e in run.trace.of_type("query") for s in e.get("snippets", [])]
+    assert stored and all(set(s) == {"id", "text", "session_id"} for s in stored)
     n_queries = len(run.trace.of_type("query"))
 
     view._on_msg(view, {"action": "message", "id": first["id"]}, [])
@@ -185,15 +188,15 @@ def test_snippets_are_looked_up_by_the_flusher_not_on_the_pushing_thread(run, ct
     assert looked_up_on == ["rlm-trace-view"]
     # the view keeps the version with snippets: a later sync or the MIME bundle do not look them up again
     assert view.events()[0]["snippets"] == sent[0]["snippets"] and len(looked_up_on) == 1
-    assert "snippets" not in query       # the run's own event is untouched
+    assert "position" not in query["snippets"][0]   # the run's own event keeps the trace's snippets, untouched
     view.close()
 
 
 def test_a_tools_json_input_reads_as_key_value_lines(ctx):
-    assert widget._readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}') == \
+    assert readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}') == \
         "file_path: /a.md\ncontent:\n# T\n\nbody\nn: 3"
-    assert widget._readable("not json {") == "not json {"
-    assert widget._readable("[1, 2]") == "[1, 2]"
+    assert readable("not json {") == "not json {"
+    assert readable("[1, 2]") == "[1, 2]"
     # a real Write tool message: the file's content shows as the file, not as an escaped JSON string
     msg = next(m for m in (widget._Messages(ctx).get(i) for i in ctx.df["id"].to_list() if i)
                if m and m["tool_name"] == "Write")
@@ -266,3 +269,118 @@ def test_rlm_magic_drives_a_real_trace_view_and_its_rerun_button(samples, monkey
     outputs = [e for e in view.events() if e["type"] == "output" and "EDITED" in (e.get("stdout") or "")]
     assert outputs
     view.close()
+
+
+class Handle:
+    """A display handle as a kernel gives it: records what each update would send to the notebook."""
+
+    def __init__(self, obj=None):
+        self.shown = [obj] if obj is not None else []
+
+    def update(self, obj):
+        self.shown.append(obj)
+
+    def bundle(self) -> dict:
+        obj = self.shown[-1]
+        if hasattr(obj, "_repr_mimebundle_"):
+            return widget.split_bundle(obj._repr_mimebundle_())[0]
+        return {"text/plain": str(obj)}
+
+
+def _kernel_like_magic(monkeypatch, views, displayed):
+    """%%rlm as in a kernel: the view has a display handle (its saved output), the answer is displayed too."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from rlm_jupyter.jupyter import magics as magics_module
+    from rlm_jupyter.jupyter.magics import RlmMagics
+
+    def factory(*, question, budget, controller):
+        v = TraceView(title=question, budget=budget)
+        v.wire = Wire(v)
+        v._rlm_display = Handle(v)
+        views.append(v)
+        return v
+
+    def display(obj, display_id=None):
+        h = Handle(obj)
+        displayed.append(h)
+        return h
+
+    monkeypatch.setattr(RlmMagics, "view_factory", staticmethod(factory))
+    monkeypatch.setattr(magics_module, "display", display)
+    ip = InteractiveShell.instance()
+    ip.run_line_magic("load_ext", "rlm_jupyter")
+    return ip
+
+
+def test_a_rerun_from_the_view_is_saved_in_the_cell_linked_named_and_answered(samples, monkeypatch, tmp_path):
+    from IPython.utils.capture import capture_output
+
+    from rlm_jupyter.trace import Trace
+
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RLM_JUPYTER_RUNS", str(runs))
+    views, displayed = [], []
+    ip = _kernel_like_magic(monkeypatch, views, displayed)
+    with capture_output():
+        ip.run_line_magic("rlm_load", str(samples / CLAUDE))
+        res = ip.run_cell("%%rlm --out p1\nWhich write was rejected?")
+    assert res.success and res.result is None   # the answer is a display of its own, which a re-run can update
+    view, first = views[-1], ip.user_ns["p1"]
+    answer = next(h for h in displayed if isinstance(h.shown[0], str))
+    assert answer.shown == [first.answer]
+    # the run wrote its trace to the runs folder by default, and the view's header names it
+    assert first.trace_path.parent == runs and first.trace_path.exists()
+    assert view.trace_path == str(first.trace_path)
+    assert view._rlm_display.bundle()[widget.MIME]["header"]["trace_path"] == str(first.trace_path)
+
+    code = first.trace.children(first.trace.steps()[0]["id"], "code")[0]["code"]
+    view._on_msg(view, {"action": "rerun", "step": 0, "code": code + "\nprint('EDITED')"}, [])
+    deadline = time.monotonic() + 90
+    while len(answer.shown) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    new = ip.user_ns["p1_rerun"]
+    # the cell's answer now shows the re-run's, and says where its Run went
+    assert answer.shown[-1].startswith(new.answer) and "p1_rerun" in answer.shown[-1]
+    assert "re-run from step 1 of p1" in view.note and "p1_rerun" in view.note
+    # the cell's saved output was re-sent: both runs, the new one linked to the first (run id, step, trace file)
+    saved = view._rlm_display.bundle()
+    events = saved[widget.MIME]["events"]
+    roots = [e for e in events if e["type"] == "run" and e["parent"] is None]
+    assert [r["id"] for r in roots] == [first.trace.root["id"], new.trace.root["id"]]
+    link = roots[-1]["rerun_of"]
+    assert link["run"] == first.trace.root["id"] and link["step"] == 0 and link["edited"] == "code"
+    assert link["trace_path"] == str(first.trace_path)
+    assert "p1_rerun" in saved["text/plain"] and "re-run from step 1" in saved["text/plain"]
+    assert "p1_rerun" in saved["text/html"]
+    # the re-run wrote its own trace file beside the first, which says the same
+    assert new.trace_path.parent == runs and new.trace_path != first.trace_path
+    assert Trace.load(new.trace_path).root["rerun_of"]["run"] == first.trace.root["id"]
+    assert view.trace_path == str(new.trace_path)
+    # a second re-run gets a name of its own
+    view._on_msg(view, {"action": "rerun", "step": 1}, [])
+    deadline = time.monotonic() + 90
+    while len(answer.shown) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "p1_rerun2" in ip.user_ns and "p1_rerun2" in answer.shown[-1]
+    view.close()
+
+
+def test_rlm_magic_no_trace_and_runs_folder_options(samples, monkeypatch, tmp_path):
+    from IPython.core.error import UsageError
+    from IPython.utils.capture import capture_output
+
+    monkeypatch.setenv("RLM_JUPYTER_RUNS", str(tmp_path / "default-runs"))
+    views, displayed = [], []
+    ip = _kernel_like_magic(monkeypatch, views, displayed)
+    with capture_output():
+        ip.run_line_magic("rlm_load", str(samples / CLAUDE))
+        assert ip.run_cell("%%rlm --no-trace --out q1\nWhich write was rejected?").success
+    assert ip.user_ns["q1"].trace_path is None and views[-1].trace_path == ""
+    assert not (tmp_path / "default-runs").exists()
+    with capture_output():
+        assert ip.run_cell(f"%%rlm --runs {tmp_path / 'mine'} --out q2\nWhich write was rejected?").success
+    q2 = ip.user_ns["q2"]
+    assert q2.trace_path.parent == tmp_path / "mine" and q2.trace_path.name.endswith(".rlmtrace.jsonl")
+    with pytest.raises(UsageError, match="--no-trace writes no file"):
+        ip.run_cell_magic("rlm", f"--no-trace --runs {tmp_path}", "q")

@@ -1,7 +1,8 @@
 // The JupyterLab plugin next to the MIME extension (labext.ts): a *trusted* notebook's TraceView output shows the run
 // even when the widget cannot render.
 //
-// A TraceView output carries the live widget (`application/vnd.jupyter.widget-view+json`) and our trace bundle. In a
+// A TraceView output carries the live widget (`application/vnd.jupyter.widget-view+json`) and our trace bundle (a
+// CompareView output: our compare bundle; both are handled alike). In a
 // trusted notebook the ipywidgets renderer (unsafe, rank -10) outranks ours, and with no kernel (or a kernel that
 // never had that widget model) it stays at "Loading widget..." or "Error displaying widget: model not found". So, in
 // every notebook panel, the renderer factory for the widget MIME type is wrapped (same rank, same safety): when the
@@ -28,7 +29,7 @@ import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Panel } from '@lumino/widgets';
 
-import { MIME_TYPE, TraceRenderer } from './labext';
+import { COMPARE_MIME_TYPE, CompareRenderer, MIME_TYPE, TraceRenderer } from './labext';
 
 export const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
 const PATCHED = Symbol('rlm-jupyter-trace:widget-fallback');
@@ -38,6 +39,11 @@ interface RegistryState {
   waiting: Set<WidgetOrTrace>; // wrappers that show the static view: retried when a new widget factory comes
 }
 
+/** Our static MIME type in an output's data (a trace view's or a compare view's), if any. */
+function staticMime(data: IRenderMime.IMimeModel['data']): string | null {
+  return MIME_TYPE in data ? MIME_TYPE : COMPARE_MIME_TYPE in data ? COMPARE_MIME_TYPE : null;
+}
+
 /** True once the widget renderer shows the widget itself: an element inside it, not only its status text. */
 function rendered(node: HTMLElement): boolean {
   return node.firstElementChild !== null;
@@ -45,7 +51,7 @@ function rendered(node: HTMLElement): boolean {
 
 export class WidgetOrTrace extends Panel implements IRenderMime.IRenderer {
   private inner: IRenderMime.IRenderer;
-  private trace: TraceRenderer | null = null;
+  private trace: TraceRenderer | CompareRenderer | null = null;
   private observer: MutationObserver | null = null;
   private model: IRenderMime.IMimeModel | null = null;
   private live = false;
@@ -65,13 +71,14 @@ export class WidgetOrTrace extends Panel implements IRenderMime.IRenderer {
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
     this.model = model;
-    if (this.live || !(MIME_TYPE in model.data)) {
+    const mime = staticMime(model.data);
+    if (this.live || !mime) {
       this.dropTrace();
       this.inner.show();
       return this.inner.renderModel(model);
     }
     if (!this.trace) {
-      this.trace = new TraceRenderer(MIME_TYPE);
+      this.trace = mime === MIME_TYPE ? new TraceRenderer(mime) : new CompareRenderer(mime);
       this.insertWidget(0, this.trace);
     }
     this.node.dataset.showing = this.showing;

@@ -1,15 +1,20 @@
 // The JupyterLab 4 MIME extension: renders `application/vnd.rlm-jupyter.trace+json` outputs (a saved notebook shows
 // the run with no kernel) and opens `.rlmtrace.jsonl` files (and, via "Open With", rlms logs) in the same view as
-// the widget: TraceView from view.ts, styles from styles.ts. Nothing here talks to a kernel.
+// the widget: TraceView from view.ts, styles from styles.ts. It also renders `application/vnd.rlm-jupyter.compare+json`
+// (a saved compare view: two runs side by side, compare.ts). Nothing here talks to a kernel.
 
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Widget } from '@lumino/widgets';
 
+import { ComparisonData, renderCompare } from './compare';
 import { ensureStyles } from './styles';
 import { LoadedTrace, loadBundle, loadText, TraceFormatError } from './tracefile';
 import { Budget, TraceView } from './view';
 
 export const MIME_TYPE = 'application/vnd.rlm-jupyter.trace+json';
+export const COMPARE_MIME_TYPE = 'application/vnd.rlm-jupyter.compare+json';
+const COMPARE_FORMAT = 'rlm-jupyter-compare';
+const COMPARE_VERSION = 1;
 const FACTORY = 'RLM Trace';
 
 export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
@@ -39,11 +44,13 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
     this.node.dataset.source = trace.source;
     this.showProblems(trace);
     if (!this.view) {
-      this.view = new TraceView(this.host, { title: trace.title, status: trace.status, budget: trace.budget as Budget });
+      this.view = new TraceView(this.host, { title: trace.title, status: trace.status, budget: trace.budget as Budget,
+        tracePath: trace.tracePath, note: trace.note });
     } else {
       this.view.setTitle(trace.title ?? '');
       this.view.setStatus(trace.status ?? '');
       this.view.setBudget((trace.budget as Budget) ?? null);
+      this.view.setSaved(trace.tracePath, trace.note);
     }
     this.view.reset(trace.events);
   }
@@ -99,6 +106,49 @@ export class TraceRenderer extends Widget implements IRenderMime.IRenderer {
   }
 }
 
+/** A saved compare view (CompareView.bundle() in rlm_jupyter/jupyter/compare_view.py). */
+export class CompareRenderer extends Widget implements IRenderMime.IRenderer {
+  constructor(private mimeType: string) {
+    super();
+    this.addClass('rj-mime');
+    this.addClass('rj-mime-compare');
+  }
+
+  async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
+    ensureStyles(this.node.ownerDocument);
+    this.node.textContent = '';
+    const data = model.data[this.mimeType] as any;
+    const problem = !data || typeof data !== 'object' || typeof data.a !== 'object' || typeof data.b !== 'object'
+      ? 'it is not a comparison (an object with the two runs "a" and "b")'
+      : data.format !== undefined && data.format !== COMPARE_FORMAT ? `its format is ${String(data.format)}`
+        : data.version !== undefined && data.version !== COMPARE_VERSION
+          ? `it has version ${String(data.version)}; this viewer reads version ${COMPARE_VERSION} (upgrade rlm-jupyter)`
+          : null;
+    if (problem) {
+      const box = document.createElement('div');
+      box.className = 'rj-mime-notice rj-mime-error';
+      box.textContent = `Cannot show this comparison: ${problem}. Re-display it with rj.compare(...) in a kernel.`;
+      this.node.appendChild(box);
+      this.node.dataset.source = 'error';
+      return;
+    }
+    this.node.dataset.source = 'bundle';
+    renderCompare(this.node, data as ComparisonData);
+  }
+}
+
+const compareExtension: IRenderMime.IExtension = {
+  id: 'rlm-jupyter-trace:compare',
+  description: 'Shows saved rlm_jupyter run comparisons without a kernel.',
+  rendererFactory: {
+    safe: true, // textContent only, as the trace view
+    mimeTypes: [COMPARE_MIME_TYPE],
+    createRenderer: options => new CompareRenderer(options.mimeType),
+  },
+  rank: 0,
+  dataType: 'json',
+};
+
 // Trace text could also be opened by the built-in JSON Lines / JSON viewers; "Open With > RLM Trace" is offered for
 // those, and double-click uses this view for `.rlmtrace.jsonl` and for files named like rlms logger output
 // (`<name>_YYYY-MM-DD_HH-MM-SS_<8 hex>.jsonl`).
@@ -140,4 +190,4 @@ const extension: IRenderMime.IExtension = {
   },
 };
 
-export default extension;
+export default [extension, compareExtension];

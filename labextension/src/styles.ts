@@ -129,20 +129,24 @@ const CSS = `
 .rj-empty { padding: 10px; color: var(--jp-ui-font-color2, #777); }
 .rj-compare-head { display: grid; grid-template-columns: 140px 1fr 1fr; gap: 2px 12px; padding: 8px 10px; }
 .rj-compare-head .rj-k { color: var(--jp-ui-font-color2, #666); }
-.rj-compare-head .rj-diff { background: #fff4d6; }
+/* compare: differences shaded with the theme's own colours, mixed into the background (readable light and dark) */
+.rj-compare-head .rj-diff { background: color-mix(in srgb, var(--jp-warn-color1, #f57c00) 18%, transparent); }
 .rj-compare-title { padding: 8px 10px 0; font-weight: 600; }
 .rj-compare > .rj-note { padding: 0 10px 6px; }
 .rj-compare-head .rj-labels { font-weight: 600; border-bottom: 1px solid var(--jp-border-color2, #ddd); }
 .rj-cmp-steps { max-height: 560px; overflow: auto; border-top: 1px solid var(--jp-border-color2, #ddd); }
 .rj-cmp-step { display: grid; grid-template-columns: 60px 1fr 1fr; gap: 8px; padding: 4px 10px;
   border-bottom: 1px solid var(--jp-border-color3, #eee); }
-.rj-cmp-step.rj-diverged { background: #fff4d6; box-shadow: inset 3px 0 0 #f2a33a; }
+.rj-cmp-step.rj-diverged { background: color-mix(in srgb, var(--jp-warn-color1, #f57c00) 14%, transparent);
+  box-shadow: inset 3px 0 0 var(--jp-warn-color1, #f57c00); }
 .rj-cmp-side { min-width: 0; }
 .rj-cmp-diff { margin: 3px 0; padding: 4px 8px; border-radius: 3px; font-family: var(--jp-code-font-family, monospace);
   font-size: 12px; background: var(--jp-layout-color2, #f6f8fa); overflow-x: auto; }
 .rj-cmp-diff > div { white-space: pre; }
-.rj-cmp-diff .rj-add { background: #dcf5e0; color: #14532d; }
-.rj-cmp-diff .rj-del { background: #fde0dc; color: #7f1d1d; }
+.rj-cmp-diff .rj-add { background: color-mix(in srgb, var(--jp-success-color1, #388e3c) 22%, transparent);
+  color: var(--jp-content-font-color1, inherit); }
+.rj-cmp-diff .rj-del { background: color-mix(in srgb, var(--jp-error-color1, #d32f2f) 22%, transparent);
+  color: var(--jp-content-font-color1, inherit); }
 .rj-cmp-snips { display: grid; grid-template-columns: 1fr 1fr 1fr; gap: 8px; padding: 6px 10px; }
 .rj-cmp-snips ul { margin: 2px 0; padding-left: 16px; font-size: 12px; max-height: 160px; overflow: auto; }
 `;

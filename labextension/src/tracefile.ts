@@ -23,6 +23,9 @@ export interface LoadedTrace {
   title?: string;
   status?: string;
   budget?: Record<string, any> | null;
+  /** Where the run's .rlmtrace.jsonl was written, and a note (e.g. which variable a re-run went to): a bundle's. */
+  tracePath?: string;
+  note?: string;
 }
 
 /** A document that cannot be shown as a trace at all; the message says what was expected and what to do. */
@@ -126,6 +129,8 @@ export function loadBundle(data: unknown): LoadedTrace {
     out.title = typeof pick('title') === 'string' && pick('title') ? pick('title') : undefined;
     out.status = typeof pick('status') === 'string' && pick('status') ? pick('status') : undefined;
     out.budget = pick('budget') && typeof pick('budget') === 'object' ? pick('budget') : null;
+    out.tracePath = typeof pick('trace_path') === 'string' && pick('trace_path') ? pick('trace_path') : undefined;
+    out.note = typeof pick('note') === 'string' && pick('note') ? pick('note') : undefined;
     return settle(out);
   }
   throw new TraceFormatError(

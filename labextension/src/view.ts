@@ -28,6 +28,9 @@ export interface ViewOptions {
   send?: (msg: Record<string, unknown>) => void;
   /** Show pause / step / continue / stop (a live run with a controller). */
   controls?: boolean;
+  /** The run's .rlmtrace.jsonl (said in the header), and a note such as where a re-run's Run went. */
+  tracePath?: string;
+  note?: string;
 }
 
 export interface MessageReply {
@@ -160,6 +163,13 @@ export class TraceView {
     this.schedule();
   }
 
+  /** The header's "trace: PATH" and note lines. */
+  setSaved(tracePath: string | undefined, note: string | undefined): void {
+    this.opts.tracePath = tracePath || undefined;
+    this.opts.note = note || undefined;
+    this.schedule();
+  }
+
   setControls(on: boolean): void {
     this.opts.controls = on;
     this.schedule();
@@ -278,6 +288,12 @@ export class TraceView {
         meta.push(`context: ${fmtInt(root.context.messages)} messages, ~${fmtTokens(root.context.tokens ?? 0)} tokens`);
       }
       hd.appendChild(h('div', 'rj-meta', meta.join(' · ')));
+    }
+    if (this.opts.note) {
+      hd.appendChild(h('div', 'rj-meta rj-note-line', this.opts.note));
+    }
+    if (this.opts.tracePath) {
+      hd.appendChild(h('div', 'rj-meta rj-trace-path', 'trace: ' + this.opts.tracePath, { title: this.opts.tracePath }));
     }
     const elapsed = this.elapsed(sum.lastTime);
     const totals = h('div', 'rj-totals');

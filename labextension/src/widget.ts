@@ -45,6 +45,8 @@ function renderTrace(model: Model, el: HTMLElement): () => void {
     budget: (model.get('budget') as Budget | null) ?? null,
     controls: !!model.get('controls'),
     send: msg => model.send(msg),
+    tracePath: model.get('trace_path') || undefined,
+    note: model.get('note') || undefined,
   });
   const onMsg = (msg: KernelMsg) => {
     if (!msg || typeof msg !== 'object') {
@@ -68,11 +70,14 @@ function renderTrace(model: Model, el: HTMLElement): () => void {
   const onTitle = () => view.setTitle(model.get('title') || '');
   const onBudget = () => view.setBudget(model.get('budget') ?? null);
   const onControls = () => view.setControls(!!model.get('controls'));
+  const onSaved = () => view.setSaved(model.get('trace_path') || undefined, model.get('note') || undefined);
   model.on('msg:custom', onMsg);
   model.on('change:status', onStatus);
   model.on('change:title', onTitle);
   model.on('change:budget', onBudget);
   model.on('change:controls', onControls);
+  model.on('change:trace_path', onSaved);
+  model.on('change:note', onSaved);
   // Ask again if no answer comes: a request sent before JupyterLab has its widget subshell goes to the kernel's main
   // shell, which is busy running the %%rlm cell; the next one takes the subshell. Answers are idempotent (reset).
   let tries = 0;
@@ -96,6 +101,8 @@ function renderTrace(model: Model, el: HTMLElement): () => void {
     model.off('change:title', onTitle);
     model.off('change:budget', onBudget);
     model.off('change:controls', onControls);
+    model.off('change:trace_path', onSaved);
+    model.off('change:note', onSaved);
     view.dispose();
   };
 }

@@ -151,7 +151,11 @@ class RlmMagics(Magics):
     @argument("--mode", choices=("rlm", "hybrid"), default="rlm", help="rlm: the REPL loop; hybrid: one packed "
                                                                        "prompt, for models that cannot write code")
     @argument("--out", default=None, help="store the Run in this variable (default: _rlm)")
-    @argument("--trace", default=None, help="also write the trace to this .rlmtrace.jsonl file")
+    @argument("--trace", default=None, help="write the trace to this .rlmtrace.jsonl file (default: a new file in "
+              "the runs folder)")
+    @argument("--runs", default=None, metavar="DIR", help="the runs folder for this run's trace (default: "
+              "$RLM_JUPYTER_RUNS, else rlm-runs/ beside the notebook, else the cache folder)")
+    @argument("--no-trace", action="store_true", help="write no trace file (the view and the Run keep the trace)")
     @argument("--paused", action="store_true", help="start paused: step with the view's buttons")
     @argument("--export-otlp", default=None, metavar="URL", help="when the run ends, send its trace to this "
               "OTLP/HTTP endpoint (Phoenix: http://127.0.0.1:6006/v1/traces; docs/export.md)")
@@ -177,11 +181,14 @@ class RlmMagics(Magics):
                           budget_usd=args.budget_usd)
             if args.trace:
                 check_path(args.trace)
+            if args.no_trace and (args.trace or args.runs):
+                raise ValueError("--no-trace writes no file: drop --trace / --runs, or --no-trace")
         except ValueError as e:
             raise UsageError(f"%%rlm: {e}") from None
         question = substitute(cell or "", ns).strip()
         if not question:
             raise UsageError("%%rlm: the cell is empty: write your question in the cell body, under %%rlm")
+        trace_path = None if args.no_trace else _trace_file(question, args.trace, args.runs)
         ctx = _context(ns, args.context)
         models, sub_model = _checked_models(args.model, args.sub_model)
         budget = None
@@ -193,6 +200,13 @@ class RlmMagics(Magics):
         view = self.view = self._make_view(question, budget, controller)
         if view is not None and hasattr(view, "set_context"):
             view.set_context(ctx)   # query snippets and "open the full message" in the view
+        if view is not None and trace_path is not None:
+            from ..trace.runs import shown
+
+            with contextlib.suppress(Exception):
+                view.trace_path = shown(trace_path)   # said in the view's header
+        if self._cell is not None and view is not None:
+            self._cell.trace = False if trace_path is None else (args.runs or True)   # the same for its re-runs
         from ..rlm.budget import default_budget
         from ..rlm.loop import rlm
 
@@ -202,7 +216,8 @@ class RlmMagics(Magics):
 
         def go():
             return rlm(question, ctx, model=args.model, sub_model=sub_model, max_depth=args.max_depth,
-                       max_iterations=args.max_iterations, budget=run_budget, mode=args.mode, trace_path=args.trace,
+                       max_iterations=args.max_iterations, budget=run_budget, mode=args.mode, trace_path=trace_path,
+                       trace=trace_path is not None,
                        models=models, on_event=view.push if view is not None else None, pause=controller,
                        allowed_models=args.allow_model, allow_unsandboxed=args.allow_unsandboxed)
 
@@ -215,7 +230,13 @@ class RlmMagics(Magics):
             _refresh_display(view)
         if args.export_otlp:
             _export_otlp(run, ctx, args.export_otlp)
-        return self._result(run)
+        answer = self._result(run)
+        if view is not None and getattr(view, "_rlm_display", None) is not None and answer is not None:
+            # In a kernel the answer is a display of its own, so a re-run started from the view can put its answer
+            # (and the variable it went to) in its place: the saved notebook then shows what the view shows.
+            self._cell.answer = display(answer, display_id=True)
+            return None
+        return answer
 
     # ---- %sub_llm -------------------------------------------------------------------------------------------
     @line_magic
@@ -342,7 +363,9 @@ def _default_view(*, question: str, budget, controller: Controller):
 class _Cell:
     """The view's actions for one %%rlm cell: pause/step/continue/stop go to the controller while the run goes;
     once it has ended, "rerun" re-runs it from a step with the edited code in a background thread, pushing the
-    new run's events to the same view (its run event carries `rerun_of`); the new Run goes to `<out>_rerun`."""
+    new run's events to the same view (its run event carries `rerun_of`: which run, which step). The new Run goes
+    to `<out>_rerun` (`<out>_rerun2`, … for later ones), the view's header says so, the cell's answer display shows
+    the new answer, and the cell's saved output is re-sent: it then holds both runs, linked."""
 
     def __init__(self, magics: RlmMagics, view, controller: Controller):
         self.magics = magics
@@ -351,6 +374,9 @@ class _Cell:
         self.run = None
         self.out = "_rlm"
         self.rerun_thread: threading.Thread | None = None
+        self.answer = None          # the DisplayHandle of the cell's answer (in a kernel)
+        self.trace: bool | str = True   # the re-runs' trace: as the cell's (False: --no-trace, a folder: --runs)
+        self.reruns = 0
 
     def finished(self, run, out: str) -> None:
         self.run, self.out = run, out
@@ -369,10 +395,11 @@ class _Cell:
         from ..rlm.rerun import rerun
 
         _set_status(self.view, "running")
+        step = int(action.get("step", 0))
         try:
             # the view sends the step's trace index (0-based); rerun() counts steps from 1, as the view shows them
-            new = rerun(self.run, step=int(action.get("step", 0)) + 1, code=action.get("code"),
-                        response=action.get("response"), on_event=self.view.push)
+            new = rerun(self.run, step=step + 1, code=action.get("code"), response=action.get("response"),
+                        on_event=self.view.push, trace=self.trace)
         except Exception as e:
             _set_status(self.view, "error")
             print(f"re-run failed: {e}")
@@ -382,8 +409,38 @@ class _Cell:
         for e in new.trace.events:
             if e is root or e.get("replayed") or e.get("edited"):
                 self.view.push(e)
-        self.magics.shell.user_ns[f"{self.out}_rerun"] = new
+        self.reruns += 1
+        name = f"{self.out}_rerun" + (str(self.reruns) if self.reruns > 1 else "")
+        self.magics.shell.user_ns[name] = new
+        edited = root.get("rerun_of", {}).get("edited") if root else None
+        note = (f"re-run from step {step + 1} of {self.out}" + (f" ({edited} edited)" if edited else "")
+                + f": its Run is in `{name}`, the first run stays in `{self.out}`")
+        from ..trace.runs import shown
+
+        with contextlib.suppress(Exception):
+            self.view.note = note
+            self.view.trace_path = shown(new.trace_path)
         _set_status(self.view, new.status)
+        _refresh_display(self.view)   # the saved output: both runs (the view holds both), the new one on top
+        if self.answer is not None and new.answer is not None:
+            with contextlib.suppress(Exception):
+                self.answer.update(Answer(f"{new.answer}\n\n({note})"))
+
+
+def _trace_file(question: str, trace: str | None, runs: str | None) -> Path | None:
+    """The file this cell's run writes its trace to: --trace FILE, else a new file in the runs folder (--runs DIR or
+    the default, rlm_jupyter/trace/runs.py); None when traces are off (RLM_JUPYTER_RUNS=off) or the folder cannot
+    be made (said in one line: the run goes on without a file)."""
+    if trace:
+        return Path(trace).expanduser()
+    from ..trace.runs import new_trace_path
+
+    try:
+        return new_trace_path(question, runs)
+    except OSError as e:
+        print(f"(no trace file: cannot make the runs folder {e.filename or runs}: {e.strerror or e}; set "
+              "RLM_JUPYTER_RUNS or --runs DIR to a writable folder, or --no-trace)")
+        return None
 
 
 def _refresh_display(view) -> None:

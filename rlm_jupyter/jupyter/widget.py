@@ -1,4 +1,5 @@
-"""The live trace widget (`TraceView`) and the compare widget (`compare_view`), both anywidgets.
+"""The live trace widget (`TraceView`), an anywidget. Its static copy for saved notebooks is static_bundle.py;
+the compare widget is compare_view.py (same front-end bundle).
 
 The front-end is one bundle, rlm_jupyter/jupyter/static/trace-view.js, built from labextension/src by
 `npm --prefix labextension run bundle` (the JupyterLab extension of issue 6 reuses the same sources).
@@ -7,18 +8,15 @@ anywidget is imported here only, so `%load_ext rlm_jupyter` stays light.
 Events reach the browser as custom comm messages, batched: `push()` only appends under a lock; a flusher thread
 sends what accumulated at most every `interval` seconds, so a run emitting thousands of events never blocks on the
 front-end and the browser renders one batch at a time. The flusher also adds the snippets to query events (the
-messages a query returned, looked up in the context, centred on a match), so the run's thread never waits for
-that. A view that appears later (re-display, page reload) asks for everything with {"action": "sync"}. Long texts
-are cut (`cut_event`) with their full size noted in `_cut`; the trace file and `run.trace` keep everything.
-docs/widget.md has the whole picture.
+messages a query returned, looked up in the context, centred on a match: rlm_jupyter/context/snippets.py), so
+the run's thread never waits for that. A view that appears later (re-display, page reload) asks for everything
+with {"action": "sync"}. Long texts are cut (`cut_event`) with their full size noted in `_cut`; the trace file
+and `run.trace` keep everything. docs/widget.md has the whole picture.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
-import json
-import re
 import threading
 import time
 import traceback
@@ -28,20 +26,22 @@ from pathlib import Path
 import anywidget
 import traitlets
 
+from ..context.snippets import Messages as _Messages
 from ..trace.events import VIEW_STATUSES, view_status
-from ..trace.model import Trace
+from .static_bundle import (  # noqa: F401 - re-exported: callers import them from here
+    BUNDLE_TEXT_LIMIT,
+    LIST_LIMIT,
+    LIVE_TEXT_LIMIT,
+    MIME,
+    cut_event,
+    plain_text,
+    split_bundle,
+    static_html,
+)
 
 BUNDLE = Path(__file__).parent / "static" / "trace-view.js"
-MIME = "application/vnd.rlm-jupyter.trace+json"
-LIVE_TEXT_LIMIT = 20_000     # chars per text field sent to a live view
-BUNDLE_TEXT_LIMIT = 2_000    # chars per text field kept in the notebook's static MIME bundle
-LIST_LIMIT = 500             # result ids per query event
-SNIPPETS_PER_QUERY = 10      # snippets attached to a query event for the view (when the context is known)
-SNIPPET_CHARS = 320
-SNIPPET_SCAN = 50_000        # chars of a message searched for the match a snippet is centred on
 STATUSES = VIEW_STATUSES   # the one list: trace/events.py
 _STATUS_ALIASES = {"max_iterations": view_status("max_iterations"), "stopping": "running"}
-_SPACE = re.compile(r"\s+")
 
 
 if not BUNDLE.exists():
@@ -56,29 +56,6 @@ def _esm() -> str:
     if _ESM_SOURCE is None:
         _ESM_SOURCE = BUNDLE.read_text(encoding="utf-8")
     return _ESM_SOURCE
-
-
-# ---- cutting long texts ---------------------------------------------------------------------------------------
-
-def cut_event(event: dict, limit: int = LIVE_TEXT_LIMIT, list_limit: int = LIST_LIMIT) -> dict:
-    """A copy of `event` whose top-level strings longer than `limit` are cut, and lists longer than `list_limit`
-    shortened; `_cut` maps each cut field to its full size (characters, or list length)."""
-    out = None
-    cut: dict[str, int] = {}
-    before = event.get("_cut") or {}   # cut again (bundle after live): keep the original full size
-    for k, v in event.items():
-        if isinstance(v, str) and len(v) > limit:
-            out = out or dict(event)
-            out[k] = v[:limit] + "…"
-            cut[k] = max(len(v), before.get(k, 0))
-        elif isinstance(v, list) and len(v) > list_limit and k != "snippets":
-            out = out or dict(event)
-            out[k] = v[:list_limit]
-            cut[k] = max(len(v), before.get(k, 0))
-    if out is None:
-        return event
-    out["_cut"] = {**(event.get("_cut") or {}), **cut}
-    return out
 
 
 def _status(status: str | None) -> str:
@@ -103,89 +80,9 @@ def _events_of(trace) -> list[dict]:
     return [e for e in events if isinstance(e, dict) and "id" in e]
 
 
-# ---- snippets: the messages a query returned, looked up in the context -----------------------------------------
-
-class _Messages:
-    """Looks messages up by id in a Context's table (not through Context.get_by_id: that is traced, and the
-    widget's look-ups must not show up in the run's trace as queries of the model)."""
-
-    def __init__(self, context):
-        self.context = context
-        self._index: dict[str, int] | None = None
-        self._lock = threading.Lock()
-
-    def _rows(self) -> dict[str, int]:
-        with self._lock:
-            if self._index is None:
-                ids = self.context.df["id"].to_list()
-                self._index = {i: n for n, i in enumerate(ids) if i is not None}
-            return self._index
-
-    def get(self, msg_id: str) -> dict | None:
-        n = self._rows().get(msg_id)
-        if n is None:
-            return None
-        row = self.context.df.row(n, named=True)
-        parts = [row.get("text") or ""]
-        for extra in ("tool_input", "tool_output"):
-            if row.get(extra) and row.get(extra) not in parts[0]:
-                parts.append(_readable(row[extra]))
-        return {"id": msg_id, "position": n, "role": row.get("role"), "tool_name": row.get("tool_name"),
-                "session_id": row.get("session_id"), "format": row.get("source"),
-                "text": "\n\n".join(p for p in parts if p)}
-
-    def snippets(self, query: dict) -> list[dict]:
-        patterns = _query_patterns(query)
-        out = []
-        for msg_id in (query.get("result_ids") or [])[:SNIPPETS_PER_QUERY]:
-            m = self.get(msg_id) if isinstance(msg_id, str) else None
-            if m is None:
-                continue
-            text = m["text"]
-            start = 0
-            for p in patterns:
-                hit = p.search(text, 0, SNIPPET_SCAN)
-                if hit:
-                    start = max(0, hit.start() - SNIPPET_CHARS // 3)
-                    break
-            piece = text[start:start + SNIPPET_CHARS]
-            piece = ("…" if start else "") + piece + ("…" if start + SNIPPET_CHARS < len(text) else "")
-            piece = _SPACE.sub(" ", piece).strip()   # a preview: line breaks would make every snippet tall
-            out.append({"id": msg_id, "position": m["position"], "role": m["role"], "tool_name": m["tool_name"],
-                        "text": piece})
-        return out
-
-
-def _readable(text: str) -> str:
-    """A tool's JSON input as `key: value` lines, string values as they are (not as escaped JSON strings: a file's
-    content then reads as the file); anything else unchanged."""
-    if not text.lstrip().startswith("{"):
-        return text
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return text
-    if not isinstance(obj, dict):
-        return text
-    lines = []
-    for k, v in obj.items():
-        v = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-        lines.append(f"{k}:\n{v}" if "\n" in v else f"{k}: {v}")
-    return "\n".join(lines)
-
-
-def _query_patterns(q: dict) -> list[re.Pattern]:
-    args = q.get("args") or {}
-    raw: list[tuple[str, int]] = []
-    if q.get("op") == "regex_search" and isinstance(args.get("pattern"), str):
-        raw.append((args["pattern"], 0 if args.get("case", True) else re.I))
-    elif isinstance(args.get("query"), str):
-        raw += [(r"\b" + re.escape(w), re.I) for w in re.split(r"\W+", args["query"]) if len(w) > 2]
-    out = []
-    for p, flags in raw:
-        with contextlib.suppress(re.error):
-            out.append(re.compile(p, flags))
-    return out
+def _rich(snippets) -> bool:
+    return bool(snippets) and isinstance(snippets, list) and isinstance(snippets[0], dict) \
+        and "position" in snippets[0]
 
 
 def _follow_frontend_subshell(widget) -> None:
@@ -211,12 +108,17 @@ class TraceView(anywidget.AnyWidget):
     status = traitlets.Unicode("").tag(sync=True)
     budget = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     controls = traitlets.Bool(False).tag(sync=True)
+    trace_path = traitlets.Unicode("").tag(sync=True)   # the run's .rlmtrace.jsonl, said in the header
+    note = traitlets.Unicode("").tag(sync=True)         # e.g. where a re-run's Run went (`p1_rerun`)
 
     interval = 0.05   # seconds between batches sent to the front-end (at most 20 messages a second)
 
     def __init__(self, trace=None, *, title: str = "", budget=None, context=None, **kw):
         if budget is not None and hasattr(budget, "to_dict"):
             budget = budget.to_dict()
+        for k in ("trace_path", "note"):
+            if k in kw:
+                kw[k] = str(kw[k] or "")
         super().__init__(_esm=_esm(), title=title or "", budget=budget or None, **kw)
         self._lock = threading.Lock()          # guards _events / _pending
         # One comm message at a time, in order: taking a batch and sending it happen under this lock, so a batch
@@ -248,6 +150,12 @@ class TraceView(anywidget.AnyWidget):
         """A finished Run (or a Trace, or a .rlmtrace.jsonl path) as it looked live."""
         if "context" not in kw and getattr(run, "context", None) is not None:
             kw["context"] = run.context
+        from ..trace.runs import shown
+
+        if "trace_path" not in kw and getattr(run, "trace_path", None):
+            kw["trace_path"] = shown(run.trace_path)
+        elif "trace_path" not in kw and isinstance(run, (str, Path)):
+            kw["trace_path"] = shown(run)
         view = cls(run, **kw)
         if getattr(run, "status", None):
             view.status = _status(run.status)
@@ -346,12 +254,17 @@ class TraceView(anywidget.AnyWidget):
             return batch
         out = batch
         for n, e in enumerate(batch):
-            if e.get("type") != "query" or not e.get("result_ids") or "snippets" in e:
+            # a query carries the trace's snippets (id, text); the view's add position, role and tool
+            if e.get("type") != "query" or not e.get("result_ids") or _rich(e.get("snippets")) \
+                    or e.get("snippets") == []:
                 continue
             try:
-                done = {**e, "snippets": messages.snippets(e)}
-            except Exception:   # a context without a table: the view shows ids only
+                found = messages.snippets(e)
+            except Exception:   # a context without a table: the view shows ids only (or the trace's snippets)
                 continue
+            if not found and e.get("snippets"):
+                continue   # not in this context: the trace's own snippets stay
+            done = {**e, "snippets": found}
             if out is batch:
                 out = list(batch)
             out[n] = done
@@ -404,12 +317,13 @@ class TraceView(anywidget.AnyWidget):
         budget, the text limit) and the events, long texts cut to `limit` with `_cut` sizes."""
         events = [cut_event(e, limit) for e in self.events()]
         header = {"type": "header", "format": "rlm-jupyter-trace", "version": 1, "title": self.title,
-                  "status": self.status, "budget": self.budget, "text_limit": limit,
+                  "status": self.status, "budget": self.budget, "trace_path": self.trace_path or None,
+                  "note": self.note or None, "text_limit": limit,
                   "cut_events": sum(1 for e in events if e.get("_cut"))}
         return {"header": header, "events": events}
 
     def _repr_mimebundle_(self, **kwargs):
-        data, meta = _split(super()._repr_mimebundle_(**kwargs))
+        data, meta = split_bundle(super()._repr_mimebundle_(**kwargs))
         payload = self.bundle()
         data[MIME] = payload
         data["text/html"] = static_html(payload)
@@ -417,111 +331,12 @@ class TraceView(anywidget.AnyWidget):
         return data, meta
 
 
-def _split(bundle) -> tuple[dict, dict]:
-    if isinstance(bundle, tuple):
-        return dict(bundle[0] or {}), dict(bundle[1] or {})
-    return dict(bundle or {}), {}
 
 
-# ---- static fallbacks (a notebook opened without the kernel or the extension) -------------------------------------
+def __getattr__(name: str):
+    # the compare widget lives in compare_view.py; `from rlm_jupyter.jupyter.widget import compare_view` still works
+    if name in ("CompareView", "compare_view"):
+        from . import compare_view as module
 
-def _summary(payload: dict) -> dict:
-    events = payload.get("events") or []
-    runs = [e for e in events if e.get("type") == "run" and e.get("parent") is None]
-    root = runs[-1] if runs else {}
-    rid = root.get("id")
-    steps = [e for e in events if e.get("type") == "step" and e.get("parent") == rid]
-    subs = [e for e in events if e.get("type") == "sub_call"]
-    end = next((e for e in events if e.get("type") == "run_end" and e.get("parent") == rid), None)
-    final = next((e for e in events if e.get("type") == "final" and e.get("parent") == rid), None)
-    # the one roll-up Trace.usage() uses: the root run and everything below it, child runs included
-    usage = Trace(events=[e for e in events if isinstance(e, dict) and isinstance(e.get("id"), str)]).usage(rid) \
-        if isinstance(rid, str) else {"tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
-    tokens_in, tokens_out, cost = usage["tokens_in"], usage["tokens_out"], usage["cost_usd"]
-    wall = (end["t"] - root["t"]) if end and root.get("t") else None   # as Trace.wall_s (trace/model.py)
-    return {"root": root, "steps": steps, "subs": subs, "final": final, "tokens_in": tokens_in,
-            "tokens_out": tokens_out, "cost": cost, "wall": wall,
-            "status": (payload.get("header") or {}).get("status") or (end or {}).get("status") or ""}
-
-
-def plain_text(payload: dict) -> str:
-    s = _summary(payload)
-    title = (payload.get("header") or {}).get("title") or s["root"].get("question") or ""
-    wall = f", {s['wall']:.1f} s" if s["wall"] is not None else ""
-    line = (f"<TraceView {s['status'] or '-'}: {len(s['steps'])} steps, {len(s['subs'])} sub-calls, "
-            f"{s['tokens_in'] + s['tokens_out']:,} tokens, ${s['cost']:.4f}{wall}>")
-    answer = (s["final"] or {}).get("answer")
-    return "\n".join(x for x in (line, f"question: {title}" if title else "",
-                                 f"answer: {answer}" if answer else "") if x)
-
-
-def static_html(payload: dict, max_steps: int = 200) -> str:
-    """Escaped HTML: header, answer and one line per step. Nothing from the trace is emitted unescaped."""
-    s = _summary(payload)
-    esc = html.escape
-    title = (payload.get("header") or {}).get("title") or s["root"].get("question") or ""
-    out = ['<div class="rj-static" style="font-family:sans-serif;font-size:13px">',
-           f"<div><b>{esc(str(title))}</b> <code>{esc(str(s['status']))}</code></div>",
-           f"<div>model {esc(str(s['root'].get('model') or '?'))} · {len(s['steps'])} steps · "
-           f"{len(s['subs'])} sub-calls · {s['tokens_in'] + s['tokens_out']:,} tokens · ${s['cost']:.4f}</div>"]
-    answer = (s["final"] or {}).get("answer")
-    if answer:
-        out.append(f"<pre style='white-space:pre-wrap'>{esc(str(answer))}</pre>")
-    codes: dict[str, list[str]] = {}
-    for e in payload.get("events") or []:
-        if e.get("type") == "code":
-            codes.setdefault(e.get("parent"), []).append(str(e.get("code") or ""))
-    out.append("<ol>")
-    for st in s["steps"][:max_steps]:
-        first = next((ln for c in codes.get(st["id"], []) for ln in c.splitlines() if ln.strip()), "")
-        out.append(f"<li><code>{esc(first[:160])}</code></li>")
-    out.append("</ol>")
-    if len(s["steps"]) > max_steps:
-        out.append(f"<div>… {len(s['steps']) - max_steps} more steps</div>")
-    out.append("</div>")
-    return "".join(out)
-
-
-# ---- compare ------------------------------------------------------------------------------------------------------
-
-class CompareView(anywidget.AnyWidget):
-    """Two runs side by side (data: `rlm_jupyter.compare.compare(a, b).to_dict()`)."""
-
-    _esm = traitlets.Unicode().tag(sync=True)
-    _kind = traitlets.Unicode("compare").tag(sync=True)
-    comparison = traitlets.Dict().tag(sync=True)
-
-    def __init__(self, comparison: dict, **kw):
-        super().__init__(_esm=_esm(), comparison=comparison, **kw)
-
-    def _repr_mimebundle_(self, **kwargs):
-        data, meta = _split(super()._repr_mimebundle_(**kwargs))
-        c = self.comparison
-        d = c.get("diverged_at")
-        data["text/plain"] = (f"<CompareView: {'diverge at step ' + str(d['step']) if d else 'same steps'}; "
-                              f"answers {'equal' if c.get('same_answer') else 'differ'}>")
-        return data, meta
-
-
-def _cut_comparison(d: dict, limit: int = LIVE_TEXT_LIMIT) -> dict:
-    """Cut long code/output/response/answer texts so a compare widget stays small in the notebook."""
-    def cut(v):
-        if isinstance(v, str) and len(v) > limit:
-            return v[:limit] + f"… (cut: {len(v):,} characters)"
-        if isinstance(v, list):
-            return [cut(x) for x in v]
-        if isinstance(v, dict):
-            return {k: cut(x) for k, x in v.items()}
-        return v
-
-    return cut(d)
-
-
-def compare_view(run_a, run_b, labels: tuple[str, str] = ("A", "B")) -> CompareView:
-    """A side-by-side compare widget: answers, steps (the first divergent step marked), tokens, cost, time and
-    which snippets each run retrieved."""
-    from ..compare import compare
-
-    data = _cut_comparison(compare(run_a, run_b).to_dict())
-    data["labels"] = list(labels)
-    return CompareView(json.loads(json.dumps(data, default=str)))
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -78,5 +78,5 @@ def run_hybrid(engine, state, question: str) -> str:
     for q in queries:
         engine.writer.emit("query", step["id"], t=q.get("ts"), op=q.get("op", "?"), args=q.get("args") or {},
                            result_ids=[str(i) for i in q.get("result_ids") or []], scores=q.get("scores"),
-                           latency_ms=q.get("latency_ms"))
+                           latency_ms=q.get("latency_ms"), **engine.snippets_of(q))
     return text.strip()

@@ -36,7 +36,8 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
         models: ModelClient | None = None, on_event: Callable[[dict], None] | None = None,
         pause: PauseControl | None = None, worker_factory: WorkerFactory | None = None,
         hybrid_tokens: int = HYBRID_TOKENS,
-        allowed_models: list[str] | tuple[str, ...] = (), allow_unsandboxed: bool = False) -> Run:
+        allowed_models: list[str] | tuple[str, ...] = (), allow_unsandboxed: bool = False,
+        trace: bool | str | Path = True) -> Run:
     """Answer `question` about `context` (a Context, or paths for `rj.load`) with a Recursive Language Model.
 
     model / sub_model: litellm model names, or "offline" (a rule-based demo model, not a neural one),
@@ -45,7 +46,9 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
     budget: tokens / usd / seconds / iterations / depth over the whole call tree; on exhaustion the run stops
     with its best partial answer. mode: "rlm" (the REPL loop) or "hybrid" (one packed prompt, no code; for
     models that cannot write code; `hybrid_tokens` is its prompt budget). trace_path: a JSONL file written
-    append-only while the run goes. on_event: called with every trace event as it is emitted. pause: a
+    append-only while the run goes; without it the run writes one in the runs folder (rlm_jupyter/trace/runs.py:
+    RLM_JUPYTER_RUNS, else rlm-runs/ beside the notebook, else the cache folder); trace: False writes no file,
+    a folder puts the run's file there. on_event: called with every trace event as it is emitted. pause: a
     controller (`rlm_jupyter.jupyter.controller.Controller`) asked `before_step(run_id, step_index)` before each
     root-model call; it blocks while paused and "stop" ends the run as Ctrl-C does (status "interrupted").
     worker_factory: builds the REPL worker
@@ -73,7 +76,7 @@ def rlm(question: str, context, *, model: str = "offline", sub_model: str | None
         models.check(sub_model, role="sub")
         for m in allowed_models:
             models.check(m, role="sub")
-    writer = _Writer(trace_path, on_event)
+    writer = _writer(question, trace_path, trace, on_event)
     engine = _Engine(ctx=ctx, models=models, writer=writer, meter=Meter(budget), model=model, sub_model=sub_model,
                      max_depth=max_depth, max_iterations=max_iterations, mode=mode, limits=limits,
                      worker_factory=worker_factory, hybrid_tokens=hybrid_tokens, pause=pause,
@@ -105,6 +108,24 @@ ERROR_KINDS = {"auth": "auth", "missing_key": "auth", "server": "server", "bad_r
 
 
 # ---- plumbing ---------------------------------------------------------------------------------------------------
+
+def _writer(question: str, trace_path, trace, on_event) -> _Writer:
+    """The run's trace writer: to `trace_path`, else (trace not False) a new file in the runs folder. A default
+    file that cannot be written (a read-only folder) is a warning, not a failed run."""
+    if trace_path is not None or trace is False:
+        return _Writer(trace_path, on_event)
+    from ..trace.runs import new_trace_path
+
+    path = None
+    try:
+        path = new_trace_path(question, None if trace is True else trace)
+        return _Writer(path, on_event)
+    except OSError as e:
+        warnings.warn(f"rlm: cannot write the run's trace to {path} ({e.strerror or e}); the run goes on without "
+                      "a trace file: set RLM_JUPYTER_RUNS to a writable folder, or pass trace=False",
+                      RuntimeWarning, stacklevel=3)
+        return _Writer(None, on_event)
+
 
 class _Writer:
     """TraceWriter + a lock (batch sub-calls and the worker's callbacks may report from other threads) + the
@@ -328,6 +349,20 @@ class _Engine:
                            cost_usd=c.cost_usd, dur=c.latency_s, finish_reason=c.finish_reason, **c.cache_fields())
         return c.text
 
+    def snippets_of(self, q: dict) -> dict:
+        """{"snippets": [...]} for a query event: the text the model saw, so a trace file alone shows it
+        (docs/trace.md); {} when the context has no table to look the ids up in."""
+        ids = _flat_ids(q.get("result_ids"))
+        if not ids or q.get("error"):
+            return {}
+        try:
+            from ..context.snippets import Messages
+
+            found = Messages.of(self.ctx).for_trace({**q, "result_ids": ids})
+        except Exception:  # a context without a message table: ids only, as before
+            return {}
+        return {"snippets": found} if found else {}
+
     def _run_blocks(self, state: _RunState, worker, blocks: list[str]) -> tuple[list[dict], str | None]:
         """Run the reply's code blocks in order; stop early when one sets answer["ready"]."""
         results = []
@@ -343,7 +378,8 @@ class _Engine:
             for q in res.queries or []:
                 self.writer.emit("query", code_ev["id"], t=q.get("ts"), op=q.get("op", "?"), args=q.get("args") or {},
                                  result_ids=_flat_ids(q.get("result_ids")), scores=q.get("scores"),
-                                 latency_ms=q.get("latency_ms"), **({"error": q["error"]} if q.get("error") else {}))
+                                 latency_ms=q.get("latency_ms"), **({"error": q["error"]} if q.get("error") else {}),
+                                 **self.snippets_of(q))
             body = (res.stdout or "") + (res.stderr or "")
             self.writer.emit("output", code_ev["id"], stdout=res.stdout, stderr=res.stderr, status=res.status,
                              error=res.error, stdout_bytes=len(res.stdout.encode()), dur=res.duration_s,

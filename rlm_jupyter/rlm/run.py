@@ -20,7 +20,8 @@ class Run:
     answer: the final answer, or the best partial answer when a budget, the iteration limit or an interrupt
     stopped the run (None when there was nothing to give). status: one of STATUSES; stopped_by names the budget
     when status == "budget". usage: `trace.usage()` (tokens, cost and calls per model over the whole call tree)
-    plus `wall_s`. trace_path: the JSONL file the trace was written to while the run went, if any.
+    plus `wall_s`. trace_path: the JSONL file the trace was written to while the run went (every run writes one by
+    default, rlm_jupyter/trace/runs.py), None with trace=False.
     error_kind: when status == "error", what failed, one of ERROR_KINDS: "auth" (401/403, or no key), "server"
     (5xx), "bad_response" (not a chat completion), "unreachable" (connection failed), "timeout", "rate_limit",
     "not_found", "bad_request", "config", "model" (a local model), "sandbox" (the worker could not start or the
@@ -35,6 +36,14 @@ class Run:
     trace_path: Path | None = None
     error_kind: str | None = None
     error: str | None = None
+
+    def save(self, path: str | Path) -> Path:
+        """Write this run's trace to `path` (a `.rlmtrace.jsonl` file, or a folder to put one in); returns the
+        file, which becomes `trace_path` when the run had none (a run made with trace=False, saved afterwards)."""
+        saved = self.trace.save(path)
+        if self.trace_path is None:
+            self.trace_path = saved
+        return saved
 
     def __repr__(self) -> str:
         a = (self.answer or "").replace("\n", " ")

@@ -9,6 +9,7 @@ is one parent chain.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,26 @@ class Trace:
         from .reader import read_trace
 
         return read_trace(path)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the trace as a `.rlmtrace.jsonl` file (a folder: a file named after the run inside it); returns
+        the path. Written whole to a temporary file first, then renamed: a reader never sees half a file."""
+        import orjson
+
+        path = Path(path).expanduser()
+        if path.is_dir():
+            path = path / f"{(self.root or {}).get('id') or 'trace'}.rlmtrace.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        header = {k: v for k, v in self.header.items() if k not in ("type", "format", "version", "issues")}
+        lines = [orjson.dumps({"type": "header", "format": FORMAT, "version": VERSION, **header}, default=str)]
+        lines += [orjson.dumps(e, default=str) for e in self.events]
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(b"\n".join(lines) + b"\n")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
 
     # -- navigation ---------------------------------------------------------------------------------------
     def get(self, event_id: str) -> dict[str, Any]:

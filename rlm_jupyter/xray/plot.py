@@ -15,8 +15,9 @@ import contextlib
 import threading
 from html import escape
 
+# one colour per window-event kind (sessions/schema.py: REMOVING, CLEARING)
 KIND_COLORS = {"compaction": "#d62728", "compression": "#e377c2", "prune": "#ff7f0e", "microcompact": "#bcbd22",
-               "context_edit": "#17becf", "masking": "#8c564b", "rewind": "#9467bd"}  # sessions/schema.py: REMOVING, CLEARING
+               "context_edit": "#17becf", "masking": "#8c564b", "rewind": "#9467bd"}
 MEASURES = {"rec": ("recorded by the agent", "#1f77b4"), "est": ("rebuilt window (estimated)", "#7f7f7f")}
 # What a chart draws and what a notebook keeps. Turns beyond MAX_BUCKETS are drawn as that many buckets (about one
 # per pixel at the default width), each its exact min-max; every event stays a rule of its own.

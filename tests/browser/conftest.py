@@ -125,7 +125,10 @@ def _start_lab(base: Path, extra_args: list[str]):
     env.update(JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_DATA_DIR=str(base / "data"),
                JUPYTER_RUNTIME_DIR=str(base / "rt"), IPYTHONDIR=str(base / "ipy"),
                LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
-    env.pop("JUPYTER_PATH", None)
+    # a JUPYTER_PATH of the user's could load other extensions; one inside this repository (a worktree's .jshare,
+    # linking its own build of the extension) is kept, so the server loads the build under test
+    if not os.environ.get("JUPYTER_PATH", "").startswith(str(REPO)):
+        env.pop("JUPYTER_PATH", None)
     # no "would you like news?" toast over the page
     settings = base / "cfg" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
