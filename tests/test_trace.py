@@ -119,10 +119,10 @@ def test_not_a_trace_says_what_was_expected(tmp_path):
 # ---- every run writes its trace; saving afterwards; snippets in the file --------------------------------------
 
 @pytest.fixture(scope="module")
-def claude_ctx():
+def claude_ctx(samples):
     import rlm_jupyter as rj
 
-    return rj.load(Path(__file__).parent / "data" / "samples" / "claude-code" / "codemie-session-9eda1058.jsonl")
+    return rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl")
 
 
 def test_every_run_writes_its_trace_to_the_runs_folder_unless_told_not_to(claude_ctx, tmp_path, monkeypatch):
