@@ -18,6 +18,7 @@ VERSION = 1
 
 EVENT_TYPES = (
     "run",          # a (sub-)run starts: question, models, limits, context shape
+    "worker_start", # the run waited for (or took over) its REPL worker: wait_s, prestarted, isolation
     "step",         # one root-model call: prompt size, response, tokens, cost, latency
     "code",         # a code block of a step, as run in the worker
     "output",       # what a code block printed, its status (ok | error | killed) and error
