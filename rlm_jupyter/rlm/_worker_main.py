@@ -434,7 +434,9 @@ def _monitor(msg: dict, fds: list[int], ctrl: socket.socket, children: dict) -> 
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         named = dict(zip(msg["fds"], fds, strict=True))
         if "cgroup" in named:  # "0": the writer itself; everything forked from here on is in the cgroup
-            os.write(named.pop("cgroup"), b"0")
+            cg = named.pop("cgroup")
+            os.write(cg, b"0")
+            os.close(cg)
         sandbox.own_namespaces()
         status_r, status_w = os.pipe()  # the init writes the worker's wait status here (its own exit cannot say it)
         pid = os.fork()
@@ -497,8 +499,10 @@ def _forked_worker(config: dict, fds: dict[str, int], alive_fd: int) -> None:
     code = 0
     try:
         sandbox.set_death_signal()  # dies with its namespace's init (and so with the template and the kernel)
-        os.dup2(fds.pop("out"), 1)
-        os.dup2(fds.pop("err"), 2)
+        for name, target in (("out", 1), ("err", 2)):
+            f = fds.pop(name)
+            os.dup2(f, target)
+            os.close(f)
         faulthandler.enable(sys.__stderr__)
         sock = socket.socket(fileno=fds.pop("sock"))
     except BaseException:
