@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,7 @@ class ForkServer:
         self._next = 0
         self._ctrl: socket.socket | None = None
         self._proc: subprocess.Popen | None = None
+        self.template_pid: int | None = None
         from .worker import sweep_stale
 
         sweep_stale()
@@ -176,12 +178,18 @@ class ForkServer:
             os.close(log)
             child.close()
         self._ctrl = parent
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # the template's pid here, from its "ready"
         parent.settimeout(START_TIMEOUT_S)
         try:
-            msg = json.loads(parent.recv(1 << 16) or b"{}")
+            data, anc, _, _ = parent.recvmsg(1 << 16, socket.CMSG_SPACE(12))
+            msg = json.loads(data or b"{}")
+            for level, kind, cred in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(cred) >= 12:
+                    self.template_pid = struct.unpack("iII", cred[:12])[0]
         except (OSError, ValueError) as e:
             msg = {"error": str(e)}
         parent.settimeout(None)
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
         if msg.get("op") != "ready":
             tail = _tail(self.pool / "template.log")
             raise RuntimeError(f"the worker template did not start ({self.level}): {msg.get('error', 'no answer')}"
@@ -236,6 +244,17 @@ class ForkServer:
                 raise RuntimeError(self.error) from None
         proc._spawned.wait(timeout)
         return proc
+
+    def workers_cpu_s(self) -> float | None:
+        """CPU seconds used by the workers forked so far that have ended (the template reaps them: its children's
+        time in /proc), for benchmarks; None when unknown."""
+        if self.template_pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.template_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return None
+        return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")  # cutime + cstime
 
     def _send(self, msg: dict) -> None:
         with self._send_lock, contextlib.suppress(OSError, AttributeError):
