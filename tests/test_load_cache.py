@@ -310,3 +310,27 @@ def test_a_read_only_cache_folder_falls_back_with_one_warning(store, tmp_path, m
         same(ctx, plain(store))
     finally:
         ro.chmod(0o755)
+
+
+def test_progress_is_silent_under_its_delay_and_then_starts_from_what_is_done(monkeypatch):
+    """The bar of loads, index builds and embedding: nothing (and no tqdm import) for work that ends within the
+    delay; past it, a bar that already counts what was done before it appeared."""
+    import time
+
+    from rlm_jupyter.sessions import progress
+
+    with progress.Progress(100, 4) as p:
+        p.update(50, 2)
+        assert p._bar is None and p.files == 2
+    monkeypatch.setattr(progress, "DELAY_S", 0.05)
+    with progress.Progress(1000, 3, desc="word index", unit="msg", postfix=False) as p:
+        p.update(300)
+        assert p._bar is None
+        time.sleep(0.1)
+        p.update(200)
+        assert p._bar is not None and p._bar.n == 500 and p._bar.total == 1000 and p._bar.desc == "word index"
+    assert p._bar is None  # closed
+    with progress.Progress(1000, 3, enabled=False) as p:
+        time.sleep(0.1)
+        p.update(500)
+        assert p._bar is None
