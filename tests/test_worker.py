@@ -405,3 +405,12 @@ def test_a_prestarted_template_is_taken_over_and_its_death_falls_back(forked_lev
     assert fs.dead
     with Worker(None, limits=FAST, isolation=forked_level) as w:  # a new template, or a worker on its own
         assert w.execute("print('still')").stdout == "still\n"
+
+
+def test_a_killed_forked_worker_is_reported_as_killed_by_its_signal(forked_level):
+    """The exit status passes up unchanged through the worker's init and monitor (SIGKILL cannot be re-raised
+    the way other signals are: it is sent, not handled)."""
+    with Worker(None, limits=FAST, isolation=forked_level) as w:
+        r = w.execute("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+        assert r.status == "killed" and r.error.startswith("worker died (signal 9: SIGKILL"), r.error
+        assert w.execute("print('next')").stdout == "next\n"
