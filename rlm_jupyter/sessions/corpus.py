@@ -22,7 +22,7 @@ from typing import Any
 
 from . import cache as _cache
 from . import checks, formats
-from .load import UnknownFormatError, _as_paths, _walk
+from .load import UnknownFormatError, _as_paths, _walk_names
 from .model import Issue, Session
 from .report import FileReport, LoadReport
 
@@ -83,7 +83,7 @@ def plan(paths, index: _cache.Index | None = None) -> Plan:
             rd = real_dirs[folder] = os.path.realpath(folder)
         return os.path.join(rd, name)
 
-    def add(p: Path, explicit: bool, into: list[Item]) -> Item | None:
+    def add(p: Path | str, explicit: bool, into: list[Item]) -> Item | None:
         spath = str(p)
         real = realpath(spath)
         if real in seen:
@@ -96,7 +96,7 @@ def plan(paths, index: _cache.Index | None = None) -> Plan:
 
     for p in _as_paths(paths):
         if p.is_dir():
-            for f in _walk(p):
+            for f in _walk_names(p):
                 add(f, False, out.items)
             continue
         item = add(p, True, out.items)
@@ -135,7 +135,7 @@ def _known(index: _cache.Index | None, item: Item, listing: formats.Listing):
     return mod
 
 
-def _check(p: Path) -> tuple[int, str | None, os.stat_result | None]:
+def _check(p: Path | str) -> tuple[int, str | None, os.stat_result | None]:
     """(size, None, stat) for a file that can be read, or (0, why, None) for one that cannot. Never opens the file:
     a named pipe called *.jsonl would block `open` until a writer comes."""
     try:
