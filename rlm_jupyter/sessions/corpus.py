@@ -344,6 +344,7 @@ def _collect(p: Plan, folder: Path | None, workers: int | None, progress: bool, 
         if misses:
             _read_misses(p, misses, parts, writable, workers, bar, lazy)
     if index is not None and writable is not None:
+        index.settle()
         _tidy(index, [part for part in parts if part is not None], writable)
     return parts  # type: ignore[return-value]
 
