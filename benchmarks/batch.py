@@ -1,12 +1,16 @@
 """Batch benchmark (issue 12), side by side in one run.
 
-    .venv/bin/python benchmarks/batch.py [--runs 200] [--concurrency 16] [--sessions 3000] [--no-ray] [--json]
+    .venv/bin/python benchmarks/batch.py [--runs 200] [--concurrency 16] [--sessions 3000] [--no-ray]
+                                         [--no-baseline] [--json]
 
 1. `rj.batch` of RUNS runs against the scripted model server answering every call in 200 ms, 3 calls per run
    (root writes code calling sub_llm, the sub-model answers, root answers FINAL): the threads executor at
    CONCURRENCY vs the ideal (runs x 3 x 0.2 s / concurrency; target <= 1.3x), and the Ray executor on the local
-   runtime vs threads (target <= 1.5x). Each run also starts its own REPL worker process (the isolation every run
-   gets): its start time is measured alone and shown as the floor that model time cannot explain.
+   runtime vs threads (target <= 1.5x). Each run gets its own REPL worker, forked from the fork server's template
+   (rlm/forkserver.py); the same batch with workers started alone (RLM_JUPYTER_FORKSERVER=0) is the baseline
+   (--no-baseline skips it). The server runs in a process of its own, as a real one does. The machine is shared:
+   each row says the load and the CPU seconds per run of the driver, the workers and the server, and the floor
+   those CPU seconds set on 2 idle cores.
 2. The driver's memory (RSS) when 25 / 50 / 75 / 100 % of the threads batch had finished (flat: rows stream to
    disk, the frame is read back from it).
 3. `rj.xray_corpus` over SESSIONS sessions (copies of the recorded compactions and the bundled samples, each its
@@ -18,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -38,50 +43,129 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
+@contextlib.contextmanager
+def _server_process(latency: float):
+    """The scripted model server in a process of its own, as a real model server is: in the driver's process its
+    16 handler threads would compete with the runs for the driver's interpreter lock (issue 12: part of the time
+    that went missing). Yields (base_url, cpu_s) where cpu_s() is the server's CPU time so far."""
+    import subprocess
+
+    code = ("import sys\nfrom rlm_jupyter.testing import ScriptedServer\n"
+            "from rlm_jupyter.testing.batch_model import answerer\n"
+            f"srv = ScriptedServer(answerer, latency_s={latency!r}).start()\n"
+            "print(srv.base_url, flush=True)\nsys.stdin.read()\nsrv.stop()\n")
+    env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        url = proc.stdout.readline().strip()
+        yield url, lambda: _proc_cpu(proc.pid)
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+
+
+def _proc_cpu(pid: int, children: bool = False) -> float:
+    import os
+
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(f[13 if children else 11]) + int(f[14 if children else 12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and everything under it (bwrap -> its init -> the worker)."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _proc_cpu(p)
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+    return total
+
+
+def _cpu_self() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _workers_cpu() -> float:
+    from rlm_jupyter.rlm import forkserver
+
+    return sum(fs.workers_cpu_s() or 0.0 for fs in forkserver._servers.values())
+
+
 def batch_part(args, tmp: Path) -> list[dict]:
     import os
 
     import rlm_jupyter as rj
     from rlm_jupyter.rlm.worker import Worker
-    from rlm_jupyter.testing import ScriptedServer
-    from rlm_jupyter.testing.batch_model import answerer
 
     ctx = rj.load(rj.samples() / "claude-code")
     qs = [f"q-{i}: what happened?" for i in range(args.runs)]
     ideal = args.runs * 3 * LATENCY / args.concurrency
-    starts = []
-    for _ in range(3):
-        t = time.perf_counter()
-        with Worker(ctx) as w:
-            w.execute("pass")
-        starts.append(time.perf_counter() - t)
-    start_s = statistics.median(starts)
     rows = []
-    with ScriptedServer(answerer, latency_s=LATENCY) as srv:
-        os.environ["OPENAI_BASE_URL"] = srv.base_url
+    with _server_process(LATENCY) as (url, server_cpu):
+        os.environ["OPENAI_BASE_URL"] = url
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-key")
-        marks: list[tuple[int, float]] = []
-        quarter = max(1, args.runs // 4)
+        from rlm_jupyter.rlm.models import load_litellm
 
-        def on_row(row, p):
-            if p["finished"] % quarter == 0 or p["finished"] == args.runs:
-                marks.append((p["finished"], _rss_mb()))
+        load_litellm()  # imported once, before anything is timed
+        modes = [("forked (fork server)", "1")] + ([] if args.no_baseline else [("started alone (before)", "0")])
+        for label, flag in modes:
+            os.environ["RLM_JUPYTER_FORKSERVER"] = flag
+            starts, start_cpu = [], []
+            for _ in range(3):
+                t = time.perf_counter()
+                with Worker(ctx) as w:
+                    w.execute("pass")
+                    start_cpu.append(_tree_cpu(w._proc.pid))  # the worker's own CPU to its first step
+                starts.append(time.perf_counter() - t)
+            start_s = statistics.median(starts)
+            marks: list[tuple[int, float]] = []
+            quarter = max(1, args.runs // 4)
 
-        rss0 = _rss_mb()
-        t = time.perf_counter()
-        res = rj.batch(qs, context=ctx, model=MODEL, concurrency=args.concurrency, out=tmp / "threads",
-                       display=False, on_row=on_row)
-        threads_s = time.perf_counter() - t
-        ok = res.df.filter(res.df["status"] == "done").height
-        rows.append({"part": "batch", "what": f"threads, {args.runs} runs x 3 calls x {LATENCY:g} s, "
-                     f"concurrency {args.concurrency}", "wall s": round(threads_s, 2), "ideal s": round(ideal, 2),
-                     "ratio": round(threads_s / ideal, 2), "target": "<= 1.3x ideal", "ok": threads_s <= 1.3 * ideal,
-                     "done": ok, "worker start s": round(start_s, 2),
-                     "floor s (ideal + starts / concurrency)": round(ideal + args.runs * start_s / args.concurrency,
-                                                                     2)})
-        rows.append({"part": "batch", "what": "driver RSS as runs finish",
-                     "MB at start": round(rss0, 1), **{f"MB at {n}": round(mb, 1) for n, mb in marks},
-                     "growth first->last quarter MB": round(marks[-1][1] - marks[0][1], 1) if marks else None})
+            def on_row(row, p, marks=marks, quarter=quarter):
+                if p["finished"] % quarter == 0 or p["finished"] == args.runs:
+                    marks.append((p["finished"], _rss_mb()))
+
+            rss0 = _rss_mb()
+            load0 = os.getloadavg()[0]
+            c_self, c_work, c_srv = _cpu_self(), _workers_cpu(), server_cpu()
+            t = time.perf_counter()
+            res = rj.batch(qs, context=ctx, model=MODEL, concurrency=args.concurrency, out=tmp / f"threads-{flag}",
+                           display=False, on_row=on_row)
+            threads_s = time.perf_counter() - t
+            time.sleep(0.3)  # the last workers are reaped
+            cpu = {"driver": _cpu_self() - c_self, "workers": _workers_cpu() - c_work, "server": server_cpu() - c_srv}
+            ok = res.df.filter(res.df["status"] == "done").height
+            main = flag == "1"
+            if main:
+                res_threads, threads_main = res, threads_s
+            rows.append({"part": "batch", "what": f"threads, {args.runs} runs x 3 calls x {LATENCY:g} s, "
+                         f"concurrency {args.concurrency}, workers {label}", "wall s": round(threads_s, 2),
+                         "ideal s": round(ideal, 2), "ratio": round(threads_s / ideal, 2), "target": "<= 1.3x ideal",
+                         **({"ok": threads_s <= 1.3 * ideal} if main else {}), "done": ok,
+                         "cpu s per run: driver / workers / server":
+                         f"{cpu['driver'] / args.runs:.3f} / "
+                         + (f"{cpu['workers'] / args.runs:.3f}" if main else "n/a (bwrap's, not reaped here)")
+                         + f" / {cpu['server'] / args.runs:.3f}",
+                         **({"cpu-bound floor s on 2 idle cores": round(sum(cpu.values()) / 2, 2)} if main
+                            else {}),
+                         "load (1 min) before/after": f"{load0:.1f}/{os.getloadavg()[0]:.1f}",
+                         "worker start s": round(start_s, 3),
+                         "worker start cpu s": round(statistics.median(start_cpu), 3)})
+            if main:
+                rows.append({"part": "batch", "what": "driver RSS as runs finish",
+                             "MB at start": round(rss0, 1), **{f"MB at {n}": round(mb, 1) for n, mb in marks},
+                             "growth first->last quarter MB": round(marks[-1][1] - marks[0][1], 1) if marks else None})
+        os.environ.pop("RLM_JUPYTER_FORKSERVER", None)
+        res, threads_s = res_threads, threads_main
         if not args.no_ray:
             try:
                 import ray
@@ -197,6 +281,7 @@ def main(argv=None) -> int:
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--sessions", type=int, default=3000)
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the same batch with workers started alone")
     ap.add_argument("--group-size", type=int, default=None, help="runs per Ray task (default: concurrency / CPUs)")
     ap.add_argument("--only", choices=("batch", "corpus", "sub_llm_batch"), default=None)
     ap.add_argument("--json", action="store_true")

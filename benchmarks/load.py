@@ -114,10 +114,16 @@ def build_store(folder: Path, fmt: str, files: int, file_bytes: int) -> Path:
         else:
             path = folder / f"{_session_id(n)}.jsonl"
         write_session(path, fmt, n, file_bytes)
+        # a real store's sessions were written before it is loaded, not within the load cache's racy window (3 s,
+        # in which a file's content is hashed on every reopen, since a same-size rewrite could keep its mtime)
+        old = time.time_ns() - 86_400 * 10**9
+        os.utime(path, ns=(old, old))
     return folder
 
 
 def append_session(path: Path, fmt: str, nbytes: int) -> None:
+    _TEMPLATES.setdefault("claude", _claude_template())  # also for a store kept from an earlier run (--keep)
+    _TEMPLATES.setdefault("codex", _codex_template())
     """Append about `nbytes` of new records of the same session (what an agent does) to an existing file."""
     sid = (orjson.loads(path.open("rb").readline())["payload"]["id"] if fmt == "codex" else path.stem).encode()
     body = _TEMPLATES["claude"] if fmt == "claude" else _TEMPLATES["codex"][1]

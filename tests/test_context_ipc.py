@@ -160,3 +160,20 @@ def test_suggest_proposes_the_most_retrieved_cluster():
         ctx.regex_search("TimeDelta serialization precision")
     assert [p.ids for p in ctx.symbols.suggest(events=events)] == [p.ids for p in proposals]
     assert raw_messages()  # the sample files are there
+
+
+def test_the_ipc_hand_over_keeps_each_issue_where_it_was(tmp_path):
+    """A load issue's record pointer (`s.json#/messages/3`) and its own file (a sub-agent's issue under its main
+    file) survive to_ipc / from_ipc, which is how the REPL worker gets its context."""
+    import rlm_jupyter as rj
+    from rlm_jupyter.sessions import Issue
+
+    ctx = rj.load(rj.samples() / "claude-code", cache=False, progress=False)
+    fr = ctx.report.files[0]
+    sub = fr.path + ".agent.jsonl"
+    fr.issues += [Issue(fr.path, None, "a message without a role", "invalid", "/messages/3"),
+                  Issue(sub, 7, "not JSON", "malformed")]
+    back = Context.from_ipc(ctx.to_ipc(tmp_path / "c.arrow"))
+    got = [i.where() for i in back.report.files[0].issues]
+    assert f"{fr.path}#/messages/3" in got and f"{sub}:7" in got
+    assert [i.where() for i in fr.issues] == got

@@ -310,3 +310,53 @@ def test_a_read_only_cache_folder_falls_back_with_one_warning(store, tmp_path, m
         same(ctx, plain(store))
     finally:
         ro.chmod(0o755)
+
+
+def test_progress_is_silent_under_its_delay_and_then_starts_from_what_is_done(monkeypatch):
+    """The bar of loads, index builds and embedding: nothing (and no tqdm import) for work that ends within the
+    delay; past it, a bar that already counts what was done before it appeared."""
+    import time
+
+    from rlm_jupyter.sessions import progress
+
+    with progress.Progress(100, 4) as p:
+        p.update(50, 2)
+        assert p._bar is None and p.files == 2
+    monkeypatch.setattr(progress, "DELAY_S", 0.05)
+    with progress.Progress(1000, 3, desc="word index", unit="msg", postfix=False) as p:
+        p.update(300)
+        assert p._bar is None
+        time.sleep(0.1)
+        p.update(200)
+        assert p._bar is not None and p._bar.n == 500 and p._bar.total == 1000 and p._bar.desc == "word index"
+    assert p._bar is None  # closed
+    with progress.Progress(1000, 3, enabled=False) as p:
+        time.sleep(0.1)
+        p.update(500)
+        assert p._bar is None
+
+
+def test_racy_entries_are_hashed_until_found_unchanged_after_their_window(store, cache_dir, reads, monkeypatch):
+    """Files just written keep a content hash in the cache (a same-size rewrite in the same mtime tick keeps their
+    key); once a reopen finds one unchanged after its window, the hash is dropped and later reopens stop hashing."""
+    first = load(store)  # the store was written just now: every entry is racy
+    manifests = list((cache.root() / "packs").glob("*.json"))
+    assert manifests and all(e.get("digest") for m in manifests for e in json.loads(m.read_text())["files"])
+    hashed: list[str] = []
+    real = cache.file_digest
+    monkeypatch.setattr(cache, "file_digest", lambda p: hashed.append(Path(p).name) or real(p))
+    load(store)  # still inside the window: checked, kept racy
+    assert hashed and all(e.get("digest") for m in manifests for e in json.loads(m.read_text())["files"])
+    monkeypatch.setattr(cache, "RACY_NS", 1)  # as if the window had passed
+    hashed.clear()
+    same(load(store), first)  # checked once more, found unchanged: settled
+    assert len(hashed) == 7
+    assert not any(e.get("digest") for m in (cache.root() / "packs").glob("*.json")
+                   for e in json.loads(m.read_text())["files"])
+    hashed.clear()
+    same(load(store), first)
+    assert hashed == []  # the key alone decides now
+    victim = sorted(store.rglob("*.jsonl"))[0]
+    victim.write_text(victim.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # a later write: a later mtime
+    reads.clear()
+    assert load(store).df.height == first.df.height and reads == [victim.name]  # read again (a blank line: no rows)

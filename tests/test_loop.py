@@ -123,7 +123,7 @@ def test_recursive_rlm_opens_a_child_run_under_its_sub_call(tmp_path, ctx):
     sub = run.trace.of_type("sub_call")[0]
     child = run.trace.get(sub["child_run"])
     assert child["type"] == "run" and child["parent"] == sub["id"] and child["depth"] == 1
-    assert [e["type"] for e in run.trace.children(child["id"])] == ["step", "final", "run_end"]
+    assert [e["type"] for e in run.trace.children(child["id"])] == ["worker_start", "step", "final", "run_end"]
     check_tree(run.trace)
 
 

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import socket
 from pathlib import Path
@@ -313,3 +314,103 @@ def test_a_result_for_another_step_is_a_protocol_error(level):
         assert r.status == "killed" and "protocol error: result for step 99, expected 1" in r.error
         assert "forged" not in r.stdout
         assert w.execute("print('fresh')").stdout == "fresh\n"
+
+
+# ---- the fork server: workers forked from a clean template (rlm/forkserver.py) ----------------------------------
+
+FORKED = [p for p in LEVELS if getattr(p, "values", (p,))[0] != "rlimits"]
+
+
+@pytest.fixture(params=FORKED)
+def forked_level(request):
+    from rlm_jupyter.rlm import forkserver
+
+    if not forkserver.enabled(request.param):
+        pytest.skip("workers are forked only when the kernel runs as root (the template gives each its namespaces)")
+    return request.param
+
+
+def _two_contexts(ctx, tmp_path):
+    """Two runs' contexts as the loop hands them over (Arrow IPC files in folders of their own)."""
+    import polars as pl
+
+    from rlm_jupyter.context import Context
+
+    one_id = ctx.sessions["session_id"][0]
+    small = Context.from_frame(ctx.df.filter(pl.col("session_id") == one_id),
+                               sessions=ctx.sessions.filter(pl.col("session_id") == one_id))
+    paths = []
+    for name, c in (("a", ctx), ("b", small)):
+        (tmp_path / name).mkdir(mode=0o700)
+        paths.append((c.to_ipc(tmp_path / name / "context.arrow"), len(c)))
+    return paths
+
+
+def test_forked_workers_get_their_run_only_and_cannot_reach_each_other(forked_level, ctx, tmp_path):
+    (path_a, n_a), (path_b, n_b) = _two_contexts(ctx, tmp_path)
+    assert n_a != n_b
+    with Worker(path_a, limits=FAST, isolation=forked_level) as a, \
+            Worker(path_b, limits=FAST, isolation=forked_level) as b:
+        assert a._proc.forked and b._proc.forked and a._proc.pid != b._proc.pid
+        # each has the context its run handed over, and nothing else
+        assert a.execute("print(len(context))").stdout == f"{n_a}\n"
+        assert b.execute("print(len(context))").stdout == f"{n_b}\n"
+        assert a.execute("x = 41\nopen('private.txt', 'w').write('run a')").status == "ok"
+        assert (a.workdir / "private.txt").read_text() == "run a"
+        # b cannot see a's folder, nor the folder holding every forked worker's folder
+        r = b.execute(f"import os\nfor p in ({str(a.workdir / 'private.txt')!r}, {str(a.workdir)!r}):\n"
+                      "    try:\n        print(open(p).read() if p.endswith('.txt') else os.listdir(p))\n"
+                      "    except OSError as e:\n        print(type(e).__name__)\n"
+                      f"print(os.listdir({str(a._base.parent)!r}) if os.path.isdir({str(a._base.parent)!r}) "
+                      "else 'no pool')")
+        assert r.status == "ok" and "run a" not in r.stdout and "private" not in r.stdout, r.stdout
+        assert a._base.name not in r.stdout, r.stdout
+        # own pid namespace: it sees its init and itself (pid 2), not the other worker; a signal cannot reach it
+        r = b.execute("import os\nprint(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+                      f"try:\n    os.kill({a._proc.pid}, 9)\n    print('sent')\nexcept OSError as e:\n"
+                      "    print(type(e).__name__)")
+        pid, pids = r.stdout.splitlines()[0].split(" ", 1)
+        assert pid == "2" and json.loads(pids) == [1, 2], r.stdout
+        assert "sent" not in r.stdout
+        assert a.execute("print(x)").stdout == "41\n"  # a lives on
+        # nothing of the hand-over is left open: its socket, two log files (fd 1, 2), the pipe to its init
+        r = b.execute("import os\nfds = {}\nfor f in os.listdir('/proc/self/fd'):\n    try:\n"
+                      "        fds[int(f)] = os.readlink(f'/proc/self/fd/{f}')\n    except OSError:\n        pass\n"
+                      "print(fds)")
+        opened = ast.literal_eval(r.stdout)
+        files = sorted(Path(t).name for t in opened.values() if t.startswith("/"))
+        assert files == ["err.log", "null", "out.log"], opened  # no context folder, cgroup or second log copy
+        assert sum(t.startswith("socket:") for t in opened.values()) == 1, opened
+    # a new run's worker is a fresh fork: nothing of the last one
+    with Worker(path_b, limits=FAST, isolation=forked_level) as c:
+        r = c.execute("print(x)")
+        assert r.status == "error" and "NameError" in r.error
+        assert not any(c.workdir.iterdir())
+
+
+def test_a_prestarted_template_is_taken_over_and_its_death_falls_back(forked_level):
+    import os
+    import signal as sig
+
+    from rlm_jupyter.rlm import forkserver
+
+    fs = forkserver.prestart(forked_level)
+    assert fs is not None and fs.wait_ready(60)
+    with Worker(None, limits=FAST, isolation=forked_level) as w:
+        assert w.prestarted and w._proc.forked and w.start_wait_s < 30
+        assert w.execute("print('hi')").stdout == "hi\n"
+    os.killpg(fs._proc.pid, sig.SIGKILL)  # the template dies (say, the OOM killer)
+    fs._proc.wait(10)
+    fs._thread.join(10)
+    assert fs.dead
+    with Worker(None, limits=FAST, isolation=forked_level) as w:  # a new template, or a worker on its own
+        assert w.execute("print('still')").stdout == "still\n"
+
+
+def test_a_killed_forked_worker_is_reported_as_killed_by_its_signal(forked_level):
+    """The exit status passes up unchanged through the worker's init and monitor (SIGKILL cannot be re-raised
+    the way other signals are: it is sent, not handled)."""
+    with Worker(None, limits=FAST, isolation=forked_level) as w:
+        r = w.execute("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+        assert r.status == "killed" and r.error.startswith("worker died (signal 9: SIGKILL"), r.error
+        assert w.execute("print('next')").stdout == "next\n"

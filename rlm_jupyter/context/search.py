@@ -116,12 +116,20 @@ def _build(df: pl.DataFrame, path: Path | None):
     sb.add_text_field("body", stored=False, tokenizer_name="en_stem")
     sb.add_integer_field("position", stored=False, fast=True, indexed=False)
     index = tantivy.Index(sb.build(), path=None if path is None else str(path))
+    from ..sessions.progress import Progress
+
     writer = index.writer(heap_size=256_000_000, num_threads=2)
     Document = tantivy.Document
-    for pos, body in distinct_bodies(df):
-        writer.add_document(Document(body=body, position=pos))
-    writer.commit()
-    writer.wait_merging_threads()
+    with Progress(df.height, df.height, desc="word index", unit="msg", postfix=False) as bar:  # silent under 1 s
+        done = 0
+        for pos, body in distinct_bodies(df):
+            writer.add_document(Document(body=body, position=pos))
+            if pos - done >= 1000:
+                bar.update(pos - done, files=pos - done)
+                done = pos
+        writer.commit()
+        writer.wait_merging_threads()
+        bar.update(df.height - done, files=df.height - done)
     del writer  # releases the folder's writer lock before the folder is moved
     return index
 

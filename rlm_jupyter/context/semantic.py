@@ -19,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sessions.progress import Progress
 from .cache import atomic_write
-from .embed import Progress
 
 CHUNK_CHARS = 200  # a sentence or two: short enough that a mean-pooled static vector still says what it is about
 MAX_CHUNKS = 64  # per message: a 16,000-char capped tool output gives ~80-160 windows; keep a spread of 64
-SHOW_PROGRESS_FROM = 2_000  # texts; smaller batches finish before a bar would be readable
 _EMBED_BATCH = 4_096
 # stored with cached vectors: a change re-embeds. "distinct": a message whose content repeats an earlier one's is
 # not embedded again (see search.distinct_bodies).
@@ -88,17 +87,15 @@ def message_chunks(df) -> tuple[list[str], np.ndarray]:
 
 
 def embed(embedder, texts: list[str], progress: bool | None = None) -> np.ndarray:
-    """Unit-length float32 vectors, embedded in batches with a progress bar for large inputs."""
-    show = len(texts) >= SHOW_PROGRESS_FROM if progress is None else progress
-    bar = Progress(len(texts), f"embedding ({embedder.name})", show)
-    out = []
-    try:
+    """Unit-length float32 vectors, embedded in batches, with the load's progress bar (sessions/progress.py: shown
+    once the work has taken a second, tqdm's notebook bar in Jupyter; never with progress=False)."""
+    with Progress(len(texts), len(texts), desc=f"embedding ({embedder.name})", enabled=progress is not False,
+                  unit="text", postfix=False) as bar:
+        out = []
         for start in range(0, len(texts), _EMBED_BATCH):
             batch = texts[start : start + _EMBED_BATCH]
             out.append(np.asarray(embedder.encode(batch), dtype=np.float32))
-            bar.update(len(batch))
-    finally:
-        bar.close()
+            bar.update(len(batch), files=len(batch))
     if not out:
         return np.zeros((0, 1), dtype=np.float32)
     vecs = np.concatenate(out)

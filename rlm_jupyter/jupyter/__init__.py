@@ -10,9 +10,10 @@ __all__ = ["Controller", "load_ipython_extension", "unload_ipython_extension"]
 
 def load_ipython_extension(ipython) -> None:
     """Register %rlm_load, %rlm_sessions, %%rlm and %sub_llm (called by `%load_ext rlm_jupyter`)."""
-    from .magics import RlmMagics
+    from .magics import RlmMagics, prestart_worker
 
     ipython.register_magics(RlmMagics)
+    prestart_worker()  # the REPL worker's template starts in the background: the first %%rlm does not wait for it
 
 
 def unload_ipython_extension(ipython) -> None:

@@ -90,6 +90,7 @@ class RlmMagics(Magics):
         if len(ctx.sessions) == 0:   # keep what the variable held; say why nothing loaded
             raise UsageError(nothing_loaded(paths, ctx.report, args.name, self.shell.user_ns.get(args.name)))
         self.shell.user_ns[args.name] = ctx
+        prestart_worker(models=True)  # a %%rlm over this context usually follows
         display(LoadSummary(ctx, args.name))
 
     def _discovered(self, args) -> list[str]:
@@ -342,6 +343,29 @@ class RlmMagics(Magics):
 
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
+
+def prestart_worker(models: bool = False) -> None:
+    """Start the REPL worker's template (rlm/forkserver.py) in a background thread and return at once: the bubblewrap
+    probe, the sandbox and the worker's imports happen while the user reads or types, not in the first %%rlm.
+    `models`: also import litellm (~3 s of CPU, every model call goes through it; after %rlm_load, not at
+    %load_ext, so the kernel stays idle until the user loads something). Off with RLM_JUPYTER_PRESTART=0."""
+    import os
+
+    if os.environ.get("RLM_JUPYTER_PRESTART", "1") == "0":
+        return
+
+    def go():
+        from ..rlm import forkserver
+
+        forkserver.prestart()
+        if models:
+            with contextlib.suppress(Exception):  # a broken install shows at the first model call, with its error
+                from ..rlm.models import load_litellm
+
+                load_litellm()
+
+    threading.Thread(target=go, name="rlm-prestart", daemon=True).start()
+
 
 def _default_view(*, question: str, budget, controller: Controller):
     """The TraceView widget inside a Jupyter kernel, displayed; no view in a plain IPython shell (no front-end)."""

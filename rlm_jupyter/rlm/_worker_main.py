@@ -16,6 +16,7 @@ The framing helpers here are also used by the parent side.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import linecache
 import socket
@@ -290,27 +291,37 @@ def _context_from_ipc(path, sidecar):
 
 
 def main() -> None:
-    """Start-up, in this order: memory limit, load the context (still as the kernel's user, so the worker can read
-    the parent's private copy), hide /root and /home (fallback levels, as root), drop to uid 65534 (as root), die
-    with the parent, the seccomp filter; only then the first frame is read, so no model code runs before all of it."""
+    """A worker started on its own (python -I -c ... FD CONFIG_JSON)."""
     import faulthandler
     import json
-    import os
-
-    from . import sandbox
 
     fd, config = int(sys.argv[1]), json.loads(sys.argv[2])
     sock = socket.socket(fileno=fd)
     faulthandler.enable(sys.__stderr__)  # a segfault's Python stack lands in the worker's stderr log
+    repl = _setup(sock, config)
+    serve(sock, repl)
+
+
+def _setup(sock: socket.socket, config: dict, alive_fd: int | None = None) -> Repl:
+    """Start-up, in this order: memory limit, load the context (still as the kernel's user, so the worker can read
+    the parent's private copy), hide /root and /home (fallback levels, as root), drop to uid 65534 (as root), die
+    with the parent, the seccomp filter; only then "ready" is sent and the first frame read, so no model code runs
+    before all of it."""
+    import os
+
+    from . import sandbox
+
     try:
         if config.get("memory_mb"):
             sandbox.set_memory_limit(config["memory_mb"])
         context = load_context(config["context"]) if config.get("context") else None
+        if config.get("context_fd") is not None:  # a forked worker: the run's context folder, handed over as an fd
+            os.close(config["context_fd"])
         if config.get("hide"):
             sandbox.hide_home(config["hide"]["ro"], config["hide"]["rw"])
         if config.get("drop"):
             sandbox.drop_privileges()
-        sandbox.die_with_parent(config.get("ppid"))
+        sandbox.die_with_parent(config.get("ppid"), alive_fd)
         if config.get("seccomp"):
             sandbox.install_seccomp(shared_memory=bool(config.get("cgroup")))
         repl = Repl(sock, context, config.get("memory_mb"))
@@ -318,7 +329,7 @@ def main() -> None:
         send(sock, {"op": "fatal", "error": f"{type(e).__name__}: {e}"})
         raise
     send(sock, {"op": "ready", "pid": os.getpid(), "uid": os.getuid()})
-    serve(sock, repl)
+    return repl
 
 
 def serve(sock: socket.socket, repl: Repl) -> None:
@@ -334,3 +345,191 @@ def serve(sock: socket.socket, repl: Repl) -> None:
             send(sock, repl.get_var(msg["name"]))
         elif op == "exit":
             return
+
+
+# ---- the template of the fork server (forkserver.py) -----------------------------------------------------------
+#
+# One clean process per isolation level, started once inside the same sandbox a worker gets (bwrap, or none at the
+# fallback level), with the worker's libraries imported and nothing else: no context, no variables, no model code
+# ever ran in it. For each worker the parent sends one "spawn" packet (JSON + the worker's file descriptors: its
+# socket, its logs, the run's context folder, its memory cgroup). The template forks a small monitor; the monitor
+# joins the cgroup, makes new pid, mount and IPC namespaces and forks the worker (pid 1 there), which then starts up
+# exactly as a worker started on its own (`_setup`), and the monitor reports its exit status through the template.
+#   parent -> template  {"op": "spawn", "id", "config", "fds": [names in the order of the fds]} | {"op": "kill", "id"}
+#   template -> parent  {"op": "ready"} | {"op": "spawned", "id"} | {"op": "exited", "id", "rc"}
+
+
+def zygote_main() -> None:
+    import json
+    import os
+    import select
+
+    fd, config = int(sys.argv[1]), json.loads(sys.argv[2])
+    ctrl = socket.socket(fileno=fd)
+    _preload(config)
+    if config.get("ppid"):  # the fallback level: no bwrap to take the template down with the kernel
+        from . import sandbox
+
+        sandbox.die_with_parent(config["ppid"])
+    _send_packet(ctrl, {"op": "ready", "pid": os.getpid()})
+    children: dict[int, tuple[int, int]] = {}  # pidfd -> (spawn id, pid of the monitor)
+    while True:
+        ready, _, _ = select.select([ctrl, *children], [], [])
+        for pidfd in [r for r in ready if r in children]:
+            sid, pid = children.pop(pidfd)
+            os.close(pidfd)
+            _, status = os.waitpid(pid, 0)
+            _send_packet(ctrl, {"op": "exited", "id": sid, "rc": os.waitstatus_to_exitcode(status)})
+        if ctrl not in ready:
+            continue
+        try:
+            data, fds, _, _ = socket.recv_fds(ctrl, 1 << 20, 16)
+        except OSError:
+            data, fds = b"", []
+        if not data:  # the kernel went away: so do the workers (their monitors die with this process)
+            os._exit(0)
+        msg = json.loads(data)
+        if msg.get("op") == "kill":
+            for sid, pid in children.values():
+                if sid == msg.get("id"):
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, 9)
+            continue
+        pid = os.fork()
+        if pid == 0:
+            _monitor(msg, fds, ctrl, children)  # never returns
+        for f in fds:
+            os.close(f)
+        children[os.pidfd_open(pid)] = (msg["id"], pid)
+        _send_packet(ctrl, {"op": "spawned", "id": msg["id"]})
+
+
+def _preload(config: dict) -> None:
+    """What every worker imports, imported once here (the ~0.3 s a worker started on its own pays)."""
+    import orjson  # noqa: F401
+    import polars  # noqa: F401
+
+    from ..context import Context  # noqa: F401
+    from ..sessions import Session  # noqa: F401
+    from . import sandbox
+
+    if config.get("seccomp"):
+        sandbox.known_syscalls()
+
+
+def _monitor(msg: dict, fds: list[int], ctrl: socket.socket, children: dict) -> None:
+    """The forked monitor of one worker: joins its cgroup, makes the new namespaces, forks their init (pid 1),
+    which forks the worker (pid 2: the kernel would not deliver SIGXCPU, the CPU limit, to a namespace's pid 1)."""
+    import os
+    import resource
+
+    from . import sandbox
+
+    try:
+        ctrl.close()
+        for pidfd in children:
+            os.close(pidfd)
+        os.setsid()
+        sandbox.set_death_signal()  # dies with the template
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        named = dict(zip(msg["fds"], fds, strict=True))
+        if "cgroup" in named:  # "0": the writer itself; everything forked from here on is in the cgroup
+            cg = named.pop("cgroup")
+            os.write(cg, b"0")
+            os.close(cg)
+        sandbox.own_namespaces()
+        status_r, status_w = os.pipe()  # the init writes the worker's wait status here (its own exit cannot say it)
+        pid = os.fork()
+        if pid == 0:
+            os.close(status_r)
+            _namespace_init(msg["config"], named, status_w)  # never returns
+        for f in [status_w, *named.values()]:
+            os.close(f)
+        status = os.waitpid(pid, 0)[1]
+        reported = os.read(status_r, 64).decode().strip()
+        _mirror(int(reported) if reported.lstrip("-").isdigit() else status)
+    except BaseException:
+        os._exit(71)
+
+
+def _namespace_init(config: dict, fds: dict[str, int], status_w: int) -> None:
+    """pid 1 of the worker's pid namespace: forks the worker, waits for it, exits as it did (and the namespace, with
+    anything the worker left running, goes with it)."""
+    import os
+
+    from . import sandbox
+
+    try:
+        sandbox.set_death_signal()  # dies with the monitor
+        alive_r, alive_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(alive_w)
+            os.close(status_w)
+            _forked_worker(config, fds, alive_r)  # never returns
+        for f in [alive_r, *fds.values()]:
+            os.close(f)
+        status = os.waitpid(pid, 0)[1]
+        os.write(status_w, str(status).encode())
+        os._exit(0)
+    except BaseException:
+        os._exit(71)
+
+
+def _mirror(status: int) -> None:
+    """Exit as the child whose wait status this is did: the same exit code, or killed by the same signal."""
+    import os
+    import signal
+
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught (nor their handler set)
+            signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+    os._exit(os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 71)
+
+
+def _forked_worker(config: dict, fds: dict[str, int], alive_fd: int) -> None:
+    import faulthandler
+    import os
+    import tempfile
+
+    from . import sandbox
+
+    code = 0
+    try:
+        sandbox.set_death_signal()  # dies with its namespace's init (and so with the template and the kernel)
+        for name, target in (("out", 1), ("err", 2)):
+            f = fds.pop(name)
+            os.dup2(f, target)
+            os.close(f)
+        faulthandler.enable(sys.__stderr__)
+        sock = socket.socket(fileno=fds.pop("sock"))
+    except BaseException:
+        os._exit(72)
+    try:
+        workdir = config["workdir"]
+        sandbox.own_proc_and_folder(config.get("pool"), workdir)
+        os.chdir(workdir)
+        os.environ.update(HOME=workdir, TMPDIR=workdir)
+        tempfile.tempdir = None
+        if "context" in fds:
+            config["context_fd"] = fds["context"]
+            config["context"] = f"/proc/self/fd/{fds['context']}/{config['context_name']}"
+        repl = _setup(sock, config, alive_fd)
+        serve(sock, repl)
+    except BaseException as e:
+        code = 1
+        if not isinstance(e, (SystemExit, KeyboardInterrupt)):
+            traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _send_packet(ctrl: socket.socket, msg: dict) -> None:
+    import json
+
+    ctrl.send(json.dumps(msg).encode())

@@ -457,6 +457,7 @@ class _Engine:
     # -- the worker and the calls it proxies -------------------------------------------------------------------
     def _start_worker(self, run_ev: dict, state: _RunState):
         on_call = self._on_call_for(state)
+        t0, wall0 = time.monotonic(), time.time()
         if self.worker_factory is not None:
             worker = self.worker_factory(self._context_file(), limits=self.limits, on_call=on_call)
         else:
@@ -473,6 +474,10 @@ class _Engine:
             raise
         level = getattr(worker, "sandbox", None)
         self.writer.update(run_ev, sandbox=level, worker_uid=getattr(worker, "uid", None))
+        # the phase before the first step (context hand-over + worker start); ~0 when a pre-started template forked it
+        wait = round(time.monotonic() - t0, 4)
+        self.writer.emit("worker_start", run_ev["id"], t=wall0, dur=wait, wait_s=wait,
+                         prestarted=bool(getattr(worker, "prestarted", False)), isolation=level)
         if level == "rlimits":  # allowed explicitly, and said as loudly as a failed step
             from .sandbox import UNSANDBOXED_WARNING
 

@@ -334,6 +334,46 @@ def hide_home(ro: list[str], rw: list[str]) -> None:
             os.close(fd)
 
 
+def own_namespaces() -> None:
+    """A worker forked from the template (forkserver.py), before it forks the worker: new pid, mount and IPC
+    namespaces, so each worker sees and signals only its own processes and shares no SysV IPC with other runs'
+    workers (what bubblewrap gives a worker it starts itself). Needs CAP_SYS_ADMIN (root, before drop_privileges)."""
+    CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x20000, 0x08000000, 0x20000000
+    _check(_c().unshare(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWPID), "unshare(CLONE_NEWPID | CLONE_NEWNS)")
+
+
+def own_proc_and_folder(pool: str | None, workdir: str) -> None:
+    """In a forked worker (pid 1 of its own pid namespace, in its own mount namespace): /proc shows its own
+    processes only, and, under bwrap, the folder holding every forked worker's folder (`pool`, bound into the
+    template's sandbox) is covered by an empty read-only tmpfs with only this worker's own folder bound back, so
+    a worker cannot reach another run's files. (The fallback levels get the same from hide_home, which covers /tmp.)"""
+    MS_REC, MS_PRIVATE, MS_BIND, MS_REMOUNT, MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = (
+        0x4000, 1 << 18, 0x1000, 0x20, 0x1, 0x2, 0x4, 0x8)
+    libc = _c()
+    _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "mount --make-rprivate /")
+    _check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount proc")
+    if pool is None:
+        return
+    fd = os.open(workdir, os.O_PATH | os.O_DIRECTORY)  # reachable once the pool is covered
+    try:
+        _check(libc.mount(b"tmpfs", pool.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=0755,size=1m"),
+               f"mount tmpfs on {pool}")
+        os.makedirs(workdir, mode=0o755, exist_ok=True)
+        _check(libc.mount(f"/proc/self/fd/{fd}".encode(), workdir.encode(), None, MS_BIND | MS_REC, None),
+               f"bind {workdir}")
+        _check(libc.mount(None, pool.encode(), None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV,
+                          b"mode=0755,size=1m"), f"read-only {pool}")
+    finally:
+        os.close(fd)
+
+
+def set_death_signal() -> None:
+    """SIGKILL this process when its parent dies (PR_SET_PDEATHSIG)."""
+    import signal
+
+    _check(_c().prctl(1, int(signal.SIGKILL), 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+
+
 def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
     """Become uid/gid `uid` for good (real, effective and saved ids; no supplementary groups, no capabilities),
     with no_new_privs so no setuid program can give root back. A process cap RLIMIT_NPROC bounds fork bombs."""
@@ -349,14 +389,17 @@ def drop_privileges(uid: int = NOBODY, gid: int = NOBODY) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
 
 
-def die_with_parent(expected_ppid: int | None) -> None:
+def die_with_parent(expected_ppid: int | None, alive_fd: int | None = None) -> None:
     """SIGKILL this process when the kernel that started it dies (PR_SET_PDEATHSIG; set after the uid change,
-    which clears it). If the parent is already gone, exit now. The seccomp filter then forbids changing it."""
-    import signal
+    which clears it). If the parent is already gone, exit now: `expected_ppid` is no longer the parent, or
+    `alive_fd` (the read end of a pipe only the parent holds open; a forked worker's parent is outside its pid
+    namespace, so getppid() says 0) has hung up. The seccomp filter then forbids changing it."""
+    import select
 
-    PR_SET_PDEATHSIG = 1
-    _check(_c().prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
+    set_death_signal()
     if expected_ppid and os.getppid() != expected_ppid:
+        os._exit(70)
+    if alive_fd is not None and select.select([alive_fd], [], [], 0)[0]:
         os._exit(70)
 
 
@@ -437,17 +480,8 @@ def install_seccomp(*, shared_memory: bool) -> None:
     f.load()
 
     g = sc.SyscallFilter(defaction=eperm)
-    arch = sc.system_arch()
-    by_pid = set()
-    for n in PID_SYSCALLS:
-        with contextlib.suppress(Exception):
-            by_pid.add(sc.resolve_syscall(arch, n))
-    for nr in range(0, 1024):
-        if nr in by_pid:
-            continue
-        with contextlib.suppress(Exception):  # numbers the arch does not have
-            if isinstance(sc.resolve_syscall(arch, nr), bytes) and sc.resolve_syscall(arch, nr):
-                g.add_rule(sc.ALLOW, nr)
+    for nr in known_syscalls():
+        g.add_rule(sc.ALLOW, nr)
     for name in ("kill", "tgkill", "pidfd_open"):  # itself and younger processes (the ones it started)
         g.add_rule(sc.ALLOW, name, sc.Arg(0, sc.EQ, me))
         g.add_rule(sc.ALLOW, name, sc.Arg(0, sc.GT, me))
@@ -459,6 +493,28 @@ def install_seccomp(*, shared_memory: bool) -> None:
     for name in ("kill", "tgkill", "pidfd_open"):
         h.add_rule(eperm, name, sc.Arg(0, sc.GT, 0x7FFFFFFF))
     h.load()
+
+
+@lru_cache(maxsize=1)
+def known_syscalls() -> tuple[int, ...]:
+    """Every syscall number this libseccomp knows on this arch, except those that name another process by pid
+    (filter 2 allows these). Computed once: the fork server's template computes it before it forks workers."""
+    import pyseccomp as sc
+
+    arch = sc.system_arch()
+    by_pid = set()
+    for n in PID_SYSCALLS:
+        with contextlib.suppress(Exception):
+            by_pid.add(sc.resolve_syscall(arch, n))
+    out = []
+    for nr in range(0, 1024):
+        if nr in by_pid:
+            continue
+        with contextlib.suppress(Exception):  # numbers the arch does not have
+            name = sc.resolve_syscall(arch, nr)
+            if isinstance(name, bytes) and name:
+                out.append(nr)
+    return tuple(out)
 
 
 PID_SYSCALLS = ("kill", "tkill", "tgkill", "pidfd_open", "pidfd_send_signal", "rt_sigqueueinfo",

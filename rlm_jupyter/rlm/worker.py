@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import sandbox
+from . import forkserver, sandbox
 from ._worker_main import KEEP_CHARS, recv, send
 from .budget import DEFAULT_MEMORY_MB, DEFAULT_STEP_TIMEOUT_S, DEFAULT_SUB_CALLS_PER_STEP
 
@@ -112,8 +112,12 @@ class Worker:
         self.restarts = 0
         self.uid: int | None = None  # the worker's uid, as it reported it
         self.step_deadline: float | None = None  # time.monotonic() by which the running step must end
+        self.prestarted = False  # the first start found the fork server's template ready (forkserver.py)
+        self.start_wait_s: float | None = None  # seconds the first start took
         sweep_stale()
-        self._base = Path(tempfile.mkdtemp(prefix=f"rlm-worker-{os.getpid()}-"))
+        self._fs = forkserver.get(self.sandbox) if _forkable(context_path) else None
+        self._base = Path(tempfile.mkdtemp(prefix=f"rlm-worker-{os.getpid()}-",
+                                           dir=self._fs.pool if self._fs is not None else None))
         self.workdir = self._base / "work"
         self.workdir.mkdir(mode=0o700)
         self._drop = sandbox.drops_to_nobody()
@@ -144,6 +148,66 @@ class Worker:
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
+        t0 = time.monotonic()
+        first = self.start_wait_s is None
+        if self._fs is not None and not self._fs.dead:
+            if first:
+                self.prestarted = self._fs.ready
+            try:
+                self._start_forked()
+            finally:
+                if first:
+                    self.start_wait_s = time.monotonic() - t0
+            return
+        try:
+            self._start_alone()
+        finally:
+            if first:
+                self.start_wait_s = time.monotonic() - t0
+
+    def _start_forked(self) -> None:
+        """A fresh fork of the fork server's template (forkserver.py), with this run's folder, cgroup and context."""
+        parent, child = socket.socketpair()
+        parent.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)  # the "ready" frame says the worker's pid
+        seccomp = self.sandbox != "rlimits" and sandbox.seccomp_available()
+        config = {"memory_mb": self.limits.memory_mb, "seccomp": seccomp, "drop": self._drop,
+                  "cgroup": self._cgroup is not None, "workdir": str(self.workdir),
+                  "pool": str(self._fs.pool) if self.sandbox == "bwrap" else None,
+                  "hide": self._keep_paths() if self._drop and self.sandbox != "bwrap" else None}
+        fds: dict[str, int] = {"sock": child.fileno()}
+        opened = []
+        try:
+            out = os.open(self._base / "out.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            err = os.open(self._base / "err.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            opened += [out, err]
+            fds.update(out=out, err=err)
+            if self._context_path:
+                folder = os.open(os.path.dirname(self._context_path), os.O_RDONLY | os.O_DIRECTORY)
+                opened.append(folder)
+                fds["context"] = folder
+                config["context_name"] = os.path.basename(self._context_path)
+            if self._cgroup is not None:
+                cg = os.open(self._cgroup.procs, os.O_WRONLY)
+                opened.append(cg)
+                fds["cgroup"] = cg
+            try:
+                proc = self._fs.spawn(config, fds)
+            except RuntimeError as e:
+                parent.close()
+                raise WorkerError(f"the REPL worker did not start ({self.sandbox}, forked): {e}") from None
+        finally:
+            for f in opened:
+                os.close(f)
+            child.close()
+        self._proc = proc
+        self._sock = parent
+        self._seq = 0
+        self._next_call = 1
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _cleanup, [self._proc], self._base, self._cgroup)
+        self._await_ready()
+
+    def _start_alone(self) -> None:
         parent, child = socket.socketpair()
         seccomp = self.sandbox != "rlimits" and sandbox.seccomp_available()  # bwrap too: AF_VSOCK, io_uring, …
         config = {"context": self._context_path, "memory_mb": self.limits.memory_mb, "seccomp": seccomp,
@@ -166,15 +230,23 @@ class Worker:
         self._next_call = 1
         self._finalizer.detach()
         self._finalizer = weakref.finalize(self, _cleanup, [self._proc], self._base, self._cgroup)
+        self._await_ready()
+
+    def _await_ready(self) -> None:
+        forked = getattr(self._proc, "forked", False)
         try:
-            msg = self._recv(time.monotonic() + START_TIMEOUT_S)
+            msg = self._recv(time.monotonic() + START_TIMEOUT_S, creds=forked)
         except ProtocolError as e:
             msg = {"op": "fatal", "error": str(e)}
+        if forked:
+            with contextlib.suppress(OSError):
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 0)
         if msg is None or msg.get("op") != "ready":
             why = msg.get("error") if msg else f"no answer within {START_TIMEOUT_S:g} s"
             tail = self._log_tail("err.log")
             self._kill()
-            raise WorkerError(f"the REPL worker did not start ({self.sandbox}): {str(why)[:500]}"
+            how = ", forked" if forked else ""
+            raise WorkerError(f"the REPL worker did not start ({self.sandbox}{how}): {str(why)[:500]}"
                               + (f"\n{tail}" if tail else ""))
         self.uid = msg.get("uid") if isinstance(msg.get("uid"), int) else None
 
@@ -311,9 +383,10 @@ class Worker:
             return [_reply_text(v) for v in items]
         return _reply_text(value)
 
-    def _recv(self, deadline: float) -> dict | None:
+    def _recv(self, deadline: float, creds: bool = False) -> dict | None:
         """The next frame, or None when the deadline passes or the worker dies (polled every 0.2 s). A frame over
-        MAX_FRAME_FROM_WORKER or not a JSON object raises ProtocolError."""
+        MAX_FRAME_FROM_WORKER or not a JSON object raises ProtocolError. `creds`: a forked worker's "ready"
+        frame, whose sender pid (SO_PASSCRED, translated by the kernel into this pid namespace) is the worker's."""
         sock = self._sock
         while True:
             left = deadline - time.monotonic()
@@ -323,6 +396,8 @@ class Worker:
             if ready:
                 sock.settimeout(max(left, 0.05))
                 try:
+                    if creds:
+                        self._proc.pid = _sender_pid(sock) or self._proc.pid
                     return recv(sock, MAX_FRAME_FROM_WORKER)
                 except TimeoutError:
                     return None
@@ -359,7 +434,7 @@ class Worker:
         elif timed_out:
             reason = f"TimeoutError: step exceeded {self.limits.step_timeout_s:g} s (model calls included)"
         else:
-            reason = self._death_reason(proc.returncode if proc else None)
+            reason = self._death_reason(proc.returncode if proc else None, getattr(proc, "forked", False))
             if oom:
                 reason += f": memory limit of {_cgroup_mb(self.limits.memory_mb)} MB (cgroup) exceeded"
         out, err = self._log_since(offsets)
@@ -370,10 +445,11 @@ class Worker:
             reason += f"; restarting the worker failed: {e}"
         return ExecResult(stdout=out, stderr=err, status="killed", error=reason, duration_s=elapsed)
 
-    def _death_reason(self, rc: int | None) -> str:
+    def _death_reason(self, rc: int | None, forked: bool = False) -> str:
         if rc is None:
             return "worker died"
-        sig = -rc if rc < 0 else (rc - 128 if self.sandbox == "bwrap" and rc > 128 else None)  # bwrap: 128+signal
+        bwrap = self.sandbox == "bwrap" and not forked  # bwrap reports a signal as 128+signal
+        sig = -rc if rc < 0 else (rc - 128 if bwrap and rc > 128 else None)
         if sig is None:
             return f"worker died (exit status {rc}: os._exit or a fatal error)"
         name = _signal_name(sig)
@@ -582,9 +658,39 @@ def _json(obj) -> str:
     return json.dumps(obj)
 
 
-def _kill_proc(proc: subprocess.Popen) -> None:
+def _forkable(context) -> bool:
+    """A forked worker takes its context as an Arrow IPC file (or none): a folder of session files is loaded by a
+    worker started on its own."""
+    if context is None or not isinstance(context, (str, os.PathLike)):
+        return True
+    try:
+        with open(context, "rb") as f:
+            return f.read(6) == b"ARROW1"
+    except OSError:
+        return False
+
+
+def _sender_pid(sock: socket.socket) -> int | None:
+    """Peek at the next frame's header with its SCM_CREDENTIALS: the pid of the process that sent it."""
+    import struct
+
+    with contextlib.suppress(OSError):
+        _, anc, _, _ = sock.recvmsg(1, socket.CMSG_SPACE(12), socket.MSG_PEEK)
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= 12:
+                return struct.unpack("iII", data[:12])[0]
+    return None
+
+
+def _kill_proc(proc) -> None:
     """SIGKILL the worker's process group (the worker and anything it started outside bwrap; under bwrap the pid
-    namespace and --die-with-parent take the rest down with it)."""
+    namespace and --die-with-parent take the rest down with it). A forked worker is pid 1 of its own pid
+    namespace: killing it kills what it started."""
+    if getattr(proc, "forked", False):
+        proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+        return
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -119,6 +119,7 @@ class Index:
         self.entries: dict[str, tuple[int, Path, dict]] = {}  # real path -> (pack time, arrow path, entry)
         self.packs: dict[Path, dict] = {}  # arrow path -> manifest
         self.rejected: list[str] = []
+        self.settled: dict[Path, set[str]] = {}  # racy entries found unchanged once their window had passed
 
     def read(self) -> Index:
         try:
@@ -149,9 +150,28 @@ class Index:
             return None
         if e["format_version"] != format_version(e["format"]):
             return None
-        if e.get("digest") and file_digest(Path(path or key.path)) != e["digest"]:
-            return None  # read within RACY_NS of its last change, and its content differs now
+        if e.get("digest"):
+            if file_digest(Path(path or key.path)) != e["digest"]:
+                return None  # read within RACY_NS of its last change, and its content differs now
+            if time.time_ns() - key.mtime_ns >= RACY_NS:
+                # unchanged, checked after its mtime tick had passed: a later write gets a later mtime, so the
+                # key alone decides from now on (settle() drops the digest: no more hashing on every reopen)
+                self.settled.setdefault(arrow, set()).add(e["path"])
         return Hit(arrow, e)
+
+    def settle(self) -> None:
+        """Rewrite the manifests whose racy entries were found unchanged (lookup) without their digests. Best
+        effort: a manifest that cannot be written keeps its digests (checked again next time)."""
+        for arrow, paths in self.settled.items():
+            man = self.packs.get(arrow)
+            if man is None:
+                continue
+            for e in man["files"]:
+                if e["path"] in paths:
+                    e.pop("digest", None)
+            with contextlib.suppress(OSError):
+                atomic_write(arrow.with_suffix(".json"), json.dumps(man, ensure_ascii=False).encode())
+        self.settled.clear()
 
     def superseded(self) -> list[Path]:
         """Packs of which no entry is the newest for its path any more."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import cache as _cache
 from . import checks, formats
-from .load import UnknownFormatError, _as_paths, _walk
+from .load import UnknownFormatError, _as_paths, _walk_names
 from .model import Issue, Session
 from .report import FileReport, LoadReport
 
@@ -50,6 +50,7 @@ class Item:
     explicit: bool
     size: int = 0
     problem: str | None = None  # why it cannot be read (found while listing)
+    st: os.stat_result | None = None  # its stat when listed (the cache key is made from it: one stat a file)
 
 
 @dataclass
@@ -82,20 +83,20 @@ def plan(paths, index: _cache.Index | None = None) -> Plan:
             rd = real_dirs[folder] = os.path.realpath(folder)
         return os.path.join(rd, name)
 
-    def add(p: Path, explicit: bool, into: list[Item]) -> Item | None:
+    def add(p: Path | str, explicit: bool, into: list[Item]) -> Item | None:
         spath = str(p)
         real = realpath(spath)
         if real in seen:
             return None
         seen.add(real)
         item = Item(spath, real, explicit)
-        item.size, item.problem = _check(p)
+        item.size, item.problem, item.st = _check(p)
         into.append(item)
         return item
 
     for p in _as_paths(paths):
         if p.is_dir():
-            for f in _walk(p):
+            for f in _walk_names(p):
                 add(f, False, out.items)
             continue
         item = add(p, True, out.items)
@@ -122,7 +123,7 @@ def _known(index: _cache.Index | None, item: Item, listing: formats.Listing):
     if index is None or not item.size:
         return None
     try:
-        hit = index.lookup(_cache.Key.of(item.real, os.stat(item.path)), item.path)
+        hit = index.lookup(_cache.Key.of(item.real, item.st or os.stat(item.path)), item.path)
     except OSError:
         return None
     if hit is None:
@@ -134,24 +135,29 @@ def _known(index: _cache.Index | None, item: Item, listing: formats.Listing):
     return mod
 
 
-def _check(p: Path) -> tuple[int, str | None]:
-    """(size, None) for a file that can be read, or (0, why) for one that cannot. Never opens the file: a named
-    pipe called *.jsonl would block `open` until a writer comes."""
+def _check(p: Path | str) -> tuple[int, str | None, os.stat_result | None]:
+    """(size, None, stat) for a file that can be read, or (0, why, None) for one that cannot. Never opens the file:
+    a named pipe called *.jsonl would block `open` until a writer comes."""
     try:
         st = os.stat(p)
     except FileNotFoundError:
         if os.path.islink(p):
-            return 0, f"broken symbolic link (to {os.readlink(p)}); skipped"
-        return 0, "vanished after the folder was listed; skipped"
+            return 0, f"broken symbolic link (to {os.readlink(p)}); skipped", None
+        return 0, "vanished after the folder was listed; skipped", None
     except OSError as e:
-        return 0, f"cannot be read ({e.strerror or e}); skipped"
+        return 0, f"cannot be read ({e.strerror or e}); skipped", None
     if stat.S_ISDIR(st.st_mode):
-        return 0, None  # a store folder (OpenCode's storage tree), read whole
+        return 0, None, st  # a store folder (OpenCode's storage tree), read whole
     if not stat.S_ISREG(st.st_mode):
-        return 0, f"not a regular file ({_kind(st.st_mode)}); skipped"
-    if not os.access(p, os.R_OK):
-        return 0, "cannot be read (permission denied); skipped, check its permissions"
-    return st.st_size, None
+        return 0, f"not a regular file ({_kind(st.st_mode)}); skipped", None
+    # The owner's permission bits are the whole answer for the owner (ACLs do not change them): no access() call
+    # for the usual case of one's own files (~10 us a file)
+    if not (st.st_uid == _EUID and st.st_mode & stat.S_IRUSR) and not os.access(p, os.R_OK):
+        return 0, "cannot be read (permission denied); skipped, check its permissions", None
+    return st.st_size, None, st
+
+
+_EUID = os.geteuid()
 
 
 def _kind(mode: int) -> str:
@@ -204,7 +210,7 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
     entry: dict[str, Any] = {"path": real, "shown": path, "status": "ok", "issues": [], "sessions": [],
                              "cache": False}
     p = Path(path)
-    size, problem = _check(p)  # again: the file may have changed since the folder was listed
+    size, problem, _ = _check(p)  # again: the file may have changed since the folder was listed
     if problem:
         entry.update(status="unreadable", why=problem)
         return entry, []
@@ -261,12 +267,10 @@ def load_table(paths, *, cache: bool | str | os.PathLike = True, workers: int | 
 
     `cache`: True (RLM_JUPYTER_CACHE or ~/.cache/rlm_jupyter), a folder, or False. `workers`: processes for the
     files not in the cache (default: the cores this process may use; 1 reads in this process)."""
-    from .pool import default_workers
-
     folder = _cache_folder(cache)
     index = _cache.Index(folder).read() if folder is not None else None
     pl_ = plan(paths, index)
-    parts = _collect(pl_, folder, workers if workers is not None else default_workers(), progress, index=index)
+    parts = _collect(pl_, folder, workers, progress, index=index)
     df, sessions, report = _merge(pl_, parts)
     return df, sessions, report
 
@@ -294,8 +298,10 @@ def _warn_cache(folder: Path, why: str) -> None:
                   "(set RLM_JUPYTER_CACHE to a writable folder, or pass cache=False)", RuntimeWarning, stacklevel=4)
 
 
-def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: bool = False,
+def _collect(p: Plan, folder: Path | None, workers: int | None, progress: bool, lazy: bool = False,
              index: _cache.Index | None = None) -> list[_Part]:
+    """The rows of every planned file: from the cache, else read (`workers` processes; None: the cores this process
+    may use, found only when something is read: a reopen from the cache never imports multiprocessing)."""
     from .progress import Progress
     from .tables import rows_frame  # noqa: F401  (polars imported here, before any timing of the read)
 
@@ -311,7 +317,7 @@ def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: b
         hit = None
         if index is not None and item.size:
             try:
-                hit = index.lookup(_cache.Key.of(item.real, os.stat(item.path)), item.path)
+                hit = index.lookup(_cache.Key.of(item.real, item.st or os.stat(item.path)), item.path)
             except OSError:
                 hit = None
         if hit is None:
@@ -339,6 +345,7 @@ def _collect(p: Plan, folder: Path | None, workers: int, progress: bool, lazy: b
         if misses:
             _read_misses(p, misses, parts, writable, workers, bar, lazy)
     if index is not None and writable is not None:
+        index.settle()
         _tidy(index, [part for part in parts if part is not None], writable)
     return parts  # type: ignore[return-value]
 
@@ -358,8 +365,12 @@ def _batches(p: Plan, misses: list[int], target: int) -> list[list[int]]:
     return out
 
 
-def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, workers: int, bar,
+def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, workers: int | None, bar,
                  lazy: bool) -> None:
+    if workers is None:
+        from .pool import default_workers
+
+        workers = default_workers()
     nbytes = sum(p.items[i].size for i in misses)
     use_pool = workers > 1 and len(misses) > 1 and nbytes >= POOL_MIN_BYTES
     # pool batches: about three per worker (balance), at most BATCH_BYTES each
@@ -548,7 +559,6 @@ def scan(paths, *, cache: bool | str | os.PathLike = True, workers: int | None =
     as in a load, but repeated message ids are not renamed (that needs the whole table)."""
     import polars as pl
 
-    from .pool import default_workers
     from .schema import MESSAGE_COLUMNS, polars_schema
 
     folder, why = _usable(_cache_folder(cache if cache is not False else True))
@@ -557,7 +567,7 @@ def scan(paths, *, cache: bool | str | os.PathLike = True, workers: int | None =
                       "RLM_JUPYTER_CACHE to a writable folder, or use rj.load")
     index = _cache.Index(folder).read()
     pl_ = plan(paths, index)
-    parts = _collect(pl_, folder, workers if workers is not None else default_workers(), progress, lazy=True,
+    parts = _collect(pl_, folder, workers, progress, lazy=True,
                      index=index)
     _, _, _, pieces = _pieces(pl_, parts)
     lazies = []
