@@ -30,6 +30,10 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import XRay
 
 _LINE_SUFFIXES = (".jsonl", ".ndjson")
 _HEAD = 512  # bytes hashed to notice a replaced file
@@ -67,7 +71,7 @@ class Follower:
             raise FileNotFoundError(f"xray follow: {self.path} does not exist; pass the session file (or its folder) "
                                     "the agent is writing")
         self.session, self.limit, self.interval = session, limit, interval
-        self.xray = None
+        self.xray: XRay | None = None
         self.lines = 0
         self.pending_bytes = 0
         self.notices: list[Notice] = []
@@ -77,7 +81,7 @@ class Follower:
         self.rebuild_s: list[float] = []  # seconds per rebuild (load + X-ray of the copy)
         self._tmp = Path(tempfile.mkdtemp(prefix="rlm-xray-follow-"))
         self._tracked: _Tracked | None = None
-        self._copy: Path | None = None
+        self._copy: Path = self._tmp / "none-yet"  # the copy the X-ray reads (named once a file is followed)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._changed = threading.Event()
@@ -183,12 +187,19 @@ class Follower:
         self.lines = 0
         self.xray = None
 
+    @property
+    def _tr(self) -> _Tracked:
+        """The file being followed (read only once one is: a folder may have none yet)."""
+        if self._tracked is None:
+            raise RuntimeError("xray follow: no file is followed yet")
+        return self._tracked
+
     def _restart(self, kind: str, text: str) -> None:
         self._notify(kind, text)
-        self._start(self._tracked.path)
+        self._start(self._tr.path)
 
     def _read(self) -> bool:
-        tr = self._tracked
+        tr = self._tr
         try:
             st = tr.path.stat()
         except FileNotFoundError:
@@ -202,7 +213,7 @@ class Follower:
                                        f"{tr.offset + len(tr.pending):,}): truncated; re-read from its start")
         elif tr.head and _head(tr.path) != tr.head:
             self._restart("replaced", f"{tr.path.name} was rewritten from its start; re-read")
-        tr = self._tracked
+        tr = self._tr
         if st.st_size == tr.offset + len(tr.pending) and tr.inode is not None:
             return False
         tr.inode = st.st_ino
@@ -225,7 +236,7 @@ class Follower:
         return True
 
     def _read_whole(self) -> bool:
-        tr = self._tracked
+        tr = self._tr
         try:
             st = tr.path.stat()
         except FileNotFoundError:
@@ -256,7 +267,7 @@ class Follower:
                 return
             xr = XRay(ctx, self.session, limit=self.limit)
         except (ContextQueryError, ValueError, OSError) as e:
-            self._notify("unreadable", f"{self._tracked.path.name} could not be read yet ({e}); the view is from "
+            self._notify("unreadable", f"{self._tr.path.name} could not be read yet ({e}); the view is from "
                                        "the last readable state")
             return
         self.xray = xr
