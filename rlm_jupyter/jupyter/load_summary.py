@@ -110,7 +110,8 @@ def nothing_loaded(paths: list[str], report, name: str, previous) -> str:
     if skipped:
         shown = "; ".join(skipped[:3]) + (f"; … {len(skipped) - 3} more" if len(skipped) > 3 else "")
         why.append(f"{len(skipped)} file(s) skipped: {shown}")
-    ignored, n_ignored = [], 0
+    ignored: list[str] = []
+    n_ignored = 0
     for p in paths:
         if not os.path.isdir(p):
             continue

@@ -198,7 +198,8 @@ def _refused(exc: BaseException) -> bool:
     """Nothing listens where the call went (connection refused, unknown host): an httpx ConnectError in the cause
     chain, which litellm wraps as APIConnectionError for some providers and as InternalServerError("Connection
     error.") for the OpenAI client. A connection dropped after it was made is no ConnectError."""
-    seen, e = 0, exc
+    seen = 0
+    e: BaseException | None = exc
     while e is not None and seen < 10:
         if isinstance(e, ConnectionRefusedError) or type(e).__name__ == "ConnectError":
             return True

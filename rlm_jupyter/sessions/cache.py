@@ -77,7 +77,7 @@ def format_version(name: str) -> str:
 
     for mod in formats.modules():
         if name == mod.NAME:
-            return f"{getattr(mod, 'VERSION', 0)}.{_source_hash([Path(str(mod.__file__))])}"
+            return f"{getattr(mod, 'VERSION', 0)}.{_source_hash([Path(str(getattr(mod, '__file__', '')))])}"
     return "unknown"
 
 

@@ -6,6 +6,8 @@ so `import rlm_jupyter` stays light.
 
 from __future__ import annotations
 
+from typing import Any
+
 # Column name -> polars dtype name. Order is the order of `ctx.df`.
 MESSAGE_COLUMNS: dict[str, str] = {
     "id": "str",               # native id where the format has one, else "<session>#<n>"
@@ -100,7 +102,7 @@ def polars_schema(columns: dict[str, str]):
     """Resolve dtype names to a polars schema (imports polars)."""
     import polars as pl
 
-    dtypes = {
+    dtypes: dict[str, Any] = {
         "str": pl.String,
         "int": pl.Int64,
         "float": pl.Float64,

@@ -86,7 +86,7 @@ class _Walk:
             elif boundary[i] == "rewind":
                 ev = _event("rewind", at=i, note="messages after the $rewindTo target")
                 removed = [j for j in window if not self.in_ctx[j]]
-            if ev is not None:
+            if ev is not None and removed is not None:
                 gone = set(removed)
                 for j in removed:
                     self.out_at[j], self.out_by[j] = ev["at"], i
@@ -296,12 +296,12 @@ class _Walk:
         js = sorted(j for j in js if at < self.out_at[j] and self.cleared_by[j] is None)  # removed first: nothing
         if not js:
             return
-        row = self._free(row)
-        if row is None:
+        free = self._free(row)
+        if free is None:
             return
         for j in js:
-            self.cleared_by[j] = row
-        self.events[row] = ev
+            self.cleared_by[j] = free
+        self.events[free] = ev
 
     def _free(self, row: int) -> int | None:
         """The event's row, or the nearest one after (then before) that carries no event yet."""
@@ -329,7 +329,8 @@ def _event(kind: str, *, at: int, how: str = "recorded", note: str = "", **facts
         if v is not None:
             ev[k] = v
     for k in ("tokens_before", "tokens_after", "tokens_removed"):
-        if type(ev[k]) is not int or ev[k] < 0:
+        v = ev[k]
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             ev[k] = None
     if ev["trigger"] is not None and type(ev["trigger"]) is not str:
         ev["trigger"] = str(ev["trigger"])

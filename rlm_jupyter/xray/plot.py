@@ -456,8 +456,9 @@ def enable_offline(alt) -> None:
 
     from ..sessions.cache import atomic_write, root
 
+    vlc_version = getattr(vlc, "__version__", "?")
     path = (root().parents[1] / "xray"
-            / f"jupyterchart-altair{alt.__version__}-vlc{vlc.__version__}-vl{vl_version_for_vl_convert()}.js")
+            / f"jupyterchart-altair{alt.__version__}-vlc{vlc_version}-vl{vl_version_for_vl_convert()}.js")
     if path.is_file() and isinstance(getattr(cls, "_esm", None), str):  # Altair keeps the bundle in `_esm`
         with contextlib.suppress(OSError, UnicodeDecodeError):
             cls._esm, cls._is_offline = path.read_text(encoding="utf-8"), True
@@ -530,5 +531,7 @@ def plot(xr, *, interactive: bool | None = None, width: int = 720, height: int =
             interactive = _in_kernel()
         except ImportError:
             interactive = False
-    opts = {"width": width, "height": height, "turns": turns, "max_buckets": max_buckets}
-    return XRayPlot(xr, chart(xr, **opts), bool(interactive), static_chart=lambda: chart(xr, static=True, **opts))
+    def draw(static: bool = False):
+        return chart(xr, width=width, height=height, turns=turns, max_buckets=max_buckets, static=static)
+
+    return XRayPlot(xr, draw(), bool(interactive), static_chart=lambda: draw(static=True))
