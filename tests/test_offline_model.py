@@ -184,3 +184,23 @@ def test_offline_answers_carry_one_bullet_each_when_the_sub_model_writes_bullets
     bullets = [x for x in lines if x.startswith("- ")]
     assert bullets and not [x for x in lines if re.match(r"\s*[-*•]\s+[-*•]\s", x)]
     assert f"- Rejected Redis sessions because it adds another server to run. [{mid}]" in bullets
+
+
+def test_scoring_all_sentences_in_one_pass_finds_what_one_search_per_sentence_finds(samples):
+    """`_matches_each` (one regex pass per term over the joined sentences) against `_matches` per sentence, on the
+    sentences of real sessions and questions whose terms use every kind of pattern (families, stems, literals)."""
+    import rlm_jupyter as rj
+    from rlm_jupyter.rlm import offline
+
+    ctx = rj.load(samples / "claude-code", cache=False)
+    texts = [t for col in ("text", "tool_output") for t in ctx.df[col].drop_nulls().to_list() if t][:600]
+    sentences = [s for t in texts for _, s in offline.sentences(t)]
+    assert len(sentences) > 500
+    hits = 0
+    for q in ("Which decisions, rejected approaches, errors and constraints?", "Which file failed in src/app.py?",
+              "Did the build crash or miss a test_x.py step?", "What was chosen for FooBar and v1.2?"):
+        terms = offline.key_terms(q)
+        one_by_one = [offline._matches(terms, s) for s in sentences]
+        hits += sum(bool(f) for f in one_by_one)
+        assert offline._matches_each(terms, sentences) == one_by_one
+    assert hits >= 30  # the questions do match real sentences: the comparison is not between empty sets
