@@ -65,8 +65,8 @@ export class TraceView implements ViewHost {
       tabs.appendChild(b);
     }
     this.searchBox = h('input', 'rj-search', null, {
-      type: 'search', placeholder: 'Search steps, code, outputs, snippets, calls (Ctrl+F)',
-      'aria-label': 'search the trace', spellcheck: 'false',
+      type: 'search', placeholder: 'Search the trace (Ctrl+F)', spellcheck: 'false',
+      'aria-label': 'search the trace', title: 'search the steps\' prose, code, outputs, snippets and sub-calls',
     }) as HTMLInputElement;
     this.searchCount = h('span', 'rj-search-count', null, { 'aria-live': 'polite' });
     const prev = h('button', 'rj-btn rj-search-prev', '↑', { title: 'previous match (Shift+Enter, N)' });

@@ -125,7 +125,8 @@ def _start_lab(base: Path, extra_args: list[str]):
     env.update(JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_DATA_DIR=str(base / "data"),
                JUPYTER_RUNTIME_DIR=str(base / "rt"), IPYTHONDIR=str(base / "ipy"),
                LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
-    env.pop("JUPYTER_PATH", None)
+    # JUPYTER_PATH is kept: it is how a worktree's own build is served (JUPYTER_PATH=<tree>/.jshare, whose
+    # labextensions/rlm-jupyter-trace links to <tree>/rlm_jupyter/labextension), ahead of the one in sys.prefix
     # no "would you like news?" toast over the page
     settings = base / "cfg" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
