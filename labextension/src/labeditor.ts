@@ -13,7 +13,7 @@ export function labEditorFactory(services: IEditorServices): EditorFactory {
     });
     model.sharedModel.setSource(code);
     const editor = services.factoryService.newInlineEditor({
-      host, model, config: { lineNumbers: true, lineWrap: false, tabSize: 4, indentUnit: '    ' },
+      host, model, config: { lineNumbers: true, lineWrap: false },   // indentation: JupyterLab's settings
     });
     // keys typed in the editor are the editor's: the notebook around the output must not act on them
     const stop = (ev: KeyboardEvent) => ev.stopPropagation();
