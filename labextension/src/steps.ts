@@ -554,15 +554,20 @@ export class StepsPane {
   // -- the search ---------------------------------------------------------------------------------------------
   /** Filter the rows to the steps in `matches` and mark `query` in the open ones ('' clears the search). */
   setSearch(query: string, matches: StepMatch[]): void {
+    const before = this.matches;
     this.query = query;
     this.matches = new Map(matches.map(m => [m.step, m]));
     this.pane.classList.toggle('rj-searching', !!query);
     for (const [id, r] of this.rows) {
-      r.row.classList.toggle('rj-miss', !!query && !this.matches.has(id));
+      const now = this.matches.has(id);
+      r.row.classList.toggle('rj-miss', !!query && !now);
+      if (!now && !before.has(id)) {
+        continue;   // neither then nor now a match: nothing on it changes (10,000 rows stay cheap)
+      }
       this.fillSummary(r, this.host.store.get(id)!);
       if (r.details) {
         clearHits(r.details);
-        if (query && this.matches.has(id)) {
+        if (query && now) {
           this.markHits(r);
         }
       }

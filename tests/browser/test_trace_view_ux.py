@@ -421,7 +421,7 @@ def test_ten_thousand_steps_paint_at_once_and_stay_usable(bare):
     # the search reaches a step far down: found, opened and marked
     t = time.monotonic()
     view.locator(".rj-search").fill("needle-in-the")
-    expect(view.locator(".rj-search-count")).to_have_text("1 / 1 match in 1 step")
+    expect(view.locator(".rj-search-count")).to_have_text("1 / 1 match in 1 step", timeout=15_000)
     expect(view.locator(f".rj-step[data-id=s{n - 1}] mark.rj-hit-current")).to_be_visible()
     assert time.monotonic() - t < 10
 
