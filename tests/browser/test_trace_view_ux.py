@@ -398,6 +398,8 @@ def test_ten_thousand_steps_paint_at_once_and_stay_usable(bare):
     from playwright.sync_api import expect
 
     page = bare
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
     n = 10_000
     payload = json.dumps(big_trace(n))
     took = page.evaluate("""async (payload) => {
@@ -421,7 +423,9 @@ def test_ten_thousand_steps_paint_at_once_and_stay_usable(bare):
     # the search reaches a step far down: found, opened and marked
     t = time.monotonic()
     view.locator(".rj-search").fill("needle-in-the")
-    expect(view.locator(".rj-search-count")).to_have_text("1 / 1 match in 1 step", timeout=15_000)
+    page.wait_for_function("() => document.querySelector('.rj-search-count').textContent !== ''", timeout=15_000)
+    assert not errors, errors
+    expect(view.locator(".rj-search-count")).to_have_text("1 / 1 match in 1 step")
     expect(view.locator(f".rj-step[data-id=s{n - 1}] mark.rj-hit-current")).to_be_visible()
     assert time.monotonic() - t < 10
 
