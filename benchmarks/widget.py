@@ -518,9 +518,22 @@ def main() -> None:
     bench_big_report(args)
 
 
+def slim(e: dict) -> dict:
+    out = {}
+    for k, v in e.items():
+        if isinstance(v, str) and len(v) > 300:
+            v = v[:300]
+        elif isinstance(v, list) and len(v) > 20:
+            v = v[:20]
+        out[k] = v
+    return out
+
+
 def bench_big_report(args) -> None:
     cl = Cloner(real_run_events())
-    big = cl.trace(args.big_steps, 1)
+    # the real run's texts cut to 300 characters and its lists to 20 entries: 10,000 full steps would be ~170 MB of
+    # JSON, more than a page holds; the step count is what this measures
+    big = [slim(e) for e in cl.trace(args.big_steps, 1)]
     bundles = {"this build": args.bundle}
     if args.baseline_bundle:
         bundles["baseline"] = args.baseline_bundle
