@@ -20,6 +20,11 @@
     its first event's emission to the view's render that shows it. "Keeps up": the p95 lag <= 500 ms, the lag
     does not grow (median of the last quarter <= median of the first quarter + 250 ms) and the view renders the
     last batch <= 500 ms after it arrived. Target: >= 50 events/s. Also the kernel side: TraceView.push() throughput.
+(d) A 10,000-step trace (--big-steps, one sub-call a step) in the built bundle and, beside it, in a baseline bundle
+    (--baseline-bundle, e.g. a build of an earlier commit: `git stash; npm run bundle; cp ...`): time from render()
+    to the first painted frame, until every step row is in the page, the longest frame meanwhile (how long the page
+    could not answer), and scrolling the step list from top to bottom in 30 jumps (time to paint each).
+    Target: first paint <= 1 s, no frame longer than 200 ms after it, each scroll <= 100 ms.
 """
 
 from __future__ import annotations
@@ -280,6 +285,71 @@ async ([payload, rate, seconds, perStep, tab]) => {
 """
 
 
+BIG_JS = r"""
+async ([payload, steps]) => {
+  const events = JSON.parse(payload);
+  document.body.textContent = '';
+  const el = document.createElement('div');
+  document.body.appendChild(el);
+  const model = rjModel({ _kind: 'trace', title: '', status: 'done', budget: null, controls: false });
+  model.onSync = () => model.emit('msg:custom', { kind: 'events', events, reset: true });
+  let worst = 0, last = performance.now(), watching = true;
+  const tick = (now) => { worst = Math.max(worst, now - last); last = now; if (watching) requestAnimationFrame(tick); };
+  const t1 = performance.now();
+  rjWidget.render({ model, el });
+  await nextPaint();
+  const tFirst = performance.now() - t1;
+  last = performance.now();
+  requestAnimationFrame(tick);
+  const pane = el.querySelector('.rj-steps');
+  const deadline = performance.now() + 60000;
+  while (pane.querySelectorAll('.rj-step').length < steps && performance.now() < deadline) {
+    await new Promise(r => setTimeout(r, 10));
+  }
+  const tAll = performance.now() - t1;
+  const rows = pane.querySelectorAll('.rj-step').length;
+  await nextPaint();
+  watching = false;
+  const scrolls = [];
+  for (let i = 1; i <= 30; i++) {
+    const t = performance.now();
+    pane.scrollTop = (pane.scrollHeight - pane.clientHeight) * i / 30;
+    pane.getBoundingClientRect();
+    await nextPaint();
+    scrolls.push(performance.now() - t);
+  }
+  scrolls.sort((a, b) => a - b);
+  return { tFirst, tAll, rows, worst, scrollMedian: scrolls[15], scrollMax: scrolls[29] };
+}
+"""
+
+
+def bench_big(bundles: dict[str, str], events: list[dict], steps: int, repeats: int) -> dict[str, dict]:
+    """(d): the big trace in each bundle, median of `repeats` fresh pages."""
+    from playwright.sync_api import sync_playwright
+
+    payload = json.dumps(events)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    out: dict[str, dict] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=flags,
+                                    env={**os.environ, "HOME": os.environ.get("TMPDIR", "/tmp")})
+        try:
+            for name, path in bundles.items():
+                src = Path(path).read_text(encoding="utf-8")
+                runs = []
+                for _ in range(repeats):
+                    page = browser.new_page(viewport={"width": 1400, "height": 900})
+                    page.evaluate(PAGE_JS, src)
+                    runs.append(page.evaluate(BIG_JS, [payload, steps]))
+                    page.close()
+                out[name] = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        finally:
+            browser.close()
+    return out
+
+
 def chromium():
     path = os.environ.get("RLM_CHROMIUM") or "/usr/bin/chromium"
     if not Path(path).exists():
@@ -378,12 +448,19 @@ def main() -> None:
                     help="event rates tried with the Steps tab open")
     ap.add_argument("--tab-rates", type=int, nargs="+", default=[50, 500, 2000, 5000],
                     help="event rates tried with the Calls tab, then the Timeline tab, open")
+    ap.add_argument("--big-steps", type=int, default=10_000, help="steps of the big trace of (d)")
+    ap.add_argument("--baseline-bundle", default=os.environ.get("RLM_BASELINE_BUNDLE"),
+                    help="a widget bundle to measure (d) beside (e.g. a build of an earlier commit)")
+    ap.add_argument("--only-big", action="store_true", help="run (d) only")
     ap.add_argument("--bundle", default=str(BUNDLE),
                     help="the widget bundle to measure (default: the built one; e.g. an older build to compare)")
     args = ap.parse_args()
     if not Path(args.bundle).exists():
         sys.exit(f"{args.bundle} is missing: build it with `make .venv/.js`")
 
+    if args.only_big:
+        bench_big_report(args)
+        return
     print(f"(a) %load_ext rlm_jupyter vs import IPython: median of {args.repeats} fresh processes", flush=True)
     imp = bench_import(args.repeats)
     print(f"  import IPython          {imp['ipython_ms']:7.1f} ms   (baseline)")
@@ -437,6 +514,46 @@ def main() -> None:
         if tried:
             print(f"           with the {name} tab open       {best_on(tab):,} events/s "
                   f"(of {', '.join(map(str, tried))} tried)")
+    print()
+    bench_big_report(args)
+
+
+def slim(e: dict) -> dict:
+    out = {}
+    for k, v in e.items():
+        if isinstance(v, str) and len(v) > 300:
+            v = v[:300]
+        elif isinstance(v, list) and len(v) > 20:
+            v = v[:20]
+        out[k] = v
+    return out
+
+
+def bench_big_report(args) -> None:
+    cl = Cloner(real_run_events())
+    # the real run's texts cut to 300 characters and its lists to 20 entries: 10,000 full steps would be ~170 MB of
+    # JSON, more than a page holds; the step count is what this measures
+    big = [slim(e) for e in cl.trace(args.big_steps, 1)]
+    bundles = {"this build": args.bundle}
+    if args.baseline_bundle:
+        bundles["baseline"] = args.baseline_bundle
+    print(f"(d) a {args.big_steps:,}-step trace ({len(big):,} events, {len(json.dumps(big)) / 1e6:.1f} MB of JSON), "
+          f"median of {args.render_repeats} fresh pages", flush=True)
+    res = bench_big(bundles, big, args.big_steps, args.render_repeats)
+    names = list(res)
+    print("  " + " " * 44 + "".join(f"{n:>14}" for n in names))
+    rows = [("render() to first painted frame", "tFirst", "ms"), ("every step row in the page", "tAll", "ms"),
+            ("longest frame after the first paint", "worst", "ms"), ("scroll one jump to paint (median)",
+                                                                     "scrollMedian", "ms"),
+            ("scroll one jump to paint (worst of 30)", "scrollMax", "ms")]
+    for label, key, unit in rows:
+        print(f"  {label:<44}" + "".join(f"{res[n][key]:>11.0f} {unit}" for n in names))
+    mine = res["this build"]
+    ok = mine["tFirst"] <= 1000 and mine["worst"] <= 200 and mine["scrollMax"] <= 100
+    assert mine["rows"] == args.big_steps, mine
+    print(f"  targets: first paint <= 1000 ms, longest frame <= 200 ms, scroll <= 100 ms -> {'OK' if ok else 'MISSED'}")
+    if not args.baseline_bundle:
+        print("  (no baseline: pass --baseline-bundle to measure an earlier build beside this one)")
 
 
 if __name__ == "__main__":

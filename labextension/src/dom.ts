@@ -6,6 +6,10 @@ import python from 'highlight.js/lib/languages/python';
 
 hljs.registerLanguage('python', python);
 
+// the formatters live in format.ts (no DOM: unit-tested under Node); re-exported for the views that import them here
+export { fmtInt, fmtTokens, fmtCost, fmtDur, firstLine, findSpans } from './format';
+import { fmtInt } from './format';
+
 type Attrs = Record<string, string | number | boolean | undefined>;
 
 export function h(tag: string, cls?: string | null, text?: string | null, attrs?: Attrs): HTMLElement {
@@ -24,52 +28,6 @@ export function h(tag: string, cls?: string | null, text?: string | null, attrs?
     }
   }
   return el;
-}
-
-// One formatter for all numbers: Number.toLocaleString builds a new one on every call (slow on a 1,000-step trace).
-const INT = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
-
-export function fmtInt(n: number): string {
-  return INT.format(Math.round(n));
-}
-
-export function fmtTokens(n: number): string {
-  if (n >= 1e6) {
-    return (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + 'M';
-  }
-  if (n >= 1e4) {
-    return (n / 1e3).toFixed(0) + 'k';
-  }
-  return fmtInt(n);
-}
-
-export function fmtCost(usd: number | null | undefined, known = true): string {
-  if (!known || usd == null) {
-    return '$?';
-  }
-  if (usd === 0) {
-    return '$0';
-  }
-  return usd < 0.01 ? '$' + usd.toFixed(4) : '$' + usd.toFixed(2);
-}
-
-export function fmtDur(s: number | null | undefined): string {
-  if (s == null || !isFinite(s)) {
-    return '–';
-  }
-  if (s < 1) {
-    return Math.round(s * 1000) + ' ms';
-  }
-  if (s < 60) {
-    return s.toFixed(s < 10 ? 2 : 1) + ' s';
-  }
-  const m = Math.floor(s / 60);
-  return `${m} min ${Math.round(s - m * 60)} s`;
-}
-
-export function firstLine(text: string | null | undefined, limit = 140): string {
-  const line = (text ?? '').split('\n').find(l => l.trim()) ?? '';
-  return line.length > limit ? line.slice(0, limit - 1) + '…' : line;
 }
 
 /** Python code, highlighted. highlight.js output is parsed in an inert document and copied node by node:
@@ -130,32 +88,24 @@ export function marked(text: string, spans: Array<[number, number]> | null | und
   return el;
 }
 
-/** Spans of `pattern` (a regex source, as the query used it) in `text`; tolerant of patterns JS cannot read. */
-export function findSpans(text: string, patterns: string[], caseSensitive: boolean, max = 50): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  for (const p of patterns) {
-    let re: RegExp;
-    try {
-      re = new RegExp(p, caseSensitive ? 'g' : 'gi');
-    } catch {
-      continue;
-    }
-    let m: RegExpExecArray | null;
-    while ((m = re.exec(text)) && out.length < max) {
-      if (m[0].length === 0) {
-        re.lastIndex++;
-        continue;
-      }
-      out.push([m.index, m.index + m[0].length]);
+const FULL = new WeakMap<HTMLElement, string>();
+
+/** Show the whole text of every folded block under `el` whose hidden part holds what `test` finds (the search). */
+export function unfoldWhere(el: HTMLElement, test: (text: string) => boolean): void {
+  for (const wrap of Array.from(el.querySelectorAll<HTMLElement>('.rj-fold'))) {
+    const more = wrap.querySelector<HTMLElement>(':scope > .rj-more');
+    const full = FULL.get(wrap);
+    if (more && full != null && test(full)) {
+      more.click();
     }
   }
-  return out;
 }
 
 /** A long text folded to about `lines` lines: its head and its last few lines (where a traceback or a final print
  *  usually is), with a button between them that shows the hidden middle. */
 export function folded(text: string, cls: string, lines = 14, note?: string): HTMLElement {
   const wrap = h('div', 'rj-fold');
+  FULL.set(wrap, text);
   const all = text.split('\n');
   const pre = h('pre', cls);
   wrap.appendChild(pre);

@@ -29,6 +29,10 @@ import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import type { IRenderMime } from '@jupyterlab/rendermime-interfaces';
 import { Panel } from '@lumino/widgets';
 
+import { IEditorServices } from '@jupyterlab/codeeditor';
+
+import { setEditorFactory } from './editor';
+import { labEditorFactory } from './labeditor';
 import { COMPARE_MIME_TYPE, CompareRenderer, MIME_TYPE, TraceRenderer } from './labext';
 
 export const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
@@ -182,9 +186,14 @@ export function installFallback(registry: IRenderMimeRegistry): void {
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'rlm-jupyter-trace:widget-fallback',
   description: 'In trusted notebooks, shows the saved trace of a TraceView output while its widget cannot render ' +
-    '(no kernel, or a kernel without that widget).',
+    '(no kernel, or a kernel without that widget); gives the trace view JupyterLab\'s code editor.',
   autoStart: true,
-  activate: (app: JupyterFrontEnd): void => {
+  optional: [IEditorServices],
+  activate: (app: JupyterFrontEnd, editors: IEditorServices | null): void => {
+    if (editors) {
+      // the trace view's step editor (edit & re-run) is then JupyterLab's own CodeMirror editor (editor.ts)
+      setEditorFactory(window, labEditorFactory(editors));
+    }
     const extension: DocumentRegistry.IWidgetExtension<NotebookPanel, INotebookModel> = {
       createNew: panel => installFallback(panel.content.rendermime),
     };

@@ -101,6 +101,11 @@ def test_paused_run_gets_one_step_live_then_continues(nb):
     expect(nb.cell(2).locator(".jp-InputPrompt")).to_have_text("[*]:")
     expect(view.locator(".rj-step")).to_have_count(1)
     expect(view.locator(".rj-count-steps b")).to_have_text("1")
+    # the step opens; while the run is paused the kernel cannot re-run it, so no "edit & re-run" is offered
+    step = view.locator(".rj-step").first
+    step.locator(".rj-step-summary").click()
+    expect(step.locator(".rj-code").first).to_be_visible()
+    expect(step.locator(".rj-btn-edit")).to_have_count(0)
     nb.shot("2-one-step", view)
 
     view.locator(".rj-btn-continue").click()
@@ -112,6 +117,12 @@ def test_paused_run_gets_one_step_live_then_continues(nb):
     expect(view.locator(".rj-step")).to_have_count(steps)
     expect(view.locator(".rj-answer")).to_contain_text("rejected")
     expect(view.locator(".rj-controls")).to_have_count(0)   # a finished run has no run controls
+    # the step opened while paused is still open (the view may have been drawn anew), now with its edit button
+    step = view.locator(".rj-step").first
+    expect(step).to_have_class(re.compile("rj-open"))
+    expect(step.locator(".rj-btn-edit").first).to_be_visible()
+    step.locator(".rj-step-summary").click()   # folded again for the keyboard test
+    expect(step).not_to_have_class(re.compile("rj-open"))
     expect(nb.cell(2).locator(".jp-InputPrompt")).not_to_have_text("[*]:", timeout=30_000)
     # the cell's result is the answer, as plain text
     expect(nb.cell(2).locator(".jp-OutputArea-output[data-mime-type='text/plain']").last).to_contain_text("rejected")
@@ -123,9 +134,10 @@ def test_keyboard_moves_between_steps_and_opens_queries_and_messages(nb):
 
     nb.needs("run")
     page, view = nb.page, nb.view()
-    # keyboard: down selects step 1, enter opens it (code highlighted by highlight.js, output, queries)
+    # keyboard: Home selects step 1 (the first test clicked it: it is the selected step already, or none is, in a
+    # view drawn anew), enter opens it (code highlighted by highlight.js, output, queries)
     view.locator(".rj-steps").focus()
-    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Home")
     expect(view.locator(".rj-step").first).to_have_class(re.compile("rj-selected"))
     page.keyboard.press("Enter")
     first_step = view.locator(".rj-step").first
@@ -208,10 +220,24 @@ def test_edit_a_step_and_rerun_from_there(nb):
     if "rj-open" not in (step1.get_attribute("class") or ""):
         step1.locator(".rj-step-summary").click()
     step1.locator(".rj-btn-edit").first.click()
-    editor = view.locator(".rj-edit-code")
-    expect(editor).to_be_focused()
+    # inside JupyterLab the step editor is JupyterLab's own (CodeMirror: highlighting, Python indentation, keys)
+    editor = view.locator(".rj-editor")
+    expect(editor).to_have_attribute("data-editor", "codemirror")
+    content = editor.locator(".cm-content")
+    expect(content).to_be_focused()
+    # highlighted: some tokens are drawn in another colour than the plain text
+    coloured = content.evaluate("c => [...c.querySelectorAll('.cm-line span')].some(s => "
+                                "getComputedStyle(s).color !== getComputedStyle(c).color)")
+    assert coloured, "the editor has no highlighting"
     expect(step1.locator(".rj-codeblock .rj-code").first).to_be_hidden()   # the editor takes the code's place
-    editor.fill(editor.input_value() + f"\nprint('{EDIT_MARK}')")
+    page = nb.page
+    page.keyboard.press("Control+Home")
+    page.keyboard.type(f"print('{EDIT_MARK}')")
+    page.keyboard.press("Enter")
+    expect(content).to_be_focused()
+    expect(content).to_contain_text(f"print('{EDIT_MARK}')")
+    # the keys were the editor's: the notebook did not act on them (the cell stays, no cell was added)
+    expect(nb.page.locator(".jp-Notebook .jp-Cell")).to_have_count(len(CELLS))
     nb.shot("6-edit", view)
     view.locator(".rj-btn-rerun").click()
     # the view now shows the new run, which says where it came from
@@ -220,7 +246,7 @@ def test_edit_a_step_and_rerun_from_there(nb):
     step1 = view.locator(".rj-step").first
     expect(step1.locator(".rj-chip-edited")).to_have_text("edited code")
     step1.locator(".rj-step-summary").click()
-    # the edited code ran: its print is the last line of the step's (folded) output
+    # the edited code ran: its print is in the step's (folded) output
     expect(step1.locator(".rj-output").first).to_contain_text(EDIT_MARK)
     expect(step1.locator(".rj-code").first).to_contain_text(EDIT_MARK)
     nb.shot("7-rerun", view)
