@@ -75,7 +75,7 @@ def grade_rlm(ctx, q: dict, answer: str) -> tuple[bool, str]:
 def agent_window(ctx) -> str:
     """Per session, the X-ray's window at the end of the session (what the agent itself last held), as text; a
     pruned tool row (call kept, output cleared) counts without its output."""
-    from rlm_jupyter.xray import xray
+    from rlm_jupyter.window import xray
 
     parts = []
     for sid in ctx.sessions["session_id"].to_list():
@@ -107,8 +107,8 @@ def grade_window(window_text: str, q: dict) -> bool:
 
 def run(questions: list[dict], window_tokens: int = WINDOW_TOKENS, verbose: bool = False, models=None) -> list[dict]:
     import rlm_jupyter as rj
-    from rlm_jupyter.rlm.loop import rlm
-    from rlm_jupyter.rlm.models import Models
+    from rlm_jupyter.engine.loop import rlm
+    from rlm_jupyter.engine.models import Models
 
     models = models or Models()
     contexts: dict[str, object] = {}
@@ -124,12 +124,24 @@ def run(questions: list[dict], window_tokens: int = WINDOW_TOKENS, verbose: bool
         result = rlm(q["question"], ctx, models=models)
         right, why = grade_rlm(ctx, q, result.answer)
         agent, sliding = windows[q["session"]]
-        rows.append({"id": q["id"], "kind": q["kind"], "rlm": right, "why": why, "answer": result.answer,
-                     "agent": grade_window(agent, q), "sliding": grade_window(sliding, q),
-                     "seconds": time.perf_counter() - t0})
+        rows.append(
+            {
+                "id": q["id"],
+                "kind": q["kind"],
+                "rlm": right,
+                "why": why,
+                "answer": result.answer,
+                "agent": grade_window(agent, q),
+                "sliding": grade_window(sliding, q),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
         if verbose:
-            print(f"{q['id']} {q['session']}: {q['question']}\n  rlm {'right' if right else 'WRONG: ' + why}\n"
-                  + "\n".join("    " + line for line in (result.answer or "").splitlines()), flush=True)
+            print(
+                f"{q['id']} {q['session']}: {q['question']}\n  rlm {'right' if right else 'WRONG: ' + why}\n"
+                + "\n".join("    " + line for line in (result.answer or "").splitlines()),
+                flush=True,
+            )
     return rows
 
 
@@ -148,8 +160,10 @@ def main() -> None:
     t0 = time.perf_counter()
     rows = run(questions, args.window_tokens, args.verbose)
     wall = time.perf_counter() - t0
-    print(f"\n{len(rows)} questions over {len({q['session'] for q in questions})} recorded sessions "
-          f"({wall:.0f} s, {wall / max(1, len(rows)):.1f} s per RLM answer)")
+    print(
+        f"\n{len(rows)} questions over {len({q['session'] for q in questions})} recorded sessions "
+        f"({wall:.0f} s, {wall / max(1, len(rows)):.1f} s per RLM answer)"
+    )
     print(f"{'':<22}{'RLM (offline)':>18}{'agent last window':>20}{f'sliding {args.window_tokens} tok':>20}")
     for kind in sorted({r["kind"] for r in rows}) + ["all"]:
         sel = [r for r in rows if kind in ("all", r["kind"])]

@@ -7,7 +7,7 @@
    (root writes code calling sub_llm, the sub-model answers, root answers FINAL): the threads executor at
    CONCURRENCY vs the ideal (runs x 3 x 0.2 s / concurrency; target <= 1.3x), and the Ray executor on the local
    runtime vs threads (target <= 1.5x). Each run gets its own REPL worker, forked from the fork server's template
-   (rlm/forkserver.py); the same batch with workers started alone (RLM_JUPYTER_FORKSERVER=0) is the baseline
+   (engine/forkserver.py); the same batch with workers started alone (RLM_JUPYTER_FORKSERVER=0) is the baseline
    (--no-baseline skips it). The server runs in a process of its own, as a real one does. The machine is shared:
    each row says the load and the CPU seconds per run of the driver, the workers and the server, and the floor
    those CPU seconds set on 2 idle cores.
@@ -50,13 +50,16 @@ def _server_process(latency: float):
     that went missing). Yields (base_url, cpu_s) where cpu_s() is the server's CPU time so far."""
     import subprocess
 
-    code = ("import sys\nfrom rlm_jupyter.testing import ScriptedServer\n"
-            "from rlm_jupyter.testing.batch_model import answerer\n"
-            f"srv = ScriptedServer(answerer, latency_s={latency!r}).start()\n"
-            "print(srv.base_url, flush=True)\nsys.stdin.read()\nsrv.stop()\n")
+    code = (
+        "import sys\nfrom rlm_jupyter.testing import ScriptedServer\n"
+        "from rlm_jupyter.testing.batch_model import answerer\n"
+        f"srv = ScriptedServer(answerer, latency_s={latency!r}).start()\n"
+        "print(srv.base_url, flush=True)\nsys.stdin.read()\nsrv.stop()\n"
+    )
     env = {**__import__("os").environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         url = proc.stdout.readline().strip()
         yield url, lambda: _proc_cpu(proc.pid)
@@ -95,7 +98,7 @@ def _cpu_self() -> float:
 
 
 def _workers_cpu() -> float:
-    from rlm_jupyter.rlm import forkserver
+    from rlm_jupyter.engine import forkserver
 
     return sum(fs.workers_cpu_s() or 0.0 for fs in forkserver._servers.values())
 
@@ -104,7 +107,7 @@ def batch_part(args, tmp: Path) -> list[dict]:
     import os
 
     import rlm_jupyter as rj
-    from rlm_jupyter.rlm.worker import Worker
+    from rlm_jupyter.engine.worker import Worker
 
     ctx = rj.load(rj.samples() / "claude-code")
     qs = [f"q-{i}: what happened?" for i in range(args.runs)]
@@ -113,7 +116,7 @@ def batch_part(args, tmp: Path) -> list[dict]:
     with _server_process(LATENCY) as (url, server_cpu):
         os.environ["OPENAI_BASE_URL"] = url
         os.environ.setdefault("OPENAI_API_KEY", "sk-bench-not-a-key")
-        from rlm_jupyter.rlm.models import load_litellm
+        from rlm_jupyter.engine.models import load_litellm
 
         load_litellm()  # imported once, before anything is timed
         modes = [("forked (fork server)", "1")] + ([] if args.no_baseline else [("started alone (before)", "0")])
@@ -138,8 +141,15 @@ def batch_part(args, tmp: Path) -> list[dict]:
             load0 = os.getloadavg()[0]
             c_self, c_work, c_srv = _cpu_self(), _workers_cpu(), server_cpu()
             t = time.perf_counter()
-            res = rj.batch(qs, context=ctx, model=MODEL, concurrency=args.concurrency, out=tmp / f"threads-{flag}",
-                           display=False, on_row=on_row)
+            res = rj.batch(
+                qs,
+                context=ctx,
+                model=MODEL,
+                concurrency=args.concurrency,
+                out=tmp / f"threads-{flag}",
+                display=False,
+                on_row=on_row,
+            )
             threads_s = time.perf_counter() - t
             time.sleep(0.3)  # the last workers are reaped
             cpu = {"driver": _cpu_self() - c_self, "workers": _workers_cpu() - c_work, "server": server_cpu() - c_srv}
@@ -147,23 +157,36 @@ def batch_part(args, tmp: Path) -> list[dict]:
             main = flag == "1"
             if main:
                 res_threads, threads_main = res, threads_s
-            rows.append({"part": "batch", "what": f"threads, {args.runs} runs x 3 calls x {LATENCY:g} s, "
-                         f"concurrency {args.concurrency}, workers {label}", "wall s": round(threads_s, 2),
-                         "ideal s": round(ideal, 2), "ratio": round(threads_s / ideal, 2), "target": "<= 1.3x ideal",
-                         **({"ok": threads_s <= 1.3 * ideal} if main else {}), "done": ok,
-                         "cpu s per run: driver / workers / server":
-                         f"{cpu['driver'] / args.runs:.3f} / "
-                         + (f"{cpu['workers'] / args.runs:.3f}" if main else "n/a (bwrap's, not reaped here)")
-                         + f" / {cpu['server'] / args.runs:.3f}",
-                         **({"cpu-bound floor s on 2 idle cores": round(sum(cpu.values()) / 2, 2)} if main
-                            else {}),
-                         "load (1 min) before/after": f"{load0:.1f}/{os.getloadavg()[0]:.1f}",
-                         "worker start s": round(start_s, 3),
-                         "worker start cpu s": round(statistics.median(start_cpu), 3)})
+            rows.append(
+                {
+                    "part": "batch",
+                    "what": f"threads, {args.runs} runs x 3 calls x {LATENCY:g} s, "
+                    f"concurrency {args.concurrency}, workers {label}",
+                    "wall s": round(threads_s, 2),
+                    "ideal s": round(ideal, 2),
+                    "ratio": round(threads_s / ideal, 2),
+                    "target": "<= 1.3x ideal",
+                    **({"ok": threads_s <= 1.3 * ideal} if main else {}),
+                    "done": ok,
+                    "cpu s per run: driver / workers / server": f"{cpu['driver'] / args.runs:.3f} / "
+                    + (f"{cpu['workers'] / args.runs:.3f}" if main else "n/a (bwrap's, not reaped here)")
+                    + f" / {cpu['server'] / args.runs:.3f}",
+                    **({"cpu-bound floor s on 2 idle cores": round(sum(cpu.values()) / 2, 2)} if main else {}),
+                    "load (1 min) before/after": f"{load0:.1f}/{os.getloadavg()[0]:.1f}",
+                    "worker start s": round(start_s, 3),
+                    "worker start cpu s": round(statistics.median(start_cpu), 3),
+                }
+            )
             if main:
-                rows.append({"part": "batch", "what": "driver RSS as runs finish",
-                             "MB at start": round(rss0, 1), **{f"MB at {n}": round(mb, 1) for n, mb in marks},
-                             "growth first->last quarter MB": round(marks[-1][1] - marks[0][1], 1) if marks else None})
+                rows.append(
+                    {
+                        "part": "batch",
+                        "what": "driver RSS as runs finish",
+                        "MB at start": round(rss0, 1),
+                        **{f"MB at {n}": round(mb, 1) for n, mb in marks},
+                        "growth first->last quarter MB": round(marks[-1][1] - marks[0][1], 1) if marks else None,
+                    }
+                )
         os.environ.pop("RLM_JUPYTER_FORKSERVER", None)
         res, threads_s = res_threads, threads_main
         if not args.no_ray:
@@ -176,18 +199,34 @@ def batch_part(args, tmp: Path) -> list[dict]:
                 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
                 init_s = time.perf_counter() - t
                 t = time.perf_counter()
-                res_r = rj.batch(qs, context=ctx, model=MODEL, concurrency=args.concurrency, out=tmp / "ray",
-                                 executor="ray", group_size=args.group_size, display=False)
+                res_r = rj.batch(
+                    qs,
+                    context=ctx,
+                    model=MODEL,
+                    concurrency=args.concurrency,
+                    out=tmp / "ray",
+                    executor="ray",
+                    group_size=args.group_size,
+                    display=False,
+                )
                 ray_s = time.perf_counter() - t
                 ray.shutdown()
                 same = res_r.df.select("question", "answer", "status").equals(
-                    res.df.select("question", "answer", "status"))
-                rows.append({"part": "batch", "what": f"ray (local, num_cpus=2), same {args.runs} runs, "
-                             f"group_size {args.group_size}",
-                             "wall s": round(ray_s, 2), "threads s": round(threads_s, 2),
-                             "ratio": round(ray_s / threads_s, 2), "target": "<= 1.5x threads",
-                             "ok": ray_s <= 1.5 * threads_s, "ray.init s (not counted)": round(init_s, 2),
-                             "same rows as threads": same})
+                    res.df.select("question", "answer", "status")
+                )
+                rows.append(
+                    {
+                        "part": "batch",
+                        "what": f"ray (local, num_cpus=2), same {args.runs} runs, group_size {args.group_size}",
+                        "wall s": round(ray_s, 2),
+                        "threads s": round(threads_s, 2),
+                        "ratio": round(ray_s / threads_s, 2),
+                        "target": "<= 1.5x threads",
+                        "ok": ray_s <= 1.5 * threads_s,
+                        "ray.init s (not counted)": round(init_s, 2),
+                        "same rows as threads": same,
+                    }
+                )
     return rows
 
 
@@ -198,31 +237,39 @@ def corpus_part(args) -> list[dict]:
     from rlm_jupyter.context import Context
 
     rec = ROOT / "tests" / "data" / "recorded"
-    base = rj.load(rec / "claude-code", rec / "codex" / "sessions", rec / "opencode" / "current" / "opencode.db",
-                   rj.samples())
+    base = rj.load(
+        rec / "claude-code", rec / "codex" / "sessions", rec / "opencode" / "current" / "opencode.db", rj.samples()
+    )
     per = base.sessions.height
     copies = -(-args.sessions // per)
     frames, metas = [], []
     for k in range(copies):
         sfx = f"~{k}"
-        frames.append(base.df.with_columns(pl.col("session_id") + sfx, pl.col("id") + sfx,
-                                           pl.col("parent_id") + sfx))
+        frames.append(base.df.with_columns(pl.col("session_id") + sfx, pl.col("id") + sfx, pl.col("parent_id") + sfx))
         metas.append(base.sessions.with_columns(pl.col("session_id") + sfx))
     df, sessions = pl.concat(frames), pl.concat(metas)
     keep = sessions["session_id"].head(args.sessions).implode()
-    ctx = Context.from_frame(df.filter(pl.col("session_id").is_in(keep)), sessions.filter(pl.col("session_id")
-                                                                                          .is_in(keep)))
+    ctx = Context.from_frame(
+        df.filter(pl.col("session_id").is_in(keep)), sessions.filter(pl.col("session_id").is_in(keep))
+    )
     ctx.table  # noqa: B018  (the lazy table is the load's, not the X-ray's)
     t = time.perf_counter()
     c = rj.xray_corpus(ctx)
     dt = time.perf_counter() - t
     eventful = c.df.filter(pl.col("tokens_removed") > 0).height
-    return [{"part": "corpus", "what": f"xray_corpus over {c.df.height} sessions ({len(ctx):,} messages, "
-             f"{eventful} with events)", "s": round(dt, 2), "target": "<= 10 s", "ok": dt <= 10}]
+    return [
+        {
+            "part": "corpus",
+            "what": f"xray_corpus over {c.df.height} sessions ({len(ctx):,} messages, {eventful} with events)",
+            "s": round(dt, 2),
+            "target": "<= 10 s",
+            "ok": dt <= 10,
+        }
+    ]
 
 
 def sub_batch_part(args) -> list[dict]:
-    from rlm_jupyter.rlm.models import Models
+    from rlm_jupyter.engine.models import Models
     from rlm_jupyter.testing import scripted_server
     from rlm_jupyter.testing.scripted_server import ScriptedServer
 
@@ -240,8 +287,9 @@ def sub_batch_part(args) -> list[dict]:
                     kw = {"api_base": srv.base_url}
                     msgs = [{"role": "user", "content": "Summarize: the build failed."}]
                     models.complete(MODEL, msgs, **kw)
-                    one = statistics.median(_timed(lambda m=models, x=msgs, k=kw: m.complete(MODEL, x, **k))
-                                            for _ in range(3))
+                    one = statistics.median(
+                        _timed(lambda m=models, x=msgs, k=kw: m.complete(MODEL, x, **k)) for _ in range(3)
+                    )
                     # one batch, timed alone: its 31 new connections arrive at once, as in a run's first fan-out
                     # (a median over several batches would hide a 1 s retry of a dropped SYN)
                     batch = _timed(lambda m=models, x=msgs, k=kw: m.batch(MODEL, [x] * 32, **k))
@@ -250,10 +298,17 @@ def sub_batch_part(args) -> list[dict]:
             scripted_server._Server.request_queue_size = saved
         drops = _listen_overflows() - drops0 if drops0 is not None else None
         held = sum(r <= 2 for r in ratios)
-        rows.append({"part": "sub_llm_batch", "what": f"32 x {LATENCY:g} s vs one call, server {label}",
-                     "ratios (5 runs)": ratios, "held": f"{held}/5", "target": "<= 2x in 5 of 5",
-                     "listen overflows (machine-wide)": drops,
-                     **({"ok": held == 5} if backlog is None else {})})
+        rows.append(
+            {
+                "part": "sub_llm_batch",
+                "what": f"32 x {LATENCY:g} s vs one call, server {label}",
+                "ratios (5 runs)": ratios,
+                "held": f"{held}/5",
+                "target": "<= 2x in 5 of 5",
+                "listen overflows (machine-wide)": drops,
+                **({"ok": held == 5} if backlog is None else {}),
+            }
+        )
     return rows
 
 

@@ -30,27 +30,43 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rlm_jupyter.testing.samples import sample_tree  # noqa: E402  (from this checkout)
 
-SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples
+SAMPLES = sample_tree()  # tests/data/samples + the package's shared samples
 FIELDS = ("text", "thinking", "tool_input", "tool_output")
 
 # (fact planted in one message, keyword query a model would write without knowing the exact wording)
 FACTS = [
-    ("We decided to keep session cookies in Redis with a fifteen minute TTL after the JWT leak incident.",
-     "session cookie redis ttl decision"),
-    ("The flaky integration test was caused by the timezone of the CI runner being Pacific instead of UTC.",
-     "flaky integration test timezone"),
-    ("Authentication now goes through the gateway; the legacy LDAP bind path was removed on purpose.",
-     "authentication gateway ldap removed"),
-    ("The billing export crashed because invoices with zero line items produced an empty CSV header.",
-     "billing export crash empty csv"),
-    ("Rate limiting uses a token bucket of 120 requests per minute per API key, agreed with the platform team.",
-     "rate limit token bucket api key"),
-    ("The migration script must run before the worker restarts, otherwise the queue schema is stale.",
-     "migration before worker restart queue schema"),
-    ("Memory grew because the thumbnail cache kept decoded images; capping it at 256 entries fixed the leak.",
-     "thumbnail cache memory leak fix"),
-    ("The user asked to never touch the vendored protobuf files under third_party when refactoring imports.",
-     "vendored protobuf third_party refactor"),
+    (
+        "We decided to keep session cookies in Redis with a fifteen minute TTL after the JWT leak incident.",
+        "session cookie redis ttl decision",
+    ),
+    (
+        "The flaky integration test was caused by the timezone of the CI runner being Pacific instead of UTC.",
+        "flaky integration test timezone",
+    ),
+    (
+        "Authentication now goes through the gateway; the legacy LDAP bind path was removed on purpose.",
+        "authentication gateway ldap removed",
+    ),
+    (
+        "The billing export crashed because invoices with zero line items produced an empty CSV header.",
+        "billing export crash empty csv",
+    ),
+    (
+        "Rate limiting uses a token bucket of 120 requests per minute per API key, agreed with the platform team.",
+        "rate limit token bucket api key",
+    ),
+    (
+        "The migration script must run before the worker restarts, otherwise the queue schema is stale.",
+        "migration before worker restart queue schema",
+    ),
+    (
+        "Memory grew because the thumbnail cache kept decoded images; capping it at 256 entries fixed the leak.",
+        "thumbnail cache memory leak fix",
+    ),
+    (
+        "The user asked to never touch the vendored protobuf files under third_party when refactoring imports.",
+        "vendored protobuf third_party refactor",
+    ),
 ]
 
 
@@ -80,8 +96,9 @@ def real_recall(ctx, mode: str, embedder=None, **kw) -> tuple[int, int]:
     for query, answer in REAL_QUESTIONS:
         relevant = set(ctx.regex_search(answer, limit=1_000_000).positions)
         assert relevant, f"no sample message matches {answer!r}: the samples changed, fix REAL_QUESTIONS"
-        found = (ctx.search(query) if mode == "default" else
-                 ctx.search(query, limit=10, mode=mode, embedder=embedder, **kw))
+        found = (
+            ctx.search(query) if mode == "default" else ctx.search(query, limit=10, mode=mode, embedder=embedder, **kw)
+        )
         hits += bool(relevant & set(found.positions))
     return hits, len(REAL_QUESTIONS)
 
@@ -123,8 +140,9 @@ def build_sessions(target_tokens: int, templates: list[dict], rng: random.Random
     """Sessions of about `target_tokens` estimated tokens: real rows (fresh ids) and filler, facts planted."""
     from rlm_jupyter.sessions import Session
 
-    vocab = sorted({w.lower() for r in templates for f in FIELDS if r.get(f) for w in re.findall(r"[A-Za-z]{3,}",
-                                                                                                    r[f])})
+    vocab = sorted(
+        {w.lower() for r in templates for f in FIELDS if r.get(f) for w in re.findall(r"[A-Za-z]{3,}", r[f])}
+    )
     weights = [1 / (i + 1) for i in range(len(vocab))]
     rng.shuffle(vocab)
     pool = rng.choices(vocab, weights, k=200_000)  # drawn once, reused with random offsets: cheap filler
@@ -268,8 +286,13 @@ def measure_semantic(ctx, queries: list[str]) -> dict:
         t0 = time.perf_counter()
         ctx.search(q, limit=10, mode="semantic")
         lat.append((time.perf_counter() - t0) * 1000)
-    return {"embed_ok": True, "chunks": index.chunks, "embed_s": build, "embed_tps": index.chunks / build,
-            "semantic_ms": (pct(lat, 0.5), pct(lat, 0.95))}
+    return {
+        "embed_ok": True,
+        "chunks": index.chunks,
+        "embed_s": build,
+        "embed_tps": index.chunks / build,
+        "semantic_ms": (pct(lat, 0.5), pct(lat, 0.95)),
+    }
 
 
 def measure_minilm(sample: list[str]) -> float | None:
@@ -320,14 +343,16 @@ def measure_bm25s(ctx, queries: list[str], planted: dict[str, str]) -> dict:
     lat = []
     for q in queries:
         t0 = time.perf_counter()
-        retriever.retrieve(bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False), k=10,
-                           show_progress=False)
+        retriever.retrieve(
+            bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False), k=10, show_progress=False
+        )
         lat.append((time.perf_counter() - t0) * 1000)
     index = ctx._id_index()
     hits = 0
     for msg_id, q in planted.items():
-        found, _ = retriever.retrieve(bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False),
-                                      k=10, show_progress=False)
+        found, _ = retriever.retrieve(
+            bm25s.tokenize([q], stopwords="en", stemmer=stemmer, show_progress=False), k=10, show_progress=False
+        )
         hits += index[msg_id] in found[0].tolist()
     return {"bm25s_build_s": build, "bm25s_ms": (pct(lat, 0.5), pct(lat, 0.95)), "recall_bm25s": (hits, len(planted))}
 
@@ -352,8 +377,9 @@ def measure_ipc(ctx) -> dict:
     path = ctx.to_ipc(folder / "history.arrow")
     write = time.perf_counter() - t0
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _WORKER, str(path)], capture_output=True, text=True, cwd=ROOT,
-                          check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(path)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
     total = time.perf_counter() - t0
     n, load_ms, query_ms = done.stdout.split()
     assert int(n) == len(ctx)
@@ -361,8 +387,13 @@ def measure_ipc(ctx) -> dict:
     for f in folder.iterdir():
         f.unlink()
     folder.rmdir()
-    return {"ipc_write_ms": write * 1000, "ipc_mb": size, "ipc_load_ms": float(load_ms),
-            "ipc_query_ms": float(query_ms), "ipc_worker_ms": total * 1000}
+    return {
+        "ipc_write_ms": write * 1000,
+        "ipc_mb": size,
+        "ipc_load_ms": float(load_ms),
+        "ipc_query_ms": float(query_ms),
+        "ipc_worker_ms": total * 1000,
+    }
 
 
 def main() -> None:
@@ -399,18 +430,25 @@ def main() -> None:
     line("text (MiB: text+thinking+tool in/out)", [f"{r['text_mb']:.1f}" for r in results])
     for i, (label, *_rest) in enumerate(results[0]["regex"]):
         print(f"regex {label!r}")
-        line("  regex_search ms (polars scan + re spans)", [f"{r['regex'][i][1]:.1f}" for r in results],
-             "<= 100 ms at 10M")
+        line(
+            "  regex_search ms (polars scan + re spans)",
+            [f"{r['regex'][i][1]:.1f}" for r in results],
+            "<= 100 ms at 10M",
+        )
         line("  plain re loop over list[str] ms", [f"{r['regex'][i][2]:.1f}" for r in results])
         line("  speed-up", [f"{r['regex'][i][2] / r['regex'][i][1]:.1f}x" for r in results], ">= 10x")
-        line("  matching messages (regex_search / loop)", [f"{r['regex'][i][3]} / {r['regex'][i][4]}"
-                                                           for r in results])
+        line("  matching messages (regex_search / loop)", [f"{r['regex'][i][3]} / {r['regex'][i][4]}" for r in results])
     line("tantivy index build s", [f"{r['index_build_s']:.2f}" for r in results])
     line("tantivy index RSS added MiB", [f"{r['index_rss_mb']:.0f}" for r in results])
-    line("ctx.search bm25 p50 / p95 ms", [f"{r['query_ms'][0]:.2f} / {r['query_ms'][1]:.2f}" for r in results],
-         "p50 <= 5 ms at 10M")
-    line("  of which index query p50 / p95 ms", [f"{r['raw_query_ms'][0]:.2f} / {r['raw_query_ms'][1]:.2f}"
-                                                for r in results])
+    line(
+        "ctx.search bm25 p50 / p95 ms",
+        [f"{r['query_ms'][0]:.2f} / {r['query_ms'][1]:.2f}" for r in results],
+        "p50 <= 5 ms at 10M",
+    )
+    line(
+        "  of which index query p50 / p95 ms",
+        [f"{r['raw_query_ms'][0]:.2f} / {r['raw_query_ms'][1]:.2f}" for r in results],
+    )
     line("slice(-20) ms (median)", [f"{r['slice_ms']:.3f}" for r in results], "<= 1 ms")
     line("slice(mid, mid + 40) ms (median)", [f"{r['slice_mid_ms']:.3f}" for r in results], "<= 1 ms")
     line("get_by_id ms (median)", [f"{r['get_ms']:.3f}" for r in results], "<= 1 ms")
@@ -419,24 +457,32 @@ def main() -> None:
     line("  RSS / text", [f"{r['rss_ctx_mb'] / r['text_mb']:.2f}x" for r in results], "<= 2.5x")
     for mode in ("bm25", "semantic", "hybrid", "bm25s"):
         if all(f"recall_{mode}" in r for r in results):
-            line(f"recall@10 of planted facts, {mode}", [f"{r[f'recall_{mode}'][0]}/{r[f'recall_{mode}'][1]}"
-                                                          for r in results], "hybrid >= bm25")
+            line(
+                f"recall@10 of planted facts, {mode}",
+                [f"{r[f'recall_{mode}'][0]}/{r[f'recall_{mode}'][1]}" for r in results],
+                "hybrid >= bm25",
+            )
     for mode in ("bm25", "semantic", "hybrid", "default", "rerank"):
         if all(f"real_{mode}" in r for r in results):
             label = {"default": "default", "rerank": "+rerank"}.get(mode, mode)  # ctx.search(q); hybrid + MiniLM
-            line(f"recall@10 of real-sample questions, {label}", [f"{r[f'real_{mode}'][0]}/{r[f'real_{mode}'][1]}"
-                                                                  for r in results],
-                 ">= 9/10 at 10M (before issue 17: 5/10)" if mode == "default" else "")
+            line(
+                f"recall@10 of real-sample questions, {label}",
+                [f"{r[f'real_{mode}'][0]}/{r[f'real_{mode}'][1]}" for r in results],
+                ">= 9/10 at 10M (before issue 17: 5/10)" if mode == "default" else "",
+            )
     print("  (default: ctx.search(q) as a model calls it; +rerank: hybrid, then MiniLM on the top 20)")
-    line("ctx.search(q) default p50 / p95 ms", [f"{r['default_ms'][0]:.1f} / {r['default_ms'][1]:.1f}"
-                                                for r in results])
+    line(
+        "ctx.search(q) default p50 / p95 ms", [f"{r['default_ms'][0]:.1f} / {r['default_ms'][1]:.1f}" for r in results]
+    )
     if all("rerank_s" in r for r in results):
         line("hybrid + MiniLM rerank s per query (top 20)", [f"{r['rerank_s']:.2f}" for r in results])
     if all(r.get("embed_ok") for r in results):
         line("chunks embedded (model2vec; ~200-char sentence windows)", [f"{r['chunks']:,}" for r in results])
         line("model2vec embed s / texts per s", [f"{r['embed_s']:.1f} / {r['embed_tps']:,.0f}" for r in results])
-        line("ctx.search semantic p50 / p95 ms", [f"{r['semantic_ms'][0]:.1f} / {r['semantic_ms'][1]:.1f}"
-                                                 for r in results])
+        line(
+            "ctx.search semantic p50 / p95 ms",
+            [f"{r['semantic_ms'][0]:.1f} / {r['semantic_ms'][1]:.1f}" for r in results],
+        )
     if all("bm25s_build_s" in r for r in results):
         line("bm25s (+PyStemmer) index build s", [f"{r['bm25s_build_s']:.2f}" for r in results])
         line("bm25s query p50 / p95 ms", [f"{r['bm25s_ms'][0]:.2f} / {r['bm25s_ms'][1]:.2f}" for r in results])
@@ -444,8 +490,10 @@ def main() -> None:
     line("worker: import + from_ipc ms", [f"{r['ipc_load_ms']:.0f}" for r in results])
     line("worker: first regex_search ms", [f"{r['ipc_query_ms']:.0f}" for r in results])
     line("worker process start to exit ms", [f"{r['ipc_worker_ms']:.0f}" for r in results])
-    print(f"recall@10 of real-sample questions on the {samples.pop('messages')} sample messages alone:  "
-          + ",  ".join(f"{k} {v[0]}/{v[1]}" for k, v in samples.items()))
+    print(
+        f"recall@10 of real-sample questions on the {samples.pop('messages')} sample messages alone:  "
+        + ",  ".join(f"{k} {v[0]}/{v[1]}" for k, v in samples.items())
+    )
     if minilm is not None:
         print(f"sentence-transformers MiniLM (embedder='minilm'): {minilm:,.0f} texts/s on 512 message chunks")
 

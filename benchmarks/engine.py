@@ -74,7 +74,7 @@ def worker_step(worker, code: str, n: int) -> float:
 
 
 def start_times(level: str, ctx, n: int) -> dict:
-    from rlm_jupyter.rlm.worker import Worker
+    from rlm_jupyter.engine.worker import Worker
 
     out = {}
     for label, context in (("no context", None), ("claude samples", ctx)):
@@ -90,8 +90,8 @@ def start_times(level: str, ctx, n: int) -> dict:
 
 def worker_part(args) -> list[dict]:
     import rlm_jupyter as rj
-    from rlm_jupyter.rlm import sandbox
-    from rlm_jupyter.rlm.worker import Worker
+    from rlm_jupyter.engine import sandbox
+    from rlm_jupyter.engine.worker import Worker
 
     ctx = rj.load(rj.samples() / "claude-code")
     ctx.regex_search("warm-up")  # build lazy tables once, for both sides
@@ -99,7 +99,7 @@ def worker_part(args) -> list[dict]:
     rows = []
     import os
 
-    from rlm_jupyter.rlm import forkserver
+    from rlm_jupyter.engine import forkserver
 
     for level in levels:
         # forked from the fork server's template (the template itself started beforehand, as %load_ext does), and
@@ -110,9 +110,15 @@ def worker_part(args) -> list[dict]:
             if flag == "1":
                 forkserver.prestart(level).wait_ready()
             starts = start_times(level, ctx, args.starts)
-            rows.append({"part": "worker", "what": f"start, {how}", "sandbox": level,
-                         **{f"{k} ms": round(v, 1) for k, v in starts.items()},
-                         "load (1 min)": round(os.getloadavg()[0], 1)})
+            rows.append(
+                {
+                    "part": "worker",
+                    "what": f"start, {how}",
+                    "sandbox": level,
+                    **{f"{k} ms": round(v, 1) for k, v in starts.items()},
+                    "load (1 min)": round(os.getloadavg()[0], 1),
+                }
+            )
         os.environ.pop(forkserver.ENV_VAR, None)
         with Worker(ctx, isolation=level, allow_unsandboxed=True) as w:
             w.execute("context.regex_search('warm-up')")
@@ -120,15 +126,23 @@ def worker_part(args) -> list[dict]:
                 local = in_process_step(ctx, code, args.steps)
                 remote = worker_step(w, code, args.steps)
                 over = remote - local
-                rows.append({"part": "worker", "what": f"step: {name}", "sandbox": level,
-                             "in-process ms": round(local, 3), "worker ms": round(remote, 3),
-                             "overhead ms": round(over, 3), "target": f"<= {TARGET_MS:g} ms",
-                             "ok": over <= TARGET_MS})
+                rows.append(
+                    {
+                        "part": "worker",
+                        "what": f"step: {name}",
+                        "sandbox": level,
+                        "in-process ms": round(local, 3),
+                        "worker ms": round(remote, 3),
+                        "overhead ms": round(over, 3),
+                        "target": f"<= {TARGET_MS:g} ms",
+                        "ok": over <= TARGET_MS,
+                    }
+                )
     return rows
 
 
 def _level_works(level: str) -> bool:
-    from rlm_jupyter.rlm import sandbox
+    from rlm_jupyter.engine import sandbox
 
     try:
         sandbox.choose(level)
@@ -142,7 +156,7 @@ def _level_works(level: str) -> bool:
 # time to first event; trace write throughput (events/s). Return rows shaped like worker_part's.
 def loop_part(args) -> list[dict]:
     import rlm_jupyter as rj
-    from rlm_jupyter.rlm.models import Models
+    from rlm_jupyter.engine.models import Models
     from rlm_jupyter.trace import TraceWriter
 
     rows = []
@@ -170,20 +184,37 @@ def loop_part(args) -> list[dict]:
                 cpus.append(cpu() - c0)
                 ratios.append(round(batch / one, 2))
         held = sum(r <= 2 for r in ratios)
-        rows.append({"part": "loop", "what": f"sub_llm_batch 32 x 200 ms vs one call, {label}",
-                     "ratios (5 runs)": ratios, "held": f"{held}/5", "target": "<= 2x in 5 of 5",
-                     "cpu s per batch here": round(statistics.median(cpus), 3),
-                     "load (1 min)": round(os.getloadavg()[0], 1), **({"ok": held == 5} if separate else {})})
+        rows.append(
+            {
+                "part": "loop",
+                "what": f"sub_llm_batch 32 x 200 ms vs one call, {label}",
+                "ratios (5 runs)": ratios,
+                "held": f"{held}/5",
+                "target": "<= 2x in 5 of 5",
+                "cpu s per batch here": round(statistics.median(cpus), 3),
+                "load (1 min)": round(os.getloadavg()[0], 1),
+                **({"ok": held == 5} if separate else {}),
+            }
+        )
 
     # 2. Time to first event of a real run (offline model, the bundled Claude samples, a fresh worker).
     ctx = rj.load(rj.samples() / "claude-code")
     first: list[float] = []
     t = time.perf_counter()
-    run = rj.rlm("Which write was rejected?", ctx, on_event=lambda e: first.append(time.perf_counter()) if not first
-                 else None)
+    run = rj.rlm(
+        "Which write was rejected?", ctx, on_event=lambda e: first.append(time.perf_counter()) if not first else None
+    )
     total = time.perf_counter() - t
-    rows.append({"part": "loop", "what": "offline run", "first event ms": round((first[0] - t) * 1000, 1),
-                 "whole run s": round(total, 2), "events": len(run.trace), "status": run.status})
+    rows.append(
+        {
+            "part": "loop",
+            "what": "offline run",
+            "first event ms": round((first[0] - t) * 1000, 1),
+            "whole run s": round(total, 2),
+            "events": len(run.trace),
+            "status": run.status,
+        }
+    )
 
     # 3. Trace write throughput: events appended (and flushed) to a JSONL file per second.
     import tempfile
@@ -193,8 +224,15 @@ def loop_part(args) -> list[dict]:
         with TraceWriter(Path(d) / "bench.rlmtrace.jsonl") as w:
             t = time.perf_counter()
             for i in range(n):
-                w.emit("query", "code-0", op="search", args={"query": "auth"}, result_ids=[f"m{i}", f"m{i + 1}"],
-                       scores=[1.5, 0.5], latency_ms=0.3)
+                w.emit(
+                    "query",
+                    "code-0",
+                    op="search",
+                    args={"query": "auth"},
+                    result_ids=[f"m{i}", f"m{i + 1}"],
+                    scores=[1.5, 0.5],
+                    latency_ms=0.3,
+                )
             dt = time.perf_counter() - t
     rows.append({"part": "loop", "what": "trace write", "events/s": round(n / dt), "events": n})
     return rows
@@ -215,9 +253,12 @@ def _scripted(separate: bool):
     with tempfile.TemporaryDirectory() as d:
         script = Path(d) / "s.json"
         script.write_text(json.dumps({"rules": [{"match": "", "text": "ok"}]}))
-        proc = subprocess.Popen([sys.executable, "-m", "rlm_jupyter.testing.scripted_server", "--script", str(script),
-                                 "--latency", "0.2"], stdout=subprocess.PIPE, text=True,
-                                env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "rlm_jupyter.testing.scripted_server", "--script", str(script), "--latency", "0.2"],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+        )
         try:
             port = int(proc.stdout.readline().split()[1])
             yield f"http://127.0.0.1:{port}/v1"

@@ -30,13 +30,15 @@ from rlm_jupyter.testing import load_fuzz  # noqa: E402
 
 def _tree_at(rev: str, dest: Path) -> Path:
     """The package of git revision `rev` in `dest`, with this tree's fuzzer and sample data (same inputs)."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "rlm_jupyter"], check=True,
-                             capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "rlm_jupyter"], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
     (dest / "tests").mkdir(exist_ok=True)
     os.symlink(ROOT / "tests" / "data", dest / "tests" / "data")
     (dest / "rlm_jupyter" / "testing" / "load_fuzz.py").write_bytes(
-        (ROOT / "rlm_jupyter" / "testing" / "load_fuzz.py").read_bytes())
+        (ROOT / "rlm_jupyter" / "testing" / "load_fuzz.py").read_bytes()
+    )
     return dest
 
 
@@ -67,8 +69,15 @@ def main() -> None:
             if done[0] % 500 == 0:
                 print(f"  … {done[0]} inputs", file=sys.stderr, flush=True)
 
-        return load_fuzz.run(args.n, run_seed=args.seed, workers=args.workers, start=args.start,
-                             huge_mb=args.huge_mb, progress=progress, root=root)
+        return load_fuzz.run(
+            args.n,
+            run_seed=args.seed,
+            workers=args.workers,
+            start=args.start,
+            huge_mb=args.huge_mb,
+            progress=progress,
+            root=root,
+        )
 
     rows = []
     if args.baseline:
@@ -78,14 +87,20 @@ def main() -> None:
     now = run(load_fuzz.ROOT)
     rows.append(("this tree", now))
 
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; seed {args.seed}, cases "
-          f"{args.start}..{args.start + args.n - 1}, {args.workers} workers")
-    print(f"{'loader':<22} {'inputs':>6} {'loaded':>6} {'refused':>7} {'lost':>5} {'guarded':>7} {'crashes':>7} "
-          f"{'hangs':>5} {'peak MB':>7} {'slowest s':>9} {'wall s':>7}")
+    print(
+        f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}; seed {args.seed}, cases "
+        f"{args.start}..{args.start + args.n - 1}, {args.workers} workers"
+    )
+    print(
+        f"{'loader':<22} {'inputs':>6} {'loaded':>6} {'refused':>7} {'lost':>5} {'guarded':>7} {'crashes':>7} "
+        f"{'hangs':>5} {'peak MB':>7} {'slowest s':>9} {'wall s':>7}"
+    )
     for name, s in rows:
-        print(f"{name:<22} {s.inputs:>6} {s.loaded:>6} {s.refused:>7} {len(s.files_lost):>5} "
-              f"{len(s.records_guarded):>7} {len(s.crashes):>7} {len(s.hangs):>5} {s.peak_rss_mb:>7.0f} "
-              f"{s.slowest:>9.2f} {s.seconds:>7.1f}")
+        print(
+            f"{name:<22} {s.inputs:>6} {s.loaded:>6} {s.refused:>7} {len(s.files_lost):>5} "
+            f"{len(s.records_guarded):>7} {len(s.crashes):>7} {len(s.hangs):>5} {s.peak_rss_mb:>7.0f} "
+            f"{s.slowest:>9.2f} {s.seconds:>7.1f}"
+        )
     print("targets: crashes 0, hangs 0, lost 0 (refused = the documented UnknownFormatError), peak < 1500 MB")
     for name, s in rows:
         c = s.slowest_case

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from rlm_jupyter.testing.samples import sample_tree  # noqa: E402  (from this checkout)
 
-SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples
+SAMPLES = sample_tree()  # tests/data/samples + the package's shared samples
 CLAUDE_SOURCES = [
     SAMPLES / "claude-code" / "codemie-session-9eda1058.jsonl",
     SAMPLES / "claude-code" / "codemie-4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl",
@@ -165,8 +165,12 @@ print(json.dumps({"seconds": dt, "rows": rows, "peak_kb": peak, "base_kb": base}
 
 def measure(mode: str, target: Path, cache: Path | str = "off", workers: int = 1) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run([sys.executable, "-c", _CHILD, mode, str(target), str(cache), str(workers)],
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, str(target), str(cache), str(workers)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if out.returncode:
         raise SystemExit(f"{mode} {target} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -222,8 +226,10 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}")
-    head = (f"{'store':<14} {'MB':>6} {'rows':>9} | {'floor s':>7} | {'w=1 s':>6} {'x':>5} | {'w=2 s':>6} {'x':>5} | "
-            f"{'reopen s':>8} {'gain':>5} | {'append s':>8} {'1file+reopen':>12} {'x':>5} | {'peak/MB':>7}")
+    head = (
+        f"{'store':<14} {'MB':>6} {'rows':>9} | {'floor s':>7} | {'w=1 s':>6} {'x':>5} | {'w=2 s':>6} {'x':>5} | "
+        f"{'reopen s':>8} {'gain':>5} | {'append s':>8} {'1file+reopen':>12} {'x':>5} | {'peak/MB':>7}"
+    )
     print(head)
     print("-" * len(head))
     per_mb = {}
@@ -233,16 +239,22 @@ def main() -> None:
         peak = (r["w1"]["peak_kb"] - r["w1"]["base_kb"]) / 1024 / r["mb"]
         name = f"{r['fmt']}-{r['files']}" if r["files"] > 1 else f"{r['fmt']}-1file"
         per_mb[name] = w2 / r["mb"]
-        print(f"{name:<14} {r['mb']:>6.0f} {r['w1']['rows']:>9,} | {fl:>7.2f} | {w1:>6.2f} {w1 / fl:>4.1f}x |"
-              f" {w2:>6.2f} {w2 / fl:>4.1f}x | {ro:>8.2f} {min(w1, w2) / ro:>4.0f}x | {r['append']['seconds']:>8.2f}"
-              f" {ref:>12.2f} {r['append']['seconds'] / ref:>4.1f}x | {peak:>6.2f}x")
+        print(
+            f"{name:<14} {r['mb']:>6.0f} {r['w1']['rows']:>9,} | {fl:>7.2f} | {w1:>6.2f} {w1 / fl:>4.1f}x |"
+            f" {w2:>6.2f} {w2 / fl:>4.1f}x | {ro:>8.2f} {min(w1, w2) / ro:>4.0f}x | {r['append']['seconds']:>8.2f}"
+            f" {ref:>12.2f} {r['append']['seconds'] / ref:>4.1f}x | {peak:>6.2f}x"
+        )
     for fmt in args.formats.split(","):
         counts = [int(c) for c in args.counts.split(",") if c]
         if len(counts) >= 2 and f"{fmt}-{counts[0]}" in per_mb:
-            print(f"{fmt}: s/MB at {counts[-1]} files / s/MB at {counts[0]} files (w=2) = "
-                  f"{per_mb[f'{fmt}-{counts[-1]}'] / per_mb[f'{fmt}-{counts[0]}']:.2f}x")
-    print("targets: first load (w=2) <= 2.5x floor; s/MB 3,000 vs 300 files <= 1.2x; reopen gain >= 10x; "
-          "append-reopen <= 2x (1file+reopen); peak <= 2.5x the store size (above the imports)")
+            print(
+                f"{fmt}: s/MB at {counts[-1]} files / s/MB at {counts[0]} files (w=2) = "
+                f"{per_mb[f'{fmt}-{counts[-1]}'] / per_mb[f'{fmt}-{counts[0]}']:.2f}x"
+            )
+    print(
+        "targets: first load (w=2) <= 2.5x floor; s/MB 3,000 vs 300 files <= 1.2x; reopen gain >= 10x; "
+        "append-reopen <= 2x (1file+reopen); peak <= 2.5x the store size (above the imports)"
+    )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def floor(path: Path):
 
 
 def median_s(fn, repeats: int) -> float:
-    fn()   # warm: imports, the compiled validators
+    fn()  # warm: imports, the compiled validators
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -89,11 +89,22 @@ def node_s(path: Path, repeats: int, tmp: Path) -> float | None:
     node, esbuild = shutil.which("node"), ROOT / "labextension" / "node_modules" / ".bin" / "esbuild"
     if node is None or not esbuild.exists():
         return None
-    subprocess.run([str(esbuild), str(ROOT / "labextension" / "src" / "tracefile.ts"), "--bundle", "--format=esm",
-                    "--platform=node", f"--outfile={tmp / 'tracefile.mjs'}", "--log-level=warning"], check=True)
+    subprocess.run(
+        [
+            str(esbuild),
+            str(ROOT / "labextension" / "src" / "tracefile.ts"),
+            "--bundle",
+            "--format=esm",
+            "--platform=node",
+            f"--outfile={tmp / 'tracefile.mjs'}",
+            "--log-level=warning",
+        ],
+        check=True,
+    )
     (tmp / "bench.mjs").write_text(NODE)
-    r = subprocess.run([node, str(tmp / "bench.mjs"), str(path), str(repeats)], capture_output=True, text=True,
-                       check=True, cwd=tmp)
+    r = subprocess.run(
+        [node, str(tmp / "bench.mjs"), str(path), str(repeats)], capture_output=True, text=True, check=True, cwd=tmp
+    )
     return float(r.stdout.strip())
 
 

@@ -62,13 +62,15 @@ print(repr(((t1 - t0) * 1000, (t3 - t2) * 1000, heavy)))
 
 # ---- (a) import time ---------------------------------------------------------------------------------------------
 
+
 def bench_import(repeats: int) -> dict:
     env = {**os.environ, "IPYTHONDIR": str(Path(os.environ.get("TMPDIR", "/tmp")) / "rlm-bench-ipython")}
     code = f"HEAVY = {HEAVY!r}\n" + IMPORT_PROBE
     base, ext, heavy = [], [], set()
     for _ in range(repeats):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True
+        )
         b, e, h = eval(out.stdout.strip().splitlines()[-1])  # our own probe's repr
         base.append(b)
         ext.append(e)
@@ -77,6 +79,7 @@ def bench_import(repeats: int) -> dict:
 
 
 # ---- a large trace from a real run ---------------------------------------------------------------------------------
+
 
 def real_run_events() -> list[dict]:
     """The events of a real offline run on the bundled samples (the templates the big trace is cloned from)."""
@@ -123,16 +126,26 @@ class Cloner:
         response = f"Step {i + 1}: " + (self.step.get("response") or "")
         step = self._make(self.step, root_id, t, index=i, response=response)
         if pending:
-            out.append({k: v for k, v in step.items() if k not in ("response", "tokens_in", "tokens_out", "cost_usd",
-                                                                     "dur")} | {"status": "pending"})
+            out.append(
+                {k: v for k, v in step.items() if k not in ("response", "tokens_in", "tokens_out", "cost_usd", "dur")}
+                | {"status": "pending"}
+            )
         out.append(step)
         code = self._make(self.code, step["id"], t + 1.0, index=0)
         out.append(code)
         out.append(self._make(self.query, code["id"], t + 1.01))
         batch = f"batch-bench-{i}"
         for k in range(subs):
-            out.append(self._make(self.sub, code["id"], t + 1.02 + 0.001 * k, batch=batch, batch_index=k,
-                                  dur=0.05 + 0.01 * ((i + k) % 7)))
+            out.append(
+                self._make(
+                    self.sub,
+                    code["id"],
+                    t + 1.02 + 0.001 * k,
+                    batch=batch,
+                    batch_index=k,
+                    dur=0.05 + 0.01 * ((i + k) % 7),
+                )
+            )
         out.append(self._make(self.output, code["id"], t + 1.2))
         return out
 
@@ -329,12 +342,21 @@ def bench_big(bundles: dict[str, str], events: list[dict], steps: int, repeats: 
     from playwright.sync_api import sync_playwright
 
     payload = json.dumps(events)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     out: dict[str, dict] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=flags,
-                                    env={**os.environ, "HOME": os.environ.get("TMPDIR", "/tmp")})
+        browser = p.chromium.launch(
+            executable_path=chromium(), args=flags, env={**os.environ, "HOME": os.environ.get("TMPDIR", "/tmp")}
+        )
         try:
             for name, path in bundles.items():
                 src = Path(path).read_text(encoding="utf-8")
@@ -368,11 +390,20 @@ def bench_browser(events: list[dict], live_steps: list[dict], args) -> tuple[lis
     src = Path(args.bundle).read_text(encoding="utf-8")
     payload = json.dumps(events)
     renders, lives = [], []
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=flags,
-                                    env={**os.environ, "HOME": os.environ.get("TMPDIR", "/tmp")})
+        browser = p.chromium.launch(
+            executable_path=chromium(), args=flags, env={**os.environ, "HOME": os.environ.get("TMPDIR", "/tmp")}
+        )
         try:
             for _ in range(args.render_repeats):
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -380,33 +411,44 @@ def bench_browser(events: list[dict], live_steps: list[dict], args) -> tuple[lis
                 renders.append(page.evaluate(RENDER_JS, payload))
                 page.close()
             per_step = 7
-            series = [("steps", rate) for rate in args.rates] + [(tab, rate) for tab in ("tree", "timeline")
-                                                                for rate in args.tab_rates]
+            series = [("steps", rate) for rate in args.rates] + [
+                (tab, rate) for tab in ("tree", "timeline") for rate in args.tab_rates
+            ]
             failed: set[str] = set()
             for tab, rate in series:
                 if tab in failed:
                     continue
                 page = browser.new_page(viewport={"width": 1400, "height": 900})
                 page.evaluate(PAGE_JS, src)
-                need = 1 + int(rate * args.live_seconds)   # only the events this rate emits go to the page
+                need = 1 + int(rate * args.live_seconds)  # only the events this rate emits go to the page
                 r = page.evaluate(LIVE_JS, [json.dumps(live_steps[:need]), rate, args.live_seconds, per_step, tab])
                 page.close()
                 lags = [x for x in r["lags"]]
                 q = max(1, len(lags) // 4)
                 first, last = statistics.median(lags[:q]), statistics.median(lags[-q:])
-                r.update(tab=tab, rate=rate, p50=pct(lags, 0.5), p95=pct(lags, 0.95), max=max(lags), first_q=first,
-                         last_q=last)
-                r["keeps_up"] = (r["shown"] >= r["steps"] and r["p95"] <= 500 and last <= first + 250
-                                 and r["drain"] <= 500)
+                r.update(
+                    tab=tab,
+                    rate=rate,
+                    p50=pct(lags, 0.5),
+                    p95=pct(lags, 0.95),
+                    max=max(lags),
+                    first_q=first,
+                    last_q=last,
+                )
+                r["keeps_up"] = (
+                    r["shown"] >= r["steps"] and r["p95"] <= 500 and last <= first + 250 and r["drain"] <= 500
+                )
                 del r["lags"]
                 lives.append(r)
-                print(f"  {tab:>8} tab, {rate:>6,} ev/s: {r['events']:>6,} events, {r['steps']:>5,} steps; lag p50 "
-                      f"{r['p50']:6.0f} ms, p95 {r['p95']:6.0f} ms, max {r['max']:6.0f} ms (first/last quarter "
-                      f"{first:.0f}/{last:.0f} ms); last batch shown after {r['drain']:.0f} ms; "
-                      f"longest frame {r['worstFrame']:.0f} ms -> {'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}",
-                      flush=True)
+                print(
+                    f"  {tab:>8} tab, {rate:>6,} ev/s: {r['events']:>6,} events, {r['steps']:>5,} steps; lag p50 "
+                    f"{r['p50']:6.0f} ms, p95 {r['p95']:6.0f} ms, max {r['max']:6.0f} ms (first/last quarter "
+                    f"{first:.0f}/{last:.0f} ms); last batch shown after {r['drain']:.0f} ms; "
+                    f"longest frame {r['worstFrame']:.0f} ms -> {'keeps up' if r['keeps_up'] else 'FALLS BEHIND'}",
+                    flush=True,
+                )
                 if not r["keeps_up"] and rate >= 1000:
-                    failed.add(tab)   # higher rates on this tab would only fall further behind
+                    failed.add(tab)  # higher rates on this tab would only fall further behind
         finally:
             browser.close()
     return renders, lives
@@ -414,12 +456,13 @@ def bench_browser(events: list[dict], live_steps: list[dict], args) -> tuple[lis
 
 # ---- the kernel side of (c): TraceView.push ----------------------------------------------------------------------
 
+
 def bench_push(events: list[dict]) -> dict:
     import rlm_jupyter as rj
     from rlm_jupyter.jupyter.widget import TraceView
 
     ctx = rj.load(rj.samples())
-    view = TraceView(title="bench", context=ctx)   # with the context: query events get their snippets
+    view = TraceView(title="bench", context=ctx)  # with the context: query events get their snippets
     sent = []
     view.send = lambda content, buffers=None: sent.append(len(content["events"]))
     t = time.perf_counter()
@@ -431,11 +474,19 @@ def bench_push(events: list[dict]) -> dict:
         time.sleep(0.005)
     t_all = time.perf_counter() - t
     view.close()
-    return {"events": len(events), "push_s": t_push, "rate": len(events) / t_push, "batches": len(sent),
-            "sent": sum(sent), "all_s": t_all, "queries": sum(1 for e in events if e["type"] == "query")}
+    return {
+        "events": len(events),
+        "push_s": t_push,
+        "rate": len(events) / t_push,
+        "batches": len(sent),
+        "sent": sum(sent),
+        "all_s": t_all,
+        "queries": sum(1 for e in events if e["type"] == "query"),
+    }
 
 
 # ---- main ---------------------------------------------------------------------------------------------------------
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -444,16 +495,32 @@ def main() -> None:
     ap.add_argument("--sub-calls", type=int, default=5, help="sub-calls per step")
     ap.add_argument("--render-repeats", type=int, default=3)
     ap.add_argument("--live-seconds", type=float, default=4.0)
-    ap.add_argument("--rates", type=int, nargs="+", default=[50, 100, 200, 500, 1000, 2000, 5000],
-                    help="event rates tried with the Steps tab open")
-    ap.add_argument("--tab-rates", type=int, nargs="+", default=[50, 500, 2000, 5000],
-                    help="event rates tried with the Calls tab, then the Timeline tab, open")
+    ap.add_argument(
+        "--rates",
+        type=int,
+        nargs="+",
+        default=[50, 100, 200, 500, 1000, 2000, 5000],
+        help="event rates tried with the Steps tab open",
+    )
+    ap.add_argument(
+        "--tab-rates",
+        type=int,
+        nargs="+",
+        default=[50, 500, 2000, 5000],
+        help="event rates tried with the Calls tab, then the Timeline tab, open",
+    )
     ap.add_argument("--big-steps", type=int, default=10_000, help="steps of the big trace of (d)")
-    ap.add_argument("--baseline-bundle", default=os.environ.get("RLM_BASELINE_BUNDLE"),
-                    help="a widget bundle to measure (d) beside (e.g. a build of an earlier commit)")
+    ap.add_argument(
+        "--baseline-bundle",
+        default=os.environ.get("RLM_BASELINE_BUNDLE"),
+        help="a widget bundle to measure (d) beside (e.g. a build of an earlier commit)",
+    )
     ap.add_argument("--only-big", action="store_true", help="run (d) only")
-    ap.add_argument("--bundle", default=str(BUNDLE),
-                    help="the widget bundle to measure (default: the built one; e.g. an older build to compare)")
+    ap.add_argument(
+        "--bundle",
+        default=str(BUNDLE),
+        help="the widget bundle to measure (default: the built one; e.g. an older build to compare)",
+    )
     args = ap.parse_args()
     if not Path(args.bundle).exists():
         sys.exit(f"{args.bundle} is missing: build it with `make .venv/.js`")
@@ -464,8 +531,10 @@ def main() -> None:
     print(f"(a) %load_ext rlm_jupyter vs import IPython: median of {args.repeats} fresh processes", flush=True)
     imp = bench_import(args.repeats)
     print(f"  import IPython          {imp['ipython_ms']:7.1f} ms   (baseline)")
-    print(f"  %load_ext rlm_jupyter  +{imp['load_ext_ms']:7.1f} ms   (target: <= +150 ms)  "
-          f"-> {'OK' if imp['load_ext_ms'] <= 150 else 'MISSED'}")
+    print(
+        f"  %load_ext rlm_jupyter  +{imp['load_ext_ms']:7.1f} ms   (target: <= +150 ms)  "
+        f"-> {'OK' if imp['load_ext_ms'] <= 150 else 'MISSED'}"
+    )
     print(f"  heavy libraries imported by %load_ext: {', '.join(imp['heavy']) or 'none'}")
 
     templates = real_run_events()
@@ -481,8 +550,11 @@ def main() -> None:
         i += 1
     push = bench_push(cl.trace(300, 5))
 
-    print(f"\n(b) Chromium renders a finished trace: {n_step:,} steps, {n_sub:,} sub-calls, {len(big):,} events, "
-          f"{len(json.dumps(big)) / 1e6:.1f} MB of JSON (median of {args.render_repeats} fresh pages)", flush=True)
+    print(
+        f"\n(b) Chromium renders a finished trace: {n_step:,} steps, {n_sub:,} sub-calls, {len(big):,} events, "
+        f"{len(json.dumps(big)) / 1e6:.1f} MB of JSON (median of {args.render_repeats} fresh pages)",
+        flush=True,
+    )
     print("\n(c) live events into the view (a batch every 50 ms, 7 events a step)", flush=True)
     renders, lives = bench_browser(big, live, args)
     med = {k: statistics.median(r[k] for r in renders) for k in ("tParse", "tSync", "tRender", "tTree", "tTimeline")}
@@ -493,8 +565,10 @@ def main() -> None:
     assert r0["spans"] == n_step + n_sub, r0
     print(f"\n(b) results ({n_step:,} steps, {n_sub:,} sub-calls)")
     print(f"  JSON.parse of the payload                     {med['tParse']:7.0f} ms")
-    print(f"  render() to first painted frame               {med['tRender']:7.0f} ms   (target: <= 1000 ms)  "
-          f"-> {'OK' if med['tRender'] <= 1000 else 'MISSED'}   (of which building the DOM: {med['tSync']:.0f} ms)")
+    print(
+        f"  render() to first painted frame               {med['tRender']:7.0f} ms   (target: <= 1000 ms)  "
+        f"-> {'OK' if med['tRender'] <= 1000 else 'MISSED'}   (of which building the DOM: {med['tSync']:.0f} ms)"
+    )
     print(f"  open the Calls tab ({r0['treeNodes']:,} nodes)                 {med['tTree']:7.0f} ms")
     print(f"  open the Timeline tab ({r0['spans']:,} spans)             {med['tTimeline']:7.0f} ms")
     print(f"  one key (End, Up, Enter, Home, Down) to paint  {keys:7.0f} ms median, {worst_key:.0f} ms worst")
@@ -504,16 +578,22 @@ def main() -> None:
 
     best = best_on("steps")
     print("\n(c) results")
-    print(f"  kernel side: TraceView.push() takes {push['rate']:,.0f} events/s on the run's thread; all "
-          f"{push['events']:,} events ({push['queries']} queries with their snippets looked up) were sent in "
-          f"{push['all_s']:.2f} s, in {push['batches']} batches")
-    print(f"  browser: highest rate kept up with  {best:,} events/s   (target: >= 50 events/s)  "
-          f"-> {'OK' if best >= 50 else 'MISSED'}")
+    print(
+        f"  kernel side: TraceView.push() takes {push['rate']:,.0f} events/s on the run's thread; all "
+        f"{push['events']:,} events ({push['queries']} queries with their snippets looked up) were sent in "
+        f"{push['all_s']:.2f} s, in {push['batches']} batches"
+    )
+    print(
+        f"  browser: highest rate kept up with  {best:,} events/s   (target: >= 50 events/s)  "
+        f"-> {'OK' if best >= 50 else 'MISSED'}"
+    )
     for tab, name in (("tree", "Calls"), ("timeline", "Timeline")):
         tried = [r["rate"] for r in lives if r["tab"] == tab]
         if tried:
-            print(f"           with the {name} tab open       {best_on(tab):,} events/s "
-                  f"(of {', '.join(map(str, tried))} tried)")
+            print(
+                f"           with the {name} tab open       {best_on(tab):,} events/s "
+                f"(of {', '.join(map(str, tried))} tried)"
+            )
     print()
     bench_big_report(args)
 
@@ -537,15 +617,21 @@ def bench_big_report(args) -> None:
     bundles = {"this build": args.bundle}
     if args.baseline_bundle:
         bundles["baseline"] = args.baseline_bundle
-    print(f"(d) a {args.big_steps:,}-step trace ({len(big):,} events, {len(json.dumps(big)) / 1e6:.1f} MB of JSON), "
-          f"median of {args.render_repeats} fresh pages", flush=True)
+    print(
+        f"(d) a {args.big_steps:,}-step trace ({len(big):,} events, {len(json.dumps(big)) / 1e6:.1f} MB of JSON), "
+        f"median of {args.render_repeats} fresh pages",
+        flush=True,
+    )
     res = bench_big(bundles, big, args.big_steps, args.render_repeats)
     names = list(res)
     print("  " + " " * 44 + "".join(f"{n:>14}" for n in names))
-    rows = [("render() to first painted frame", "tFirst", "ms"), ("every step row in the page", "tAll", "ms"),
-            ("longest frame after the first paint", "worst", "ms"), ("scroll one jump to paint (median)",
-                                                                     "scrollMedian", "ms"),
-            ("scroll one jump to paint (worst of 30)", "scrollMax", "ms")]
+    rows = [
+        ("render() to first painted frame", "tFirst", "ms"),
+        ("every step row in the page", "tAll", "ms"),
+        ("longest frame after the first paint", "worst", "ms"),
+        ("scroll one jump to paint (median)", "scrollMedian", "ms"),
+        ("scroll one jump to paint (worst of 30)", "scrollMax", "ms"),
+    ]
     for label, key, unit in rows:
         print(f"  {label:<44}" + "".join(f"{res[n][key]:>11.0f} {unit}" for n in names))
     mine = res["this build"]

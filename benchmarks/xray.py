@@ -61,15 +61,19 @@ def build(agent: str, target: int):
     frames = []
     for k in range(copies):
         suffix = f"~{k}"
-        frames.append(base.with_columns(
-            (pl.col("id") + suffix).alias("id"),
-            (pl.col("parent_id") + suffix).alias("parent_id"),
-            pl.lit(f"bench-{agent}").alias("session_id"),
-        ))
-    df = _replay_window_events(pl.concat(frames).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq")),
-                               base)
-    sessions = (ctx.sessions.filter(pl.col("session_id") == sid)
-                .with_columns(pl.lit(f"bench-{agent}").alias("session_id")))
+        frames.append(
+            base.with_columns(
+                (pl.col("id") + suffix).alias("id"),
+                (pl.col("parent_id") + suffix).alias("parent_id"),
+                pl.lit(f"bench-{agent}").alias("session_id"),
+            )
+        )
+    df = _replay_window_events(
+        pl.concat(frames).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq")), base
+    )
+    sessions = ctx.sessions.filter(pl.col("session_id") == sid).with_columns(
+        pl.lit(f"bench-{agent}").alias("session_id")
+    )
     big = Context.from_frame(df, sessions=sessions, cache=tempfile.mkdtemp(prefix="rlm-xray-bench-"))
     return big, copies
 
@@ -87,8 +91,10 @@ def _replay_window_events(df, base):
     last = (df.height - 1) // n
     marker = (pl.col("role") == "system") & (pl.col("origin") == "harness") & pl.col("boundary").is_not_null()
     moved = df.with_columns(
-        (pl.col("out_by") + shift).alias("out_by"), (pl.col("cleared_by") + shift).alias("cleared_by"),
-        pl.col("window_event").struct.with_fields(*(pl.field(f) + shift for f in ("at", "summary", "held_from"))))
+        (pl.col("out_by") + shift).alias("out_by"),
+        (pl.col("cleared_by") + shift).alias("cleared_by"),
+        pl.col("window_event").struct.with_fields(*(pl.field(f) + shift for f in ("at", "summary", "held_from"))),
+    )
     if first is None:
         return moved
     stays = pl.col("out_by").is_null() & (copy < last) & ~marker.fill_null(False)
@@ -106,7 +112,7 @@ def naive_turn_sizes(xr, turns: list[int]) -> list[tuple[int, int]]:
 
 
 def run(agent: str, target: int, baseline_turns: int, ask: bool) -> dict:
-    from rlm_jupyter.xray import xray
+    from rlm_jupyter.window import xray
 
     t = time.perf_counter()
     ctx, copies = build(agent, target)
@@ -158,8 +164,8 @@ def what_filled_and_policies(agents: list[str], target: int, baseline_turns: int
     default policies and the offline sub-model (target <= 10 s), split per policy so one sees what dominates."""
     import polars as pl
 
-    from rlm_jupyter.xray import xray
-    from rlm_jupyter.xray.composition import _pieces, row_bands
+    from rlm_jupyter.window import xray
+    from rlm_jupyter.window.composition import _pieces, row_bands
 
     rows = []
     for agent in agents:
@@ -185,7 +191,9 @@ def what_filled_and_policies(agents: list[str], target: int, baseline_turns: int
         fast = comp.filter(pl.col("turn").is_in(sample))
         r["composition_same"] = all(
             fast.row(k, named=True)["tool_results"] == naive[k].get("tool_results", 0)
-            and fast.row(k, named=True)["user"] == naive[k].get("user", 0) for k in range(len(sample)))
+            and fast.row(k, named=True)["user"] == naive[k].get("user", 0)
+            for k in range(len(sample))
+        )
         t = time.perf_counter()
         sim = xr.simulate()
         r["simulate_s"] = time.perf_counter() - t
@@ -209,8 +217,11 @@ def what_filled_and_policies(agents: list[str], target: int, baseline_turns: int
     for part in ("facts", "window:8000", "compact:80%", "acm", "rlm"):
         line(f"  {part} s", [f"{r['sim_parts'].get(part, 0):.2f}" for r in rows])
     line("  facts / compaction summaries", [f"{r['facts']} / {r['summaries']}" for r in rows])
-    line("  facts reachable at the end w/c/a/r", ["/".join(f"{(v or 0):.0%}" for v in r["end_share"].values())
-                                                  for r in rows])
+    line(
+        "  facts reachable at the end w/c/a/r",
+        ["/".join(f"{(v or 0):.0%}" for v in r["end_share"].values()) for r in rows],
+    )
+
 
 KERNEL_CELLS = [
     "%load_ext rlm_jupyter",
@@ -234,15 +245,26 @@ def chart_in_kernel(tokens: int) -> dict:
     nb = nbformat.v4.new_notebook()
     cells = [c.format(bench=str(Path(__file__).resolve()), tokens=tokens) for c in KERNEL_CELLS]
     nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    NotebookClient(nb, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": tempfile.mkdtemp(prefix="rlm-xray-nb-")}}).execute()
+    NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        resources={"metadata": {"path": tempfile.mkdtemp(prefix="rlm-xray-nb-")}},
+    ).execute()
     first, again, messages, turns, events = nb.cells[4].outputs[0]["text"].split()
     kinds = [sorted(o.get("data", {})) for o in nb.cells[2].outputs]
-    return {"first_s": float(first), "again_s": float(again), "messages": int(messages), "turns": int(turns),
-            "events": int(events), "saved_first": len(json.dumps(nb.cells[2].outputs)),
-            "saved_again": len(json.dumps(nb.cells[3].outputs)), "kinds": kinds,
-            "notebook": len(nbformat.writes(nb)),
-            "widget_state": len(json.dumps(nb.metadata.get("widgets", {})))}
+    return {
+        "first_s": float(first),
+        "again_s": float(again),
+        "messages": int(messages),
+        "turns": int(turns),
+        "events": int(events),
+        "saved_first": len(json.dumps(nb.cells[2].outputs)),
+        "saved_again": len(json.dumps(nb.cells[3].outputs)),
+        "kinds": kinds,
+        "notebook": len(nbformat.writes(nb)),
+        "widget_state": len(json.dumps(nb.metadata.get("widgets", {}))),
+    }
 
 
 def chart_baseline(tokens: int, slice_turns: int) -> dict:
@@ -251,8 +273,8 @@ def chart_baseline(tokens: int, slice_turns: int) -> dict:
 
     import altair  # noqa: F401  (imports and vl-convert's engine are not what the baseline measures)
 
-    from rlm_jupyter.xray import xray
-    from rlm_jupyter.xray.plot import warm_up
+    from rlm_jupyter.window import xray
+    from rlm_jupyter.window.plot import warm_up
 
     warm_up(interactive=False).join()
     ctx, _ = build("claude", tokens)
@@ -275,8 +297,11 @@ def main() -> None:
     ap.add_argument("--agents", nargs="+", default=list(SOURCES), choices=list(SOURCES))
     ap.add_argument("--baseline-turns", type=int, default=200)
     ap.add_argument("--no-ask", dest="ask", action="store_false")
-    ap.add_argument("--only-policies", action="store_true",
-                    help="only the composition / simulate section (issue 16), ~20k-turn sessions")
+    ap.add_argument(
+        "--only-policies",
+        action="store_true",
+        help="only the composition / simulate section (issue 16), ~20k-turn sessions",
+    )
 
     ap.add_argument("--no-chart", dest="chart", action="store_false")
     ap.add_argument("--chart-slice", type=int, default=2000, help="turns the baseline chart is timed on")
@@ -289,7 +314,7 @@ def main() -> None:
     # a fresh cache for this process and its RLM workers: the first ask really builds the BM25 index
     os.environ["RLM_JUPYTER_CACHE"] = tempfile.mkdtemp(prefix="rlm-xray-bench-cache-")
     t = time.perf_counter()
-    from rlm_jupyter.rlm.models import load_litellm
+    from rlm_jupyter.engine.models import load_litellm
 
     load_litellm()
     litellm_s = time.perf_counter() - t
@@ -334,21 +359,26 @@ def main() -> None:
     what_filled_and_policies(args.agents, int(args.tokens))
 
     if chart:
-        print(f"\n%rlm_xray in a real kernel: claude session of {chart['messages']:,} messages, {chart['turns']:,} "
-              f"turns, {chart['events']:,} events")
-        cl = [("", "now", "baseline"),
-              ("to first picture, first kernel ever (bundles JS) s", f"{chart['first_s']:.2f}", ""),
-              ("to first picture, a new kernel (imports once) s", f"{chart['cached_first_s']:.2f}", ""),
-              ("to first picture, again s", f"{chart['again_s']:.2f}", f"{base['s']:.1f} (from {base['slice']:,})"),
-              ("saved output of the cell, MB", f"{chart['saved_first'] / 1e6:.2f}", f"{base['bytes'] / 1e6:.1f}"),
-              ("  the second %rlm_xray cell, MB", f"{chart['saved_again'] / 1e6:.2f}", ""),
-              ("widget state (only when widget state is saved), MB", f"{chart['widget_state'] / 1e6:.2f}", "")]
+        print(
+            f"\n%rlm_xray in a real kernel: claude session of {chart['messages']:,} messages, {chart['turns']:,} "
+            f"turns, {chart['events']:,} events"
+        )
+        cl = [
+            ("", "now", "baseline"),
+            ("to first picture, first kernel ever (bundles JS) s", f"{chart['first_s']:.2f}", ""),
+            ("to first picture, a new kernel (imports once) s", f"{chart['cached_first_s']:.2f}", ""),
+            ("to first picture, again s", f"{chart['again_s']:.2f}", f"{base['s']:.1f} (from {base['slice']:,})"),
+            ("saved output of the cell, MB", f"{chart['saved_first'] / 1e6:.2f}", f"{base['bytes'] / 1e6:.1f}"),
+            ("  the second %rlm_xray cell, MB", f"{chart['saved_again'] / 1e6:.2f}", ""),
+            ("widget state (only when widget state is saved), MB", f"{chart['widget_state'] / 1e6:.2f}", ""),
+        ]
         for label, a, b in cl:
-            print(f"{label:<52}{a:>12}{b:>22}" + ("   target <= 3 s" if "again s" in label else
-                                                 "   target <= 1 MB" if "saved output" in label else ""))
+            print(
+                f"{label:<52}{a:>12}{b:>22}"
+                + ("   target <= 3 s" if "again s" in label else "   target <= 1 MB" if "saved output" in label else "")
+            )
         print(f"  outputs kept: {chart['kinds']}")
 
 
 if __name__ == "__main__":
     main()
-

@@ -10,10 +10,27 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # for annotations only; the real import is lazy
     from .context import Context
 
-__version__ = "0.1.0"   # the one version: labextension/package.json must match (tests/test_api.py)
+__version__ = "0.1.0"  # the one version: labextension/package.json must match (tests/test_api.py)
 
-__all__ = ["Budget", "Context", "Run", "Trace", "batch", "compare", "discover", "export", "load", "rerun", "rlm",
-           "samples", "scan", "sub_llm", "xray", "xray_corpus", "__version__"]
+__all__ = [
+    "Budget",
+    "Context",
+    "Run",
+    "Trace",
+    "batch",
+    "compare",
+    "discover",
+    "export",
+    "load",
+    "rerun",
+    "rlm",
+    "samples",
+    "scan",
+    "sub_llm",
+    "xray",
+    "xray_corpus",
+    "__version__",
+]
 
 
 def load(*paths, cache="auto", workers: int | None = None, progress: bool = True) -> Context:
@@ -71,16 +88,16 @@ def samples():
 _LAZY = {
     "Context": ("context", "Context"),
     "Trace": ("trace", "Trace"),
-    "rlm": ("rlm", "rlm"),
-    "sub_llm": ("rlm", "sub_llm"),
-    "Budget": ("rlm", "Budget"),
-    "Run": ("rlm", "Run"),
-    "rerun": ("rlm.rerun", "rerun"),
-    "compare": ("compare", "compare"),
-    "export": ("export", "export"),
-    "xray": ("xray", "xray"),
-    "batch": ("batch", "batch"),
-    "xray_corpus": ("xray.corpus", "xray_corpus"),
+    "rlm": ("engine", "rlm"),
+    "sub_llm": ("engine", "sub_llm"),
+    "Budget": ("engine", "Budget"),
+    "Run": ("engine", "Run"),
+    "rerun": ("engine.rerun", "rerun"),
+    "compare": ("comparison", "compare"),
+    "export": ("interop", "export"),
+    "xray": ("window", "xray"),
+    "batch": ("study", "batch"),
+    "xray_corpus": ("window.corpus", "xray_corpus"),
 }
 
 

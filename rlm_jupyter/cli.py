@@ -34,10 +34,14 @@ def _inspect(args: argparse.Namespace) -> int:
         t = s["tokens"]
         print(f"{s['format']} {s['producer_version'] or ''}  {s['session_id']}")
         print(f"  title: {s['title'] or '-'}")
-        print(f"  messages: {roles or 'none'}; prompts: {len(s['user_prompts'])}; tool calls: {len(s['tool_calls'])}"
-              f" ({s['tool_errors']} failed); compactions: {s['compactions']}; sub-agents: {len(s['subagents'])}")
-        print(f"  tokens: input {t['input']:,}, output {t['output']:,}, cache read {t['cache_read']:,},"
-              f" cache write {t['cache_write']:,}, reasoning {t['reasoning']:,}")
+        print(
+            f"  messages: {roles or 'none'}; prompts: {len(s['user_prompts'])}; tool calls: {len(s['tool_calls'])}"
+            f" ({s['tool_errors']} failed); compactions: {s['compactions']}; sub-agents: {len(s['subagents'])}"
+        )
+        print(
+            f"  tokens: input {t['input']:,}, output {t['output']:,}, cache read {t['cache_read']:,},"
+            f" cache write {t['cache_write']:,}, reasoning {t['reasoning']:,}"
+        )
     print(ctx.report.summary())
     for issue in ctx.report.issues[:50]:
         print(f"  {issue.kind}: {issue.where()}: {issue.reason}")
@@ -53,8 +57,9 @@ def _discover(args: argparse.Namespace) -> int:
     if args.json:
         import orjson
 
-        sys.stdout.buffer.write(orjson.dumps(df.with_columns(df["modified"].dt.to_string()).to_dicts(),
-                                             option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(
+            orjson.dumps(df.with_columns(df["modified"].dt.to_string()).to_dicts(), option=orjson.OPT_INDENT_2) + b"\n"
+        )
     else:
         for row in df.iter_rows(named=True):
             print(f"{row['modified']:%Y-%m-%d %H:%M}  {row['format']:<16} {row['size_bytes']:>12,}  {row['path']}")
@@ -76,44 +81,71 @@ def _ask(args: argparse.Namespace) -> int:
     import orjson
 
     from . import load
-    from .rlm import Budget, ModelError, rlm
-    from .rlm.options import check_options
-    from .rlm.worker import Limits
+    from .engine import Budget, ModelError, rlm
+    from .engine.options import check_options
+    from .engine.worker import Limits
     from .trace.writer import check_path
 
     # Everything the user gave is checked before the sessions load and before any model call.
-    check_options(cli=True, max_depth=args.max_depth, max_iterations=args.max_iterations,
-                  step_timeout=args.step_timeout, memory_mb=args.memory_mb, budget_usd=args.budget_usd,
-                  budget_tokens=args.budget_tokens, budget_seconds=args.budget_seconds)
+    check_options(
+        cli=True,
+        max_depth=args.max_depth,
+        max_iterations=args.max_iterations,
+        step_timeout=args.step_timeout,
+        memory_mb=args.memory_mb,
+        budget_usd=args.budget_usd,
+        budget_tokens=args.budget_tokens,
+        budget_seconds=args.budget_seconds,
+    )
     trace_path = check_path(args.trace or _default_trace_path())
     ctx = load(args.context)
     if len(ctx) == 0:
         raise CliError(_no_sessions(args.context, ctx.report))
-    budget = Budget(usd=args.budget_usd, tokens=args.budget_tokens, seconds=args.budget_seconds,
-                    sub_calls=args.budget_sub_calls)
+    budget = Budget(
+        usd=args.budget_usd, tokens=args.budget_tokens, seconds=args.budget_seconds, sub_calls=args.budget_sub_calls
+    )
     limits = Limits(step_timeout_s=args.step_timeout, memory_mb=args.memory_mb)
     try:
-        run = rlm(args.question, ctx, model=args.model, sub_model=args.sub_model, max_depth=args.max_depth,
-                  max_iterations=args.max_iterations, budget=budget, mode=args.mode, trace_path=trace_path,
-                  limits=limits, allowed_models=args.allow_model, allow_unsandboxed=args.allow_unsandboxed)
+        run = rlm(
+            args.question,
+            ctx,
+            model=args.model,
+            sub_model=args.sub_model,
+            max_depth=args.max_depth,
+            max_iterations=args.max_iterations,
+            budget=budget,
+            mode=args.mode,
+            trace_path=trace_path,
+            limits=limits,
+            allowed_models=args.allow_model,
+            allow_unsandboxed=args.allow_unsandboxed,
+        )
     except ModelError as exc:
         raise CliError(str(exc)) from None
     failure = run_failure(run) if run.status == "error" else None
     if args.json:
-        payload = {"answer": run.answer, "status": run.status, "stopped_by": run.stopped_by, "usage": run.usage,
-                   "trace": str(run.trace_path) if run.trace_path else None,
-                   "error": dict(zip(("kind", "reason", "message"), failure, strict=True)) if failure else None}
+        payload = {
+            "answer": run.answer,
+            "status": run.status,
+            "stopped_by": run.stopped_by,
+            "usage": run.usage,
+            "trace": str(run.trace_path) if run.trace_path else None,
+            "error": dict(zip(("kind", "reason", "message"), failure, strict=True)) if failure else None,
+        }
         sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
     elif failure is not None:
         if run.answer:
-            print(run.answer)   # what the run had before it failed
+            print(run.answer)  # what the run had before it failed
         print(f"rlm-jupyter: the run failed: {failure[1]}: {failure[2]} (trace: {run.trace_path})", file=sys.stderr)
     else:
         print(run.answer or "(no answer)")
         u = run.usage
-        print(f"\n[{run.status}{' by ' + run.stopped_by if run.stopped_by else ''}; {u['calls']} model calls, "
-              f"{u['tokens_in']:,} tokens in, {u['tokens_out']:,} out, ${u['cost_usd']:.4f}, {u['wall_s']:.1f} s; "
-              f"trace: {run.trace_path}]", file=sys.stderr)
+        print(
+            f"\n[{run.status}{' by ' + run.stopped_by if run.stopped_by else ''}; {u['calls']} model calls, "
+            f"{u['tokens_in']:,} tokens in, {u['tokens_out']:,} out, ${u['cost_usd']:.4f}, {u['wall_s']:.1f} s; "
+            f"trace: {run.trace_path}]",
+            file=sys.stderr,
+        )
     from .trace.events import ANSWERED
 
     return 0 if run.status in ANSWERED else 1
@@ -122,7 +154,7 @@ def _ask(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     """`rlm-jupyter export TRACE --otlp URL | --atif FILE`: failures (bad file, collector down, extra missing) are
     one line on stderr and exit code 2."""
-    from .export import export
+    from .interop import export
 
     if not args.otlp and not args.atif:
         print("rlm-jupyter export: say where to: --otlp URL and/or --atif FILE", file=sys.stderr)
@@ -142,8 +174,9 @@ def _export(args: argparse.Namespace) -> int:
         context = load(args.context)
     try:
         if args.otlp:
-            r = export(args.trace, to="otlp", endpoint=args.otlp, headers=headers, context=context,
-                       project=args.project)
+            r = export(
+                args.trace, to="otlp", endpoint=args.otlp, headers=headers, context=context, project=args.project
+            )
             print(f"sent {r['spans']} spans ({r['traces']} trace(s)) to {r['endpoint']}")
         if args.atif:
             doc = export(args.trace, to="atif", path=args.atif)
@@ -159,20 +192,43 @@ def _no_sessions(paths: list[str], report) -> str:
     """What `ask` says when the paths hold nothing loadable: before any model call, with what was skipped."""
     skipped = [*report.notes, *(f"{i.where()}: {i.reason}" for i in report.issues)]
     why = f"{len(skipped)} file(s) skipped, e.g. {_clip(skipped[0], 160)}" if skipped else "no session files in it"
-    return (f"no sessions in {', '.join(paths)} ({why}): give session files or folders of a supported format "
-            "(`rlm-jupyter inspect PATH` shows what was read)")
+    return (
+        f"no sessions in {', '.join(paths)} ({why}): give session files or folders of a supported format "
+        "(`rlm-jupyter inspect PATH` shows what was read)"
+    )
 
 
 # Why a run failed, in a few words, from the run's error_kind (docs/engine.md) or, failing that, the error text.
-_REASONS = {"auth": "auth failed", "missing_key": "no API key", "server": "server error",
-            "bad_response": "bad response", "timeout": "timed out", "unreachable": "could not reach the model server",
-            "connection": "could not reach the model server", "rate_limit": "rate limited",
-            "not_found": "model not found", "bad_request": "request refused", "unknown_model": "unknown model",
-            "budget": "budget exhausted", "refused": "model not allowed", "sandbox": "the REPL worker could not start",
-            "config": "configuration error", "model": "local model error"}
+_REASONS = {
+    "auth": "auth failed",
+    "missing_key": "no API key",
+    "server": "server error",
+    "bad_response": "bad response",
+    "timeout": "timed out",
+    "unreachable": "could not reach the model server",
+    "connection": "could not reach the model server",
+    "rate_limit": "rate limited",
+    "not_found": "model not found",
+    "bad_request": "request refused",
+    "unknown_model": "unknown model",
+    "budget": "budget exhausted",
+    "refused": "model not allowed",
+    "sandbox": "the REPL worker could not start",
+    "config": "configuration error",
+    "model": "local model error",
+}
 _TEXT_REASONS = (  # checked in order: litellm reports an unreadable 200 answer as an InternalServerError
-    ("bad_response", ("Expecting value", "JSONDecodeError", "list index out of range", "choices",
-                      "APIResponseValidationError", "Invalid response")),
+    (
+        "bad_response",
+        (
+            "Expecting value",
+            "JSONDecodeError",
+            "list index out of range",
+            "choices",
+            "APIResponseValidationError",
+            "Invalid response",
+        ),
+    ),
     ("auth", ("AuthenticationError", "PermissionDeniedError", " 401", "Incorrect API key")),
     ("timeout", ("Timeout", "timed out")),
     ("rate_limit", ("RateLimitError", " 429")),
@@ -203,8 +259,10 @@ def run_failure(run) -> tuple[str, str, str]:
 
 
 # litellm's wrapping of a provider error ("litellm.X: X: OpenAIException - ", ", Received response - <...>"): noise
-_LITELLM_NOISE = re.compile(r"litellm\.\w+: (?:\w+: )?(?:\w+Exception - )?(?:error - )?"
-                            r"|, Received response - .*?Type of response - <class '[^']*'>")
+_LITELLM_NOISE = re.compile(
+    r"litellm\.\w+: (?:\w+: )?(?:\w+Exception - )?(?:error - )?"
+    r"|, Received response - .*?Type of response - <class '[^']*'>"
+)
 
 
 def _clip(text: str, n: int) -> str:
@@ -224,14 +282,16 @@ def _cache_cmd(args) -> int:
     elif args.json:
         print(json.dumps(info, indent=2))
     else:
-        print(f"{info['folder']}: {info['files']:,} source files, {info['rows']:,} rows in {info['packs']} pack(s), "
-              f"{info['bytes'] / 1e6:,.1f} MB ({info['stale_packs']} stale, {info['invalid_packs']} invalid)")
+        print(
+            f"{info['folder']}: {info['files']:,} source files, {info['rows']:,} rows in {info['packs']} pack(s), "
+            f"{info['bytes'] / 1e6:,.1f} MB ({info['stale_packs']} stale, {info['invalid_packs']} invalid)"
+        )
     return 0
 
 
 def _batch(args: argparse.Namespace) -> int:
-    """`rlm-jupyter batch`: the same as rj.batch, with a progress bar on stderr (rlm_jupyter/batch/cli.py)."""
-    from .batch.cli import run_cli
+    """`rlm-jupyter batch`: the same as rj.batch, with a progress bar on stderr (rlm_jupyter/study/cli.py)."""
+    from .study.cli import run_cli
 
     return run_cli(args)
 
@@ -243,32 +303,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="print one JSON object with a key 'sessions'")
     p.set_defaults(func=_inspect)
-    from .rlm import budget as B
+    from .engine import budget as B
 
-    a = sub.add_parser("ask", help="answer a question about session histories with a Recursive Language Model",
-                       epilog=B.defaults_help() + ".")
+    a = sub.add_parser(
+        "ask",
+        help="answer a question about session histories with a Recursive Language Model",
+        epilog=B.defaults_help() + ".",
+    )
     a.add_argument("question")
     a.add_argument("--context", nargs="+", required=True, metavar="PATH", help="session files or folders")
-    a.add_argument("--model", default="offline", help="root model: any litellm name, offline, script:FILE, "
-                   "replay:TRACE (default: offline, a rule-based demo model)")
+    a.add_argument(
+        "--model",
+        default="offline",
+        help="root model: any litellm name, offline, script:FILE, "
+        "replay:TRACE (default: offline, a rule-based demo model)",
+    )
     a.add_argument("--sub-model", default=None, help="model for sub_llm calls (default: follows --model)")
     a.add_argument("--mode", choices=("rlm", "hybrid"), default="rlm")
     a.add_argument("--max-depth", type=int, default=1)
     a.add_argument("--max-iterations", type=int, default=20)
     a.add_argument("--budget-usd", type=float, default=B.DEFAULT_USD, help="default: %(default)s")
     a.add_argument("--budget-tokens", type=int, default=B.DEFAULT_TOKENS, help="default: %(default)s")
-    a.add_argument("--budget-seconds", type=float, default=B.DEFAULT_SECONDS,
-                   help="wall time of the whole run, model calls included (default: %(default)s)")
-    a.add_argument("--budget-sub-calls", type=int, default=B.DEFAULT_SUB_CALLS,
-                   help="sub_llm prompts + rlm() calls per run (default: %(default)s)")
-    a.add_argument("--step-timeout", type=float, default=B.DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
-                   help="wall time per REPL step, its model calls included (default: %(default)s)")
-    a.add_argument("--memory-mb", type=int, default=B.DEFAULT_MEMORY_MB,
-                   help="memory limit of the REPL worker (default: %(default)s)")
-    a.add_argument("--allow-model", action="append", default=[], metavar="MODEL",
-                   help="a model sub_llm(..., model=MODEL) may use besides --model/--sub-model (repeatable)")
-    a.add_argument("--allow-unsandboxed", action="store_true",
-                   help="run even if the only isolation here is plain rlimits (model code then has the network)")
+    a.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=B.DEFAULT_SECONDS,
+        help="wall time of the whole run, model calls included (default: %(default)s)",
+    )
+    a.add_argument(
+        "--budget-sub-calls",
+        type=int,
+        default=B.DEFAULT_SUB_CALLS,
+        help="sub_llm prompts + rlm() calls per run (default: %(default)s)",
+    )
+    a.add_argument(
+        "--step-timeout",
+        type=float,
+        default=B.DEFAULT_STEP_TIMEOUT_S,
+        metavar="SECONDS",
+        help="wall time per REPL step, its model calls included (default: %(default)s)",
+    )
+    a.add_argument(
+        "--memory-mb",
+        type=int,
+        default=B.DEFAULT_MEMORY_MB,
+        help="memory limit of the REPL worker (default: %(default)s)",
+    )
+    a.add_argument(
+        "--allow-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model sub_llm(..., model=MODEL) may use besides --model/--sub-model (repeatable)",
+    )
+    a.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="run even if the only isolation here is plain rlimits (model code then has the network)",
+    )
     a.add_argument("--trace", default=None, metavar="FILE", help="trace file (default: under ~/.cache/rlm_jupyter)")
     a.add_argument("--json", action="store_true", help="print {answer, status, usage, trace}")
     a.set_defaults(func=_ask)
@@ -277,14 +369,23 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--otlp", metavar="URL", help="OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:6006/v1/traces")
     e.add_argument("--header", action="append", metavar="NAME:VALUE", help="a header for --otlp (repeatable)")
     e.add_argument("--project", default=None, help="Phoenix project name for --otlp")
-    e.add_argument("--context", nargs="+", metavar="PATH", help="the sessions the run queried: retrieved "
-                   "documents then carry their text")
+    e.add_argument(
+        "--context",
+        nargs="+",
+        metavar="PATH",
+        help="the sessions the run queried: retrieved documents then carry their text",
+    )
     e.add_argument("--atif", metavar="FILE", help="write the run as an ATIF v1.7 trajectory")
     e.set_defaults(func=_export)
-    b = sub.add_parser("batch", help="ask many questions (x sessions, x models); writes DIR/results.parquet and a "
-                       "trace per run; resumable")
-    b.add_argument("questions", metavar="QUESTIONS", help=".txt (one per line), .jsonl ({question, ...} per line) "
-                   "or .csv (a question column)")
+    b = sub.add_parser(
+        "batch",
+        help="ask many questions (x sessions, x models); writes DIR/results.parquet and a trace per run; resumable",
+    )
+    b.add_argument(
+        "questions",
+        metavar="QUESTIONS",
+        help=".txt (one per line), .jsonl ({question, ...} per line) or .csv (a question column)",
+    )
     b.add_argument("--context", nargs="+", required=True, metavar="PATH", help="session files or folders")
     b.add_argument("--per", choices=("session",), default=None, help="ask every question of every session alone")
     b.add_argument("--out", required=True, metavar="DIR", help="results folder (re-running skips finished rows)")
@@ -324,8 +425,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("RLM_JUPYTER_DEBUG"):
             raise
-        print(f"rlm-jupyter: unexpected error: {type(exc).__name__}: {_one_line(exc)} (this is a bug: please "
-              "report it; RLM_JUPYTER_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(
+            f"rlm-jupyter: unexpected error: {type(exc).__name__}: {_one_line(exc)} (this is a bug: please "
+            "report it; RLM_JUPYTER_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -16,8 +16,8 @@ os.environ["RLM_JUPYTER_CACHE"] = tempfile.mkdtemp(prefix="rlmj-test-cache-")
 os.environ["RLM_JUPYTER_RUNS"] = tempfile.mkdtemp(prefix="rlmj-test-runs-")
 
 DATA = Path(__file__).parent / "data"
-SAMPLES = sample_tree()   # tests/data/samples + the package's shared samples (rlm_jupyter/testing/samples.py)
-CLAUDE_SAMPLE = "claude-code/codemie-session-9eda1058.jsonl"   # the real session most engine tests ask about
+SAMPLES = sample_tree()  # tests/data/samples + the package's shared samples (rlm_jupyter/testing/samples.py)
+CLAUDE_SAMPLE = "claude-code/codemie-session-9eda1058.jsonl"  # the real session most engine tests ask about
 
 
 @pytest.fixture

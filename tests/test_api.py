@@ -4,7 +4,7 @@ import rlm_jupyter as rj
 
 
 def test_rlm_is_callable_even_after_its_subpackage_is_imported(samples):
-    import rlm_jupyter.rlm.loop  # noqa: F401  (binds rlm_jupyter.rlm to the subpackage)
+    import rlm_jupyter.engine.loop  # noqa: F401  (binds rlm_jupyter.engine to the subpackage)
 
     ctx = rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl")
     run = rj.rlm("Which write did the user reject?", context=ctx, budget=rj.Budget(iterations=6))
@@ -15,8 +15,10 @@ def test_rlm_is_callable_even_after_its_subpackage_is_imported(samples):
 
 
 def test_sub_llm_offline_is_extractive_and_reports_usage():
-    text = ("Question: which store did we keep?\n\nWe decided to keep the in-process dict for sessions. "
-            "We rejected Redis sessions because the deployment has a single node. The weather was fine.")
+    text = (
+        "Question: which store did we keep?\n\nWe decided to keep the in-process dict for sessions. "
+        "We rejected Redis sessions because the deployment has a single node. The weather was fine."
+    )
     c = rj.sub_llm(text)
     assert "in-process dict" in c.text or "Redis" in c.text
     assert "weather" not in c.text
@@ -25,27 +27,63 @@ def test_sub_llm_offline_is_extractive_and_reports_usage():
 
 # ---- the public API, pinned ------------------------------------------------------------------------------------
 
-PUBLIC = ["Budget", "Context", "Run", "Trace", "__version__", "batch", "compare", "discover", "export", "load",
-          "rerun", "rlm", "samples", "scan", "sub_llm", "xray", "xray_corpus"]
-CALLABLE = ["batch", "compare", "discover", "export", "load", "rerun", "rlm", "samples", "scan", "sub_llm", "xray",
-            "xray_corpus"]
+PUBLIC = [
+    "Budget",
+    "Context",
+    "Run",
+    "Trace",
+    "__version__",
+    "batch",
+    "compare",
+    "discover",
+    "export",
+    "load",
+    "rerun",
+    "rlm",
+    "samples",
+    "scan",
+    "sub_llm",
+    "xray",
+    "xray_corpus",
+]
+CALLABLE = [
+    "batch",
+    "compare",
+    "discover",
+    "export",
+    "load",
+    "rerun",
+    "rlm",
+    "samples",
+    "scan",
+    "sub_llm",
+    "xray",
+    "xray_corpus",
+]
 
 
 def test_public_api_is_pinned_and_tab_completion_offers_it():
-    assert sorted(rj.__all__) == PUBLIC     # a change here is a change of the public API: say so in the changelog
-    assert dir(rj) == PUBLIC                # what `rj.<TAB>` offers: the API, lazy names included, no helpers
+    assert sorted(rj.__all__) == PUBLIC  # a change here is a change of the public API: say so in the changelog
+    assert dir(rj) == PUBLIC  # what `rj.<TAB>` offers: the API, lazy names included, no helpers
     for name in PUBLIC:
         assert getattr(rj, name) is not None, name
 
 
-def test_functions_named_like_their_subpackage_stay_callable():
+def test_no_public_function_shares_its_name_with_a_module():
+    """`rj.rlm`, `rj.xray`, `rj.compare`, `rj.export` and `rj.batch` live in packages of other names (engine,
+    window, comparison, interop, study): importing every subpackage leaves each name the function (a module of the
+    same name would replace the attribute the moment it was imported)."""
     import importlib
+    import pkgutil
+    import types
 
-    for name in ("rlm", "xray", "compare"):
-        importlib.import_module(f"rlm_jupyter.{name}")   # binds the subpackage (module) as an attribute
-        assert callable(getattr(rj, name)), name
+    modules = [m.name for m in pkgutil.iter_modules(rj.__path__)]
+    assert not set(modules) & set(rj.__all__), "a module named like a public function would shadow it"
+    for name in ("engine", "window", "comparison", "interop", "study"):
+        importlib.import_module(f"rlm_jupyter.{name}")
     for name in CALLABLE:
-        assert callable(getattr(rj, name)), name
+        f = getattr(rj, name)
+        assert callable(f) and not isinstance(f, types.ModuleType), name
     for name in ("Budget", "Context", "Run", "Trace"):
         assert isinstance(getattr(rj, name), type), name
 
@@ -57,7 +95,8 @@ def test_python_and_npm_versions_are_one():
     package = json.loads((Path(__file__).parents[1] / "labextension" / "package.json").read_text())
     assert package["version"] == rj.__version__, (
         f"labextension/package.json has version {package['version']}, rlm_jupyter/__init__.py {rj.__version__}: "
-        "set both to the same version (the Python one is the source)")
+        "set both to the same version (the Python one is the source)"
+    )
 
 
 def test_a_deprecation_warning_from_our_code_fails_the_test(pytestconfig):
@@ -69,7 +108,7 @@ def test_a_deprecation_warning_from_our_code_fails_the_test(pytestconfig):
         pytest.skip("run with -p no:warnings: pyproject's filterwarnings are not applied")
     with pytest.raises(DeprecationWarning):
         warnings.warn_explicit("old call", DeprecationWarning, "rlm_jupyter/x.py", 1, module="rlm_jupyter.x")
-    with pytest.warns(DeprecationWarning):   # another library's deprecation stays a warning
+    with pytest.warns(DeprecationWarning):  # another library's deprecation stays a warning
         warnings.warn_explicit("old call", DeprecationWarning, "polars/x.py", 1, module="polars.x")
 
 
@@ -80,10 +119,13 @@ def test_sample_sessions_are_kept_once():
     from rlm_jupyter.testing.samples import PACKAGE, SHARED, TEST_ONLY, sample_tree
 
     package = {p.relative_to(PACKAGE): p.read_bytes() for p in PACKAGE.rglob("*") if p.is_file()}
-    copies = [str(p) for p in TEST_ONLY.rglob("*") if p.is_file() and p.name != "SOURCES.md"
-              and package.get(p.relative_to(TEST_ONLY)) == p.read_bytes()]
+    copies = [
+        str(p)
+        for p in TEST_ONLY.rglob("*")
+        if p.is_file() and p.name != "SOURCES.md" and package.get(p.relative_to(TEST_ONLY)) == p.read_bytes()
+    ]
     assert not copies, f"byte-identical copies of package samples in tests/data/samples: {copies}"
     tree = sample_tree()
     for rel in SHARED:
         assert (tree / rel).read_bytes() == package[Path(rel)]
-    assert (tree / "rlm-logs").is_dir()   # and the test-only samples
+    assert (tree / "rlm-logs").is_dir()  # and the test-only samples

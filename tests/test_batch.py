@@ -65,16 +65,24 @@ def test_a_failing_run_is_its_row_and_the_batch_goes_on(tmp_path, ctx, server):
 
 
 def test_run_budget_is_per_row(tmp_path, ctx, server):
-    res = rj.batch(questions(2), context=ctx, model=MODEL, out=tmp_path / "b", run_budget=rj.Budget(tokens=50),
-                   display=False)
+    res = rj.batch(
+        questions(2), context=ctx, model=MODEL, out=tmp_path / "b", run_budget=rj.Budget(tokens=50), display=False
+    )
     assert res.df["status"].to_list() == ["budget", "budget"]
     assert res.df["stopped_by"].to_list() == ["tokens", "tokens"]
 
 
 def test_overall_budget_stops_new_runs_and_says_so(tmp_path, ctx, server):
     # each run uses ~260 tokens: after the first (concurrency 1) the batch's 200 are spent
-    res = rj.batch(questions(4), context=ctx, model=MODEL, concurrency=1, out=tmp_path / "b",
-                   budget=rj.Budget(tokens=200), display=False)
+    res = rj.batch(
+        questions(4),
+        context=ctx,
+        model=MODEL,
+        concurrency=1,
+        out=tmp_path / "b",
+        budget=rj.Budget(tokens=200),
+        display=False,
+    )
     assert res.df.height == 1 and res.df["status"].to_list() == ["done"]
     assert "batch budget exhausted: tokens" in res.stopped
     assert "batch budget exhausted" in repr(res)
@@ -104,8 +112,15 @@ def test_ctrl_c_keeps_finished_rows_and_traces(tmp_path, ctx, server):
 def test_per_session_and_models_compare(tmp_path, samples, server):
     ctx = rj.load(samples / "claude-code")
     sids = ctx.sessions["session_id"].to_list()
-    res = rj.batch(["q-1: what was decided?"], context=ctx, per="session", model=[MODEL, "offline"],
-                   sub_model="offline-sub", out=tmp_path / "b", display=False)
+    res = rj.batch(
+        ["q-1: what was decided?"],
+        context=ctx,
+        per="session",
+        model=[MODEL, "offline"],
+        sub_model="offline-sub",
+        out=tmp_path / "b",
+        display=False,
+    )
     df = res.df
     assert df.height == 2 * len(sids)
     assert sorted(set(df["session_id"].to_list())) == sorted(sids)
@@ -133,7 +148,7 @@ def test_questions_frame_carries_its_columns(tmp_path, ctx, server):
 
 def test_missing_key_fails_before_any_run(tmp_path, ctx, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    from rlm_jupyter.rlm.models import ModelError
+    from rlm_jupyter.engine.models import ModelError
 
     with pytest.raises(ModelError, match="OPENAI_API_KEY"):
         rj.batch(["q-1"], context=ctx, model="gpt-4o-mini", out=tmp_path / "b", display=False)
@@ -145,8 +160,20 @@ def test_cli_batch(tmp_path, samples, server, capsys):
     qfile = tmp_path / "q.jsonl"
     qfile.write_text("\n".join(json.dumps({"question": q, "probe": i}) for i, q in enumerate(questions(2))))
     out = tmp_path / "cli"
-    code = main(["batch", str(qfile), "--context", str(samples / CLAUDE), "--model", MODEL, "--out", str(out),
-                 "--concurrency", "2"])
+    code = main(
+        [
+            "batch",
+            str(qfile),
+            "--context",
+            str(samples / CLAUDE),
+            "--model",
+            MODEL,
+            "--out",
+            str(out),
+            "--concurrency",
+            "2",
+        ]
+    )
     assert code == 0
     df = pl.read_parquet(out / "results.parquet")
     assert df["answer"].to_list() == ["answer q-0", "answer q-1"] and df["probe"].to_list() == [0, 1]
@@ -155,8 +182,10 @@ def test_cli_batch(tmp_path, samples, server, capsys):
     assert "2 done" in printed.out
     txt = tmp_path / "q.txt"
     txt.write_text("q-7: one\n\nq-8: two\n")
-    assert main(["batch", str(txt), "--context", str(samples / CLAUDE), "--model", MODEL, "--out",
-                 str(tmp_path / "t")]) == 0
+    assert (
+        main(["batch", str(txt), "--context", str(samples / CLAUDE), "--model", MODEL, "--out", str(tmp_path / "t")])
+        == 0
+    )
     assert pl.read_parquet(tmp_path / "t" / "results.parquet")["answer"].to_list() == ["answer q-7", "answer q-8"]
 
 
@@ -166,8 +195,14 @@ def test_batch_view_lists_rows_and_opens_their_trace(tmp_path, ctx, server):
     from rlm_jupyter.jupyter.batch_view import BatchView
 
     seen = []
-    res = rj.batch(questions(3), context=ctx, model=MODEL, out=tmp_path / "b", display=False,
-                   on_row=lambda row, p: seen.append(dict(p)))
+    res = rj.batch(
+        questions(3),
+        context=ctx,
+        model=MODEL,
+        out=tmp_path / "b",
+        display=False,
+        on_row=lambda row, p: seen.append(dict(p)),
+    )
     assert [p["finished"] for p in seen] == [1, 2, 3]
     view = BatchView.from_result(res)
     assert view.bar.value == 3 and view.bar.max == 3

@@ -9,15 +9,16 @@ import polars as pl
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.xray import xray
+from rlm_jupyter.window import xray
 
 REC = Path(__file__).parent / "data" / "recorded"
 
 
 @pytest.fixture(scope="module")
 def ctx():
-    return rj.load(REC / "claude-code", REC / "codex" / "sessions", REC / "opencode" / "current" / "opencode.db",
-                   rj.samples())
+    return rj.load(
+        REC / "claude-code", REC / "codex" / "sessions", REC / "opencode" / "current" / "opencode.db", rj.samples()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,11 @@ def test_ranking_chart_and_session_xray(corpus):
 
 
 def test_batch_takes_the_corpus_rows(tmp_path, ctx, corpus):
-    lost = corpus.df.filter(pl.col("decisions") > 0).head(2).with_columns(
-        question=pl.lit("What did the agent decide before its first compaction?"))
+    lost = (
+        corpus.df.filter(pl.col("decisions") > 0)
+        .head(2)
+        .with_columns(question=pl.lit("What did the agent decide before its first compaction?"))
+    )
     res = rj.batch(lost, context=ctx, model="offline", out=tmp_path / "b", display=False)
     df = res.df
     assert df["session_id"].to_list() == lost["session_id"].to_list()
@@ -94,8 +98,10 @@ def test_clicking_a_session_opens_its_xray(corpus):
     p._handle = Handle()
     sid = corpus.df["session_id"][1]
     # what the JupyterChart front-end sends on a click on that session's bar (Vega signal + store)
-    p.widget._vl_selections = {**p.widget._vl_selections,
-                               "session_pick": {"value": {"vlPoint": {"or": [{"session_id": sid}]}}, "store": []}}
+    p.widget._vl_selections = {
+        **p.widget._vl_selections,
+        "session_pick": {"value": {"vlPoint": {"or": [{"session_id": sid}]}}, "store": []},
+    }
     assert p.selected_session == sid
     assert shown and shown[-1].session_id == sid and shown[-1].events.height == corpus.df["compactions"][1]
     p.widget._vl_selections = {**p.widget._vl_selections, "session_pick": {"value": None, "store": []}}

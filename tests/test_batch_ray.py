@@ -20,8 +20,19 @@ psutil = pytest.importorskip("psutil")
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 MODEL = "openai/scripted-model"
 SECRET = "sk-test-ray-SECRET-9f8e7d6c5b4a"
-COMPARED = ("question", "session_id", "model", "answer", "status", "stopped_by", "steps", "sub_calls", "tokens_in",
-            "tokens_out", "error")
+COMPARED = (
+    "question",
+    "session_id",
+    "model",
+    "answer",
+    "status",
+    "stopped_by",
+    "steps",
+    "sub_calls",
+    "tokens_in",
+    "tokens_out",
+    "error",
+)
 
 
 @pytest.fixture(scope="module")

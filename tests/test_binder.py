@@ -65,14 +65,18 @@ def test_post_build_is_an_executable_bash_script_that_stops_on_errors():
     text = post.read_text()
     assert text.startswith("#!/bin/bash\n") and "set -euo pipefail" in text
     assert post.stat().st_mode & stat.S_IXUSR
-    assert "rlm-jupyter-trace" in text   # fails the build when the extension is missing
-    assert not (ROOT / "binder" / "environment.yml").exists()   # it would make repo2docker ignore runtime.txt
+    assert "rlm-jupyter-trace" in text  # fails the build when the extension is missing
+    assert not (ROOT / "binder" / "environment.yml").exists()  # it would make repo2docker ignore runtime.txt
 
 
 def _clone_like_tree(dest: Path) -> None:
     """The files a clone of this working tree would hold: tracked and untracked-but-not-ignored files."""
-    out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                         capture_output=True, check=True).stdout.decode()
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
     for rel in filter(None, out.split("\0")):
         src = ROOT / rel
         if src.is_file():
@@ -82,8 +86,10 @@ def _clone_like_tree(dest: Path) -> None:
 
 # Installs from the package registries (PyPI, npm) like repo2docker does: ~5 min with warm caches.
 @pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("RLM_JUPYTER_SKIP_BINDER_TEST") == "1",
-                    reason="RLM_JUPYTER_SKIP_BINDER_TEST=1: the clean Binder-style install is skipped")
+@pytest.mark.skipif(
+    os.environ.get("RLM_JUPYTER_SKIP_BINDER_TEST") == "1",
+    reason="RLM_JUPYTER_SKIP_BINDER_TEST=1: the clean Binder-style install is skipped",
+)
 def test_binder_install_runs_the_quickstart(tmp_path):
     import nbformat
 
@@ -98,10 +104,15 @@ def test_binder_install_runs_the_quickstart(tmp_path):
     subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
     bin_ = venv / "bin"
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY") and k != "VIRTUAL_ENV"}
-    env.update(PATH=f"{bin_}:{env['PATH']}", HOME=str(home), RLM_JUPYTER_CACHE=str(tmp_path / "cache"),
-               JUPYTER_CONFIG_DIR=str(home / ".jupyter"), PIP_DISABLE_PIP_VERSION_CHECK="1",
-               npm_config_cache=os.environ.get("npm_config_cache", str(Path.home() / ".npm")),  # noqa: SIM112 - npm reads it lower-case
-               PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")))
+    env.update(
+        PATH=f"{bin_}:{env['PATH']}",
+        HOME=str(home),
+        RLM_JUPYTER_CACHE=str(tmp_path / "cache"),
+        JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        npm_config_cache=os.environ.get("npm_config_cache", str(Path.home() / ".npm")),  # noqa: SIM112 - npm reads it lower-case
+        PIP_CACHE_DIR=os.environ.get("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip")),
+    )
 
     def run(*cmd, timeout=600, cwd=repo):
         t = time.monotonic()
@@ -117,14 +128,24 @@ def test_binder_install_runs_the_quickstart(tmp_path):
     listing = p.stdout + p.stderr
     assert re.search(r"rlm-jupyter-trace v\S+ .*enabled.*OK", listing), listing
     run("bash", "binder/postBuild")
-    assert (home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
-            / "notification.jupyterlab-settings").is_file()
+    assert (
+        home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension" / "notification.jupyterlab-settings"
+    ).is_file()
 
     # the quickstart, with the new environment's kernel
     out = tmp_path / "quickstart-run.ipynb"
-    run(bin_ / "jupyter", "nbconvert", "--to", "notebook", "--execute", "--output", str(out),
-        "--ExecutePreprocessor.kernel_name=python3", "--ExecutePreprocessor.timeout=300",
-        "notebooks/01-quickstart.ipynb")
+    run(
+        bin_ / "jupyter",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--output",
+        str(out),
+        "--ExecutePreprocessor.kernel_name=python3",
+        "--ExecutePreprocessor.timeout=300",
+        "notebooks/01-quickstart.ipynb",
+    )
     nb = nbformat.read(out, as_version=4)
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.get("output_type") == "error"]
@@ -139,4 +160,4 @@ def test_binder_install_runs_the_quickstart(tmp_path):
     assert resolved and Path(resolved).parent == bin_, (argv0, resolved)
     where = run(bin_ / "python", "-c", "import rlm_jupyter; print(rlm_jupyter.__file__)", cwd=home).stdout
     assert where.startswith(str(venv))
-    shutil.rmtree(venv)   # ~1.4 GB; pytest keeps the last three tmp folders
+    shutil.rmtree(venv)  # ~1.4 GB; pytest keeps the last three tmp folders

@@ -12,10 +12,24 @@ from rlm_jupyter.trace import Trace
 def test_ask_json_gives_answer_usage_and_a_trace_file(samples, tmp_path):
     trace = tmp_path / "run.rlmtrace.jsonl"
     proc = subprocess.run(
-        [sys.executable, "-m", "rlm_jupyter.cli", "ask", "Which write did the user reject?",
-         "--context", str(samples / "claude-code" / "codemie-session-9eda1058.jsonl"), "--trace", str(trace),
-         "--json", "--step-timeout", "30"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "rlm_jupyter.cli",
+            "ask",
+            "Which write did the user reject?",
+            "--context",
+            str(samples / "claude-code" / "codemie-session-9eda1058.jsonl"),
+            "--trace",
+            str(trace),
+            "--json",
+            "--step-timeout",
+            "30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["status"] == "done" and out["trace"] == str(trace)
@@ -30,8 +44,23 @@ def test_ask_json_gives_answer_usage_and_a_trace_file(samples, tmp_path):
 def test_ask_with_a_hosted_model_and_no_key_says_which_variable(samples, tmp_path, monkeypatch):
     env = {k: v for k, v in __import__("os").environ.items() if k != "OPENAI_API_KEY"}
     proc = subprocess.run(
-        [sys.executable, "-m", "rlm_jupyter.cli", "ask", "anything", "--context", str(samples / "openhands"),
-         "--model", "gpt-4o-mini", "--trace", str(tmp_path / "t.jsonl")],
-        capture_output=True, text=True, timeout=120, env=env)
+        [
+            sys.executable,
+            "-m",
+            "rlm_jupyter.cli",
+            "ask",
+            "anything",
+            "--context",
+            str(samples / "openhands"),
+            "--model",
+            "gpt-4o-mini",
+            "--trace",
+            str(tmp_path / "t.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 2
     assert "OPENAI_API_KEY" in proc.stderr and proc.stderr.count("\n") == 1

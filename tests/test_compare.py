@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from rlm_jupyter.compare import compare
-from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import Models
-from rlm_jupyter.rlm.rerun import rerun
+from rlm_jupyter.comparison import compare
+from rlm_jupyter.engine.loop import rlm
+from rlm_jupyter.engine.models import Models
+from rlm_jupyter.engine.rerun import rerun
 from rlm_jupyter.testing.scripted import repl, script_model
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
-REJECTED_WRITE = "toolu_bdrk_01SKk2dM5q1c8gecaoatnwJn"   # the Write the user rejected (checked by hand in the file)
+REJECTED_WRITE = "toolu_bdrk_01SKk2dM5q1c8gecaoatnwJn"  # the Write the user rejected (checked by hand in the file)
 
 
 def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
@@ -28,7 +28,7 @@ def test_an_offline_run_against_its_rerun_with_an_edited_last_step(ctx):
     assert c.a.answer == a.answer and c.b.answer == "I checked by hand: available-tools.md" and not c.same_answer
     assert (c.a.steps, c.b.steps) == (3, 3)
     assert (c.a.tokens_in, c.a.tokens_out) == (a.usage["tokens_in"], a.usage["tokens_out"])
-    assert c.b.tokens_in == c.b.tokens_out == 0          # everything in B was replayed or typed
+    assert c.b.tokens_in == c.b.tokens_out == 0  # everything in B was replayed or typed
     # A's step 2 looked its cited ids up (get_by_id); B never ran that code, so those ids are only A's
     step2_code = a.trace.children(a.trace.steps()[2]["id"], "code")
     looked_up = [i for code in step2_code for q in a.trace.children(code["id"], "query") for i in q["result_ids"]]
@@ -58,9 +58,9 @@ def test_two_scripted_runs_diverging_at_a_step_with_counts_and_a_safe_table(ctx,
     page = c._repr_html_()
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "First divergence</b>: step 2 (code)" in page
-    from rlm_jupyter.compare import _MARK
+    from rlm_jupyter.comparison import _MARK
 
-    assert f';{_MARK}">2</td>' in page     # the divergent row, numbered as the view numbers steps: 1, 2, …
+    assert f';{_MARK}">2</td>' in page  # the divergent row, numbered as the view numbers steps: 1, 2, …
     assert "steps 2 vs 3" in repr(c) and "diverge at step 2 (code)" in repr(c)
 
 
@@ -91,6 +91,7 @@ def test_a_runs_wall_time_is_one_number_in_run_usage_compare_and_the_view(ctx, t
 
 # ---- the compare view's saved output, and the static table ---------------------------------------------------
 
+
 def _cells(page: str, tag: str) -> list[str]:
     import re
 
@@ -98,8 +99,9 @@ def _cells(page: str, tag: str) -> list[str]:
 
 
 def test_compare_view_saves_a_static_bundle_a_themed_table_and_a_readable_text(ctx):
-    widget = pytest.importorskip("rlm_jupyter.jupyter.compare_view", reason="anywidget or the front-end is missing",
-                                 exc_type=ImportError)
+    widget = pytest.importorskip(
+        "rlm_jupyter.jupyter.compare_view", reason="anywidget or the front-end is missing", exc_type=ImportError
+    )
     a = rlm("Which write was rejected?", ctx)
     b = rerun(a, step=1, code="print(context.regex_search('rejected'))\nprint('[offline:hits]')", context=ctx)
     cv = widget.compare_view(a, b, labels=("wide search", "failed writes only"))
@@ -136,6 +138,6 @@ def test_default_labels_say_which_run_is_a_rerun_and_the_table_shows_replies_as_
     page = c._repr_html_()
     assert "run B: re-run from step 3, response edited: code (or reply)" in page
     # B's step 2 is a reply (no code): labelled so, and wrapped as prose (at spaces), not as code
-    reply = page[page.index("<i>reply</i>"):]
+    reply = page[page.index("<i>reply</i>") :]
     assert reply.startswith('<i>reply</i><pre style="margin:0;white-space:pre-wrap;word-break:normal;')
     assert "by hand: available-tools.md" in reply.split("</pre>")[0]

@@ -67,7 +67,8 @@ def test_filter_expression_and_predicate_agree(ctx):
     edits = ctx.filter(pl.col("tool_name") == "edit")
     assert len(edits) > 0 and all(m.tool_name == "edit" for m in edits)
     assert ctx.filter(lambda m: "TimeDelta" in m.content).ids == [
-        i for i, r, t, o in ctx.df.select("id", "role", "text", "tool_output").iter_rows()
+        i
+        for i, r, t, o in ctx.df.select("id", "role", "text", "tool_output").iter_rows()
         if "TimeDelta" in ((o if r == "tool" and o is not None else t) or "")
     ]
 
@@ -87,7 +88,8 @@ def test_regex_search_matches_a_plain_re_loop(ctx):
     hits = ctx.regex_search(pattern, limit=50)
     assert isinstance(hits, Snippets)
     expected = [
-        i for i, *fields in ctx.df.select("id", "text", "thinking", "tool_input", "tool_output").iter_rows()
+        i
+        for i, *fields in ctx.df.select("id", "text", "thinking", "tool_input", "tool_output").iter_rows()
         if any(f and re.search(pattern, f) for f in fields)
     ]
     assert hits.ids == expected and len(expected) > 3
@@ -101,7 +103,8 @@ def test_regex_case_flags_and_lookaround_fallback(ctx):
     upper = ctx.regex_search("TIMEDELTA")
     assert len(upper) == 0
     loose = [
-        i for i, *fields in ctx.df.select("id", "text", "thinking", "tool_input", "tool_output").iter_rows()
+        i
+        for i, *fields in ctx.df.select("id", "text", "thinking", "tool_input", "tool_output").iter_rows()
         if any(f and re.search("timedelta", f, re.I) for f in fields)
     ]
     assert ctx.regex_search("TIMEDELTA", case=False).ids == loose

@@ -64,8 +64,9 @@ def test_ipc_round_trip_in_another_process(tmp_path):
     ctx.symbols.create(issue, id="issue")
     path = ctx.to_ipc(tmp_path / "history.arrow")
     assert path.exists() and (tmp_path / "history.arrow.json").exists()
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     child = json.loads(done.stdout)
     assert child["n"] == len(ctx) and child["tokens"] == ctx.tokens
@@ -171,8 +172,10 @@ def test_the_ipc_hand_over_keeps_each_issue_where_it_was(tmp_path):
     ctx = rj.load(rj.samples() / "claude-code", cache=False, progress=False)
     fr = ctx.report.files[0]
     sub = fr.path + ".agent.jsonl"
-    fr.issues += [Issue(fr.path, None, "a message without a role", "invalid", "/messages/3"),
-                  Issue(sub, 7, "not JSON", "malformed")]
+    fr.issues += [
+        Issue(fr.path, None, "a message without a role", "invalid", "/messages/3"),
+        Issue(sub, 7, "not JSON", "malformed"),
+    ]
     back = Context.from_ipc(ctx.to_ipc(tmp_path / "c.arrow"))
     got = [i.where() for i in back.report.files[0].issues]
     assert f"{fr.path}#/messages/3" in got and f"{sub}:7" in got

@@ -65,8 +65,15 @@ def _timed_session() -> Session:
     """Real message text from a sample, with hand-set times: gaps 10 s, 30 s, 600 s (idle), 20 s, none, 5 s."""
     src = openai_session(sorted(OPENAI.glob("*.json"))[0])
     s = Session(session_id="timed", format="test", path="-")
-    times = ["2026-01-01T00:00:00Z", "2026-01-01T00:00:10Z", "2026-01-01T00:00:40Z", "2026-01-01T00:10:40Z",
-             "2026-01-01T00:11:00Z", None, "2026-01-01T00:11:05Z"]
+    times = [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T00:00:10Z",
+        "2026-01-01T00:00:40Z",
+        "2026-01-01T00:10:40Z",
+        "2026-01-01T00:11:00Z",
+        None,
+        "2026-01-01T00:11:05Z",
+    ]
     for i, t in enumerate(times):
         s.add(role=src.get(i % len(src), "role"), origin="model", text=src.get(i % len(src), "text"), ts=t)
     return s
@@ -104,8 +111,9 @@ def test_window_preserve_prune_priority_and_round_trip(tmp_path):
     assert saved["preserved"] == sorted([ids[0], ids[3]]) and saved["pruned"] == [ids[4]]
     fresh = Context([_timed_session()])
     fresh.metadata.load(path)
-    assert fresh.table.select("preserved", "pruned", "priority").equals(ctx.table.select("preserved", "pruned",
-                                                                                         "priority"))
+    assert fresh.table.select("preserved", "pruned", "priority").equals(
+        ctx.table.select("preserved", "pruned", "priority")
+    )
     other = sample_context()
     with pytest.raises(UnknownIdError, match="strict=False"):
         other.metadata.load(path)
@@ -148,7 +156,14 @@ def test_bad_input_gets_one_clear_error_and_leaves_the_context_working():
 def test_empty_context_says_so():
     ctx = Context([])
     assert len(ctx) == 0 and ctx.tokens == 0 and ctx.df.height == 0
-    for call in (lambda: ctx.slice(-20), lambda: ctx[0], lambda: ctx.regex_search("x"), lambda: ctx.search("x"),
-                 lambda: ctx.chunk(), lambda: ctx.filter(lambda m: True), lambda: ctx.get_by_id("x")):
+    for call in (
+        lambda: ctx.slice(-20),
+        lambda: ctx[0],
+        lambda: ctx.regex_search("x"),
+        lambda: ctx.search("x"),
+        lambda: ctx.chunk(),
+        lambda: ctx.filter(lambda m: True),
+        lambda: ctx.get_by_id("x"),
+    ):
         with pytest.raises(EmptyContextError, match="no messages"):
             call()

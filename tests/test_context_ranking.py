@@ -52,8 +52,7 @@ def test_copies_do_not_fill_the_top_10(mode):
     assert _bodies(ctx, hits.positions) == _bodies(one, one.search(query, limit=10, mode=mode).positions)
     assert all(p < len(one) for p in hits.positions)
     # every copy is still there for regex_search
-    assert ctx.regex_search("TimeDelta", limit=10**6).total == COPIES * one.regex_search("TimeDelta",
-                                                                                         limit=10**6).total
+    assert ctx.regex_search("TimeDelta", limit=10**6).total == COPIES * one.regex_search("TimeDelta", limit=10**6).total
 
 
 def test_each_distinct_content_is_indexed_once():

@@ -46,9 +46,16 @@ def swe_session(path: Path) -> Session:
         row = s.add(role=role, origin=origin, text=m["content"], source=f"{path}#/history/{i}")
         for tc in _listish(m.get("tool_calls")):
             fn = tc["function"]
-            calls[tc["id"]] = s.add(role="tool", origin="tool", id=tc["id"], parent_id=s.get(row, "id"),
-                                    text=f"{fn['name']}: {fn['arguments'][:100]}", tool_name=fn["name"],
-                                    tool_call_id=tc["id"], tool_input=fn["arguments"])
+            calls[tc["id"]] = s.add(
+                role="tool",
+                origin="tool",
+                id=tc["id"],
+                parent_id=s.get(row, "id"),
+                text=f"{fn['name']}: {fn['arguments'][:100]}",
+                tool_name=fn["name"],
+                tool_call_id=tc["id"],
+                tool_input=fn["arguments"],
+            )
     return s
 
 

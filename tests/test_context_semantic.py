@@ -16,9 +16,12 @@ from rlm_jupyter.context.search import fuse_ranks
 from rlm_jupyter.context.semantic import CHUNK_CHARS, CHUNKING, MAX_CHUNKS, message_chunks, split_text
 from rlm_jupyter.sessions import Session
 
-pytestmark = [pytest.mark.usefixtures("history_cache"),
-              pytest.mark.skipif(embed_mod.unavailable_reason() is not None,
-                                 reason=f"embedding extra: {embed_mod.unavailable_reason()}")]
+pytestmark = [
+    pytest.mark.usefixtures("history_cache"),
+    pytest.mark.skipif(
+        embed_mod.unavailable_reason() is not None, reason=f"embedding extra: {embed_mod.unavailable_reason()}"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +64,11 @@ def test_semantic_finds_a_paraphrase_that_keyword_search_cannot(text, query):
 def test_hybrid_fuses_the_two_rankings_by_best_rank(ctx):
     q = "reproduce the bug with a script"
     pool = 50  # max(limit * 5, 50)
-    bm = list(zip(ctx.search(q, limit=pool, mode="bm25").positions, ctx.search(q, limit=pool, mode="bm25").scores,
-                  strict=True))
+    bm = list(
+        zip(
+            ctx.search(q, limit=pool, mode="bm25").positions, ctx.search(q, limit=pool, mode="bm25").scores, strict=True
+        )
+    )
     sem = ctx.semantic_index().search(q, pool)
     fused = fuse_ranks([bm, sem], 60)
     hybrid = ctx.search(q, limit=10)

@@ -40,7 +40,12 @@ def test_docs_cli_md_names_only_real_commands_and_options():
 
 def test_the_installed_command_prints_the_same_help():
     # the real process: what a user types, and what the test above read from build_parser()
-    out = subprocess.run([sys.executable, "-m", "rlm_jupyter.cli", "ask", "--help"], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "rlm_jupyter.cli", "ask", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     assert set(OPTION.findall(out)) == set(OPTION.findall(_commands()["ask"].format_help()))
     assert set(OPTION.findall(out)) - {"--help"} <= set(OPTION.findall(DOC))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.rlm.loop import rlm
+from rlm_jupyter.engine.loop import rlm
 from rlm_jupyter.testing import ScriptedServer, ServerModels
 from rlm_jupyter.testing.scripted import repl
 from rlm_jupyter.trace import Trace
@@ -25,10 +25,9 @@ pytest.importorskip("opentelemetry.sdk", reason="the export extra is not install
 atif = pytest.importorskip("atif", reason="the atif models are not installed: pip install -e '.[test]'")
 
 MODEL = "openai/scripted-model"
-PRICE = (1e-6, 4e-6)            # usd per input / output token
+PRICE = (1e-6, 4e-6)  # usd per input / output token
 SECRET = "zq-export-secret-4f81c2d9a7"
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
-
 
 
 def usage(p: int, c: int, cached: int | None = None) -> dict:
@@ -41,11 +40,20 @@ def usage(p: int, c: int, cached: int | None = None) -> dict:
 # Requests arrive in this order: root step 0, its sub_llm, root step 1, its two batch calls, the child run's two
 # steps, root step 2.
 SCRIPT = [
-    {"text": repl("hits = context.regex_search('available-tools')\nprint(len(hits))\n"
-                  "a = sub_llm('Which file? ' + str(len(hits)))\nprint(a)"), "usage": usage(1000, 40, cached=600)},
+    {
+        "text": repl(
+            "hits = context.regex_search('available-tools')\nprint(len(hits))\n"
+            "a = sub_llm('Which file? ' + str(len(hits)))\nprint(a)"
+        ),
+        "usage": usage(1000, 40, cached=600),
+    },
     {"text": "available-tools.md", "usage": usage(200, 5)},
-    {"text": repl("b = sub_llm_batch(['one', 'two'])\nr = rlm('Which file write was rejected?')\nprint(b, r)\n"
-                  "1 / 0"), "usage": usage(1300, 30)},
+    {
+        "text": repl(
+            "b = sub_llm_batch(['one', 'two'])\nr = rlm('Which file write was rejected?')\nprint(b, r)\n1 / 0"
+        ),
+        "usage": usage(1300, 30),
+    },
     {"text": "batch answer", "usage": usage(50, 3)},
     {"text": "batch answer", "usage": usage(50, 3)},
     {"text": repl("print(context.search('rejected write', limit=3, mode='bm25'))"), "usage": usage(900, 20)},
@@ -60,8 +68,14 @@ def recorded(ctx, tmp_path_factory):
     the trace writer kept it and the export's own redaction is what removes it)."""
     path = tmp_path_factory.mktemp("run") / "run.rlmtrace.jsonl"
     with ScriptedServer(SCRIPT) as srv:
-        run = rlm(f"Which file write was rejected? (ticket {SECRET})", ctx, model=MODEL, max_depth=2,
-                  models=ServerModels(srv.base_url, cost_per_token={MODEL: PRICE}), trace_path=path)
+        run = rlm(
+            f"Which file write was rejected? (ticket {SECRET})",
+            ctx,
+            model=MODEL,
+            max_depth=2,
+            models=ServerModels(srv.base_url, cost_per_token={MODEL: PRICE}),
+            trace_path=path,
+        )
     assert run.status == "done" and run.answer == "available-tools.md", run
     return run
 
@@ -73,19 +87,20 @@ def secret_env(monkeypatch):
 
 # ---- the span mapping (no server) ------------------------------------------------------------------------------
 
+
 def _tree(spans):
     by = {s.span_id: s for s in spans}
     return by, {s.span_id: (by[s.parent_id] if s.parent_id else None) for s in spans}
 
 
 def test_spans_follow_the_call_tree_with_tokens_cost_and_documents(recorded, ctx, secret_env):
-    from rlm_jupyter.export.otlp import build_spans
+    from rlm_jupyter.interop.otlp import build_spans
 
     spans = build_spans(recorded.trace, context=ctx)
     by, parent = _tree(spans)
     kinds = [s.kind for s in spans]
     assert kinds.count("AGENT") == 2 and kinds.count("CHAIN") == 5 and kinds.count("TOOL") == 3
-    assert kinds.count("RETRIEVER") == 2 and kinds.count("LLM") == 5 + 3   # 5 root-model calls, 3 sub_llm calls
+    assert kinds.count("RETRIEVER") == 2 and kinds.count("LLM") == 5 + 3  # 5 root-model calls, 3 sub_llm calls
     root = spans[0]
     assert root.kind == "AGENT" and root.parent_id is None
     assert root.attributes["output.value"] == "available-tools.md"
@@ -98,7 +113,7 @@ def test_spans_follow_the_call_tree_with_tokens_cost_and_documents(recorded, ctx
         assert kids[0].kind == "LLM" and all(k.kind == "TOOL" for k in kids[1:])
     chains = [s for s in spans if s.kind == "CHAIN" and parent[s.span_id] is root]
     assert chains[0].attributes["input.value"].startswith("Which file write was rejected?")
-    assert chains[1].attributes["input.value"] == "1\navailable-tools.md\n"   # what step 1's code printed
+    assert chains[1].attributes["input.value"] == "1\navailable-tools.md\n"  # what step 1's code printed
     # span names count steps as the view does (#1, #2, …); metadata.index keeps the trace's 0-based field
     assert [c.name for c in chains] == [f"step {k}" for k in range(1, len(chains) + 1)]
     assert [json.loads(c.attributes["metadata"])["index"] for c in chains] == list(range(len(chains)))
@@ -110,8 +125,11 @@ def test_spans_follow_the_call_tree_with_tokens_cost_and_documents(recorded, ctx
     # tokens, cache and cost of the first root call, as the scripted server reported them
     first = next(s for s in spans if s.kind == "LLM")
     a = first.attributes
-    assert (a["llm.token_count.prompt"], a["llm.token_count.completion"], a["llm.token_count.total"]) == (1000, 40,
-                                                                                                          1040)
+    assert (a["llm.token_count.prompt"], a["llm.token_count.completion"], a["llm.token_count.total"]) == (
+        1000,
+        40,
+        1040,
+    )
     assert a["llm.token_count.prompt_details.cache_read"] == 600
     assert a["llm.cost.total"] == pytest.approx(1000 * PRICE[0] + 40 * PRICE[1])
     assert a["gen_ai.usage.input_tokens"] == 1000 and a["llm.model_name"] == MODEL and a["llm.provider"] == "openai"
@@ -137,12 +155,13 @@ def test_spans_follow_the_call_tree_with_tokens_cost_and_documents(recorded, ctx
 
 
 def test_ids_are_deterministic_so_exporting_twice_does_not_duplicate(recorded):
-    from rlm_jupyter.export.otlp import build_spans
+    from rlm_jupyter.interop.otlp import build_spans
 
     again = build_spans(Trace.load(recorded.trace_path))
     first = build_spans(recorded.trace)
-    assert [(s.trace_id, s.span_id, s.parent_id) for s in first] == [(s.trace_id, s.span_id, s.parent_id)
-                                                                     for s in again]
+    assert [(s.trace_id, s.span_id, s.parent_id) for s in first] == [
+        (s.trace_id, s.span_id, s.parent_id) for s in again
+    ]
     assert len({s.span_id for s in first}) == len(first) and len({s.trace_id for s in first}) == 1
 
 
@@ -153,7 +172,7 @@ def test_a_child_run_whose_call_was_never_amended_still_nests(recorded, tmp_path
     assert len(rlm_call) == 2 and "child_run" not in lines[rlm_call[0]]
     cut = tmp_path / "cut.rlmtrace.jsonl"
     cut.write_text("\n".join(ln for i, ln in enumerate(lines) if i != rlm_call[1]) + "\n")
-    from rlm_jupyter.export.otlp import build_spans
+    from rlm_jupyter.interop.otlp import build_spans
 
     spans = build_spans(Trace.load(cut))
     by = {s.span_id: s for s in spans}
@@ -163,10 +182,11 @@ def test_a_child_run_whose_call_was_never_amended_still_nests(recorded, tmp_path
     assert len(atif.Trajectory.model_validate(doc).subagent_trajectories) == 1
 
 
-@pytest.mark.parametrize("name", ["s1_depth1_session_2026-11-25_06-11-46_0b259207.jsonl",
-                                  "v011_finalvar.completion.json"])
+@pytest.mark.parametrize(
+    "name", ["s1_depth1_session_2026-11-25_06-11-46_0b259207.jsonl", "v011_finalvar.completion.json"]
+)
 def test_official_rlms_logs_export_too(samples, name):
-    from rlm_jupyter.export.otlp import build_spans
+    from rlm_jupyter.interop.otlp import build_spans
 
     path = samples / "rlm-logs" / name
     trace = Trace.load(path)
@@ -179,7 +199,7 @@ def test_official_rlms_logs_export_too(samples, name):
 def test_unreachable_collector_is_one_clear_error(recorded):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]   # closed again: nothing listens there
+        port = s.getsockname()[1]  # closed again: nothing listens there
     t0 = time.monotonic()
     with pytest.raises(RuntimeError, match=r"OTLP export to .* failed .*check that the collector runs"):
         rj.export(recorded, to="otlp", endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout_s=2)
@@ -192,6 +212,7 @@ def test_unreachable_collector_is_one_clear_error(recorded):
 
 # ---- a real Phoenix --------------------------------------------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -200,16 +221,26 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def phoenix(tmp_path_factory):
-    pytest.importorskip("phoenix.server.main", reason="arize-phoenix is not installed: pip install -e '.[phoenix]' "
-                                                       "to run the Phoenix round trip")
+    pytest.importorskip(
+        "phoenix.server.main",
+        reason="arize-phoenix is not installed: pip install -e '.[phoenix]' to run the Phoenix round trip",
+    )
     work = tmp_path_factory.mktemp("phoenix")
     port, grpc = _free_port(), _free_port()
-    env = {**os.environ, "PHOENIX_WORKING_DIR": str(work), "PHOENIX_PORT": str(port), "PHOENIX_GRPC_PORT": str(grpc),
-           "PHOENIX_HOST": "127.0.0.1", "PHOENIX_TELEMETRY_ENABLED": "false",
-           "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false", "PHOENIX_DISABLE_AGENT_ASSISTANT": "true"}
-    with open(work / "server.log", "wb") as log:   # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "phoenix.server.main", "serve"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "PHOENIX_WORKING_DIR": str(work),
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(grpc),
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+        "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+        "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
+    }
+    with open(work / "server.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "phoenix.server.main", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         import urllib.request
@@ -240,20 +271,20 @@ def _spans(base: str, project: str, want: int) -> list[dict]:
     client = Client(base_url=base)
     deadline = time.monotonic() + 60
     spans: list = []
-    while time.monotonic() < deadline:   # Phoenix inserts spans in batches, shortly after the request
+    while time.monotonic() < deadline:  # Phoenix inserts spans in batches, shortly after the request
         try:
             spans = client.spans.get_spans(project_identifier=project, limit=1000)
         except Exception:  # the project exists only once its first span is in
             spans = []
         if len(spans) >= want:
-            time.sleep(1.5)   # a duplicate would land in the same insert cycle or the next one
+            time.sleep(1.5)  # a duplicate would land in the same insert cycle or the next one
             return client.spans.get_spans(project_identifier=project, limit=1000)
         time.sleep(0.5)
     return spans
 
 
 def test_phoenix_reads_back_kinds_parents_tokens_and_cost(recorded, ctx, phoenix, secret_env):
-    from rlm_jupyter.export.otlp import build_spans
+    from rlm_jupyter.interop.otlp import build_spans
 
     expected = build_spans(recorded.trace, context=ctx)
     endpoint = f"{phoenix}/v1/traces"
@@ -261,7 +292,7 @@ def test_phoenix_reads_back_kinds_parents_tokens_and_cost(recorded, ctx, phoenix
     r2 = rj.export(recorded.trace_path, to="otlp", endpoint=endpoint, context=ctx, project="rlmj-test")
     assert r1["spans"] == r2["spans"] == len(expected) and r1["trace_ids"] == r2["trace_ids"]
     got = _spans(phoenix, "rlmj-test", len(expected))
-    assert len(got) == len(expected)    # sent twice, stored once
+    assert len(got) == len(expected)  # sent twice, stored once
     by_id = {s["context"]["span_id"]: s for s in got}
     for e in expected:
         s = by_id[f"{e.span_id:016x}"]
@@ -282,13 +313,28 @@ def test_phoenix_reads_back_kinds_parents_tokens_and_cost(recorded, ctx, phoenix
     assert any(ev["name"] == "exception" for ev in tool_err.get("events") or [])
     assert SECRET not in json.dumps(got)
     # the CLI sends the same spans (same ids): still one copy
-    cli = subprocess.run([sys.executable, "-m", "rlm_jupyter.cli", "export", str(recorded.trace_path), "--otlp",
-                          endpoint, "--project", "rlmj-test"], capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlm_jupyter.cli",
+            "export",
+            str(recorded.trace_path),
+            "--otlp",
+            endpoint,
+            "--project",
+            "rlmj-test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert cli.returncode == 0 and f"sent {len(expected)} spans" in cli.stdout, cli.stderr
     assert len(_spans(phoenix, "rlmj-test", len(expected))) == len(expected)
 
 
 # ---- ATIF --------------------------------------------------------------------------------------------------------
+
 
 def test_run_as_atif_validates_with_steps_tool_calls_and_subagent(recorded, tmp_path, secret_env):
     out = tmp_path / "run.trajectory.json"
@@ -310,7 +356,8 @@ def test_run_as_atif_validates_with_steps_tool_calls_and_subagent(recorded, tmp_
     (sub,) = t.subagent_trajectories
     assert ref.trajectory_id == sub.trajectory_id and [s.source for s in sub.steps] == ["user", "agent", "agent"]
     assert t.final_metrics.total_prompt_tokens == 5950 and t.final_metrics.total_cost_usd == pytest.approx(
-        recorded.usage["cost_usd"])
+        recorded.usage["cost_usd"]
+    )
     assert t.extra["answer"] == "available-tools.md" and t.extra["status"] == "done"
 
 
@@ -320,8 +367,9 @@ def _has_atif_loader() -> bool:
     return any(getattr(m, "NAME", None) == "atif" or str(m).endswith("atif") for m in getattr(formats, "MODULES", ()))
 
 
-needs_loader = pytest.mark.skipif(not _has_atif_loader(), reason="the ATIF loader (issue 13's import half) is not "
-                                                                 "in this tree yet")
+needs_loader = pytest.mark.skipif(
+    not _has_atif_loader(), reason="the ATIF loader (issue 13's import half) is not in this tree yet"
+)
 
 
 @needs_loader
@@ -333,18 +381,19 @@ def test_run_to_atif_to_our_reader_keeps_the_steps(recorded, tmp_path):
     assistant = main.filter(main["role"] == "assistant")
     assert assistant["text"].to_list() == [s["response"] for s in recorded.trace.steps()]
     assert main.filter(main["role"] == "tool")["tool_name"].to_list()[:2] == ["repl", "sub_llm"]
-    assert back.sessions.height == 2   # the recursive run is a linked sub-agent session
+    assert back.sessions.height == 2  # the recursive run is a linked sub-agent session
 
 
 def test_sessions_as_atif_keep_tool_calls_and_window_events(samples, tmp_path, monkeypatch):
     ctx = rj.load(samples / CLAUDE)
-    assert rj.export(samples / CLAUDE, to="atif") == rj.export(ctx, to="atif")   # files or a Context: the same
-    monkeypatch.setenv("RLMJ_EXPORT_TEST_SECRET", "comprehensive understanding")   # a phrase of a tool output
+    assert rj.export(samples / CLAUDE, to="atif") == rj.export(ctx, to="atif")  # files or a Context: the same
+    monkeypatch.setenv("RLMJ_EXPORT_TEST_SECRET", "comprehensive understanding")  # a phrase of a tool output
     docs = rj.export(ctx, to="atif", path=tmp_path / "out")
     text = (tmp_path / "out" / f"{docs[0]['trajectory_id']}.json").read_text()
     assert "comprehensive understanding" not in text and "[REDACTED]" in text
     assert len(docs) == 1 and sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        f"{docs[0]['trajectory_id']}.json"]
+        f"{docs[0]['trajectory_id']}.json"
+    ]
     t = atif.Trajectory.model_validate(docs[0])
     df = ctx.df.filter(ctx.df["session_id"] == t.session_id)
     calls = [c for s in t.steps for c in (s.tool_calls or [])]
@@ -384,8 +433,10 @@ def test_session_to_atif_to_session_keeps_messages_tool_calls_and_order(samples,
 
     def calls(df):
         text = dict(zip(df["id"], df["text"], strict=True))
-        return [(r["tool_call_id"], r["tool_name"], r["tool_output"], r["tool_status"], text.get(r["parent_id"]))
-                for r in df.filter(df["role"] == "tool").iter_rows(named=True)]
+        return [
+            (r["tool_call_id"], r["tool_name"], r["tool_output"], r["tool_status"], text.get(r["parent_id"]))
+            for r in df.filter(df["role"] == "tool").iter_rows(named=True)
+        ]
 
     # ATIF nests a tool call in its agent step: messages keep their order, tool calls theirs and their parent
     assert messages(b) == messages(a) and len(messages(a)) > 10
@@ -400,21 +451,26 @@ def test_cli_writes_atif_and_says_what_is_wrong(recorded, tmp_path):
     atif.Trajectory.model_validate(json.loads(out.read_text()))
     assert main(["export", str(recorded.trace_path)]) == 2
     assert main(["export", str(tmp_path / "missing.jsonl"), "--atif", str(out)]) == 2
-    assert main(["export", str(recorded.trace_path), "--otlp", "http://127.0.0.1:9/v1/traces",
-                 "--header", "no-colon-here"]) == 2
+    assert (
+        main(
+            ["export", str(recorded.trace_path), "--otlp", "http://127.0.0.1:9/v1/traces", "--header", "no-colon-here"]
+        )
+        == 2
+    )
 
 
-def test_export_is_callable_before_and_after_the_subpackage_import():
+def test_export_is_a_function_after_its_package_is_imported_and_loads_no_opentelemetry():
     import importlib
 
-    importlib.import_module("rlm_jupyter.export")
-    assert callable(rj.export) and rj.export.__name__ == "rlm_jupyter.export"
+    importlib.import_module("rlm_jupyter.interop")
+    assert callable(rj.export) and rj.export.__module__ == "rlm_jupyter.interop"
     code = "import sys, rlm_jupyter as rj; rj.export; print(sorted(m for m in sys.modules if 'opentelemetry' in m))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
-    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr   # OTel loads on the first OTLP export
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr  # OTel loads on the first OTLP export
 
 
 # ---- %%rlm --export-otlp ------------------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def ip(monkeypatch):
@@ -424,7 +480,7 @@ def ip(monkeypatch):
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "rlm_jupyter.jupyter")
-    monkeypatch.setattr(RlmMagics, "view_factory", staticmethod(lambda **kw: None))   # no widget outside a kernel
+    monkeypatch.setattr(RlmMagics, "view_factory", staticmethod(lambda **kw: None))  # no widget outside a kernel
     return shell
 
 
@@ -441,11 +497,11 @@ def test_rlm_magic_exports_the_finished_run_to_phoenix(ip, samples, phoenix):
     res, out = _cell(ip, f"%%rlm --out exported --export-otlp {phoenix}/v1/traces\nWhich write was rejected?")
     assert res.success, out
     run = ip.user_ns["exported"]
-    from rlm_jupyter.export.otlp import build_spans
+    from rlm_jupyter.interop.otlp import build_spans
 
     expected = build_spans(run.trace)
     assert f"sent {len(expected)} spans to {phoenix}/v1/traces" in out
-    got = _spans(phoenix, "default", len(expected))   # no project given: Phoenix's default project
+    got = _spans(phoenix, "default", len(expected))  # no project given: Phoenix's default project
     mine = [s for s in got if s["context"]["trace_id"] == f"{expected[0].trace_id:032x}"]
     assert len(mine) == len(expected) and {s["span_kind"] for s in mine} >= {"AGENT", "CHAIN", "LLM", "TOOL"}
 

@@ -27,8 +27,9 @@ T0 = "2026-03-02T10:00:0{}Z"
 def _agent(step_id, message, *, calls=(), results=None, metrics=None, **extra):
     step = {"step_id": step_id, "timestamp": T0.format(step_id % 10), "source": "agent", "message": message, **extra}
     if calls:
-        step["tool_calls"] = [{"tool_call_id": cid, "function_name": name, "arguments": args}
-                              for cid, name, args in calls]
+        step["tool_calls"] = [
+            {"tool_call_id": cid, "function_name": name, "arguments": args} for cid, name, args in calls
+        ]
     if results is not None:
         step["observation"] = {"results": results}
     if metrics is not None:
@@ -45,9 +46,13 @@ def _system(step_id, message, **extra):
 
 
 def _doc(steps, **top):
-    return {"schema_version": "ATIF-v1.6", "session_id": "run-1",
-            "agent": {"name": "terminus-2", "version": "2.0.0", "model_name": "openai/gpt-5-mini"},
-            "steps": steps, **top}
+    return {
+        "schema_version": "ATIF-v1.6",
+        "session_id": "run-1",
+        "agent": {"name": "terminus-2", "version": "2.0.0", "model_name": "openai/gpt-5-mini"},
+        "steps": steps,
+        **top,
+    }
 
 
 def _write(path: Path, doc, indent=2) -> Path:
@@ -60,35 +65,75 @@ def harbor_job(tmp_path) -> Path:
     """A Harbor trial's agent/ folder after one summarization."""
     agent = tmp_path / "job" / "trial-1" / "agent"
     keys = {"keystrokes": "pytest -q\n", "duration": 5}
-    main = _doc([
-        _system(1, "You are an AI assistant tasked with solving command-line tasks in a Linux environment."),
-        _user(2, "Fix the failing test in /app and make sure pytest passes."),
-        _agent(3, "Run the tests first.", reasoning_content="Start by reproducing.",
-               calls=[("call_1", "bash_command", keys)],
-               results=[{"source_call_id": "call_1", "content": "1 failed, 3 passed"}],
-               metrics={"prompt_tokens": 1200, "completion_tokens": 80, "cached_tokens": 1000, "cost_usd": 0.001,
-                        "extra": {"reasoning_tokens": 32}}),
-        _system(4, "Performed context summarization and handoff to continue task.", observation={"results": [
-            {"subagent_trajectory_ref": [
-                {"session_id": "run-1-summarization-1-summary",
-                 "trajectory_path": "trajectory.summarization-1-summary.json"}]}]}),
-    ], continued_trajectory_ref="trajectory.cont-1.json",
-        final_metrics={"total_prompt_tokens": 2600, "total_completion_tokens": 200, "total_cost_usd": 0.002})
-    summary = _doc([
-        _user(1, "You are about to hand off your work to another AI agent. Summarize what you did."),
-        _agent(2, "Ran pytest: 1 failed (test_parse). Next: fix parse().",
-               metrics={"prompt_tokens": 900, "completion_tokens": 40}),
-    ], session_id="run-1-summarization-1-summary")
-    cont = _doc([
-        _user(1, "Fix the failing test in /app and make sure pytest passes.", is_copied_context=True),
-        _user(2, "Summary of prior work: pytest had 1 failure (test_parse).", is_copied_context=True),
-        _agent(3, "Fix parse() and rerun.", calls=[("call_2", "bash_command", {"keystrokes": "sed -i s/a/b/ p.py\n"}),
-                                                    ("call_3", "bash_command", keys)],
-               results=[{"source_call_id": "call_3", "content": "4 passed"},
-                        {"source_call_id": "call_2", "content": ""}],
-               metrics={"prompt_tokens": 1400, "completion_tokens": 80, "cached_tokens": 400}),
-        _agent(4, "", calls=[("call_4", "mark_task_complete", {})]),
-    ])
+    main = _doc(
+        [
+            _system(1, "You are an AI assistant tasked with solving command-line tasks in a Linux environment."),
+            _user(2, "Fix the failing test in /app and make sure pytest passes."),
+            _agent(
+                3,
+                "Run the tests first.",
+                reasoning_content="Start by reproducing.",
+                calls=[("call_1", "bash_command", keys)],
+                results=[{"source_call_id": "call_1", "content": "1 failed, 3 passed"}],
+                metrics={
+                    "prompt_tokens": 1200,
+                    "completion_tokens": 80,
+                    "cached_tokens": 1000,
+                    "cost_usd": 0.001,
+                    "extra": {"reasoning_tokens": 32},
+                },
+            ),
+            _system(
+                4,
+                "Performed context summarization and handoff to continue task.",
+                observation={
+                    "results": [
+                        {
+                            "subagent_trajectory_ref": [
+                                {
+                                    "session_id": "run-1-summarization-1-summary",
+                                    "trajectory_path": "trajectory.summarization-1-summary.json",
+                                }
+                            ]
+                        }
+                    ]
+                },
+            ),
+        ],
+        continued_trajectory_ref="trajectory.cont-1.json",
+        final_metrics={"total_prompt_tokens": 2600, "total_completion_tokens": 200, "total_cost_usd": 0.002},
+    )
+    summary = _doc(
+        [
+            _user(1, "You are about to hand off your work to another AI agent. Summarize what you did."),
+            _agent(
+                2,
+                "Ran pytest: 1 failed (test_parse). Next: fix parse().",
+                metrics={"prompt_tokens": 900, "completion_tokens": 40},
+            ),
+        ],
+        session_id="run-1-summarization-1-summary",
+    )
+    cont = _doc(
+        [
+            _user(1, "Fix the failing test in /app and make sure pytest passes.", is_copied_context=True),
+            _user(2, "Summary of prior work: pytest had 1 failure (test_parse).", is_copied_context=True),
+            _agent(
+                3,
+                "Fix parse() and rerun.",
+                calls=[
+                    ("call_2", "bash_command", {"keystrokes": "sed -i s/a/b/ p.py\n"}),
+                    ("call_3", "bash_command", keys),
+                ],
+                results=[
+                    {"source_call_id": "call_3", "content": "4 passed"},
+                    {"source_call_id": "call_2", "content": ""},
+                ],
+                metrics={"prompt_tokens": 1400, "completion_tokens": 80, "cached_tokens": 400},
+            ),
+            _agent(4, "", calls=[("call_4", "mark_task_complete", {})]),
+        ]
+    )
     _write(agent / "trajectory.json", main)
     _write(agent / "trajectory.summarization-1-summary.json", summary)
     _write(agent / "trajectory.cont-1.json", cont)
@@ -153,28 +198,55 @@ def test_written_harbor_shapes_validate_against_the_atif_models(tmp_path):
 def test_copilot_chat_subagent_file_and_errors(tmp_path):
     folder = tmp_path / "copilot"
     main = {
-        "schema_version": "VSCode-Copilot-Trajectory-v1.0", "session_id": "main-agent-17",
+        "schema_version": "VSCode-Copilot-Trajectory-v1.0",
+        "session_id": "main-agent-17",
         "agent": {"name": "copilot-agent", "version": "1.0.0", "model_name": "gpt-4.1"},
         "steps": [
             _user(1, "Find all authentication-related files"),
-            _agent(2, "Searching with the search subagent.",
-                   calls=[("call-search-1", "search_subagent", {"query": "authentication files"})],
-                   results=[{"source_call_id": "call-search-1", "content": "Found 3 files: auth.ts, login.ts",
-                             "subagent_trajectory_ref": [{"session_id": "search-subagent-9",
-                                                          "trajectory_path": "./search-subagent-9.trajectory.json"}]}],
-                   metrics={"prompt_tokens": 250, "completion_tokens": 120, "cached_tokens": 50}),
-            _agent(3, "Reading both.", calls=[("c1", "read_file", {"path": "/src/auth.ts"}),
-                                              ("c2", "read_file", {"path": "/src/gone.ts"})],
-                   results=[{"source_call_id": "c1", "content": "export function login() {}"},
-                            {"source_call_id": "c2", "error": {"message": "ENOENT: /src/gone.ts"}}]),
+            _agent(
+                2,
+                "Searching with the search subagent.",
+                calls=[("call-search-1", "search_subagent", {"query": "authentication files"})],
+                results=[
+                    {
+                        "source_call_id": "call-search-1",
+                        "content": "Found 3 files: auth.ts, login.ts",
+                        "subagent_trajectory_ref": [
+                            {
+                                "session_id": "search-subagent-9",
+                                "trajectory_path": "./search-subagent-9.trajectory.json",
+                            }
+                        ],
+                    }
+                ],
+                metrics={"prompt_tokens": 250, "completion_tokens": 120, "cached_tokens": 50},
+            ),
+            _agent(
+                3,
+                "Reading both.",
+                calls=[("c1", "read_file", {"path": "/src/auth.ts"}), ("c2", "read_file", {"path": "/src/gone.ts"})],
+                results=[
+                    {"source_call_id": "c1", "content": "export function login() {}"},
+                    {"source_call_id": "c2", "error": {"message": "ENOENT: /src/gone.ts"}},
+                ],
+            ),
             _user(4, "/clear"),
         ],
     }
-    sub = {"schema_version": "VSCode-Copilot-Trajectory-v1.0", "session_id": "search-subagent-9",
-           "agent": {"name": "search-subagent", "version": "1.0.0"},
-           "steps": [_user(1, "authentication files"),
-                     _agent(2, "", calls=[("g1", "grep_search", {"query": "auth"})],
-                            results=[{"source_call_id": "g1", "content": "auth.ts\nlogin.ts"}])]}
+    sub = {
+        "schema_version": "VSCode-Copilot-Trajectory-v1.0",
+        "session_id": "search-subagent-9",
+        "agent": {"name": "search-subagent", "version": "1.0.0"},
+        "steps": [
+            _user(1, "authentication files"),
+            _agent(
+                2,
+                "",
+                calls=[("g1", "grep_search", {"query": "auth"})],
+                results=[{"source_call_id": "g1", "content": "auth.ts\nlogin.ts"}],
+            ),
+        ],
+    }
     _write(folder / "main-agent-17.trajectory.json", main)
     _write(folder / "search-subagent-9.trajectory.json", sub)
     ctx = rj.load(folder)
@@ -189,25 +261,44 @@ def test_copilot_chat_subagent_file_and_errors(tmp_path):
 
 
 def _v17_doc(valid_only: bool = False) -> dict:
-    child = {"schema_version": "ATIF-v1.7", "trajectory_id": "explorer-1", "agent": {"name": "explorer",
-                                                                                      "version": "0.3"},
-             "steps": [_user(1, "List the modules"), _agent(2, "parser, lexer")]}
-    orphan = {"schema_version": "ATIF-v1.7", "trajectory_id": "reviewer-1", "agent": {"name": "reviewer",
-                                                                                       "version": "0.3"},
-              "steps": [_agent(1, "LGTM")]}
+    child = {
+        "schema_version": "ATIF-v1.7",
+        "trajectory_id": "explorer-1",
+        "agent": {"name": "explorer", "version": "0.3"},
+        "steps": [_user(1, "List the modules"), _agent(2, "parser, lexer")],
+    }
+    orphan = {
+        "schema_version": "ATIF-v1.7",
+        "trajectory_id": "reviewer-1",
+        "agent": {"name": "reviewer", "version": "0.3"},
+        "steps": [_agent(1, "LGTM")],
+    }
     bad = [] if valid_only else [{"step_id": 5, "source": "robot", "message": "?"}, "junk"]
-    return {"schema_version": "ATIF-v1.7", "session_id": "nemo-run", "trajectory_id": "root",
-            "agent": {"name": "nat-agent", "version": "1.4"},
-            "steps": [
-                _user(1, "Explore the repo"),
-                _agent(2, "Delegating.", calls=[("spawn-a", "Agent", {"prompt": "List the modules"})],
-                       results=[{"source_call_id": "spawn-a", "content": "parser, lexer",
-                                 "subagent_trajectory_ref": [{"trajectory_id": "explorer-1"}]}]),
-                _system(3, "Context compacted", extra={"context_management": {"type": "compaction"}}),
-                _agent(4, "Done: parser, lexer.", llm_call_count=1),
-                *bad,
-            ],
-            "subagent_trajectories": [child, orphan]}
+    return {
+        "schema_version": "ATIF-v1.7",
+        "session_id": "nemo-run",
+        "trajectory_id": "root",
+        "agent": {"name": "nat-agent", "version": "1.4"},
+        "steps": [
+            _user(1, "Explore the repo"),
+            _agent(
+                2,
+                "Delegating.",
+                calls=[("spawn-a", "Agent", {"prompt": "List the modules"})],
+                results=[
+                    {
+                        "source_call_id": "spawn-a",
+                        "content": "parser, lexer",
+                        "subagent_trajectory_ref": [{"trajectory_id": "explorer-1"}],
+                    }
+                ],
+            ),
+            _system(3, "Context compacted", extra={"context_management": {"type": "compaction"}}),
+            _agent(4, "Done: parser, lexer.", llm_call_count=1),
+            *bad,
+        ],
+        "subagent_trajectories": [child, orphan],
+    }
 
 
 def test_v17_embedded_subagents_and_compaction(tmp_path):
@@ -230,22 +321,29 @@ def test_rlm_jupyter_export_extras_are_restored(tmp_path):
     """A trajectory rlm-jupyter exported (rj.export(..., to="atif")) names each row's role, origin and in_context in
     `extra.rlm_jupyter`, and boundaries in `extra.context_management`: reading it back keeps who wrote what, so
     prompts, compactions and the window count as in the session it came from."""
+
     def ours(role, origin, in_context=True):
         return {"rlm_jupyter": {"role": role, "origin": origin, "in_context": in_context}}
 
-    doc = {"schema_version": "ATIF-v1.7", "session_id": "s-1", "trajectory_id": "s-1",
-           "agent": {"name": "codex", "version": "0.171.0"},
-           "steps": [
-               _user(1, "<environment_context>cwd</environment_context>", extra=ours("user", "harness", False)),
-               _user(2, "Fix the bug", extra=ours("user", "human", False)),
-               _agent(3, "Fixed.", extra=ours("assistant", "model", False)),
-               _system(4, "compacted",
-                       extra={**ours("system", "harness"), "context_management": {"type": "compaction"}}),
-               _system(5, "Summary: the bug is fixed.",
-                       extra={**ours("user", "summary"), "context_management": {"type": "summary"}}),
-               _user(6, "Fix the bug", extra=ours("user", "human")),  # a message the compaction kept
-               _user(7, "Thanks", extra=ours("user", "human")),
-           ]}
+    doc = {
+        "schema_version": "ATIF-v1.7",
+        "session_id": "s-1",
+        "trajectory_id": "s-1",
+        "agent": {"name": "codex", "version": "0.171.0"},
+        "steps": [
+            _user(1, "<environment_context>cwd</environment_context>", extra=ours("user", "harness", False)),
+            _user(2, "Fix the bug", extra=ours("user", "human", False)),
+            _agent(3, "Fixed.", extra=ours("assistant", "model", False)),
+            _system(4, "compacted", extra={**ours("system", "harness"), "context_management": {"type": "compaction"}}),
+            _system(
+                5,
+                "Summary: the bug is fixed.",
+                extra={**ours("user", "summary"), "context_management": {"type": "summary"}},
+            ),
+            _user(6, "Fix the bug", extra=ours("user", "human")),  # a message the compaction kept
+            _user(7, "Thanks", extra=ours("user", "human")),
+        ],
+    }
     ctx = rj.load(_write(tmp_path / "s-1.json", doc))
     (summary,) = ctx.summaries()
     assert summary["user_prompts"] == ["Fix the bug", "Fix the bug", "Thanks"] and summary["compactions"] == 1

@@ -65,8 +65,13 @@ def expected_usage(recs: list[dict]) -> dict[str, int]:
 
 
 def tool_uses(recs: list[dict]) -> list[dict]:
-    return [b for r in recs if r.get("type") == "assistant" for b in r["message"]["content"]
-            if isinstance(b, dict) and b.get("type") == "tool_use"]
+    return [
+        b
+        for r in recs
+        if r.get("type") == "assistant"
+        for b in r["message"]["content"]
+        if isinstance(b, dict) and b.get("type") == "tool_use"
+    ]
 
 
 def tool_results(recs: list[dict]) -> dict[str, dict]:
@@ -138,8 +143,11 @@ def test_tool_rows_follow_their_call_and_carry_the_result():
     rs = rows(s)
     uses, results = tool_uses(recs), tool_results(recs)
     tools = [r for r in rs if r["role"] == "tool"]
-    assert [t["tool_name"] for t in tools] == [u["name"] for u in uses] == ["Write", "Write", "Write", "Read",
-                                                                               "Edit", "Bash"]
+    assert (
+        [t["tool_name"] for t in tools]
+        == [u["name"] for u in uses]
+        == ["Write", "Write", "Write", "Read", "Edit", "Bash"]
+    )
     for t, u in zip(tools, uses, strict=True):
         assert t["id"] == t["tool_call_id"] == u["id"]
         assert t["origin"] == "tool"
@@ -185,7 +193,8 @@ def test_legacy_sidechains_are_found_beside_the_main_file_with_their_real_names(
 
     ctx = rj.load(main)  # only the main file is named: its sub-agents come through related()
     assert sorted(s["session_id"] for s in ctx.summaries()) == sorted(
-        [SID_2064, f"{SID_2064}:agent-36541525", f"{SID_2064}:agent-50243ee8"])
+        [SID_2064, f"{SID_2064}:agent-36541525", f"{SID_2064}:agent-50243ee8"]
+    )
     warm = ctx.df.filter(ctx.df["session_id"] == f"{SID_2064}:agent-36541525")
     assert warm["role"].to_list() == ["user", "assistant"]
     assert warm["origin"].to_list() == ["harness", "model"]
@@ -209,7 +218,10 @@ def test_summary_lines_thinking_rejections_and_interruptions():
     assert not any(r["leafUuid"] in uuids for r in recs if r["type"] == "summary")
     assert s.title == "show tools and store response in file"
     assert [r["text"] for r in rs if r["origin"] == "human"] == [
-        "show tools and store response in file", "explore more of current repo", "what else?"]
+        "show tools and store response in file",
+        "explore more of current repo",
+        "what else?",
+    ]
     notice = [r for r in rs if r["text"] == "[Request interrupted by user for tool use]"]
     assert len(notice) == 1 and notice[0]["origin"] == "harness"
     # The rejected Write is an error; turn_duration lines give no rows.
@@ -219,8 +231,13 @@ def test_summary_lines_thinking_rejections_and_interruptions():
     assert not any((r["raw_type"] or "").endswith("turn_duration") for r in rs)
     assistants = [r for r in rs if r["role"] == "assistant"]
     assert len(assistants) == len({r["message"]["id"] for r in recs if r["type"] == "assistant"}) == 5
-    thought = next(b["thinking"] for r in recs if r["type"] == "assistant" for b in r["message"]["content"]
-                   if b["type"] == "thinking")
+    thought = next(
+        b["thinking"]
+        for r in recs
+        if r["type"] == "assistant"
+        for b in r["message"]["content"]
+        if b["type"] == "thinking"
+    )
     assert assistants[1]["thinking"] == thought
     assert assistants[1]["text"].startswith("I'll explore the current repository to understand its structure")
 
@@ -228,8 +245,11 @@ def test_summary_lines_thinking_rejections_and_interruptions():
 def test_task_rows_name_the_subagent_session_they_ran():
     recs = records(SESSION_214)
     s, _ = read_one(SESSION_214)
-    agent_ids = [r["toolUseResult"]["agentId"] for r in recs if isinstance(r.get("toolUseResult"), dict)
-                 and "agentId" in r["toolUseResult"]]
+    agent_ids = [
+        r["toolUseResult"]["agentId"]
+        for r in recs
+        if isinstance(r.get("toolUseResult"), dict) and "agentId" in r["toolUseResult"]
+    ]
     assert len(agent_ids) == 2
     tasks = [r for r in rows(s) if r["tool_name"] == "Task"]
     assert len(tasks) == 2
@@ -278,8 +298,11 @@ def test_record_catalogue_every_type_is_handled_on_purpose():
     for t in types:
         if t in claude.SKIPPED_TYPES:
             assert raw_types[t] == 0, t
-    unknown = sorted(set(types) - claude.SKIPPED_TYPES - {"user", "assistant", "system", "attachment", "summary",
-                                                          "custom-title", "ai-title", "pr-link"})
+    unknown = sorted(
+        set(types)
+        - claude.SKIPPED_TYPES
+        - {"user", "assistant", "system", "attachment", "summary", "custom-title", "ai-title", "pr-link"}
+    )
     assert unknown == ["result", "started"]
     for t in unknown:
         kept = [r for r in rs if r["raw_type"] == t]
@@ -336,10 +359,18 @@ def test_fork_replay_of_the_same_uuids_is_loaded_once(tmp_path):
 
 def test_rows_before_the_last_compaction_are_out_of_context_unless_preserved(tmp_path):
     lines = _lines(MAIN_2064)
-    boundary = {"parentUuid": None, "logicalParentUuid": "52b81d3c", "isSidechain": False, "type": "system",
-                "subtype": "compact_boundary", "content": "Conversation compacted", "sessionId": SID_2064,
-                "uuid": "compact-1", "timestamp": "2025-12-10T10:00:00.000Z",
-                "compactMetadata": {"trigger": "manual", "preTokens": 36000}}
+    boundary = {
+        "parentUuid": None,
+        "logicalParentUuid": "52b81d3c",
+        "isSidechain": False,
+        "type": "system",
+        "subtype": "compact_boundary",
+        "content": "Conversation compacted",
+        "sessionId": SID_2064,
+        "uuid": "compact-1",
+        "timestamp": "2025-12-10T10:00:00.000Z",
+        "compactMetadata": {"trigger": "manual", "preTokens": 36000},
+    }
     prompt = lines[14]  # "update py with one liner comment", preserved: re-written after the boundary
     path = tmp_path / "compacted.jsonl"
     path.write_text("\n".join(lines[:14] + [json.dumps(boundary)] + lines[14:] + [prompt]) + "\n")
@@ -357,10 +388,17 @@ def test_api_error_messages_add_no_tokens(tmp_path):
     err = json.loads(lines[12])  # a real assistant line, turned into Claude Code's synthetic API error
     err["uuid"] = "err-1"
     err["isApiErrorMessage"] = True
-    err["message"].update(id="synthetic-1", model="<synthetic>",
-                          content=[{"type": "text", "text": "API Error: 529 overloaded"}],
-                          usage={"input_tokens": 999, "output_tokens": 999, "cache_read_input_tokens": 999,
-                                 "cache_creation_input_tokens": 999})
+    err["message"].update(
+        id="synthetic-1",
+        model="<synthetic>",
+        content=[{"type": "text", "text": "API Error: 529 overloaded"}],
+        usage={
+            "input_tokens": 999,
+            "output_tokens": 999,
+            "cache_read_input_tokens": 999,
+            "cache_creation_input_tokens": 999,
+        },
+    )
     path = tmp_path / "err.jsonl"
     path.write_text("\n".join(lines + [json.dumps(err)]) + "\n")
     s, _ = read_one(path)
@@ -404,8 +442,11 @@ def test_broken_lines_are_reported_and_the_rest_loads(tmp_path):
     path.write_bytes(data + lines[-1][: len(lines[-1]) // 2].encode())  # cut-off last line, no newline
     ctx = rj.load(path)
     summ = summary_of(ctx, SID_2064)
-    assert summ["user_prompts"] == ["create hello.py, md and js", "update py with one liner comment",
-                                    "delete \ufffd js"]
+    assert summ["user_prompts"] == [
+        "create hello.py, md and js",
+        "update py with one liner comment",
+        "delete \ufffd js",
+    ]
     assert summ["tool_calls"] == ["Write", "Write", "Write", "Read", "Edit", "Bash"]
     assert summ["malformed_lines"] == 1
     issues = {(i.kind, i.line) for i in ctx.report.issues}

@@ -157,8 +157,13 @@ def test_catalog_loads(catalog_path):
     assert (df["boundary"] == "fork").sum() == len(metas) - 1
     assert any("session_meta" in i.reason for i in ctx.report.issues if i.kind == "note")
     # tokens: line 22 is the only non-zero token_count (86 has info null, 87 is all zeros)
-    assert summ["tokens"] == {"input": 16341 - 3584, "output": 81, "cache_read": 3584, "cache_write": 0,
-                              "reasoning": 63}
+    assert summ["tokens"] == {
+        "input": 16341 - 3584,
+        "output": 81,
+        "cache_read": 3584,
+        "cache_write": 0,
+        "reasoning": 63,
+    }
     # line 4 user_message is matched by the response item of line 6; lines 71 and 85 have no item: kept as prompts
     assert summ["user_prompts"] == ["List the files\n[image]", "[trimmed for fixture]", "[trimmed for fixture]"]
     # call-2 (lines 10/11): output given as a content object
@@ -275,10 +280,16 @@ def test_fork_replay_marked(tmp_path, rollout_path):
 
 def test_compacted_keeps_replacement_history(tmp_path, rollout_path):
     lines = rollout_path.read_text().splitlines()
-    compacted = {"timestamp": "2026-05-11T08:32:00.000Z", "type": "compacted", "payload": {
-        "message": "Summary: the user asked to show tools.",
-        "replacement_history": [{"type": "message", "role": "user",
-                                 "content": [{"type": "input_text", "text": "show tools"}]}]}}
+    compacted = {
+        "timestamp": "2026-05-11T08:32:00.000Z",
+        "type": "compacted",
+        "payload": {
+            "message": "Summary: the user asked to show tools.",
+            "replacement_history": [
+                {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "show tools"}]}
+            ],
+        },
+    }
     event = {"timestamp": "2026-05-11T08:32:00.001Z", "type": "event_msg", "payload": {"type": "context_compacted"}}
     # after line 19 (end of the first turn); the event right after belongs to the same compaction
     new = lines[:19] + [json.dumps(compacted), json.dumps(event)] + lines[19:]
@@ -346,8 +357,7 @@ def test_discover(tmp_path, monkeypatch):
 _CODEX = sample_tree() / "codex"
 
 
-@pytest.mark.parametrize("path", [_CODEX / ROLLOUT, _CODEX / CATALOG],
-                         ids=lambda p: p.name[:40])
+@pytest.mark.parametrize("path", [_CODEX / ROLLOUT, _CODEX / CATALOG], ids=lambda p: p.name[:40])
 def test_timestamps_land_within_the_times_the_file_recorded(path, times_within_file):
     """Every row time lies in the span of ISO times the file wrote, in a plausible year (no unit or zone slip)."""
     times_within_file(path)

@@ -39,9 +39,13 @@ def test_legacy_json_messages_tools_and_tokens():
         assert summary["tool_calls"] == calls
         assert summary["user_prompts"] == [m["content"] for m in msgs if m["type"] == "user"]
         assert summary["messages"] == {
-            k: v for k, v in {"user": sum(m["type"] == "user" for m in msgs),
-                              "assistant": sum(m["type"] == "gemini" for m in msgs),
-                              "tool": len(calls)}.items() if v
+            k: v
+            for k, v in {
+                "user": sum(m["type"] == "user" for m in msgs),
+                "assistant": sum(m["type"] == "gemini" for m in msgs),
+                "tool": len(calls),
+            }.items()
+            if v
         }
         toks = [m["tokens"] for m in msgs if m["type"] == "gemini"]
         # `input` includes `cached` (total == input + output + thoughts + tool in these files, cached not added)
@@ -162,8 +166,11 @@ def test_discover(tmp_path, monkeypatch):
     for name in ("session-1.json", "session-2.jsonl", "notes.txt", "parent-id/child.jsonl"):
         (chats / name).write_text("{}")
     found = gemini.discover(tmp_path)
-    assert [p.relative_to(chats).as_posix() for p in found] == ["session-1.json", "session-2.jsonl",
-                                                                "parent-id/child.jsonl"]
+    assert [p.relative_to(chats).as_posix() for p in found] == [
+        "session-1.json",
+        "session-2.jsonl",
+        "parent-id/child.jsonl",
+    ]
     monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "elsewhere"))
     assert gemini.discover(tmp_path) == []
 

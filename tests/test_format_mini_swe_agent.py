@@ -30,7 +30,10 @@ def test_recorded_run(path):
     msgs = doc["messages"]
     ctx, df, summary = _load(path)
     assert (summary["format"], summary["producer"], summary["producer_version"]) == (
-        "mini-swe-agent", "mini-swe-agent", doc["info"]["mini_version"])
+        "mini-swe-agent",
+        "mini-swe-agent",
+        doc["info"]["mini_version"],
+    )
     # the task is the one human prompt; mini's format-error message is harness
     assert summary["user_prompts"] == [msgs[1]["content"]]
     harness = df.filter((pl.col("role") == "user") & (pl.col("origin") == "harness"))
@@ -47,7 +50,8 @@ def test_recorded_run(path):
     assistants = df.filter(pl.col("role") == "assistant")
     assert assistants.height == calls == 6
     assert assistants.filter(pl.col("raw_type") == "assistant/rejected")["text"].to_list() == [
-        "The bug is clear: get_session returns the session even when it is older than TTL_SECONDS."]
+        "The bug is clear: get_session returns the session even when it is older than TTL_SECONDS."
+    ]
     usages = [m["extra"]["response"]["usage"] for m in msgs if "response" in m.get("extra", {})]
     assert summary["tokens"]["input"] == sum(u["prompt_tokens"] for u in usages)
     assert summary["tokens"]["output"] == sum(u["completion_tokens"] for u in usages)

@@ -53,19 +53,33 @@ def test_local_sample_and_empty_last_observation():
 
 def test_tool_calls_parts_images_and_messages_object(tmp_path):
     msgs = json.loads(LOCAL.read_text())[:2]
-    msgs[1]["content"] = [{"type": "text", "text": "look"},
-                          {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 400}}]
+    msgs[1]["content"] = [
+        {"type": "text", "text": "look"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 400}},
+    ]
     msgs += [
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "read", "arguments": '{"path": "a.py"}'}},
-            {"id": "c2", "type": "function", "function": {"name": "grep", "arguments": "not json"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "read", "arguments": '{"path": "a.py"}'}},
+                {"id": "c2", "type": "function", "function": {"name": "grep", "arguments": "not json"}},
+            ],
+        },
         {"role": "tool", "tool_call_id": "c2", "content": "no match"},
         {"role": "tool", "tool_call_id": "c1", "content": "print(1)"},
         {"role": "tool", "tool_call_id": "zz", "content": "orphan"},
     ]
     path = tmp_path / "chat.json"
-    path.write_text(json.dumps({"info": {"config": {"model": {"model_name": "m1"}}}, "messages": msgs,
-                                "trajectory_format": "mini-swe-agent-1"}))
+    path.write_text(
+        json.dumps(
+            {
+                "info": {"config": {"model": {"model_name": "m1"}}},
+                "messages": msgs,
+                "trajectory_format": "mini-swe-agent-1",
+            }
+        )
+    )
     ctx, df, summary = _load(path)
     assert summary["user_prompts"] == ["look\n[media: image/png, 300 bytes]"]
     assert summary["tool_calls"] == ["read", "grep", "unknown"]

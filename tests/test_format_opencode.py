@@ -134,9 +134,11 @@ def test_synthetic_parts_are_one_harness_row_after_the_prompt():
     # file:// mentions stay out of the typed text: their content is in the synthetic parts.
     assert "file://" not in rows["text"][0]
     harness = df.filter((df["role"] == "user") & (df["origin"] == "harness"))
-    assert harness.height == sum(
-        any(p.get("synthetic") for p in m["parts"]) for m in data["messages"] if m["info"]["role"] == "user"
-    ) == 3
+    assert (
+        harness.height
+        == sum(any(p.get("synthetic") for p in m["parts"]) for m in data["messages"] if m["info"]["role"] == "user")
+        == 3
+    )
 
 
 def test_aborted_message_keeps_its_row():
@@ -243,12 +245,29 @@ def with_compaction(data: dict) -> dict:
     anchor = msgs[9]["info"]
     sid = anchor["sessionID"]
     base = anchor["id"][:-4]
-    user = {"info": {"id": base + "zzz1", "sessionID": sid, "role": "user",
-                     "time": {"created": anchor["time"]["created"]}, "agent": "build",
-                     "model": {"providerID": "openai", "modelID": "gpt-5.3-codex"}}, "parts": []}
+    user = {
+        "info": {
+            "id": base + "zzz1",
+            "sessionID": sid,
+            "role": "user",
+            "time": {"created": anchor["time"]["created"]},
+            "agent": "build",
+            "model": {"providerID": "openai", "modelID": "gpt-5.3-codex"},
+        },
+        "parts": [],
+    }
     user["parts"].append(_part(user, "prt_compaction_1", type="compaction", auto=False))
-    summ = {"info": {**msgs[1]["info"], "id": base + "zzz2", "parentID": user["info"]["id"], "summary": True,
-                     "agent": "compaction", "mode": "compaction"}, "parts": []}
+    summ = {
+        "info": {
+            **msgs[1]["info"],
+            "id": base + "zzz2",
+            "parentID": user["info"]["id"],
+            "summary": True,
+            "agent": "compaction",
+            "mode": "compaction",
+        },
+        "parts": [],
+    }
     summ["parts"].append(_part(summ, "prt_summary_text", type="text", text="## Goal\nWrite AGENTS.md"))
     data["messages"].extend([user, summ])
     read = next(p for m in msgs for p in m["parts"] if p.get("tool") == "read")
@@ -307,8 +326,16 @@ def test_data_url_files_become_media_placeholders(tmp_path):
     data = raw(NIMBLE := EXPORTS / "session__nimble-pixel__ses_39b4c1891ffezxPVc5OPmcqF33.json")
     user = messages(data)[0]
     payload = "iVBORw0KGgo" + "A" * 4000
-    user["parts"].append(_part(user, "prt_zzzz_image", type="file", mime="image/png", filename="shot.png",
-                               url=f"data:image/png;base64,{payload}"))
+    user["parts"].append(
+        _part(
+            user,
+            "prt_zzzz_image",
+            type="file",
+            mime="image/png",
+            filename="shot.png",
+            url=f"data:image/png;base64,{payload}",
+        )
+    )
     df = rj.load(write(tmp_path, data)).df
     text = df.filter(df["id"] == user["info"]["id"])["text"].item()
     assert "[media: image/png, 3,008 bytes]" in text
@@ -320,8 +347,17 @@ def test_unknown_part_and_role_are_kept_as_harness_rows(tmp_path):
     data = raw(JOLLY)
     m = messages(data)[1]
     m["parts"].append(_part(m, "prt_zzzz_new", type="hologram", payload={"x": 1}))
-    data["messages"].append({"info": {"id": "msg_zzzz", "sessionID": m["info"]["sessionID"], "role": "narrator",
-                                      "time": {"created": 1771214975000}}, "parts": []})
+    data["messages"].append(
+        {
+            "info": {
+                "id": "msg_zzzz",
+                "sessionID": m["info"]["sessionID"],
+                "role": "narrator",
+                "time": {"created": 1771214975000},
+            },
+            "parts": [],
+        }
+    )
     df = rj.load(write(tmp_path, data)).df
     unknown = df.filter(df["origin"] == "harness").sort("seq")
     assert unknown["raw_type"].to_list() == ["part/hologram", "message/narrator"]
@@ -388,18 +424,58 @@ def child_export() -> dict:
     parent = raw(JOLLY)
     task = next(p for m in parent["messages"] for p in m["parts"] if p.get("tool") == "task")
     t0 = task["state"]["time"]["start"]
-    info = {**parent["info"], "id": CHILD, "parentID": parent["info"]["id"], "slug": "child", "title": "gitter",
-            "time": {"created": t0, "updated": task["state"]["time"]["end"]}}
-    u = {"id": "msg_c64a2b1a0001aaaaaaaaaaaaaa", "sessionID": CHILD, "role": "user", "time": {"created": t0 + 1},
-         "agent": "gitter", "model": {"providerID": "openai", "modelID": "gpt-5.3-codex"}}
-    a = {**next(m["info"] for m in parent["messages"] if m["info"]["role"] == "assistant"),
-         "id": "msg_c64a2b1b0001bbbbbbbbbbbbbb", "sessionID": CHILD, "parentID": u["id"], "time": {"created": t0 + 2}}
-    return {"info": info, "messages": [
-        {"info": u, "parts": [{"id": "prt_c64a2b1a0002cccccccccccccc", "sessionID": CHILD, "messageID": u["id"],
-                               "type": "text", "text": task["state"]["input"]["prompt"]}]},
-        {"info": a, "parts": [{"id": "prt_c64a2b1b0002dddddddddddddd", "sessionID": CHILD, "messageID": a["id"],
-                               "type": "text", "text": "done"}]},
-    ]}
+    info = {
+        **parent["info"],
+        "id": CHILD,
+        "parentID": parent["info"]["id"],
+        "slug": "child",
+        "title": "gitter",
+        "time": {"created": t0, "updated": task["state"]["time"]["end"]},
+    }
+    u = {
+        "id": "msg_c64a2b1a0001aaaaaaaaaaaaaa",
+        "sessionID": CHILD,
+        "role": "user",
+        "time": {"created": t0 + 1},
+        "agent": "gitter",
+        "model": {"providerID": "openai", "modelID": "gpt-5.3-codex"},
+    }
+    a = {
+        **next(m["info"] for m in parent["messages"] if m["info"]["role"] == "assistant"),
+        "id": "msg_c64a2b1b0001bbbbbbbbbbbbbb",
+        "sessionID": CHILD,
+        "parentID": u["id"],
+        "time": {"created": t0 + 2},
+    }
+    return {
+        "info": info,
+        "messages": [
+            {
+                "info": u,
+                "parts": [
+                    {
+                        "id": "prt_c64a2b1a0002cccccccccccccc",
+                        "sessionID": CHILD,
+                        "messageID": u["id"],
+                        "type": "text",
+                        "text": task["state"]["input"]["prompt"],
+                    }
+                ],
+            },
+            {
+                "info": a,
+                "parts": [
+                    {
+                        "id": "prt_c64a2b1b0002dddddddddddddd",
+                        "sessionID": CHILD,
+                        "messageID": a["id"],
+                        "type": "text",
+                        "text": "done",
+                    }
+                ],
+            },
+        ],
+    }
 
 
 def exports() -> list[dict]:
@@ -420,18 +496,33 @@ def build_db(path: Path, wal: bool = True) -> Path:
 
 def insert(conn: sqlite3.Connection, data: dict) -> None:
     i = data["info"]
-    conn.execute("INSERT INTO session (id, project_id, parent_id, slug, directory, title, version, time_created, "
-                 "time_updated) VALUES (?,?,?,?,?,?,?,?,?)",
-                 (i["id"], i["projectID"], i.get("parentID"), i["slug"], i["directory"], i["title"], i["version"],
-                  i["time"]["created"], i["time"]["updated"]))
+    conn.execute(
+        "INSERT INTO session (id, project_id, parent_id, slug, directory, title, version, time_created, "
+        "time_updated) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            i["id"],
+            i["projectID"],
+            i.get("parentID"),
+            i["slug"],
+            i["directory"],
+            i["title"],
+            i["version"],
+            i["time"]["created"],
+            i["time"]["updated"],
+        ),
+    )
     for m in data["messages"]:
         info = {k: v for k, v in m["info"].items() if k not in ("id", "sessionID")}
-        conn.execute("INSERT INTO message VALUES (?,?,?,?,?)", (m["info"]["id"], i["id"], m["info"]["time"]["created"],
-                                                                 m["info"]["time"]["created"], json.dumps(info)))
+        conn.execute(
+            "INSERT INTO message VALUES (?,?,?,?,?)",
+            (m["info"]["id"], i["id"], m["info"]["time"]["created"], m["info"]["time"]["created"], json.dumps(info)),
+        )
         for p in m["parts"]:
             body = {k: v for k, v in p.items() if k not in ("id", "sessionID", "messageID")}
-            conn.execute("INSERT INTO part VALUES (?,?,?,?,?,?)", (p["id"], m["info"]["id"], i["id"],
-                                                                   m["info"]["time"]["created"], 0, json.dumps(body)))
+            conn.execute(
+                "INSERT INTO part VALUES (?,?,?,?,?,?)",
+                (p["id"], m["info"]["id"], i["id"], m["info"]["time"]["created"], 0, json.dumps(body)),
+            )
 
 
 def build_tree(root: Path) -> Path:
@@ -507,8 +598,9 @@ def test_live_wal_db_is_read_with_its_wal(tmp_path):
 def test_db_orders_messages_by_time_created_and_reports_bad_rows(tmp_path):
     db = build_db(tmp_path / "opencode.db", wal=False)
     conn = sqlite3.connect(db)
-    conn.execute("UPDATE part SET data = '{not json' WHERE id = (SELECT min(id) FROM part WHERE session_id = ?)",
-                 (CHILD,))
+    conn.execute(
+        "UPDATE part SET data = '{not json' WHERE id = (SELECT min(id) FROM part WHERE session_id = ?)", (CHILD,)
+    )
     conn.commit()
     conn.close()
     ctx = rj.load(db)
@@ -543,11 +635,15 @@ def test_data_folder_reads_db_and_tree_once(tmp_path):
     (tree / "session" / "p" / "ses_zzzzonlyintree000000000000.json").write_text(json.dumps(lone["info"]))
     (tree / "message" / "ses_zzzzonlyintree000000000000").mkdir()
     (tree / "message" / "ses_zzzzonlyintree000000000000" / "msg_1.json").write_text(
-        json.dumps({**lone["messages"][0]["info"], "id": "msg_1"}))
+        json.dumps({**lone["messages"][0]["info"], "id": "msg_1"})
+    )
     ctx = rj.load(data_dir)
     assert ctx.sessions.height == 6
-    assert ctx.sessions.filter(ctx.sessions["session_id"] != "ses_zzzzonlyintree000000000000")["path"].str.ends_with(
-        "opencode.db").all()
+    assert (
+        ctx.sessions.filter(ctx.sessions["session_id"] != "ses_zzzzonlyintree000000000000")["path"]
+        .str.ends_with("opencode.db")
+        .all()
+    )
     assert len([i for i in ctx.report.issues if i.kind == "duplicate"]) == 5
 
 
@@ -593,7 +689,8 @@ def test_recorded_db():
         n_sessions = con.execute("SELECT count(*) FROM session").fetchone()[0]
         n_tools = con.execute("SELECT count(*) FROM part WHERE json_extract(data, '$.type') = 'tool'").fetchone()[0]
         n_asst = con.execute(
-            "SELECT count(*) FROM message WHERE json_extract(data, '$.role') = 'assistant'").fetchone()[0]
+            "SELECT count(*) FROM message WHERE json_extract(data, '$.role') = 'assistant'"
+        ).fetchone()[0]
         con.close()
         ctx = rj.load(db)
         assert ctx.sessions.height == n_sessions

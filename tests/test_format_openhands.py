@@ -32,16 +32,25 @@ def test_basic_edit_and_finish():
     assert edit["tool_output"] == events[2]["content"] and edit["tool_status"] == "ok"  # event 4, cause 3
     assert df.filter(pl.col("id") == edit["parent_id"])["text"][0] == events[1]["args"]["thought"]
     # usage appears on action 3 and observation 4 (same response): counted once per response
-    usages = {e["tool_call_metadata"]["model_response"]["id"]: e["tool_call_metadata"]["model_response"]["usage"]
-              for e in events if e.get("tool_call_metadata")}
+    usages = {
+        e["tool_call_metadata"]["model_response"]["id"]: e["tool_call_metadata"]["model_response"]["usage"]
+        for e in events
+        if e.get("tool_call_metadata")
+    }
     assert len(usages) == 2
     tok = summary["tokens"]
     assert tok["output"] == sum(u["completion_tokens"] for u in usages.values()) == 1135 + 177
     assert tok["cache_read"] == sum(u["cache_read_input_tokens"] for u in usages.values())
     assert tok["cache_write"] == sum(u["cache_creation_input_tokens"] for u in usages.values())
     # litellm's prompt_tokens include cache reads and writes (3486 = 3482 written + 4 new)
-    assert tok["input"] == sum(u["prompt_tokens"] - u["cache_read_input_tokens"] - u["cache_creation_input_tokens"]
-                               for u in usages.values()) == 4 + 6
+    assert (
+        tok["input"]
+        == sum(
+            u["prompt_tokens"] - u["cache_read_input_tokens"] - u["cache_creation_input_tokens"]
+            for u in usages.values()
+        )
+        == 4 + 6
+    )
     notes = [i for i in ctx.report.issues if i.kind == "note"]
     assert len(notes) == 1 and "read as UTC" in notes[0].reason
     assert df["ts"][0].isoformat() == "2025-01-27T22:44:56.900854+00:00"
@@ -60,11 +69,28 @@ def test_chat_messages():
 
 def _condensed(tmp_path):
     events = json.loads(BASIC.read_text())
-    cond = {"id": 6, "timestamp": "2025-01-27T22:45:20.000000", "source": "agent", "message": "",
-            "action": "condensation", "args": {"forgotten_events_start_id": 3, "forgotten_events_end_id": 4,
-                                               "summary": "The agent wrote game_2048.py.", "summary_offset": 1}}
-    state = {"id": 7, "timestamp": "2025-01-27T22:45:21.000000", "source": "environment", "message": "",
-             "observation": "agent_state_changed", "content": "", "extras": {"agent_state": "finished"}}
+    cond = {
+        "id": 6,
+        "timestamp": "2025-01-27T22:45:20.000000",
+        "source": "agent",
+        "message": "",
+        "action": "condensation",
+        "args": {
+            "forgotten_events_start_id": 3,
+            "forgotten_events_end_id": 4,
+            "summary": "The agent wrote game_2048.py.",
+            "summary_offset": 1,
+        },
+    }
+    state = {
+        "id": 7,
+        "timestamp": "2025-01-27T22:45:21.000000",
+        "source": "environment",
+        "message": "",
+        "observation": "agent_state_changed",
+        "content": "",
+        "extras": {"agent_state": "finished"},
+    }
     path = tmp_path / "condensed.json"
     path.write_text(json.dumps([*events, cond, state], indent=2))
     return path
@@ -83,8 +109,16 @@ def test_condensation_marks_forgotten_events(tmp_path):
 def test_errors_and_stray_observations(tmp_path):
     events = json.loads(BASIC.read_text())
     events[2] = events[2] | {"observation": "error", "content": "ERROR: no such file"}
-    stray = {"id": 9, "timestamp": "2025-01-27T22:45:22", "source": "environment", "message": "boom",
-             "observation": "error", "content": "runtime died", "cause": None, "extras": {}}
+    stray = {
+        "id": 9,
+        "timestamp": "2025-01-27T22:45:22",
+        "source": "environment",
+        "message": "boom",
+        "observation": "error",
+        "content": "runtime died",
+        "cause": None,
+        "extras": {},
+    }
     path = tmp_path / "err.json"
     path.write_text(json.dumps([*events, stray, "junk"]))
     ctx, df, summary = _load(path)

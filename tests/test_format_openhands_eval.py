@@ -16,11 +16,22 @@ OH = sample_tree() / "openhands"
 
 
 def _line(instance_id: str, history: list, **extra) -> str:
-    rec = {"instance_id": instance_id, "test_result": {"git_patch": "diff --git a/x b/x"},
-           "instruction": history[0]["args"]["content"] if history and "args" in history[0] else "",
-           "metadata": {"agent_class": "CodeActAgent", "llm_config": {"model": "anthropic/claude-3-5-sonnet-20241022"},
-                        "max_iterations": 30, "eval_output_dir": "evaluation/outputs/x", "start_time": "2025-01-27"},
-           "history": history, "metrics": {"accumulated_cost": 0.05}, "error": None, **extra}
+    rec = {
+        "instance_id": instance_id,
+        "test_result": {"git_patch": "diff --git a/x b/x"},
+        "instruction": history[0]["args"]["content"] if history and "args" in history[0] else "",
+        "metadata": {
+            "agent_class": "CodeActAgent",
+            "llm_config": {"model": "anthropic/claude-3-5-sonnet-20241022"},
+            "max_iterations": 30,
+            "eval_output_dir": "evaluation/outputs/x",
+            "start_time": "2025-01-27",
+        },
+        "history": history,
+        "metrics": {"accumulated_cost": 0.05},
+        "error": None,
+        **extra,
+    }
     return json.dumps(rec)
 
 
@@ -31,8 +42,18 @@ def _write(tmp_path) -> Path:
     pairs = [[basic[0], {}], [basic[1], basic[2]], [basic[3], {}]]  # message, edit + its observation, finish
     out = tmp_path / "CodeActAgent" / "claude-3-5-sonnet_maxiter_30" / "output.jsonl"
     out.parent.mkdir(parents=True)
-    out.write_text("\n".join([_line("game__2048-1", basic), _line("chat__hello-2", chat), "{broken",
-                              json.dumps({"instance_id": "x"}), _line("game__2048-pairs", pairs)]) + "\n")
+    out.write_text(
+        "\n".join(
+            [
+                _line("game__2048-1", basic),
+                _line("chat__hello-2", chat),
+                "{broken",
+                json.dumps({"instance_id": "x"}),
+                _line("game__2048-pairs", pairs),
+            ]
+        )
+        + "\n"
+    )
     return out
 
 
@@ -49,8 +70,10 @@ def test_one_session_per_task(tmp_path, samples):
     task = by_title["game__2048-1"]
     for key in ("user_prompts", "tool_calls", "tool_errors", "tokens"):
         assert task[key] == single[key], key
-    assert by_title["chat__hello-2"]["user_prompts"] == rj.load(OH / "basic_interactions.json").summaries()[0][
-        "user_prompts"]
+    assert (
+        by_title["chat__hello-2"]["user_prompts"]
+        == rj.load(OH / "basic_interactions.json").summaries()[0]["user_prompts"]
+    )
     assert task["session_id"] == "claude-3-5-sonnet_maxiter_30/game__2048-1"
     # the model the responses name wins over the configured one
     assert ctx.sessions.filter(pl.col("session_id") == task["session_id"])["model"][0] == "claude-3-5-sonnet-20241022"

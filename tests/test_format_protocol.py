@@ -14,8 +14,10 @@ from rlm_jupyter.sessions.formats.protocol import OPTIONAL, Format
 DATA = Path(__file__).parent / "data"
 # parameters each member takes (positional, in order); `related`'s listing and `discover`'s home may default
 # formats whose test builds its files (from real samples of another layout); a real file added here must go in DATA
-BUILT = {"atif": "tests/test_format_atif.py writes Harbor trajectories",
-         "openhands-eval": "tests/test_format_openhands_eval.py wraps the OpenHands samples in output.jsonl"}
+BUILT = {
+    "atif": "tests/test_format_atif.py writes Harbor trajectories",
+    "openhands-eval": "tests/test_format_openhands_eval.py wraps the OpenHands samples in output.jsonl",
+}
 PARAMS = {"sniff": 1, "read": 2, "sniff_dir": 1, "related": 2, "discover": 1}
 
 
@@ -28,8 +30,11 @@ def test_module_meets_the_protocol(mod):
         if name in OPTIONAL and fn is None:
             continue
         assert callable(fn), f"{mod.__name__}.{name} must be a function or None"
-        params = [p for p in inspect.signature(fn).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         required = [p for p in params if p.default is p.empty]
         assert len(required) <= PARAMS[name] <= len(params), f"{mod.__name__}.{name}{inspect.signature(fn)}"
 

@@ -51,7 +51,11 @@ def test_reused_call_ids_answer_the_latest_call():
     _, df, _ = _load(MARSH)
     rows = df.filter(pl.col("tool_call_id") == "call_5iDdbOYybq7L19vqXmR0DPaU")
     assert [json.loads(x)["command"] for x in rows["tool_input"]] == [
-        "python reproduce.py", "ls -F", "python reproduce.py", "rm reproduce.py"]
+        "python reproduce.py",
+        "ls -F",
+        "python reproduce.py",
+        "rm reproduce.py",
+    ]
     assert rows["tool_output"][0].startswith("344") and rows["tool_output"][2].startswith("345")
 
 

@@ -85,8 +85,14 @@ def test_past_crasher_loads_with_the_problem_reported(path):
     problems = [i for i in issues if i.kind in ("malformed", "truncated", "invalid", "unknown")]
     assert problems, f"{path.name}: the bad value was not reported: {ctx.report!r}"
     # Where: a line, a pointer, a record file of a storage tree, or the session field a whole-session value fed.
-    located = [i for i in problems if i.line is not None or i.pointer or i.reason.startswith("session ")
-               or (Path(i.path).is_file() and Path(i.path).suffix == ".json" and "storage" in Path(i.path).parts)]
+    located = [
+        i
+        for i in problems
+        if i.line is not None
+        or i.pointer
+        or i.reason.startswith("session ")
+        or (Path(i.path).is_file() and Path(i.path).suffix == ".json" and "storage" in Path(i.path).parts)
+    ]
     assert located, f"{path.name}: no location: {problems}"
 
 
@@ -103,8 +109,9 @@ def test_a_valid_claude_line_then_a_record_whose_type_is_an_object(tmp_path):
 def test_codex_line_with_a_list_of_lists_as_type(tmp_path):
     lines = CODEX.read_bytes().splitlines()
     f = tmp_path / "rollout.jsonl"
-    f.write_bytes(b"\n".join([*lines[:3], b'{"timestamp":"2026-01-01T00:00:00Z","type":[[]],"payload":{}}',
-                              *lines[3:], b""]))
+    f.write_bytes(
+        b"\n".join([*lines[:3], b'{"timestamp":"2026-01-01T00:00:00Z","type":[[]],"payload":{}}', *lines[3:], b""])
+    )
     ctx = _full_load(f)
     plain = _full_load(CODEX)
     assert ctx.df.height == plain.df.height + 1  # every record kept; the odd one as a system row of unknown type

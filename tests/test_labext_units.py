@@ -24,10 +24,23 @@ def test_typescript_units(src: Path, tmp_path: Path):
     if not esbuild.exists():
         pytest.fail(f"{esbuild} is missing: run `npm --prefix labextension ci` (pip install -e . does it too)")
     out = tmp_path / (src.stem + ".mjs")
-    subprocess.run([str(esbuild), str(src), "--bundle", "--format=esm", "--platform=node", f"--outfile={out}",
-                    "--log-level=warning"], check=True, cwd=LABEXT, timeout=60)
-    r = subprocess.run([node, "--test", "--test-reporter=spec", str(out)], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path)
+    subprocess.run(
+        [
+            str(esbuild),
+            str(src),
+            "--bundle",
+            "--format=esm",
+            "--platform=node",
+            f"--outfile={out}",
+            "--log-level=warning",
+        ],
+        check=True,
+        cwd=LABEXT,
+        timeout=60,
+    )
+    r = subprocess.run(
+        [node, "--test", "--test-reporter=spec", str(out)], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert r.returncode == 0, f"node --test {src.name} failed:\n{r.stdout[-6000:]}\n{r.stderr[-3000:]}"
     assert "# fail 0" in r.stdout or "fail 0" in r.stdout, r.stdout[-3000:]
 

@@ -24,8 +24,20 @@ EXPECTED_FORMAT = {
     "openai-messages": "openai-messages",
 }
 
-SUMMARY_KEYS = {"format", "producer_version", "session_id", "title", "messages", "user_prompts", "tool_calls",
-                "tool_errors", "subagents", "compactions", "malformed_lines", "tokens"}
+SUMMARY_KEYS = {
+    "format",
+    "producer_version",
+    "session_id",
+    "title",
+    "messages",
+    "user_prompts",
+    "tool_calls",
+    "tool_errors",
+    "subagents",
+    "compactions",
+    "malformed_lines",
+    "tokens",
+}
 
 
 def _sample_files(samples: Path) -> list[Path]:
@@ -103,15 +115,18 @@ def test_inspect_json_keys_are_stable(samples, capsysbinary):
 
 
 def test_inspect_cli_process_reports_bad_path_in_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "rlm_jupyter.cli", "inspect", str(tmp_path / "missing")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlm_jupyter.cli", "inspect", str(tmp_path / "missing")], capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "no such file or folder" in proc.stderr
 
 
 def test_import_is_light():
-    code = ("import sys, rlm_jupyter; "
-            "print(sorted(m for m in ('polars', 'litellm', 'torch', 'IPython') if m in sys.modules))")
+    code = (
+        "import sys, rlm_jupyter; "
+        "print(sorted(m for m in ('polars', 'litellm', 'torch', 'IPython') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -130,8 +145,10 @@ def test_discover_finds_sessions_in_the_usual_places(tmp_path, samples, monkeypa
     gemini = tmp_path / ".gemini" / "tmp" / "5b959dae" / "chats"
     for d in (claude, codex, gemini):
         d.mkdir(parents=True)
-    shutil.copy(samples / "claude-code" / "codemie-4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl",
-                claude / "4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl")
+    shutil.copy(
+        samples / "claude-code" / "codemie-4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl",
+        claude / "4c2ddfdc-b619-4525-8d03-1950fb1b0257.jsonl",
+    )
     rollout = "rollout-2026-05-11T11-26-55-019e1625-789d-76c0-80ab-3724b5ddb799.jsonl"
     shutil.copy(samples / "codex" / rollout, codex / rollout)
     name = "session-2025-12-01T21-45-5b959dae.json"

@@ -27,8 +27,9 @@ def store(tmp_path) -> Path:
     for n in range(5):
         main_copy(root, n)
     for n in range(2):
-        (root / "codex" / f"rollout-{n}.jsonl").write_text(remapped(CODEX.read_text(encoding="utf-8"), n),
-                                                           encoding="utf-8")
+        (root / "codex" / f"rollout-{n}.jsonl").write_text(
+            remapped(CODEX.read_text(encoding="utf-8"), n), encoding="utf-8"
+        )
     return root
 
 
@@ -351,8 +352,9 @@ def test_racy_entries_are_hashed_until_found_unchanged_after_their_window(store,
     hashed.clear()
     same(load(store), first)  # checked once more, found unchanged: settled
     assert len(hashed) == 7
-    assert not any(e.get("digest") for m in (cache.root() / "packs").glob("*.json")
-                   for e in json.loads(m.read_text())["files"])
+    assert not any(
+        e.get("digest") for m in (cache.root() / "packs").glob("*.json") for e in json.loads(m.read_text())["files"]
+    )
     hashed.clear()
     same(load(store), first)
     assert hashed == []  # the key alone decides now

@@ -62,8 +62,7 @@ def store(tmp_path) -> Path:
         _, sid = main_copy(claude_dir, n)
         agent_copy(claude_dir, n, sid)
     for n in range(6):
-        (codex_dir / f"rollout-{n}.jsonl").write_text(remapped(CODEX.read_text(encoding="utf-8"), n),
-                                                     encoding="utf-8")
+        (codex_dir / f"rollout-{n}.jsonl").write_text(remapped(CODEX.read_text(encoding="utf-8"), n), encoding="utf-8")
     shutil.copy(claude_dir / f"{remapped(SID, 3)}.jsonl", root / "copy-of-3.jsonl")  # the same session again
     (root / "notes.json").write_text('{"hello": 1}')
     bad = claude_dir / f"{remapped(SID, 5)}.jsonl"
@@ -240,8 +239,7 @@ def test_a_file_that_changes_while_read_is_loaded_but_not_cached(tmp_path, cache
     assert cache.info(cache.root())["files"] == 0
 
 
-def test_progress_bar_is_silent_for_quick_loads_and_counts_files_mb_and_sessions(store, cache_dir, capsys,
-                                                                               monkeypatch):
+def test_progress_bar_is_silent_for_quick_loads_and_counts_files_mb_and_sessions(store, cache_dir, capsys, monkeypatch):
     rj.load(store, cache=False, progress=True)
     assert capsys.readouterr().err == ""  # under a second: nothing shown
     from rlm_jupyter.sessions import progress

@@ -10,11 +10,11 @@ from pathlib import Path
 import jsonschema
 
 import rlm_jupyter as rj
-from rlm_jupyter.rlm.budget import Budget
-from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import Models
-from rlm_jupyter.rlm.parse import parse_reply
-from rlm_jupyter.rlm.worker import Limits
+from rlm_jupyter.engine.budget import Budget
+from rlm_jupyter.engine.loop import rlm
+from rlm_jupyter.engine.models import Models
+from rlm_jupyter.engine.parse import parse_reply
+from rlm_jupyter.engine.worker import Limits
 from rlm_jupyter.testing.scripted import repl, script_model
 from rlm_jupyter.trace import Trace
 
@@ -33,10 +33,12 @@ def check_tree(trace: Trace) -> None:
 
 # ---- parsing ---------------------------------------------------------------------------------------------------
 
+
 def test_parse_blocks_in_order_and_final_only_at_line_start():
-    r = parse_reply("Plan: I will call FINAL(x) at the end.\n```repl\na = 1\n```\ntext\n```python\nprint(a)\n```\n"
-                    "```bash\nls\n```")
-    assert r.code == ["a = 1", "print(a)"] and r.final is None   # FINAL inside a plan sentence is not taken
+    r = parse_reply(
+        "Plan: I will call FINAL(x) at the end.\n```repl\na = 1\n```\ntext\n```python\nprint(a)\n```\n```bash\nls\n```"
+    )
+    assert r.code == ["a = 1", "print(a)"] and r.final is None  # FINAL inside a plan sentence is not taken
     r = parse_reply("```repl\nFINAL('in code')\n```\nFINAL(The answer (with parens) is 42)\n")
     assert r.final.kind == "FINAL" and r.final.value == "The answer (with parens) is 42"
     assert parse_reply("FINAL_VAR(result)").final.value == "result"
@@ -46,12 +48,16 @@ def test_parse_blocks_in_order_and_final_only_at_line_start():
 
 # ---- runs --------------------------------------------------------------------------------------------------------
 
+
 def test_final_var_before_the_variable_exists_tells_the_model_and_goes_on(tmp_path, ctx):
-    model = script_model(tmp_path, [
-        repl("n = len(context)\nprint(n)") + "\nFINAL_VAR(missing)",
-        repl("missing = f'{n} messages'"),
-        "FINAL_VAR(missing)",
-    ])
+    model = script_model(
+        tmp_path,
+        [
+            repl("n = len(context)\nprint(n)") + "\nFINAL_VAR(missing)",
+            repl("missing = f'{n} messages'"),
+            "FINAL_VAR(missing)",
+        ],
+    )
     path = tmp_path / "run.rlmtrace.jsonl"
     run = rlm("How many messages?", ctx, model=model, sub_model=model, models=Models(), trace_path=path)
     assert run.status == "done" and run.answer == f"{len(ctx)} messages"
@@ -63,10 +69,17 @@ def test_final_var_before_the_variable_exists_tells_the_model_and_goes_on(tmp_pa
 
 
 def test_answer_dict_sub_calls_and_a_failed_sub_call(tmp_path, ctx):
-    model = script_model(tmp_path, [repl(
-        "a = sub_llm('Question: which file?\\nText: Write: available-tools.md was rejected.')\n"
-        "b = sub_llm_batch(['one', 'two'])\n"   # the sub script has one answer left: the second call fails
-        "answer['content'] = a + ' | ' + ' | '.join(b)\nanswer['ready'] = True")], sub=["first", "second"])
+    model = script_model(
+        tmp_path,
+        [
+            repl(
+                "a = sub_llm('Question: which file?\\nText: Write: available-tools.md was rejected.')\n"
+                "b = sub_llm_batch(['one', 'two'])\n"  # the sub script has one answer left: the second call fails
+                "answer['content'] = a + ' | ' + ' | '.join(b)\nanswer['ready'] = True"
+            )
+        ],
+        sub=["first", "second"],
+    )
     run = rlm("Which file?", ctx, model=model, sub_model=model, models=Models())
     assert run.status == "done" and run.trace.of_type("final")[-1]["via"] == "answer"
     subs = run.trace.of_type("sub_call")
@@ -74,7 +87,7 @@ def test_answer_dict_sub_calls_and_a_failed_sub_call(tmp_path, ctx):
     assert subs[0]["status"] == "ok" and sorted(s["status"] for s in subs[1:]) == ["error", "ok"]
     failed = next(s for s in subs if s["status"] == "error")
     assert "script exhausted" in failed["error"]
-    parts = run.answer.split(" | ")   # the code got the error as text, in the batch's prompt order
+    parts = run.answer.split(" | ")  # the code got the error as text, in the batch's prompt order
     assert parts[0] == "first" and sorted(p[:6] for p in parts[1:]) == ["Error:", "second"]
     assert all(run.trace.get(s["parent"])["type"] == "code" for s in subs)
     check_tree(run.trace)
@@ -83,8 +96,9 @@ def test_answer_dict_sub_calls_and_a_failed_sub_call(tmp_path, ctx):
 def test_output_is_cut_for_the_prompt_but_kept_whole_in_the_trace(tmp_path, ctx):
     model = script_model(tmp_path, [repl("print('x' * 50_000)"), "FINAL(done)"])
     seen = []
-    run = rlm("q", ctx, model=model, sub_model=model, models=Models(), limits=Limits(output_chars=1_000),
-              on_event=seen.append)
+    run = rlm(
+        "q", ctx, model=model, sub_model=model, models=Models(), limits=Limits(output_chars=1_000), on_event=seen.append
+    )
     out = run.trace.of_type("output")[0]
     assert len(out["stdout"]) == 50_001 and out["truncated"] is True
     # the second step's prompt holds the cut output (~1,000 chars), not 50,000
@@ -94,8 +108,9 @@ def test_output_is_cut_for_the_prompt_but_kept_whole_in_the_trace(tmp_path, ctx)
 
 
 def test_token_budget_stops_with_the_best_partial_answer(tmp_path, ctx):
-    model = script_model(tmp_path, [repl("answer['content'] = 'partial: Write was rejected'\nprint('x' * 4000)"),
-                              repl("print('never')")])
+    model = script_model(
+        tmp_path, [repl("answer['content'] = 'partial: Write was rejected'\nprint('x' * 4000)"), repl("print('never')")]
+    )
     run = rlm("q", ctx, model=model, sub_model=model, models=Models(), budget=Budget(tokens=100))
     assert run.status == "budget" and run.stopped_by == "tokens"
     assert run.answer == "partial: Write was rejected"
@@ -113,11 +128,14 @@ def test_iteration_limit_asks_for_the_answer_once(tmp_path, ctx):
 
 
 def test_recursive_rlm_opens_a_child_run_under_its_sub_call(tmp_path, ctx):
-    model = script_model(tmp_path, [
-        repl("r = rlm('Which file write was rejected?')\nprint(r)"),
-        "FINAL(available-tools.md)",          # the child run's only step
-        "FINAL_VAR(r)",
-    ])
+    model = script_model(
+        tmp_path,
+        [
+            repl("r = rlm('Which file write was rejected?')\nprint(r)"),
+            "FINAL(available-tools.md)",  # the child run's only step
+            "FINAL_VAR(r)",
+        ],
+    )
     run = rlm("q", ctx, model=model, sub_model=model, models=Models(), max_depth=2)
     assert run.status == "done" and run.answer == "available-tools.md"
     sub = run.trace.of_type("sub_call")[0]

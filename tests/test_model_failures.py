@@ -12,9 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.rlm.budget import Budget
-from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import DEFAULT_CALL_TIMEOUT_S, Models
+from rlm_jupyter.engine.budget import Budget
+from rlm_jupyter.engine.loop import rlm
+from rlm_jupyter.engine.models import DEFAULT_CALL_TIMEOUT_S, Models
 from rlm_jupyter.testing import ScriptedServer, ServerModels
 from rlm_jupyter.trace import Trace
 
@@ -24,7 +24,7 @@ CODE = "```repl\nprint(len(context))\n```"
 
 @pytest.fixture(scope="module")
 def ctx(samples):
-    from rlm_jupyter.rlm.models import load_litellm
+    from rlm_jupyter.engine.models import load_litellm
 
     load_litellm()  # its import (seconds) happens before a run's clock starts; keep it out of the timings
     return rj.load(samples / CLAUDE)
@@ -33,6 +33,7 @@ def ctx(samples):
 def server_models(base_url: str, **options) -> ServerModels:
     """The real client against the test server, with the library's own timeouts and a quick retry."""
     return ServerModels(base_url, **{"retries": 2, "backoff_s": 0.05, "timeout_s": DEFAULT_CALL_TIMEOUT_S, **options})
+
 
 class RawServer:
     """Answers every POST with a fixed status and raw body (garbage, or JSON that is not a chat completion)."""
@@ -66,8 +67,15 @@ class RawServer:
 
 
 def ask(ctx, models, tmp_path, **kw):
-    return rlm("How many messages?", ctx, model="openai/scripted-model", sub_model="openai/scripted-model",
-               models=models, trace_path=tmp_path / "run.rlmtrace.jsonl", **kw)
+    return rlm(
+        "How many messages?",
+        ctx,
+        model="openai/scripted-model",
+        sub_model="openai/scripted-model",
+        models=models,
+        trace_path=tmp_path / "run.rlmtrace.jsonl",
+        **kw,
+    )
 
 
 def test_a_slow_server_does_not_run_past_the_seconds_budget(ctx, tmp_path):
@@ -111,8 +119,9 @@ def test_server_errors_are_retried_then_reported(ctx, tmp_path):
     assert run.status == "error" and run.error_kind == "server", run.error
 
 
-@pytest.mark.parametrize("body", [b"<html>not json</html>", json.dumps({"id": "x", "object": "chat.completion",
-                                                                          "choices": []}).encode()])
+@pytest.mark.parametrize(
+    "body", [b"<html>not json</html>", json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode()]
+)
 def test_a_response_that_is_not_a_chat_completion_is_a_bad_response(ctx, tmp_path, body):
     with RawServer(200, body) as srv:
         run = ask(ctx, server_models(srv.base_url, retries=0), tmp_path)
@@ -121,10 +130,22 @@ def test_a_response_that_is_not_a_chat_completion_is_a_bad_response(ctx, tmp_pat
 
 def test_failed_sub_calls_are_counted_at_the_run_end(ctx, tmp_path):
     script = tmp_path / "s.json"
-    script.write_text(json.dumps({"root": ["```repl\nprint(sub_llm('a'))\nprint(sub_llm('b', model='gpt-4o'))\n```",
-                                           "FINAL(done)"], "sub": []}))
-    run = rlm("q", ctx, model=f"script:{script}", sub_model=f"script:{script}", models=Models(),
-              trace_path=tmp_path / "t.jsonl")
+    script.write_text(
+        json.dumps(
+            {
+                "root": ["```repl\nprint(sub_llm('a'))\nprint(sub_llm('b', model='gpt-4o'))\n```", "FINAL(done)"],
+                "sub": [],
+            }
+        )
+    )
+    run = rlm(
+        "q",
+        ctx,
+        model=f"script:{script}",
+        sub_model=f"script:{script}",
+        models=Models(),
+        trace_path=tmp_path / "t.jsonl",
+    )
     assert run.status == "done"
     end = run.trace.of_type("run_end")[-1]
     assert end["failed_calls"] == {"model": 1, "refused": 1}  # script exhausted; a model the run was not given

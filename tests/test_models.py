@@ -17,8 +17,8 @@ import urllib.request
 
 import pytest
 
-from rlm_jupyter.rlm import models as models_mod
-from rlm_jupyter.rlm.models import Completion, ModelError, Models, sub_llm
+from rlm_jupyter.engine import models as models_mod
+from rlm_jupyter.engine.models import Completion, ModelError, Models, sub_llm
 from rlm_jupyter.testing import ScriptedServer
 from rlm_jupyter.trace import TraceWriter
 
@@ -38,14 +38,18 @@ def fast(**kw) -> Models:
 
 # --- import cost -----------------------------------------------------------------------------------------------
 
+
 def test_importing_the_package_does_not_import_litellm():
-    code = ("import sys, rlm_jupyter, rlm_jupyter.rlm.models, rlm_jupyter.testing; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('litellm', 'openai')))")
+    code = (
+        "import sys, rlm_jupyter, rlm_jupyter.engine.models, rlm_jupyter.testing; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('litellm', 'openai')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 # --- completions, usage, cost ----------------------------------------------------------------------------------
+
 
 def test_completion_usage_and_cost_from_litellm_price_map(litellm, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
@@ -55,7 +59,12 @@ def test_completion_usage_and_cost_from_litellm_price_map(litellm, monkeypatch):
         body = srv.requests[0]["body"]
     assert isinstance(c, Completion)
     assert (c.text, c.model, c.tokens_in, c.tokens_out, c.finish_reason) == (
-        "Token rotation was decided.", "openai/gpt-4o-mini", 1000, 500, "stop")
+        "Token rotation was decided.",
+        "openai/gpt-4o-mini",
+        1000,
+        500,
+        "stop",
+    )
     price = litellm.model_cost["gpt-4o-mini"]
     assert c.cost_usd == pytest.approx(1000 * price["input_cost_per_token"] + 500 * price["output_cost_per_token"])
     assert body["model"] == "gpt-4o-mini" and body["messages"] == MSG and body["temperature"] == 0
@@ -63,14 +72,24 @@ def test_completion_usage_and_cost_from_litellm_price_map(litellm, monkeypatch):
 
 
 def test_registered_price_and_cost_override(litellm):
-    litellm.register_model({"openai/rlmj-priced": {
-        "input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6, "litellm_provider": "openai", "mode": "chat",
-        "cache_read_input_token_cost": 0.0, "cache_creation_input_token_cost": 0.0}})
+    litellm.register_model(
+        {
+            "openai/rlmj-priced": {
+                "input_cost_per_token": 2e-6,
+                "output_cost_per_token": 8e-6,
+                "litellm_provider": "openai",
+                "mode": "chat",
+                "cache_read_input_token_cost": 0.0,
+                "cache_creation_input_token_cost": 0.0,
+            }
+        }
+    )
     usage = {"prompt_tokens": 300, "completion_tokens": 40}
     with ScriptedServer([{"text": "a", "usage": usage}] * 3) as srv:
         registered = fast().complete("openai/rlmj-priced", MSG, api_base=srv.base_url)
         override = fast(cost_per_token={"openai/rlmj-priced": (1e-3, 1e-2)}).complete(
-            "openai/rlmj-priced", MSG, api_base=srv.base_url)
+            "openai/rlmj-priced", MSG, api_base=srv.base_url
+        )
         unpriced = fast().complete("openai/no-such-price", MSG, api_base=srv.base_url)
     assert registered.cost_usd == pytest.approx(300 * 2e-6 + 40 * 8e-6)
     assert override.cost_usd == pytest.approx(300 * 1e-3 + 40 * 1e-2)
@@ -79,8 +98,9 @@ def test_registered_price_and_cost_override(litellm):
 
 def test_streaming_passes_pieces_and_reports_usage():
     text = "The team chose short-lived access tokens with refresh rotation; server sessions were rejected."
-    with ScriptedServer([{"text": text, "usage": {"prompt_tokens": 77, "completion_tokens": 21}}],
-                        chunk_chars=16) as srv:
+    with ScriptedServer(
+        [{"text": text, "usage": {"prompt_tokens": 77, "completion_tokens": 21}}], chunk_chars=16
+    ) as srv:
         pieces: list[str] = []
         c = fast().complete("openai/scripted-model", MSG, api_base=srv.base_url, stream=True, on_delta=pieces.append)
         body = srv.requests[0]["body"]
@@ -92,23 +112,32 @@ def test_streaming_passes_pieces_and_reports_usage():
 def test_acomplete_streams_too():
     with ScriptedServer(["async answer " * 8]) as srv:
         pieces: list[str] = []
-        c = asyncio.run(fast().acomplete("openai/scripted-model", MSG, api_base=srv.base_url, stream=True,
-                                         on_delta=pieces.append))
+        c = asyncio.run(
+            fast().acomplete("openai/scripted-model", MSG, api_base=srv.base_url, stream=True, on_delta=pieces.append)
+        )
     assert c.text == "async answer " * 8 == "".join(pieces) and len(pieces) > 1
 
 
 def test_sub_llm_on_a_hosted_model_sends_one_user_prompt():
     with ScriptedServer(["short summary"]) as srv:
-        c = sub_llm("Summarize: tokens rotate hourly.", model="openai/scripted-model", system="Be brief.",
-                    models=fast(), api_base=srv.base_url)
+        c = sub_llm(
+            "Summarize: tokens rotate hourly.",
+            model="openai/scripted-model",
+            system="Be brief.",
+            models=fast(),
+            api_base=srv.base_url,
+        )
         body = srv.requests[0]["body"]
     assert c.text == "short summary" and c.model == "openai/scripted-model"
-    assert body["messages"] == [{"role": "system", "content": "Be brief."},
-                                {"role": "user", "content": "Summarize: tokens rotate hourly."}]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Summarize: tokens rotate hourly."},
+    ]
     assert "role" not in body  # our own keyword is not sent to the provider
 
 
 # --- faults ----------------------------------------------------------------------------------------------------
+
 
 def test_http_500_is_retried_then_succeeds():
     with ScriptedServer([{"status": 500, "error": "upstream overloaded"}, "recovered"]) as srv:
@@ -135,8 +164,7 @@ def test_429_waits_for_retry_after():
 
 def test_rate_limit_without_retry_after_backs_off_exponentially():
     with ScriptedServer([{"status": 429}, {"status": 429}, "ok"]) as srv:
-        c = Models(retries=3, backoff_s=0.2, timeout_s=10).complete("openai/scripted-model", MSG,
-                                                                   api_base=srv.base_url)
+        c = Models(retries=3, backoff_s=0.2, timeout_s=10).complete("openai/scripted-model", MSG, api_base=srv.base_url)
         t = [r["t"] for r in srv.requests]
     assert c.attempts == 3
     # waits are 0.2 and 0.4 s, each with +-25 % jitter
@@ -178,6 +206,7 @@ def test_connection_dropped_without_response_is_retried():
 
 
 # --- batch -----------------------------------------------------------------------------------------------------
+
 
 def test_batch_of_32_runs_concurrently_keeps_order_and_isolates_a_failure():
     def answer(req):
@@ -222,6 +251,7 @@ def test_batch_respects_the_concurrency_limit():
 
 # --- local models: script, replay, offline -----------------------------------------------------------------------
 
+
 def test_script_file_answers_in_order_then_errors(tmp_path):
     script = tmp_path / "answers.json"
     script.write_text(json.dumps(["```repl\nprint(1)\n```", "FINAL(42)"]))
@@ -256,8 +286,9 @@ def test_replay_trace_answers_root_steps_and_sub_calls(tmp_path):
         w.emit("step", run["id"], index=0, response="```repl\nx = sub_llm_batch(['p1', 'p2'])\n```")
         w.emit("sub_call", run["id"], model="gpt-4o-mini", prompt="p1", response="s1", status="ok")
         w.emit("sub_call", run["id"], model="gpt-4o-mini", prompt="p2", response="s2", status="ok")
-        w.emit("sub_call", run["id"], model="gpt-4o-mini", prompt="p3", response="", status="error",
-               error="RateLimitError")
+        w.emit(
+            "sub_call", run["id"], model="gpt-4o-mini", prompt="p3", response="", status="error", error="RateLimitError"
+        )
         w.emit("step", run["id"], index=1, response="FINAL(done)")
     m = Models()
     model = f"replay:{path}"
@@ -281,11 +312,11 @@ def offline_standin(monkeypatch):
         calls.append((role, messages))
         return f"[{role}] " + messages[-1]["content"][::-1]
 
-    fake = types.ModuleType("rlm_jupyter.rlm.offline")
+    fake = types.ModuleType("rlm_jupyter.engine.offline")
     fake.respond = respond
-    import rlm_jupyter.rlm as pkg
+    import rlm_jupyter.engine as pkg
 
-    monkeypatch.setitem(sys.modules, "rlm_jupyter.rlm.offline", fake)
+    monkeypatch.setitem(sys.modules, "rlm_jupyter.engine.offline", fake)
     monkeypatch.setattr(pkg, "offline", fake, raising=False)
     return calls
 
@@ -311,6 +342,7 @@ def test_offline_batch(offline_standin):
 
 
 # --- errors before any network, and secrets ----------------------------------------------------------------------
+
 
 @pytest.fixture
 def network_events():
@@ -372,15 +404,19 @@ def test_no_key_or_auth_header_in_results_errors_or_logs(litellm, monkeypatch, c
 
 # --- the scripted server itself --------------------------------------------------------------------------------
 
+
 def test_scripted_server_models_rules_and_exhaustion(tmp_path):
     log = tmp_path / "req.jsonl"
     script = {"rules": [{"match": "title", "text": "A title"}], "turns": ["first", {"match": "second", "text": "2"}]}
-    with ScriptedServer(script, models=["m1", "m2"], log_path=log,
-                        exhausted={"status": 500, "error": "script exhausted"}) as srv:
+    with ScriptedServer(
+        script, models=["m1", "m2"], log_path=log, exhausted={"status": 500, "error": "script exhausted"}
+    ) as srv:
         listed = json.loads(urllib.request.urlopen(srv.base_url + "/models", timeout=5).read())
         m = fast(retries=0)
-        texts = [m.complete("openai/m1", [{"role": "user", "content": c}], api_base=srv.base_url).text
-                 for c in ("make a title", "hello", "the second one", "title again")]
+        texts = [
+            m.complete("openai/m1", [{"role": "user", "content": c}], api_base=srv.base_url).text
+            for c in ("make a title", "hello", "the second one", "title again")
+        ]
         with pytest.raises(ModelError, match="script exhausted"):
             m.complete("openai/m1", MSG, api_base=srv.base_url)
     assert [d["id"] for d in listed["data"]] == ["m1", "m2"]
@@ -404,9 +440,11 @@ def test_an_unreachable_local_model_server_says_to_start_it_or_set_api_base(monk
     with pytest.raises(ModelError) as err:
         fast().complete("ollama/llama3", MSG, api_base=base)
     assert err.value.kind == "connection"
-    assert str(err.value).endswith(f"(after 3 attempts, nothing answers at {base}: start Ollama (`ollama serve`, "
-                                   "then `ollama pull llama3`) or set api_base= (or the OLLAMA_API_BASE environment "
-                                   "variable) to where it runs)")
+    assert str(err.value).endswith(
+        f"(after 3 attempts, nothing answers at {base}: start Ollama (`ollama serve`, "
+        "then `ollama pull llama3`) or set api_base= (or the OLLAMA_API_BASE environment "
+        "variable) to where it runs)"
+    )
     # where the address came from the environment, the hint names it
     monkeypatch.setenv("OLLAMA_API_BASE", base)
     with pytest.raises(ModelError, match=f"nothing answers at {base}: start Ollama"):
@@ -416,5 +454,7 @@ def test_an_unreachable_local_model_server_says_to_start_it_or_set_api_base(monk
     with pytest.raises(ModelError) as err:
         fast().complete("openai/local-model", MSG, api_base=base + "/v1")
     assert err.value.kind == "connection"
-    assert (f"nothing answers at {base}/v1: start the local model server there, or set api_base= (or the "
-            "OPENAI_API_BASE environment variable) to where it runs") in str(err.value)
+    assert (
+        f"nothing answers at {base}/v1: start the local model server there, or set api_base= (or the "
+        "OPENAI_API_BASE environment variable) to where it runs"
+    ) in str(err.value)

@@ -31,14 +31,20 @@ ROOT = Path(__file__).parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SANITIZE = ROOT / "notebooks" / "nbval-sanitize.cfg"
 # Variables that would make a notebook call a hosted model, or find the sessions of whoever runs the tests.
-SCRUB = re.compile(r"(_API_KEY|_API_BASE|_AUTH_TOKEN)$|^(RLM_MODEL|CLAUDE_CONFIG_DIR|CODEX_HOME|GEMINI_CLI_HOME|"
-                   r"FILE_STORE_PATH|XDG_DATA_HOME|AWS_[A-Z_]+|GOOGLE_APPLICATION_CREDENTIALS|VERTEXAI_[A-Z_]+)$")
+SCRUB = re.compile(
+    r"(_API_KEY|_API_BASE|_AUTH_TOKEN)$|^(RLM_MODEL|CLAUDE_CONFIG_DIR|CODEX_HOME|GEMINI_CLI_HOME|"
+    r"FILE_STORE_PATH|XDG_DATA_HOME|AWS_[A-Z_]+|GOOGLE_APPLICATION_CREDENTIALS|VERTEXAI_[A-Z_]+)$"
+)
 
 
 def test_the_four_demo_notebooks_are_there():
     names = [p.name for p in NOTEBOOKS]
-    assert names == ["01-quickstart.ipynb", "02-inside-a-run.ipynb", "03-context-management.ipynb",
-                     "04-your-own-sessions-and-models.ipynb"]
+    assert names == [
+        "01-quickstart.ipynb",
+        "02-inside-a-run.ipynb",
+        "03-context-management.ipynb",
+        "04-your-own-sessions-and-models.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -61,8 +67,21 @@ def test_notebook_with_nbval(path, tmp_path):
     env = {k: v for k, v in os.environ.items() if not SCRUB.search(k)}
     env["RLM_JUPYTER_CACHE"] = str(tmp_path / "cache")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "--nbval-sanitize-with",
-           str(SANITIZE), "--nbval-cell-timeout", "120", "-p", "no:cacheprovider", "-q", str(path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "--nbval-sanitize-with",
+        str(SANITIZE),
+        "--nbval-cell-timeout",
+        "120",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        str(path),
+    ]
     proc = subprocess.run(cmd, cwd=path.parent, env=env, capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"nbval failed on {path.name}:\n{out[-6000:]}"

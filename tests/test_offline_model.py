@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.rlm import offline
-from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.models import Models
+from rlm_jupyter.engine import offline
+from rlm_jupyter.engine.loop import rlm
+from rlm_jupyter.engine.models import Models
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # answers.py grades the question set
 
@@ -55,8 +55,11 @@ def test_which_command_failed(samples, models):
     doc = json.loads((folder / "mini-swe-agent-github_issue.traj.json").read_text())
     # the command output (sent back as a message with a non-zero <returncode>) that printed the ZeroDivisionError
     # traceback: message #17 of this trajectory (a plain list of chat messages)
-    failing = [i for i, m in enumerate(doc) if "<returncode>1</returncode>" in str(m.get("content"))
-               and "ZeroDivisionError" in str(m.get("content"))]
+    failing = [
+        i
+        for i, m in enumerate(doc)
+        if "<returncode>1</returncode>" in str(m.get("content")) and "ZeroDivisionError" in str(m.get("content"))
+    ]
     assert failing == [17]
     run = rlm("Which command failed with a ZeroDivisionError?", rj.load(folder), models=models)
     assert "ZeroDivisionError" in run.answer
@@ -78,14 +81,15 @@ def test_which_write_was_rejected(samples, models):
 
 
 def test_no_matching_terms_says_so_without_inventing(samples, models):
-    run = rlm("Which kubernetes cluster was autoscaled?", rj.load(samples / "openhands" / "basic.json"),
-              models=models)
+    run = rlm("Which kubernetes cluster was autoscaled?", rj.load(samples / "openhands" / "basic.json"), models=models)
     assert run.status == "done" and run.answer.startswith("No message in the context matches")
 
 
 def test_sub_role_is_extractive():
-    text = ("[3] tool/Bash t1 (2026-01-01 00:00:00)\nbash: pytest -q\n→ 2 failed. FAILED test_auth.py::test_login. "
-            "Ran in 3 s.\n[4] assistant a2 (-)\nThe login test fails on token expiry.")
+    text = (
+        "[3] tool/Bash t1 (2026-01-01 00:00:00)\nbash: pytest -q\n→ 2 failed. FAILED test_auth.py::test_login. "
+        "Ran in 3 s.\n[4] assistant a2 (-)\nThe login test fails on token expiry."
+    )
     out = offline.respond("sub", [{"role": "user", "content": f"Question: which test failed?\n\nText:\n{text}"}])
     lines = out.splitlines()
     # a tool call goes with its (short) result, as one item
@@ -97,32 +101,48 @@ def test_sub_role_is_extractive():
 
 def test_items_are_whole_sentences_and_failed_calls_keep_their_command():
     output = "\n".join(f"  line {i} of a long traceback that goes on and on" for i in range(12))
-    text = ("[7] tool/Bash t7 (-) !error\nBash: python3 test_sessions.py\n→ Exit code 1\nTraceback (most recent call "
-            f"last):\n{output}\nAssertionError: expired session was returned\n[8] assistant a8 (-)\nThe test fails. "
-            "It fails because get_session returns an expired session instead of dropping it, which the design "
-            "forbids.")
+    text = (
+        "[7] tool/Bash t7 (-) !error\nBash: python3 test_sessions.py\n→ Exit code 1\nTraceback (most recent call "
+        f"last):\n{output}\nAssertionError: expired session was returned\n[8] assistant a8 (-)\nThe test fails. "
+        "It fails because get_session returns an expired session instead of dropping it, which the design "
+        "forbids."
+    )
     found = offline.items(text)
-    assert {"id": "t7", "role": "tool/Bash", "text": "Bash: python3 test_sessions.py → AssertionError: expired "
-            "session was returned", "weight": 1.0} in found
+    assert {
+        "id": "t7",
+        "role": "tool/Bash",
+        "text": "Bash: python3 test_sessions.py → AssertionError: expired session was returned",
+        "weight": 1.0,
+    } in found
     # prose is cut into whole sentences, never mid-word
     assert [i["text"] for i in found if i["id"] == "a8"] == [
-        "The test fails.", "It fails because get_session returns an expired session instead of dropping it, which "
-        "the design forbids."]
+        "The test fails.",
+        "It fails because get_session returns an expired session instead of dropping it, which the design forbids.",
+    ]
     # a short lead-in ending in a colon keeps what follows it
     lead = "[9] user u9 (-)\nFormat error:\n\n<error>\nExpected exactly 1 action, found 0.\n</error>"
     assert offline.items(lead)[0]["text"] == "Format error: <error> Expected exactly 1 action, found 0. </error>"
 
 
 def test_decision_states_what_was_decided_and_rejected():
-    lines = [("m1", "Fixed: get_session now pops an expired session and returns None."),
-             ("m2", "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis "
-                    "sessions because the app runs as a single process.")]
+    lines = [
+        ("m1", "Fixed: get_session now pops an expired session and returns None."),
+        (
+            "m2",
+            "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis "
+            "sessions because the app runs as a single process.",
+        ),
+    ]
     text, ids = offline.decision(lines)
-    assert text == ("Decided: keep the in-process dict with eviction on read; rejected: Redis sessions (because the "
-                    "app runs as a single process).")
+    assert text == (
+        "Decided: keep the in-process dict with eviction on read; rejected: Redis sessions (because the "
+        "app runs as a single process)."
+    )
     assert ids == ["m2"]
     assert offline.decision([("m3", "We rejected Redis sessions (single process, extra network dependency).")]) == (
-        "Rejected: Redis sessions (because single process, extra network dependency).", ["m3"])
+        "Rejected: Redis sessions (because single process, extra network dependency).",
+        ["m3"],
+    )
     assert offline.decision([("m4", "The test passes.")]) is None
 
 
@@ -151,8 +171,11 @@ def test_offline_answers_a_subset_of_the_question_set(models):
     right = [r["id"] for r in rows if r["rlm"]]
     assert len(right) >= 0.9 * len(rows), [(r["id"], r["why"]) for r in rows if not r["rlm"]]
     decision = next(r for r in rows if r["id"] == "q01")
-    assert re.match(r"Decided: keep (sessions in )?the in-process dict with eviction on read; rejected: Redis "
-                    r"sessions \(because [^)]*single process", decision["answer"]), decision["answer"]
+    assert re.match(
+        r"Decided: keep (sessions in )?the in-process dict with eviction on read; rejected: Redis "
+        r"sessions \(because [^)]*single process",
+        decision["answer"],
+    ), decision["answer"]
 
 
 def test_offline_answers_carry_one_bullet_each_when_the_sub_model_writes_bullets(tmp_path):
@@ -161,26 +184,43 @@ def test_offline_answers_carry_one_bullet_each_when_the_sub_model_writes_bullets
     from rlm_jupyter.testing import ScriptedServer, ServerModels
 
     chat = tmp_path / "chat.json"
-    chat.write_text(json.dumps([
-        {"role": "user", "content": "Which session store should we use for auth?"},
-        {"role": "assistant", "content": "Decision: Decided to use signed JWT cookies for sessions.\n"
-                                         "Rejected Redis sessions because it adds another server to run."},
-        {"role": "user", "content": "ok"}]))
+    chat.write_text(
+        json.dumps(
+            [
+                {"role": "user", "content": "Which session store should we use for auth?"},
+                {
+                    "role": "assistant",
+                    "content": "Decision: Decided to use signed JWT cookies for sessions.\n"
+                    "Rejected Redis sessions because it adds another server to run.",
+                },
+                {"role": "user", "content": "ok"},
+            ]
+        )
+    )
     ctx = rj.load(chat, cache=False)
     mid = ctx.df.filter(ctx.df["role"] == "assistant")["id"][0]
 
-    def sub_model(request):   # every chunk: the two sentences as a bulleted list, with the message's id
-        return (f"[{mid}] - Decision: Decided to use signed JWT cookies for sessions.\n"
-                f"- [{mid}] Rejected Redis sessions because it adds another server to run.")
+    def sub_model(request):  # every chunk: the two sentences as a bulleted list, with the message's id
+        return (
+            f"[{mid}] - Decision: Decided to use signed JWT cookies for sessions.\n"
+            f"- [{mid}] Rejected Redis sessions because it adds another server to run."
+        )
 
     with ScriptedServer(sub_model) as srv:
-        run = rlm("Which auth approach was decided, and what was rejected?", ctx, model="offline",
-                  sub_model="openai/scripted-model", models=ServerModels(srv.base_url))
-        assert srv.requests   # the sub-calls went to the scripted server
+        run = rlm(
+            "Which auth approach was decided, and what was rejected?",
+            ctx,
+            model="offline",
+            sub_model="openai/scripted-model",
+            models=ServerModels(srv.base_url),
+        )
+        assert srv.requests  # the sub-calls went to the scripted server
     assert run.status == "done", run.error
     lines = run.answer.splitlines()
-    assert lines[0] == (f"Decided: use signed JWT cookies for sessions; rejected: Redis sessions (because it adds "
-                        f"another server to run). [{mid}]")
+    assert lines[0] == (
+        f"Decided: use signed JWT cookies for sessions; rejected: Redis sessions (because it adds "
+        f"another server to run). [{mid}]"
+    )
     bullets = [x for x in lines if x.startswith("- ")]
     assert bullets and not [x for x in lines if re.match(r"\s*[-*•]\s+[-*•]\s", x)]
     assert f"- Rejected Redis sessions because it adds another server to run. [{mid}]" in bullets
@@ -190,15 +230,19 @@ def test_scoring_all_sentences_in_one_pass_finds_what_one_search_per_sentence_fi
     """`_matches_each` (one regex pass per term over the joined sentences) against `_matches` per sentence, on the
     sentences of real sessions and questions whose terms use every kind of pattern (families, stems, literals)."""
     import rlm_jupyter as rj
-    from rlm_jupyter.rlm import offline
+    from rlm_jupyter.engine import offline
 
     ctx = rj.load(samples / "claude-code", cache=False)
     texts = [t for col in ("text", "tool_output") for t in ctx.df[col].drop_nulls().to_list() if t][:600]
     sentences = [s for t in texts for _, s in offline.sentences(t)]
     assert len(sentences) > 500
     hits = 0
-    for q in ("Which decisions, rejected approaches, errors and constraints?", "Which file failed in src/app.py?",
-              "Did the build crash or miss a test_x.py step?", "What was chosen for FooBar and v1.2?"):
+    for q in (
+        "Which decisions, rejected approaches, errors and constraints?",
+        "Which file failed in src/app.py?",
+        "Did the build crash or miss a test_x.py step?",
+        "What was chosen for FooBar and v1.2?",
+    ):
         terms = offline.key_terms(q)
         one_by_one = [offline._matches(terms, s) for s in sentences]
         hits += sum(bool(f) for f in one_by_one)

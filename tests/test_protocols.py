@@ -1,14 +1,14 @@
-"""The engine's plug points (rlm/protocols.py) are met by the real parts and by the doubles shipped in
+"""The engine's plug points (engine/protocols.py) are met by the real parts and by the doubles shipped in
 rlm_jupyter.testing, so a stand-in that drifts from the engine's use fails here, not in a confusing run."""
 
 from __future__ import annotations
 
 import inspect
 
+from rlm_jupyter.engine import protocols
+from rlm_jupyter.engine.models import Models
+from rlm_jupyter.engine.worker import Worker
 from rlm_jupyter.jupyter.controller import Controller
-from rlm_jupyter.rlm import protocols
-from rlm_jupyter.rlm.models import Models
-from rlm_jupyter.rlm.worker import Worker
 from rlm_jupyter.testing.models import ServerModels
 
 

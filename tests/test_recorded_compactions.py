@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.xray import xray
+from rlm_jupyter.window import xray
 
 RECORDED = Path(__file__).parent / "data" / "recorded"
 CLAUDE = RECORDED / "claude-code"
@@ -78,8 +78,9 @@ def test_claude_compaction_boundaries(claude):
         assert f"{b['compactMetadata']['preTokens']:,}" in text
     # Each boundary names the summary Claude Code wrote after it (isCompactSummary) as the anchor of what it kept.
     summaries = [r for _, r in recs if r.get("isCompactSummary")]
-    assert [s["uuid"] for s in summaries] == [b["compactMetadata"]["preservedMessages"]["anchorUuid"]
-                                              for b in boundaries]
+    assert [s["uuid"] for s in summaries] == [
+        b["compactMetadata"]["preservedMessages"]["anchorUuid"] for b in boundaries
+    ]
     srows = df.filter(pl.col("id").is_in([s["uuid"] for s in summaries]))
     assert srows["origin"].unique().to_list() == ["summary"]
     assert srows["boundary"].unique().to_list() == ["summary"]
@@ -120,14 +121,25 @@ def test_claude_in_context_follows_the_last_boundary(claude):
 
 def test_claude_prompts_and_tool_errors(claude):
     path, recs, ctx = claude
-    typed = [r["message"]["content"] for _, r in recs
-             if r.get("type") == "user" and isinstance(r["message"]["content"], str)
-             and not r.get("isMeta") and not r.get("isCompactSummary") and not r["message"]["content"].startswith("<")]
+    typed = [
+        r["message"]["content"]
+        for _, r in recs
+        if r.get("type") == "user"
+        and isinstance(r["message"]["content"], str)
+        and not r.get("isMeta")
+        and not r.get("isCompactSummary")
+        and not r["message"]["content"].startswith("<")
+    ]
     assert typed == [p for p in _recording(path.parents[2])["prompts"] if not p.startswith("/")]
     df = ctx.df
     assert df.filter(pl.col("origin") == "human")["text"].to_list() == typed
-    failed = {b["tool_use_id"] for _, r in recs if r.get("type") == "user" and isinstance(r["message"]["content"], list)
-              for b in r["message"]["content"] if b.get("type") == "tool_result" and b.get("is_error")}
+    failed = {
+        b["tool_use_id"]
+        for _, r in recs
+        if r.get("type") == "user" and isinstance(r["message"]["content"], list)
+        for b in r["message"]["content"]
+        if b.get("type") == "tool_result" and b.get("is_error")
+    }
     assert len(failed) == 2  # the failing test run (exit 1) and the Read of a missing file
     assert set(df.filter(pl.col("tool_status") == "error")["id"]) == failed
     assert ctx.sessions.select("user_prompts", "tool_errors").row(0) == (len(typed), len(failed))
@@ -142,12 +154,19 @@ def test_claude_bookkeeping_and_synthetic_records(claude):
         assert {"api-request", "api-request-blob", "cost-state"} <= kinds
         assert not ctx.df["raw_type"].is_in(["api-request", "api-request-blob", "cost-state", "tools-used"]).any()
     # Replies no model produced (2.1.197 answers the turn after /compact itself) are harness rows, not model rows.
-    synthetic = [r["message"]["id"] for _, r in recs if r.get("type") == "assistant"
-                 and r["message"].get("model") == "<synthetic>"]
+    synthetic = [
+        r["message"]["id"]
+        for _, r in recs
+        if r.get("type") == "assistant" and r["message"].get("model") == "<synthetic>"
+    ]
     rows = ctx.df.filter(pl.col("id").is_in(synthetic))
     assert rows.height == len(synthetic) and set(rows["origin"]) <= {"harness"}
-    model_steps = {r["message"]["id"] for _, r in recs if r.get("type") == "assistant"  # one API message may span
-                   and r["message"].get("model") != "<synthetic>"}                      # several lines
+    model_steps = {
+        r["message"]["id"]
+        for _, r in recs
+        if r.get("type") == "assistant"  # one API message may span
+        and r["message"].get("model") != "<synthetic>"
+    }  # several lines
     assert set(ctx.df.filter(pl.col("origin") == "model")["id"]) == model_steps
 
 
@@ -184,9 +203,16 @@ def test_codex_compactions_auto_then_manual(codex):
         elif turns:
             turns[-1].append(r)
     with_compaction = [t for t in turns if any(r["type"] == "compacted" for r in t)]
-    prompts = [[_message_text(r["payload"]) for r in t if r["type"] == "response_item"
-                and r["payload"].get("type") == "message" and r["payload"].get("role") == "user"]
-               for t in with_compaction]
+    prompts = [
+        [
+            _message_text(r["payload"])
+            for r in t
+            if r["type"] == "response_item"
+            and r["payload"].get("type") == "message"
+            and r["payload"].get("role") == "user"
+        ]
+        for t in with_compaction
+    ]
     assert prompts == [["Check sessions.log: how many expired sessions were served before the fix?"], []]
     sent = [json.loads(line) for line in (CODEX / "app-server-compact.jsonl").read_text().splitlines()]
     assert any(m.get("sent", {}).get("method") == "thread/compact/start" for m in sent)
@@ -207,7 +233,10 @@ def test_codex_in_context_follows_replacement_history(codex):
     expected: dict[int, bool] = {}  # line -> in_context, for the response items that make rows
     for n, r in recs:
         if r["type"] == "response_item" and r["payload"].get("type") in (
-                "message", "function_call", "custom_tool_call"):
+            "message",
+            "function_call",
+            "custom_tool_call",
+        ):
             p = r["payload"]
             keep = p.get("type") == "message" and p.get("role") in ("user", "developer") and _message_text(p) in kept
             expected[n] = n > last_line or keep
@@ -220,14 +249,24 @@ def test_codex_in_context_follows_replacement_history(codex):
 
 def test_codex_prompts_and_tool_errors(codex):
     _, recs, ctx = codex
-    typed = [_message_text(r["payload"]) for _, r in recs if r["type"] == "response_item"
-             and r["payload"].get("type") == "message" and r["payload"].get("role") == "user"
-             and not _message_text(r["payload"]).startswith("<")]
+    typed = [
+        _message_text(r["payload"])
+        for _, r in recs
+        if r["type"] == "response_item"
+        and r["payload"].get("type") == "message"
+        and r["payload"].get("role") == "user"
+        and not _message_text(r["payload"]).startswith("<")
+    ]
     assert typed == [p for p in _recording(CODEX)["prompts"] if p]
     df = ctx.df
     assert df.filter(pl.col("origin") == "human")["text"].to_list() == typed
-    failed = {r["payload"]["call_id"] for _, r in recs if r["type"] == "response_item"
-              and r["payload"].get("type") == "function_call_output" and _exit_code(r["payload"]["output"])}
+    failed = {
+        r["payload"]["call_id"]
+        for _, r in recs
+        if r["type"] == "response_item"
+        and r["payload"].get("type") == "function_call_output"
+        and _exit_code(r["payload"]["output"])
+    }
     assert len(failed) == 2  # the failing test run and `cat config.py`
     assert set(df.filter(pl.col("tool_status") == "error")["id"]) == failed
     assert ctx.sessions.select("user_prompts", "tool_errors").row(0) == (len(typed), len(failed))
@@ -262,8 +301,9 @@ def test_claude_in_context_follows_preserved_messages_at_every_boundary(claude, 
             keys = [b["tool_use_id"] for b in content if b.get("type") == "tool_result"] or _claude_row_keys(r)
             for key in keys:
                 expected[key] = expected.get(key, False) or n > bline or r["uuid"] in kept
-        saw_tool |= any(r.get("uuid") in kept and r["type"] == "user" and isinstance(r["message"]["content"], list)
-                        for _, r in recs)
+        saw_tool |= any(
+            r.get("uuid") in kept and r["type"] == "user" and isinstance(r["message"]["content"], list) for _, r in recs
+        )
         prefix = tmp_path / f"k{k}" / path.name
         prefix.parent.mkdir()
         prefix.write_text("".join(raw[:end]), encoding="utf-8")
@@ -272,7 +312,8 @@ def test_claude_in_context_follows_preserved_messages_at_every_boundary(claude, 
         got = dict(zip(df["id"], df["in_context"], strict=True))
         assert {key: got.get(key) for key in expected} == expected, f"compaction {k}"
         kept_before = {key for key, v in expected.items() if v} & set(
-            df.slice(0, df["id"].to_list().index(boundary["uuid"]))["id"].to_list())
+            df.slice(0, df["id"].to_list().index(boundary["uuid"]))["id"].to_list()
+        )
         assert kept_before, f"compaction {k} kept nothing before itself"
     assert saw_tool  # at least one compaction preserved a tool_result (its tool row)
 
@@ -305,9 +346,14 @@ def test_codex_xray_losses_are_every_item_replacement_history_dropped(codex):
     lo = xray(ctx).losses(sub_model=None)
     last_line, last = max((n, r) for n, r in recs if r["type"] == "compacted")
     kept = [_message_text(i) for i in last["payload"]["replacement_history"] if i.get("type") == "message"]
-    dropped = {n for n, r in recs if n < last_line and r["type"] == "response_item"
-               and r["payload"].get("type") in ("message", "function_call", "custom_tool_call")
-               and not (r["payload"].get("type") == "message" and _message_text(r["payload"]) in kept)}
+    dropped = {
+        n
+        for n, r in recs
+        if n < last_line
+        and r["type"] == "response_item"
+        and r["payload"].get("type") in ("message", "function_call", "custom_tool_call")
+        and not (r["payload"].get("type") == "message" and _message_text(r["payload"]) in kept)
+    }
     first_summary = min(n for n, r in recs if r["type"] == "compacted")  # replaced by the second summary
     source = dict(zip(ctx.df["id"], ctx.df["source"], strict=True))
     ids = lo.removed["id"].to_list()
@@ -338,7 +384,7 @@ def test_opencode_prune_in_context_follows_the_store(opencode_prune):
     """The loader's in_context: messages before the compaction's kept tail are out, and so is every tool output
     OpenCode stamped `state.time.compacted`; the rest is in."""
     _, order, parts, ctx = opencode_prune
-    (cmsg, comp), = [(m, p) for m, p in parts if p["type"] == "compaction"]
+    ((cmsg, comp),) = [(m, p) for m, p in parts if p["type"] == "compaction"]
     cut = order.index(comp["tail_start_id"])
     assert cut < order.index(cmsg)  # a real kept tail
     expected = {m: i >= cut for i, m in enumerate(order)}

@@ -8,8 +8,8 @@ import json
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.rlm.loop import rlm
-from rlm_jupyter.rlm.rerun import rerun
+from rlm_jupyter.engine.loop import rlm
+from rlm_jupyter.engine.rerun import rerun
 from rlm_jupyter.testing import ScriptedServer, ServerModels
 from rlm_jupyter.testing.scripted import repl
 
@@ -17,18 +17,23 @@ CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 MODEL = "openai/scripted-model"
 
 
-
 # Three root steps; steps 0 and 1 make three sub-calls (one plain, a batch of two).
 ORIGINAL = [
-    {"text": "Let me ask a sub-model.\n" + repl("a = sub_llm('Summarise: alpha')\nprint(a)"),
-     "usage": {"prompt_tokens": 900, "completion_tokens": 30}},
+    {
+        "text": "Let me ask a sub-model.\n" + repl("a = sub_llm('Summarise: alpha')\nprint(a)"),
+        "usage": {"prompt_tokens": 900, "completion_tokens": 30},
+    },
     {"text": "alpha summary", "usage": {"prompt_tokens": 10, "completion_tokens": 3}},
-    {"text": repl("b = sub_llm_batch(['zqx-first', 'zqx-second'])\nprint(b)"),
-     "usage": {"prompt_tokens": 1000, "completion_tokens": 20}},
+    {
+        "text": repl("b = sub_llm_batch(['zqx-first', 'zqx-second'])\nprint(b)"),
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 20},
+    },
     {"text": "FIRST", "match": "zqx-first", "usage": {"prompt_tokens": 5, "completion_tokens": 1}},
     {"text": "SECOND", "match": "zqx-second", "usage": {"prompt_tokens": 5, "completion_tokens": 1}},
-    {"text": "Done.\n" + repl("final = a + ' / ' + ' & '.join(b)") + "\nFINAL_VAR(final)",
-     "usage": {"prompt_tokens": 1100, "completion_tokens": 25}},
+    {
+        "text": "Done.\n" + repl("final = a + ' / ' + ' & '.join(b)") + "\nFINAL_VAR(final)",
+        "usage": {"prompt_tokens": 1100, "completion_tokens": 25},
+    },
 ]
 
 
@@ -45,8 +50,10 @@ def original(ctx, tmp_path_factory):
 def test_rerun_with_edited_code_replays_earlier_steps_without_any_model_call(ctx, original, tmp_path):
     path = tmp_path / "rerun.rlmtrace.jsonl"
     edited = "final = 'edited: ' + a + ' / ' + b[1]\nprint(final)"
-    with ScriptedServer([{"text": "FINAL_VAR(final)", "usage": {"prompt_tokens": 1500, "completion_tokens": 5}}],
-                        exhausted={"status": 500, "error": "nothing scripted"}) as srv:
+    with ScriptedServer(
+        [{"text": "FINAL_VAR(final)", "usage": {"prompt_tokens": 1500, "completion_tokens": 5}}],
+        exhausted={"status": 500, "error": "nothing scripted"},
+    ) as srv:
         new = rerun(original, step=3, code=edited, context=ctx, models=ServerModels(srv.base_url), trace_path=path)
         requests = list(srv.requests)
     # Only step 3 (the model continuing after the edited step) reached a server; it saw the edited code's output.
@@ -79,8 +86,7 @@ def test_rerun_with_edited_code_replays_earlier_steps_without_any_model_call(ctx
 
 def test_rerun_with_an_edited_response_makes_no_call_at_all(ctx, original):
     with ScriptedServer([]) as srv:
-        new = rerun(original, step=2, response="FINAL(typed by hand)", context=ctx,
-                    models=ServerModels(srv.base_url))
+        new = rerun(original, step=2, response="FINAL(typed by hand)", context=ctx, models=ServerModels(srv.base_url))
         assert srv.requests == []
     assert new.status == "done" and new.answer == "typed by hand"
     assert [s["finish_reason"] for s in new.trace.steps()] == ["replayed", "edited"]

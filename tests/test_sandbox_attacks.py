@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from rlm_jupyter.rlm import sandbox
+from rlm_jupyter.engine import sandbox
 from rlm_jupyter.testing import sandbox_attacks as A
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +30,13 @@ MODES = A.available_modes()
 
 def run_mode(mode: str, out: Path) -> dict[str, dict]:
     env = {**os.environ, A.PLANTED_NAME: A.PLANTED, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "rlm_jupyter.testing.sandbox_attacks", "--mode", mode, "--out",
-                           str(out)], env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rlm_jupyter.testing.sandbox_attacks", "--mode", mode, "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     results = {}
     if out.exists():
         for line in out.read_text().splitlines():
@@ -76,7 +81,7 @@ def test_worker_dies_with_its_parent_even_ignoring_sigxcpu(mode, tmp_path):
         import os, sys, time
         sys.path.insert(0, {str(ROOT)!r})
         from rlm_jupyter.testing.sandbox_attacks import set_mode
-        from rlm_jupyter.rlm.worker import Worker, Limits
+        from rlm_jupyter.engine.worker import Worker, Limits
         set_mode({mode!r})
         w = Worker(None, limits=Limits(step_timeout_s=60), allow_unsandboxed=True)
         w.start()
@@ -85,7 +90,7 @@ def test_worker_dies_with_its_parent_even_ignoring_sigxcpu(mode, tmp_path):
                 "        time.sleep(0.1)\\n"
                 "threading.Thread(target=beat, daemon=True).start()\\nwhile True:\\n    pass")
         print(w.workdir, flush=True)
-        from rlm_jupyter.rlm._worker_main import send
+        from rlm_jupyter.engine._worker_main import send
         send(w._sock, {{"op": "exec", "seq": 1, "code": code, "cpu_s": 600}})  # the parent then dies mid-step
         time.sleep(60)
     """)
@@ -116,7 +121,7 @@ def test_stale_temp_folders_of_dead_kernels_are_removed_and_new_ones_are_private
     """A kernel killed mid-run leaves its worker folder and context copy: the next start removes them."""
     import tempfile
 
-    from rlm_jupyter.rlm import worker as W
+    from rlm_jupyter.engine import worker as W
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -143,11 +148,23 @@ def test_stale_temp_folders_of_dead_kernels_are_removed_and_new_ones_are_private
 
 def test_the_context_copy_of_a_run_is_private(tmp_path, samples):
     import rlm_jupyter as rj
-    from rlm_jupyter.rlm.loop import _Engine
+    from rlm_jupyter.engine.loop import _Engine
 
     ctx = rj.load(samples / "openhands")
-    eng = _Engine(ctx=ctx, models=None, writer=None, meter=None, model="offline", sub_model="offline-sub",
-                  max_depth=1, max_iterations=1, mode="rlm", limits=None, worker_factory=None, hybrid_tokens=1)
+    eng = _Engine(
+        ctx=ctx,
+        models=None,
+        writer=None,
+        meter=None,
+        model="offline",
+        sub_model="offline-sub",
+        max_depth=1,
+        max_iterations=1,
+        mode="rlm",
+        limits=None,
+        worker_factory=None,
+        hybrid_tokens=1,
+    )
     try:
         path = eng._context_file()
         assert f"rlm-ctx-{os.getpid()}-" in str(path.parent)
@@ -160,16 +177,27 @@ def test_the_context_copy_of_a_run_is_private(tmp_path, samples):
 @pytest.mark.parametrize("mode", [m for m in MODES if m != "rlimits"])
 def test_worker_runs_as_nobody_for_real(mode):
     """docs/isolation.md says uid 65534: checked as the kernel checks files (the real uid, /etc/shadow)."""
-    code = ("import os\nprint(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
-            "try:\n    open('/etc/shadow').read(); print('READ')\nexcept PermissionError:\n    print('denied')")
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+    code = (
+        "import os\nprint(os.getuid(), os.geteuid(), os.getgid(), os.getgroups())\n"
+        "try:\n    open('/etc/shadow').read(); print('READ')\nexcept PermissionError:\n    print('denied')"
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(ROOT)!r})
         from rlm_jupyter.testing.sandbox_attacks import set_mode
-        from rlm_jupyter.rlm.worker import Worker
+        from rlm_jupyter.engine.worker import Worker
         set_mode({mode!r})
         with Worker(None) as w:
             r = w.execute({code!r})
             print(w.uid, r.stdout)
-    """)], capture_output=True, text=True, timeout=120)
+    """),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["65534", "65534", "65534", "65534", "[]", "denied"], proc.stdout

@@ -13,7 +13,7 @@ import json
 import openai
 import pytest
 
-from rlm_jupyter.rlm import models as models_mod
+from rlm_jupyter.engine import models as models_mod
 from rlm_jupyter.testing import ScriptedServer
 
 TOOL = {"name": "Read", "arguments": {"file_path": "/tmp/app.py"}}
@@ -48,15 +48,34 @@ def _sse(data: bytes) -> list[tuple[str, dict]]:
 
 
 def test_messages_through_litellm_text_and_tool_use(litellm):
-    script = [{"text": "Sessions expire after an hour.", "usage": {"prompt_tokens": 120, "completion_tokens": 9}},
-              {"text": "Let me read it.", "tool_calls": [TOOL]}]
+    script = [
+        {"text": "Sessions expire after an hour.", "usage": {"prompt_tokens": 120, "completion_tokens": 9}},
+        {"text": "Let me read it.", "tool_calls": [TOOL]},
+    ]
     with ScriptedServer(script) as srv:
-        first = litellm.completion(model="anthropic/claude-sonnet-4-5", api_base=srv.url, api_key="sk-ant-dummy",
-                                   messages=[{"role": "user", "content": "How do sessions expire?"}], max_tokens=100)
-        second = litellm.completion(model="anthropic/claude-sonnet-4-5", api_base=srv.url, api_key="sk-ant-dummy",
-                                    messages=[{"role": "user", "content": "Read app.py"}], max_tokens=100,
-                                    tools=[{"type": "function", "function": {"name": "Read", "parameters": {
-                                        "type": "object", "properties": {"file_path": {"type": "string"}}}}}])
+        first = litellm.completion(
+            model="anthropic/claude-sonnet-4-5",
+            api_base=srv.url,
+            api_key="sk-ant-dummy",
+            messages=[{"role": "user", "content": "How do sessions expire?"}],
+            max_tokens=100,
+        )
+        second = litellm.completion(
+            model="anthropic/claude-sonnet-4-5",
+            api_base=srv.url,
+            api_key="sk-ant-dummy",
+            messages=[{"role": "user", "content": "Read app.py"}],
+            max_tokens=100,
+            tools=[
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "Read",
+                        "parameters": {"type": "object", "properties": {"file_path": {"type": "string"}}},
+                    },
+                }
+            ],
+        )
         paths = [r["path"] for r in srv.requests]
         headers = srv.requests[0]["headers"]
     assert first.choices[0].message.content == "Sessions expire after an hour."
@@ -72,25 +91,51 @@ def test_messages_through_litellm_text_and_tool_use(litellm):
 def test_messages_stream_through_litellm(litellm):
     text = "A streamed answer that spans several deltas of ten characters."
     with ScriptedServer([{"text": text, "tool_calls": [TOOL]}], chunk_chars=10) as srv:
-        chunks = list(litellm.completion(model="anthropic/claude-sonnet-4-5", api_base=srv.url, api_key="x",
-                                         messages=[{"role": "user", "content": "go"}], max_tokens=50, stream=True))
+        chunks = list(
+            litellm.completion(
+                model="anthropic/claude-sonnet-4-5",
+                api_base=srv.url,
+                api_key="x",
+                messages=[{"role": "user", "content": "go"}],
+                max_tokens=50,
+                stream=True,
+            )
+        )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
     args = "".join(tc.function.arguments or "" for c in chunks for tc in (c.choices[0].delta.tool_calls or []))
     assert json.loads(args) == TOOL["arguments"]
 
 
 def test_messages_sse_event_sequence_and_usage():
-    with ScriptedServer([{"text": "abcdefghij" * 3, "tool_calls": [TOOL],
-                          "usage": {"prompt_tokens": 500, "completion_tokens": 40,
-                                    "cache_read_input_tokens": 300}}], chunk_chars=10) as srv:
-        status, headers, data = _post(srv, "/v1/messages?beta=true", {"model": "claude-sonnet-4-5", "stream": True,
-                                                                      "messages": [], "max_tokens": 10})
+    with ScriptedServer(
+        [
+            {
+                "text": "abcdefghij" * 3,
+                "tool_calls": [TOOL],
+                "usage": {"prompt_tokens": 500, "completion_tokens": 40, "cache_read_input_tokens": 300},
+            }
+        ],
+        chunk_chars=10,
+    ) as srv:
+        status, headers, data = _post(
+            srv,
+            "/v1/messages?beta=true",
+            {"model": "claude-sonnet-4-5", "stream": True, "messages": [], "max_tokens": 10},
+        )
     assert status == 200 and headers["Content-Type"] == "text/event-stream"
     events = _sse(data)
     names = [name for name, _ in events]
-    assert names == ["message_start", "content_block_start", *["content_block_delta"] * 3, "content_block_stop",
-                     "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
-                     "message_stop"]
+    assert names == [
+        "message_start",
+        "content_block_start",
+        *["content_block_delta"] * 3,
+        "content_block_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     assert all(d["type"] == name for name, d in events)
     start = events[0][1]["message"]
     assert start["usage"]["input_tokens"] == 500 and start["usage"]["cache_read_input_tokens"] == 300
@@ -100,8 +145,9 @@ def test_messages_sse_event_sequence_and_usage():
 
 def test_messages_count_tokens_and_errors():
     with ScriptedServer([{"status": 529, "error": "overloaded"}, "after"]) as srv:
-        status, _, data = _post(srv, "/v1/messages/count_tokens", {"model": "m", "messages": [{"role": "user",
-                                                                                                "content": "x" * 400}]})
+        status, _, data = _post(
+            srv, "/v1/messages/count_tokens", {"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}
+        )
         assert status == 200 and json.loads(data)["input_tokens"] >= 100
         assert srv.requests == []  # a size probe uses no script entry and is not recorded
         status, _, data = _post(srv, "/v1/messages", {"model": "m", "messages": [], "max_tokens": 5})
@@ -119,9 +165,15 @@ def _client(srv: ScriptedServer) -> openai.OpenAI:
 
 
 def test_responses_through_the_openai_sdk():
-    script = [{"text": "Plain answer.", "usage": {"prompt_tokens": 900, "completion_tokens": 12, "cached_tokens": 800}},
-              {"tool_calls": [{"name": "exec_command", "arguments": {"cmd": "cat app.py"}},
-                              {"name": "apply_patch", "type": "custom", "arguments": PATCH}]}]
+    script = [
+        {"text": "Plain answer.", "usage": {"prompt_tokens": 900, "completion_tokens": 12, "cached_tokens": 800}},
+        {
+            "tool_calls": [
+                {"name": "exec_command", "arguments": {"cmd": "cat app.py"}},
+                {"name": "apply_patch", "type": "custom", "arguments": PATCH},
+            ]
+        },
+    ]
     tools = [{"type": "function", "name": "exec_command", "parameters": {"type": "object", "properties": {}}}]
     with ScriptedServer(script) as srv:
         client = _client(srv)
@@ -142,8 +194,10 @@ def test_responses_through_the_openai_sdk():
 def test_responses_stream_through_the_openai_sdk():
     text = "Streamed through the Responses API in several deltas."
     script = [{"text": text, "tool_calls": [{"name": "apply_patch", "type": "custom", "arguments": PATCH}]}]
-    with ScriptedServer(script, chunk_chars=8) as srv, _client(srv).responses.stream(model="gpt-5.5",
-                                                                                      input="go") as stream:
+    with (
+        ScriptedServer(script, chunk_chars=8) as srv,
+        _client(srv).responses.stream(model="gpt-5.5", input="go") as stream,
+    ):
         events = list(stream)
         final = stream.get_final_response()
     types = [e.type for e in events]
@@ -162,8 +216,10 @@ def test_responses_faults_reach_the_sdk():
         with pytest.raises(openai.InternalServerError, match="boom"):
             client.responses.create(model="gpt-5.5", input="a")
         # cut mid-stream, before response.completed
-        with pytest.raises((openai.APIError, openai.APIConnectionError)), \
-                client.responses.stream(model="gpt-5.5", input="b") as stream:
+        with (
+            pytest.raises((openai.APIError, openai.APIConnectionError)),
+            client.responses.stream(model="gpt-5.5", input="b") as stream,
+        ):
             for _ in stream:
                 pass
             stream.get_final_response()
@@ -183,14 +239,20 @@ def test_tools_wrapper_keeps_the_recorders_interface(tmp_path):
     wrapper = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(wrapper)
     log = tmp_path / "requests.jsonl"
-    server = wrapper.make_server(wrapper.Script({"rules": [{"match": "title", "text": "A title"}],
-                                                 "turns": ["first"]}), log, ["scripted-model"])
+    server = wrapper.make_server(
+        wrapper.Script({"rules": [{"match": "title", "text": "A title"}], "turns": ["first"]}), log, ["scripted-model"]
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="x",
-                               max_retries=0, timeout=10)
-        answers = [client.chat.completions.create(model="scripted-model", messages=[{"role": "user", "content": c}])
-                   .choices[0].message.content for c in ("make a title", "go", "again")]
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", api_key="x", max_retries=0, timeout=10
+        )
+        answers = [
+            client.chat.completions.create(model="scripted-model", messages=[{"role": "user", "content": c}])
+            .choices[0]
+            .message.content
+            for c in ("make a title", "go", "again")
+        ]
     finally:
         server.shutdown()
         server.server_close()

@@ -24,13 +24,37 @@ def _validate(trace: Trace) -> None:
 
 def _sample_run(w: TraceWriter) -> dict:
     run = w.emit("run", None, question="Which auth approach was decided?", model="offline", mode="rlm")
-    step = w.emit("step", run["id"], index=0, model="offline", response="```repl\nprint(1)\n```", tokens_in=120,
-                  tokens_out=30, cost_usd=0.001)
+    step = w.emit(
+        "step",
+        run["id"],
+        index=0,
+        model="offline",
+        response="```repl\nprint(1)\n```",
+        tokens_in=120,
+        tokens_out=30,
+        cost_usd=0.001,
+    )
     code = w.emit("code", step["id"], index=0, code="print(1)")
-    w.emit("query", code["id"], op="search", args={"query": "auth"}, result_ids=["m1", "m2"], scores=[2.5, 1.0],
-           latency_ms=0.4)
-    sub = w.emit("sub_call", code["id"], model="offline-sub", prompt="Summarize", response="JWT", tokens_in=50,
-                 tokens_out=5, cost_usd=0.0001, status="ok")
+    w.emit(
+        "query",
+        code["id"],
+        op="search",
+        args={"query": "auth"},
+        result_ids=["m1", "m2"],
+        scores=[2.5, 1.0],
+        latency_ms=0.4,
+    )
+    sub = w.emit(
+        "sub_call",
+        code["id"],
+        model="offline-sub",
+        prompt="Summarize",
+        response="JWT",
+        tokens_in=50,
+        tokens_out=5,
+        cost_usd=0.0001,
+        status="ok",
+    )
     child = w.emit("run", sub["id"], question="Summarize", model="offline-sub")
     w.update(sub, child_run=child["id"])
     w.emit("step", child["id"], index=0, model="offline-sub", response="FINAL(JWT)", tokens_in=40, tokens_out=4)
@@ -72,17 +96,29 @@ def test_secrets_never_reach_the_trace(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-1234567890abcdefghij")
     path = tmp_path / "s.rlmtrace.jsonl"
     with TraceWriter(path) as w:
-        w.emit("sub_call", None, model="m", prompt="key is sk-test-1234567890abcdefghij",
-               response="Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123", status="ok")
+        w.emit(
+            "sub_call",
+            None,
+            model="m",
+            prompt="key is sk-test-1234567890abcdefghij",
+            response="Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123",
+            status="ok",
+        )
     text = path.read_text()
     assert "sk-test-1234567890abcdefghij" not in text and "abcdefghijklmnopqrstuvwxyz0123" not in text
     assert text.count("[REDACTED]") == 2
     assert Redactor(["hunter2hunter2"])("pw hunter2hunter2") == "pw [REDACTED]"
 
 
-@pytest.mark.parametrize("name", ["s1_depth1_session_2026-11-25_06-11-46_0b259207.jsonl",
-                                  "v011_finalvar_2026-11-25_06-11-53_9d0f6e18.jsonl",
-                                  "s1_depth1_session.completion.json", "v011_finalvar.completion.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "s1_depth1_session_2026-11-25_06-11-46_0b259207.jsonl",
+        "v011_finalvar_2026-11-25_06-11-53_9d0f6e18.jsonl",
+        "s1_depth1_session.completion.json",
+        "v011_finalvar.completion.json",
+    ],
+)
 def test_rlms_logs_open_as_traces(samples, name):
     path = samples / "rlm-logs" / name
     trace = Trace.load(path)
@@ -105,7 +141,7 @@ def test_rlms_logs_open_as_traces(samples, name):
     assert [s["prompt"] for s in trace.of_type("sub_call")] == [c["prompt"] for c in calls]
     assert trace.answer == final
     assert trace.root["model"] == root_model
-    assert trace.root["sub_model"] == calls[0]["root_model"]   # the model, not the backend name ("openai")
+    assert trace.root["sub_model"] == calls[0]["root_model"]  # the model, not the backend name ("openai")
     assert trace.usage()["per_model"][calls[0]["root_model"]]["calls"] == len(calls)
 
 
@@ -117,6 +153,7 @@ def test_not_a_trace_says_what_was_expected(tmp_path):
 
 
 # ---- every run writes its trace; saving afterwards; snippets in the file --------------------------------------
+
 
 @pytest.fixture(scope="module")
 def claude_ctx(samples):
@@ -133,7 +170,7 @@ def test_every_run_writes_its_trace_to_the_runs_folder_unless_told_not_to(claude
     run = rlm("Which write was rejected?", claude_ctx)
     assert run.trace_path.parent == tmp_path / "runs" and run.trace_path.name.endswith(".rlmtrace.jsonl")
     assert "which-write-was-rejected" in run.trace_path.name
-    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700   # a worker running as another user cannot list it
+    assert (tmp_path / "runs").stat().st_mode & 0o777 == 0o700  # a worker running as another user cannot list it
     on_disk = Trace.load(run.trace_path)
     assert [e["id"] for e in on_disk.events] == [e["id"] for e in run.trace.events]
     _validate(on_disk)
@@ -192,7 +229,7 @@ def test_query_events_store_the_snippets_the_model_saw(claude_ctx, tmp_path):
     queries = [q for q in Trace.load(run.trace_path).of_type("query") if q["result_ids"]]
     assert queries and all(q.get("snippets") for q in queries)
     for q in queries:
-        assert [s["id"] for s in q["snippets"]] == q["result_ids"][:len(q["snippets"])]
+        assert [s["id"] for s in q["snippets"]] == q["result_ids"][: len(q["snippets"])]
         for s in q["snippets"]:
             assert set(s) == {"id", "text", "session_id"} and 0 < len(s["text"]) <= TRACE_TEXT_LIMIT
             assert s["session_id"] == claude_ctx.get_by_id(s["id"]).session_id
@@ -203,6 +240,7 @@ def test_query_events_store_the_snippets_the_model_saw(claude_ctx, tmp_path):
     # an old trace without snippets still opens
     old = tmp_path / "old.rlmtrace.jsonl"
     lines = run.trace_path.read_text().splitlines()
-    old.write_text("\n".join(json.dumps({k: v for k, v in json.loads(ln).items() if k != "snippets"})
-                             for ln in lines) + "\n")
+    old.write_text(
+        "\n".join(json.dumps({k: v for k, v in json.loads(ln).items() if k != "snippets"}) for ln in lines) + "\n"
+    )
     assert not any("snippets" in e for e in Trace.load(old).events) and Trace.load(old).answer == run.answer

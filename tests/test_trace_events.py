@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.engine import run as run_module
 from rlm_jupyter.jupyter import widget
-from rlm_jupyter.rlm import run as run_module
 from rlm_jupyter.trace import events, gen
 
 ROOT = Path(__file__).parents[1]
@@ -42,7 +42,7 @@ def test_schema_types_the_statuses_and_the_shared_contracts():
     assert set(rules["worker_start"]["properties"]) == {"wait_s", "prestarted", "isolation"}
     snippet = rules["query"]["properties"]["snippets"]["items"]
     assert snippet["required"] == ["id", "text"] and snippet["properties"]["session_id"] == {"type": ["string", "null"]}
-    assert "snippets" not in rules["query"]["required"]          # old traces have none
+    assert "snippets" not in rules["query"]["required"]  # old traces have none
     assert set(events.EVENT_TYPES) == set(rules)
     validator = jsonschema.Draft202012Validator(schema)
     base = {"id": "w-1", "parent": "run-1", "type": "worker_start", "t": 1.0}
@@ -61,9 +61,11 @@ def test_status_lists_are_the_ones_events_defines():
     assert f"RUN_STATUSES: readonly RunStatus[] = {gen._list(events.RUN_STATUSES)}" in ts
     # no front-end or Python module spells the run statuses out again
     spelled = re.compile(r"""['"]done['"],\s*['"](?:budget|interrupted|error|max_iterations)['"]""")
-    offenders = [str(p.relative_to(ROOT)) for p in [*(ROOT / "rlm_jupyter").rglob("*.py"),
-                                                     *(ROOT / "labextension" / "src").glob("*.ts")]
-                 if p.name not in ("events.py", "trace-events.ts") and spelled.search(p.read_text())]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in [*(ROOT / "rlm_jupyter").rglob("*.py"), *(ROOT / "labextension" / "src").glob("*.ts")]
+        if p.name not in ("events.py", "trace-events.ts") and spelled.search(p.read_text())
+    ]
     assert not offenders
 
 
@@ -75,7 +77,7 @@ def test_a_trace_written_before_the_typing_opens_with_its_child_run():
     child = trace.get(sub["child_run"])
     assert child["parent"] == sub["id"] and trace.children(child["id"], "run_end")[0]["status"] == "done"
     u = trace.usage()
-    assert u["calls"] == 3 and u["tokens_in"] == 1049 + 1048 + 1109   # the child run's step included
+    assert u["calls"] == 3 and u["tokens_in"] == 1049 + 1048 + 1109  # the child run's step included
     schema = json.loads((ROOT / "rlm_jupyter" / "trace" / "schema.json").read_text())
     for line in OLD_TRACE.read_text().splitlines():
         jsonschema.validate(json.loads(line), schema)
@@ -91,16 +93,21 @@ def test_static_summary_counts_child_runs_as_trace_usage_does():
     assert f"{total:,} tokens" in widget.plain_text(payload)
     assert f"{total:,} tokens" in widget.static_html(payload)
     # a damaged saved output (events without ids, a string token count) still gets a summary
-    broken = {"header": {}, "events": [*trace.events, {"type": "step"}, {**trace.steps()[0], "id": "x",
-                                                                            "tokens_in": "many"}]}
+    broken = {
+        "header": {},
+        "events": [*trace.events, {"type": "step"}, {**trace.steps()[0], "id": "x", "tokens_in": "many"}],
+    }
     assert "tokens" in widget.plain_text(broken)
 
 
-@pytest.mark.parametrize(("version", "message"), [
-    (2, "written by a newer rlm-jupyter: upgrade it (pip install -U rlm-jupyter)"),
-    ("1", "a whole number from 1"),
-    (0, "a whole number from 1"),
-])
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [
+        (2, "written by a newer rlm-jupyter: upgrade it (pip install -U rlm-jupyter)"),
+        ("1", "a whole number from 1"),
+        (0, "a whole number from 1"),
+    ],
+)
 def test_the_reader_refuses_a_newer_or_odd_version(tmp_path, version, message):
     lines = OLD_TRACE.read_text().splitlines()
     header = {**json.loads(lines[0]), "version": version}
@@ -112,4 +119,4 @@ def test_the_reader_refuses_a_newer_or_odd_version(tmp_path, version, message):
 
 def test_the_reader_reads_every_version_up_to_its_own(tmp_path, monkeypatch):
     monkeypatch.setattr("rlm_jupyter.trace.reader.VERSION", 2)
-    assert rj.Trace.load(OLD_TRACE).answer == "available-tools.md"   # version 1, read by a version-2 reader
+    assert rj.Trace.load(OLD_TRACE).answer == "available-tools.md"  # version 1, read by a version-2 reader

@@ -30,8 +30,8 @@ LABEXT = REPO / "labextension"
 CRASHERS = Path(__file__).parent / "data" / "traces" / "crashers"
 SEED = 19
 N = int(os.environ.get("RLMJ_TRACE_FUZZ_N", "2000"))
-PER_INPUT_S = 5.0        # a hang: one input taking longer than this
-PEAK_MB = 512            # memory either reader may add while reading the inputs
+PER_INPUT_S = 5.0  # a hang: one input taking longer than this
+PEAK_MB = 512  # memory either reader may add while reading the inputs
 
 HARNESS = """
 import { readFileSync } from 'node:fs';
@@ -64,8 +64,14 @@ def node_reader(tmp_path_factory):
     node, _ = bundle_trace_reader(out, HARNESS)
 
     def read(paths: list[Path]) -> tuple[list[dict], int]:
-        r = subprocess.run([node, str(out / "harness.mjs")], input=json.dumps([str(p) for p in paths]),
-                           capture_output=True, text=True, cwd=out, timeout=60 + PER_INPUT_S * len(paths) / 10)
+        r = subprocess.run(
+            [node, str(out / "harness.mjs")],
+            input=json.dumps([str(p) for p in paths]),
+            capture_output=True,
+            text=True,
+            cwd=out,
+            timeout=60 + PER_INPUT_S * len(paths) / 10,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
         doc = json.loads(r.stdout)
         return doc["results"], doc["maxRssKb"]
@@ -88,13 +94,13 @@ def python_read(path: Path) -> dict:
     signal.setitimer(signal.ITIMER_REAL, PER_INPUT_S)
     try:
         trace = Trace.load(path)
-        trace.usage()          # walks the tree: deep chains, loops
+        trace.usage()  # walks the tree: deep chains, loops
         repr(trace)
         _ = trace.answer, trace.steps(), list(trace.walk())
         r = {"ids": [e["id"] for e in trace.events], "problems": len(trace.header.get("issues", []))}
     except _Hang:
         r = {"hang": True}
-    except ValueError as e:     # the documented "nothing to show" error
+    except ValueError as e:  # the documented "nothing to show" error
         r = {"error": str(e)[:300], "name": "ValueError"}
     except BaseException as e:  # noqa: BLE001 - anything else is a crash, reported with the input
         r = {"crash": f"{type(e).__name__}: {str(e)[:300]}"}
@@ -112,8 +118,12 @@ def seeds(tmp_path_factory, samples) -> list[Path]:
     import rlm_jupyter as rj
 
     path = tmp_path_factory.mktemp("fuzz-seed") / "run.rlmtrace.jsonl"
-    rj.rlm("Which write was rejected?", rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl"),
-           trace_path=str(path), max_depth=2)
+    rj.rlm(
+        "Which write was rejected?",
+        rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl"),
+        trace_path=str(path),
+        max_depth=2,
+    )
     return [path, *sorted((samples / "rlm-logs").iterdir())]
 
 
@@ -125,8 +135,9 @@ def _others(samples: Path) -> list[bytes]:
     return lines
 
 
-def test_fuzzed_traces_crash_neither_reader_and_both_keep_the_same_events(seeds, samples, node_reader,
-                                                                           tmp_path, capsys):
+def test_fuzzed_traces_crash_neither_reader_and_both_keep_the_same_events(
+    seeds, samples, node_reader, tmp_path, capsys
+):
     rng = random.Random(SEED)
     others = _others(samples)
     originals = [p.read_bytes() for p in seeds]
@@ -142,31 +153,37 @@ def test_fuzzed_traces_crash_neither_reader_and_both_keep_the_same_events(seeds,
     t0 = time.perf_counter()
     py = [python_read(p) for p in paths]
     py_s = time.perf_counter() - t0
-    py_peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024   # growth of this process
+    py_peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024  # growth of this process
     t0 = time.perf_counter()
     ts, ts_rss_kb = [], 0
-    for start in range(0, N, 500):   # batches: one Node process reads 500 files
-        res, rss = node_reader(paths[start:start + 500])
+    for start in range(0, N, 500):  # batches: one Node process reads 500 files
+        res, rss = node_reader(paths[start : start + 500])
         ts += res
         ts_rss_kb = max(ts_rss_kb, rss)
     ts_s = time.perf_counter() - t0
 
     crashes_py = [(paths[i].name, kinds[i], r["crash"]) for i, r in enumerate(py) if "crash" in r]
     hangs_py = [(paths[i].name, kinds[i]) for i, r in enumerate(py) if r.get("hang") or r["ms"] > PER_INPUT_S * 1e3]
-    crashes_ts = [(paths[i].name, kinds[i], r) for i, r in enumerate(ts) if "error" in r
-                  and r.get("name") != "TraceFormatError"]
+    crashes_ts = [
+        (paths[i].name, kinds[i], r) for i, r in enumerate(ts) if "error" in r and r.get("name") != "TraceFormatError"
+    ]
     hangs_ts = [(paths[i].name, kinds[i]) for i, r in enumerate(ts) if r["ms"] > PER_INPUT_S * 1e3]
-    differ = [(paths[i].name, kinds[i], _verdict(a), _verdict(b)) for i, (a, b) in enumerate(zip(py, ts, strict=True))
-              if _verdict(a) != _verdict(b)]
+    differ = [
+        (paths[i].name, kinds[i], _verdict(a), _verdict(b))
+        for i, (a, b) in enumerate(zip(py, ts, strict=True))
+        if _verdict(a) != _verdict(b)
+    ]
     refused = sum("error" in r for r in py)
     with capsys.disabled():
-        print(f"\ntrace reader fuzz (seed {SEED}): {N} inputs from {len(seeds)} real traces; "
-              f"shown {N - refused}, refused with the documented error {refused}; "
-              f"Python: {len(crashes_py)} crashes, {len(hangs_py)} hangs, {py_s:.1f} s, "
-              f"max {max(r['ms'] for r in py):.0f} ms an input, peak RSS +{py_peak_mb:.0f} MB; "
-              f"TypeScript: {len(crashes_ts)} crashes, {len(hangs_ts)} hangs, {ts_s:.1f} s, "
-              f"max {max(r['ms'] for r in ts):.0f} ms an input, peak RSS {ts_rss_kb / 1024:.0f} MB; "
-              f"verdicts differ: {len(differ)}")
+        print(
+            f"\ntrace reader fuzz (seed {SEED}): {N} inputs from {len(seeds)} real traces; "
+            f"shown {N - refused}, refused with the documented error {refused}; "
+            f"Python: {len(crashes_py)} crashes, {len(hangs_py)} hangs, {py_s:.1f} s, "
+            f"max {max(r['ms'] for r in py):.0f} ms an input, peak RSS +{py_peak_mb:.0f} MB; "
+            f"TypeScript: {len(crashes_ts)} crashes, {len(hangs_ts)} hangs, {ts_s:.1f} s, "
+            f"max {max(r['ms'] for r in ts):.0f} ms an input, peak RSS {ts_rss_kb / 1024:.0f} MB; "
+            f"verdicts differ: {len(differ)}"
+        )
     assert not crashes_py, crashes_py[:5]
     assert not hangs_py, hangs_py[:5]
     assert not crashes_ts, crashes_ts[:5]
@@ -184,6 +201,7 @@ def _verdict(r: dict) -> tuple:
 
 
 # ---- past crashers ---------------------------------------------------------------------------------------------
+
 
 def test_past_crashers_are_read_the_same_by_both_readers(node_reader):
     """Each file in tests/data/traces/crashers crashed the Python or the TypeScript reader before (README.md there
@@ -219,7 +237,7 @@ def test_a_3000_deep_parent_chain_and_a_parent_loop_are_walked_without_recursion
     assert chain.usage()["tokens_in"] == 3000 and chain.usage()["calls"] == 3000
     assert max(d for d, _ in chain.walk()) == 3000
     loop = Trace.load(CRASHERS / "parent-loop.rlmtrace.jsonl")
-    assert [e["id"] for _, e in loop.walk("la")] == ["lb", "la"]   # each event once, then the walk ends
+    assert [e["id"] for _, e in loop.walk("la")] == ["lb", "la"]  # each event once, then the walk ends
     assert [e["id"] for _, e in loop.walk("ls")] == ["ls"]
 
 
@@ -243,8 +261,11 @@ def test_the_python_check_gives_the_verdicts_of_jsonschema(tmp_path, samples):
     from rlm_jupyter.trace.reader import _checker
 
     path = tmp_path / "run.rlmtrace.jsonl"
-    rj.rlm("Which write was rejected?", rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl"),
-           trace_path=str(path))
+    rj.rlm(
+        "Which write was rejected?",
+        rj.load(samples / "claude-code" / "codemie-session-9eda1058.jsonl"),
+        trace_path=str(path),
+    )
     docs = _mutations(Trace.load(path).events)
     docs += [{"id": "x", "parent": None, "type": t, "t": 1} for t in ("run", "step", "nope", 3, None)]
     validator = jsonschema.Draft202012Validator(SCHEMA)
@@ -256,9 +277,12 @@ def test_the_python_check_gives_the_verdicts_of_jsonschema(tmp_path, samples):
 
 def test_folders_and_special_files_are_refused_not_read(tmp_path):
     fifo = tmp_path / "pipe.rlmtrace.jsonl"
-    os.mkfifo(fifo)   # reading it would block forever
-    for path, what in ((tmp_path, "is a folder"), (fifo, "is not a regular file"),
-                       (Path("/dev/zero"), "is not a regular file")):
+    os.mkfifo(fifo)  # reading it would block forever
+    for path, what in (
+        (tmp_path, "is a folder"),
+        (fifo, "is not a regular file"),
+        (Path("/dev/zero"), "is not a regular file"),
+    ):
         with pytest.raises(ValueError, match=what):
             Trace.load(path)
 
@@ -270,7 +294,8 @@ def test_a_damaged_header_line_still_shows_the_events(tmp_path, node_reader):
     trace = Trace.load(path)
     assert trace.header["issues"][:2] == [
         f"{path}: no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace of version 1",
-        f"{path}:1: not valid JSON; skipped"]
+        f"{path}:1: not valid JSON; skipped",
+    ]
     assert trace.answer and len(trace.events) == len(Trace.load(CRASHERS / "issue-junk-appended.rlmtrace.jsonl"))
     [ts], _ = node_reader([path])
     assert ts["ids"] == [e["id"] for e in trace.events]
@@ -287,7 +312,7 @@ def test_both_readers_open_a_version_1_trace_and_refuse_a_newer_version(node_rea
     (ts_old, ts_new), _ = node_reader([old, newer])
     trace = Trace.load(old)
     assert ts_old["ids"] == [e["id"] for e in trace.events] and ts_old["problems"] == 0
-    assert any(e["type"] == "run" and e["parent"] for e in trace.events)   # the child run is among them
+    assert any(e["type"] == "run" and e["parent"] for e in trace.events)  # the child run is among them
     assert ts_new["name"] == "TraceFormatError" and "upgrade it" in ts_new["error"]
     with pytest.raises(ValueError, match="upgrade it"):
         Trace.load(newer)

@@ -23,8 +23,9 @@ ERROR = re.compile(r"^(rlm_jupyter/[\w/]+\.py):\d+: error: ", re.M)
 
 
 def mypy_errors() -> Counter[str]:
-    out = subprocess.run([sys.executable, "-m", "mypy", "--no-error-summary"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary"], cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     if out.returncode not in (0, 1) or out.stderr.strip():
         raise RuntimeError(f"mypy did not run: {out.stderr.strip() or out.stdout[-2000:]}")
     return Counter(ERROR.findall(out.stdout))

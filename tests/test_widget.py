@@ -13,8 +13,9 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.context.snippets import readable
 
-widget = pytest.importorskip("rlm_jupyter.jupyter.widget", reason="anywidget or the built front-end is missing",
-                             exc_type=ImportError)
+widget = pytest.importorskip(
+    "rlm_jupyter.jupyter.widget", reason="anywidget or the built front-end is missing", exc_type=ImportError
+)
 TraceView = widget.TraceView
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 
@@ -90,12 +91,19 @@ def test_an_amended_event_replaces_the_earlier_version_in_place():
 
 
 def test_long_texts_are_cut_with_their_full_size_noted():
-    e = {"id": "o", "parent": "c", "type": "output", "t": 1.0, "stdout": "x" * 50_000, "stderr": "short",
-         "result_ids": [f"m{i}" for i in range(2000)]}
+    e = {
+        "id": "o",
+        "parent": "c",
+        "type": "output",
+        "t": 1.0,
+        "stdout": "x" * 50_000,
+        "stderr": "short",
+        "result_ids": [f"m{i}" for i in range(2000)],
+    }
     cut = widget.cut_event(e, limit=1000, list_limit=100)
     assert len(cut["stdout"]) == 1001 and cut["_cut"] == {"stdout": 50_000, "result_ids": 2000}
     assert cut["stderr"] == "short" and len(cut["result_ids"]) == 100
-    assert e["stdout"] == "x" * 50_000   # the original is untouched
+    assert e["stdout"] == "x" * 50_000  # the original is untouched
     assert widget.cut_event({"id": "a", "text": "short"}) == {"id": "a", "text": "short"}
 
 
@@ -131,7 +139,7 @@ def test_sync_sends_everything_and_actions_reach_the_handlers(run):
 
     got, boom = [], []
     view.on_action(got.append)
-    view.on_action(lambda a: boom.append(1 / 0))   # a failing handler must not stop the others or raise
+    view.on_action(lambda a: boom.append(1 / 0))  # a failing handler must not stop the others or raise
     assert view.controls
     view._on_msg(view, {"action": "pause"}, [])
     view._on_msg(view, {"action": "rerun", "step": 1, "code": "print(1)"}, [])
@@ -179,7 +187,7 @@ def test_snippets_are_looked_up_by_the_flusher_not_on_the_pushing_thread(run, ct
     view._messages.snippets = spy
     query = next(e for e in run.trace.events if e["type"] == "query" and e.get("result_ids"))
     view.push(query)
-    assert looked_up_on == []            # push() returned without looking anything up
+    assert looked_up_on == []  # push() returned without looking anything up
     deadline = time.monotonic() + 10
     while not wire.events() and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -188,18 +196,23 @@ def test_snippets_are_looked_up_by_the_flusher_not_on_the_pushing_thread(run, ct
     assert looked_up_on == ["rlm-trace-view"]
     # the view keeps the version with snippets: a later sync or the MIME bundle do not look them up again
     assert view.events()[0]["snippets"] == sent[0]["snippets"] and len(looked_up_on) == 1
-    assert "position" not in query["snippets"][0]   # the run's own event keeps the trace's snippets, untouched
+    assert "position" not in query["snippets"][0]  # the run's own event keeps the trace's snippets, untouched
     view.close()
 
 
 def test_a_tools_json_input_reads_as_key_value_lines(ctx):
-    assert readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}') == \
-        "file_path: /a.md\ncontent:\n# T\n\nbody\nn: 3"
+    assert (
+        readable(r'{"file_path": "/a.md", "content": "# T\n\nbody", "n": 3}')
+        == "file_path: /a.md\ncontent:\n# T\n\nbody\nn: 3"
+    )
     assert readable("not json {") == "not json {"
     assert readable("[1, 2]") == "[1, 2]"
     # a real Write tool message: the file's content shows as the file, not as an escaped JSON string
-    msg = next(m for m in (widget._Messages(ctx).get(i) for i in ctx.df["id"].to_list() if i)
-               if m and m["tool_name"] == "Write")
+    msg = next(
+        m
+        for m in (widget._Messages(ctx).get(i) for i in ctx.df["id"].to_list() if i)
+        if m and m["tool_name"] == "Write"
+    )
     assert "\ncontent:\n" in msg["text"] and "\\n" not in msg["text"].split("content:", 1)[1][:200]
 
 
@@ -214,7 +227,7 @@ def test_status_is_checked_and_engine_statuses_are_mapped():
 
 def test_compare_view_carries_the_comparison(run):
     code = next(e for e in run.trace.events if e["type"] == "code")["code"]
-    from rlm_jupyter.rlm.rerun import rerun
+    from rlm_jupyter.engine.rerun import rerun
 
     other = rerun(run, step=1, code=code + "\nprint('edited')")
     cv = widget.compare_view(run, other, labels=("original", "edited"))
@@ -253,7 +266,7 @@ def test_rlm_magic_drives_a_real_trace_view_and_its_rerun_button(samples, monkey
     view.flush()
     assert view.status == "done" and view.controls and view.budget == {"usd": 1.0}
     assert [e["id"] for e in view.events()] == [e["id"] for e in run.trace.events]
-    assert any(e.get("snippets") for e in view.events() if e["type"] == "query")   # the magic set the context
+    assert any(e.get("snippets") for e in view.events() if e["type"] == "query")  # the magic set the context
 
     # the view's "edit & re-run" button: a new run pushed to the same view, stored in first_rerun
     code = run.trace.children(run.trace.steps()[0]["id"], "code")[0]["code"]
@@ -325,7 +338,7 @@ def test_a_rerun_from_the_view_is_saved_in_the_cell_linked_named_and_answered(sa
     with capture_output():
         ip.run_line_magic("rlm_load", str(samples / CLAUDE))
         res = ip.run_cell("%%rlm --out p1\nWhich write was rejected?")
-    assert res.success and res.result is None   # the answer is a display of its own, which a re-run can update
+    assert res.success and res.result is None  # the answer is a display of its own, which a re-run can update
     view, first = views[-1], ip.user_ns["p1"]
     answer = next(h for h in displayed if isinstance(h.shown[0], str))
     assert answer.shown == [first.answer]

@@ -19,13 +19,19 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.sessions.schema import WINDOW_EVENT
 from rlm_jupyter.testing.samples import sample_tree
-from rlm_jupyter.xray import xray
+from rlm_jupyter.window import xray
 
 DATA = Path(__file__).parent / "data"
-CLAUDE = (DATA / "recorded/claude-code/current/projects/-tmp-claude-record-repo"
-          / "ce2150e9-7c2e-46ec-b1a1-b6f775738f6d.jsonl")
-CODEX = (DATA / "recorded/codex/sessions/2026/12/01"
-         / "rollout-2026-12-01T15-03-29-01a23221-dad8-7d61-8b74-1e2d37966c84.jsonl")
+CLAUDE = (
+    DATA
+    / "recorded/claude-code/current/projects/-tmp-claude-record-repo"
+    / "ce2150e9-7c2e-46ec-b1a1-b6f775738f6d.jsonl"
+)
+CODEX = (
+    DATA
+    / "recorded/codex/sessions/2026/12/01"
+    / "rollout-2026-12-01T15-03-29-01a23221-dad8-7d61-8b74-1e2d37966c84.jsonl"
+)
 GEMINI = sample_tree() / "gemini/session-2026-01-16T11-01-file-ops-37b7abef.json"
 PLACEHOLDER = "[Old tool result content cleared]"
 
@@ -57,9 +63,13 @@ def _claude_tool_lines(recs):
 
 def _result_before_last_compaction(recs) -> int:
     """A tool result that stays in the window for a few steps (the recorded session compacts often)."""
-    return sorted(k for k, r in enumerate(recs) if r.get("type") == "user"
-               and isinstance((r.get("message") or {}).get("content"), list)
-               and r["message"]["content"][0].get("type") == "tool_result")[0]
+    return sorted(
+        k
+        for k, r in enumerate(recs)
+        if r.get("type") == "user"
+        and isinstance((r.get("message") or {}).get("content"), list)
+        and r["message"]["content"][0].get("type") == "tool_result"
+    )[0]
 
 
 # ---- the table carries the events; the X-ray reads nothing else ---------------------------------------------------
@@ -68,8 +78,9 @@ def _result_before_last_compaction(recs) -> int:
 def test_window_columns_are_in_the_table_and_typed():
     ctx = _load(CODEX)
     assert {"out_by", "cleared_by", "window_event"} <= set(ctx.df.columns)
-    assert ctx.df.schema["window_event"] == pl.Struct({k: {"str": pl.String, "int": pl.Int64}[v]
-                                                       for k, v in WINDOW_EVENT.items()})
+    assert ctx.df.schema["window_event"] == pl.Struct(
+        {k: {"str": pl.String, "int": pl.Int64}[v] for k, v in WINDOW_EVENT.items()}
+    )
     ev = ctx.df.filter(pl.col("window_event").is_not_null())
     assert ev["window_event"].struct.field("kind").to_list() == ["compaction", "compaction"]
     # every removed row points at an event row of its own session
@@ -110,12 +121,26 @@ def test_claude_microcompact_boundary_clears_the_named_results(tmp_path):
     named = [tools[0][1], tools[1][1]]
     after = next(k for k, r in enumerate(recs) if k > tools[3][0] and r.get("type") == "user")
     base = recs[after]
-    mc = {"type": "system", "subtype": "microcompact_boundary", "sessionId": base["sessionId"], "uuid": "mc-0001",
-          "parentUuid": base["uuid"], "timestamp": base["timestamp"], "isSidechain": False, "isMeta": False,
-          "content": "Microcompacted tool results", "level": "info", "version": base.get("version"),
-          "microcompactMetadata": {"trigger": "auto", "preTokens": 13400, "tokensSaved": 900,
-                                   "compactedToolIds": [*named, "toolu_not_in_this_file"]}}
-    path = _write(tmp_path / "s.jsonl", recs[: after + 1] + [mc] + recs[after + 1:])
+    mc = {
+        "type": "system",
+        "subtype": "microcompact_boundary",
+        "sessionId": base["sessionId"],
+        "uuid": "mc-0001",
+        "parentUuid": base["uuid"],
+        "timestamp": base["timestamp"],
+        "isSidechain": False,
+        "isMeta": False,
+        "content": "Microcompacted tool results",
+        "level": "info",
+        "version": base.get("version"),
+        "microcompactMetadata": {
+            "trigger": "auto",
+            "preTokens": 13400,
+            "tokensSaved": 900,
+            "compactedToolIds": [*named, "toolu_not_in_this_file"],
+        },
+    }
+    path = _write(tmp_path / "s.jsonl", recs[: after + 1] + [mc] + recs[after + 1 :])
     xr = xray(_load(path))
     ev = xr.events.filter(pl.col("kind") == "microcompact").row(0, named=True)
     assert (ev["how"], ev["pre_tokens"], ev["tokens_saved"], ev["trigger"]) == ("recorded", 13400, 900, "auto")
@@ -150,8 +175,9 @@ def test_claude_api_context_editing_clears_the_oldest_results(tmp_path):
     recs = _lines(CLAUDE)
     tools = _claude_tool_lines(recs)
     step = next(k for k, r in enumerate(recs) if k > tools[2][0] and r.get("type") == "assistant")
-    recs[step]["message"]["context_management"] = {"applied_edits": [
-        {"type": "clear_tool_uses_20250919", "cleared_tool_uses": 2, "cleared_input_tokens": 640}]}
+    recs[step]["message"]["context_management"] = {
+        "applied_edits": [{"type": "clear_tool_uses_20250919", "cleared_tool_uses": 2, "cleared_input_tokens": 640}]
+    }
     xr = xray(_load(_write(tmp_path / "s.jsonl", recs)))
     ev = xr.events.filter(pl.col("kind") == "context_edit").row(0, named=True)
     assert ev["tokens_saved"] == 640 and ev["how"] == "inferred" and ev["removed_tool_outputs"] == 2
@@ -199,8 +225,10 @@ def _first_call(doc) -> tuple[int, dict]:
 
 
 def _snippet(path: str, text: str) -> str:
-    return (f"<tool_output_masked>\n[Tool output ({len(text.encode()) / 1048576:.2f}MB, {text.count(chr(10)) + 1} "
-            f"lines) masked to preserve context window. Full output saved to: {path}]\n</tool_output_masked>")
+    return (
+        f"<tool_output_masked>\n[Tool output ({len(text.encode()) / 1048576:.2f}MB, {text.count(chr(10)) + 1} "
+        f"lines) masked to preserve context window. Full output saved to: {path}]\n</tool_output_masked>"
+    )
 
 
 def _set_output(call: dict, text: str) -> None:
@@ -219,8 +247,10 @@ def test_gemini_masking_upsert_keeps_the_original_and_when(tmp_path):
     for x, m in enumerate(doc["messages"]):
         if x == masked_before:
             rewrite = json.loads(json.dumps(doc["messages"][k]))
-            _set_output(next(c for c in rewrite["toolCalls"] if c["id"] == call["id"]),
-                        _snippet(f"{chats.parent}/tool-outputs/session-{doc['sessionId']}/read_file_x.txt", original))
+            _set_output(
+                next(c for c in rewrite["toolCalls"] if c["id"] == call["id"]),
+                _snippet(f"{chats.parent}/tool-outputs/session-{doc['sessionId']}/read_file_x.txt", original),
+            )
             lines.append(rewrite)
         lines.append(m)
     xr = xray(_load(_write(chats / "session-2026-01-16T11-01-37b7abef.jsonl", lines)))
@@ -246,8 +276,12 @@ def test_gemini_masking_reads_the_original_from_tool_outputs(tmp_path):
     name = f"read_file_{call['id'].lower()}_a1b2c3.txt"
     (folder / name).write_text(original)
     # the snippet names the path on the machine that recorded it; the copy is found by its name
-    _set_output(call, _snippet(f"/home/someone/.gemini/tmp/{doc['projectHash']}/tool-outputs/session-"
-                               f"{doc['sessionId']}/{name}", original))
+    _set_output(
+        call,
+        _snippet(
+            f"/home/someone/.gemini/tmp/{doc['projectHash']}/tool-outputs/session-{doc['sessionId']}/{name}", original
+        ),
+    )
     path = chats / GEMINI.name
     path.write_text(json.dumps(doc))
     xr = xray(_load(path))
@@ -328,8 +362,13 @@ def test_masking_records_with_bad_values_are_read(tmp_path):
     _set_output(call, _snippet("/tmp/\x00bad" + "x" * 5000, "x"))
     meta = {key: doc[key] for key in ("sessionId", "projectHash", "startTime", "lastUpdated")}
     first = doc["messages"][3]
-    lines = [meta, *doc["messages"][:4], {**first, "toolCalls": ["not a call", {"id": 7}, None]},
-             {**first, "toolCalls": "<tool_output_masked>"}, *doc["messages"][4:]]
+    lines = [
+        meta,
+        *doc["messages"][:4],
+        {**first, "toolCalls": ["not a call", {"id": 7}, None]},
+        {**first, "toolCalls": "<tool_output_masked>"},
+        *doc["messages"][4:],
+    ]
     path = _write(chats / "session-x.jsonl", lines)
     ctx = rj.load(path, cache=False)
     assert len(ctx) > 0 and xray(ctx).turns.height > 0

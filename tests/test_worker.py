@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 import rlm_jupyter as rj
-from rlm_jupyter.rlm import sandbox
-from rlm_jupyter.rlm.worker import Limits, Worker
+from rlm_jupyter.engine import sandbox
+from rlm_jupyter.engine.worker import Limits, Worker
 
 NO_BWRAP = sandbox.bwrap_works()
 LEVELS = [
     pytest.param("bwrap", marks=pytest.mark.skipif(NO_BWRAP is not None, reason=f"bubblewrap unavailable: {NO_BWRAP}")),
-    pytest.param("rlimits+seccomp", marks=pytest.mark.skipif(not sandbox.seccomp_available(),
-                                                             reason="pyseccomp not installed")),
+    pytest.param(
+        "rlimits+seccomp", marks=pytest.mark.skipif(not sandbox.seccomp_available(), reason="pyseccomp not installed")
+    ),
     "rlimits",
 ]
 SECRET = "sk-test-planted-secret-4242"
@@ -62,8 +63,9 @@ UNSANDBOXED_OK = {"allow_unsandboxed": True}
 def shared(level, ctx):
     """One worker per level for the tests that do not kill it (as in a run: one worker, many steps)."""
     calls = Calls()
-    with Worker(ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level,
-                **UNSANDBOXED_OK) as w:
+    with Worker(
+        ctx, limits=Limits(step_timeout_s=10, memory_mb=768), on_call=calls, isolation=level, **UNSANDBOXED_OK
+    ) as w:
         w.calls = calls
         yield w
 
@@ -139,9 +141,11 @@ def test_model_calls_reach_the_parent_and_replies_come_back(shared):
 def test_context_answers_like_the_parent_and_queries_are_recorded(shared, ctx):
     parent = ctx.regex_search(r"(?i)error", limit=20)
     assert len(parent.ids) > 3  # the sample has tool errors: a real comparison
-    code = ("r = context.regex_search(r'(?i)error', limit=20)\n"
-            "sessions = context.sessions['session_id'].to_list()\n"
-            "print(json.dumps({'n': len(context), 'ids': r.ids, 'sessions': sessions}))")
+    code = (
+        "r = context.regex_search(r'(?i)error', limit=20)\n"
+        "sessions = context.sessions['session_id'].to_list()\n"
+        "print(json.dumps({'n': len(context), 'ids': r.ids, 'sessions': sessions}))"
+    )
     r = shared.execute("import json\n" + code)
     assert r.status == "ok", r.stderr
     got = json.loads(r.stdout)
@@ -163,8 +167,10 @@ def test_parent_secrets_are_not_in_the_environment(level, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         # /proc/self/environ is closed to a worker that dropped root (non-dumpable after the uid change)
-        r = w.execute("import os\nprint(dict(os.environ))\ntry:\n    print(open('/proc/self/environ', 'rb').read())\n"
-                      "except PermissionError as e:\n    print(e)")
+        r = w.execute(
+            "import os\nprint(dict(os.environ))\ntry:\n    print(open('/proc/self/environ', 'rb').read())\n"
+            "except PermissionError as e:\n    print(e)"
+        )
     assert r.status == "ok", r.stderr
     assert SECRET not in r.stdout and "OPENAI_API_KEY" not in r.stdout
 
@@ -173,12 +179,14 @@ def test_network_to_a_parent_port_is_cut(level):
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    code = ("import socket\n"
-            "try:\n"
-            f"    socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
-            "    print('CONNECTED')\n"
-            "except OSError as e:\n"
-            "    print('blocked:', type(e).__name__, e)")
+    code = (
+        "import socket\n"
+        "try:\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+        "    print('CONNECTED')\n"
+        "except OSError as e:\n"
+        "    print('blocked:', type(e).__name__, e)"
+    )
     with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w, listener:
         r = w.execute(code)
         if level == "rlimits":  # documented: this level does not cut the network (docs/isolation.md)
@@ -191,18 +199,22 @@ def test_network_to_a_parent_port_is_cut(level):
 
 def test_filesystem_outside_the_worker_folder(level, tmp_path):
     if level != "bwrap":
-        pytest.skip(f"{level}: without bubblewrap the worker has the same filesystem view and user as the kernel; "
-                    "it can read and write anywhere the kernel's user can (only cwd/HOME/TMPDIR point to its folder)")
+        pytest.skip(
+            f"{level}: without bubblewrap the worker has the same filesystem view and user as the kernel; "
+            "it can read and write anywhere the kernel's user can (only cwd/HOME/TMPDIR point to its folder)"
+        )
     secret = tmp_path / "secret.txt"
     secret.write_text(SECRET)
     outside = [tmp_path / "written.txt", Path(rj.__file__).parent / "_written_by_worker.txt"]
-    code = ("import json\nres = {}\n"
-            f"for p in {[str(p) for p in outside]!r} + ['/etc/rlm_probe']:\n"
-            "    try:\n        open(p, 'w').write('x'); res[p] = 'written'\n"
-            "    except OSError as e:\n        res[p] = type(e).__name__\n"
-            f"try:\n    res['read'] = open({str(secret)!r}).read()\n"
-            "except OSError as e:\n    res['read'] = type(e).__name__\n"
-            "open('inside.txt', 'w').write('ok')\nprint(json.dumps(res))")
+    code = (
+        "import json\nres = {}\n"
+        f"for p in {[str(p) for p in outside]!r} + ['/etc/rlm_probe']:\n"
+        "    try:\n        open(p, 'w').write('x'); res[p] = 'written'\n"
+        "    except OSError as e:\n        res[p] = type(e).__name__\n"
+        f"try:\n    res['read'] = open({str(secret)!r}).read()\n"
+        "except OSError as e:\n    res['read'] = type(e).__name__\n"
+        "open('inside.txt', 'w').write('ok')\nprint(json.dumps(res))"
+    )
     with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
         assert r.status == "ok", r.stderr
@@ -231,8 +243,7 @@ def test_infinite_loop_is_killed_and_next_step_runs_in_a_fresh_worker(level):
 
 def test_cpu_limit_kills_a_busy_step(level):
     # a wall limit far above the CPU limit: on a loaded machine 2 CPU seconds can take many wall seconds
-    with Worker(None, limits=Limits(step_timeout_s=40, cpu_s=1, memory_mb=512), isolation=level,
-                **UNSANDBOXED_OK) as w:
+    with Worker(None, limits=Limits(step_timeout_s=40, cpu_s=1, memory_mb=512), isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute("while True:\n    pass")
         assert r.status == "killed" and "SIGXCPU" in r.error and "CPU time limit of 1 s" in r.error
         assert w.execute("1 + 1").stdout == "2\n"
@@ -248,10 +259,13 @@ def test_memory_bomb_is_contained(level):
         assert (r.status, r.stdout) == ("ok", "True\n")
 
 
-@pytest.mark.parametrize(("code", "reason"), [
-    ("import os\nos._exit(3)", "worker died (exit status 3"),
-    ("import ctypes\nctypes.string_at(0)", "worker died (signal 11: SIGSEGV"),
-])
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("import os\nos._exit(3)", "worker died (exit status 3"),
+        ("import ctypes\nctypes.string_at(0)", "worker died (signal 11: SIGSEGV"),
+    ],
+)
 def test_crash_is_recorded_as_killed_with_the_reason(level, code, reason):
     with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
@@ -284,8 +298,9 @@ def test_time_spent_in_model_calls_counts_towards_the_step(level):
         _time.sleep(0.6)
         return "late"
 
-    with Worker(None, limits=Limits(step_timeout_s=1.5, memory_mb=512), on_call=slow, isolation=level,
-                **UNSANDBOXED_OK) as w:
+    with Worker(
+        None, limits=Limits(step_timeout_s=1.5, memory_mb=512), on_call=slow, isolation=level, **UNSANDBOXED_OK
+    ) as w:
         t0 = _time.monotonic()
         r = w.execute("n = 0\nwhile True:\n    sub_llm('x'); n += 1")
         assert r.status == "killed" and "model calls included" in r.error
@@ -294,8 +309,13 @@ def test_time_spent_in_model_calls_counts_towards_the_step(level):
 
 def test_sub_calls_per_step_are_capped_without_calling_the_model(level):
     calls = Calls()
-    with Worker(None, limits=Limits(step_timeout_s=20, memory_mb=512, sub_calls_per_step=5), on_call=calls,
-                isolation=level, **UNSANDBOXED_OK) as w:
+    with Worker(
+        None,
+        limits=Limits(step_timeout_s=20, memory_mb=512, sub_calls_per_step=5),
+        on_call=calls,
+        isolation=level,
+        **UNSANDBOXED_OK,
+    ) as w:
         r = w.execute("out = [sub_llm(f'p{i}') for i in range(4)] + sub_llm_batch(['a', 'b', 'c'])\nprint(out[-3:])")
         assert r.status == "ok", r.stderr
         assert len(calls.seen) == 4  # the 4 single calls; the batch of 3 would pass 5: refused whole
@@ -305,10 +325,12 @@ def test_sub_calls_per_step_are_capped_without_calling_the_model(level):
 
 
 def test_a_result_for_another_step_is_a_protocol_error(level):
-    code = ("import sys\nfrom rlm_jupyter.rlm._worker_main import send\n"
-            "sock = sub_llm.__closure__[0].cell_contents.__self__.sock\n"
-            "send(sock, {'op': 'result', 'seq': 99, 'stdout': 'forged', 'stderr': '', 'status': 'ok'})\n"
-            "import time\ntime.sleep(5)")
+    code = (
+        "import sys\nfrom rlm_jupyter.engine._worker_main import send\n"
+        "sock = sub_llm.__closure__[0].cell_contents.__self__.sock\n"
+        "send(sock, {'op': 'result', 'seq': 99, 'stdout': 'forged', 'stderr': '', 'status': 'ok'})\n"
+        "import time\ntime.sleep(5)"
+    )
     with Worker(None, limits=FAST, isolation=level, **UNSANDBOXED_OK) as w:
         r = w.execute(code)
         assert r.status == "killed" and "protocol error: result for step 99, expected 1" in r.error
@@ -316,14 +338,14 @@ def test_a_result_for_another_step_is_a_protocol_error(level):
         assert w.execute("print('fresh')").stdout == "fresh\n"
 
 
-# ---- the fork server: workers forked from a clean template (rlm/forkserver.py) ----------------------------------
+# ---- the fork server: workers forked from a clean template (engine/forkserver.py) ----------------------------------
 
 FORKED = [p for p in LEVELS if getattr(p, "values", (p,))[0] != "rlimits"]
 
 
 @pytest.fixture(params=FORKED)
 def forked_level(request):
-    from rlm_jupyter.rlm import forkserver
+    from rlm_jupyter.engine import forkserver
 
     if not forkserver.enabled(request.param):
         pytest.skip("workers are forked only when the kernel runs as root (the template gives each its namespaces)")
@@ -337,8 +359,9 @@ def _two_contexts(ctx, tmp_path):
     from rlm_jupyter.context import Context
 
     one_id = ctx.sessions["session_id"][0]
-    small = Context.from_frame(ctx.df.filter(pl.col("session_id") == one_id),
-                               sessions=ctx.sessions.filter(pl.col("session_id") == one_id))
+    small = Context.from_frame(
+        ctx.df.filter(pl.col("session_id") == one_id), sessions=ctx.sessions.filter(pl.col("session_id") == one_id)
+    )
     paths = []
     for name, c in (("a", ctx), ("b", small)):
         (tmp_path / name).mkdir(mode=0o700)
@@ -349,8 +372,10 @@ def _two_contexts(ctx, tmp_path):
 def test_forked_workers_get_their_run_only_and_cannot_reach_each_other(forked_level, ctx, tmp_path):
     (path_a, n_a), (path_b, n_b) = _two_contexts(ctx, tmp_path)
     assert n_a != n_b
-    with Worker(path_a, limits=FAST, isolation=forked_level) as a, \
-            Worker(path_b, limits=FAST, isolation=forked_level) as b:
+    with (
+        Worker(path_a, limits=FAST, isolation=forked_level) as a,
+        Worker(path_b, limits=FAST, isolation=forked_level) as b,
+    ):
         assert a._proc.forked and b._proc.forked and a._proc.pid != b._proc.pid
         # each has the context its run handed over, and nothing else
         assert a.execute("print(len(context))").stdout == f"{n_a}\n"
@@ -358,25 +383,31 @@ def test_forked_workers_get_their_run_only_and_cannot_reach_each_other(forked_le
         assert a.execute("x = 41\nopen('private.txt', 'w').write('run a')").status == "ok"
         assert (a.workdir / "private.txt").read_text() == "run a"
         # b cannot see a's folder, nor the folder holding every forked worker's folder
-        r = b.execute(f"import os\nfor p in ({str(a.workdir / 'private.txt')!r}, {str(a.workdir)!r}):\n"
-                      "    try:\n        print(open(p).read() if p.endswith('.txt') else os.listdir(p))\n"
-                      "    except OSError as e:\n        print(type(e).__name__)\n"
-                      f"print(os.listdir({str(a._base.parent)!r}) if os.path.isdir({str(a._base.parent)!r}) "
-                      "else 'no pool')")
+        r = b.execute(
+            f"import os\nfor p in ({str(a.workdir / 'private.txt')!r}, {str(a.workdir)!r}):\n"
+            "    try:\n        print(open(p).read() if p.endswith('.txt') else os.listdir(p))\n"
+            "    except OSError as e:\n        print(type(e).__name__)\n"
+            f"print(os.listdir({str(a._base.parent)!r}) if os.path.isdir({str(a._base.parent)!r}) "
+            "else 'no pool')"
+        )
         assert r.status == "ok" and "run a" not in r.stdout and "private" not in r.stdout, r.stdout
         assert a._base.name not in r.stdout, r.stdout
         # own pid namespace: it sees its init and itself (pid 2), not the other worker; a signal cannot reach it
-        r = b.execute("import os\nprint(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
-                      f"try:\n    os.kill({a._proc.pid}, 9)\n    print('sent')\nexcept OSError as e:\n"
-                      "    print(type(e).__name__)")
+        r = b.execute(
+            "import os\nprint(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
+            f"try:\n    os.kill({a._proc.pid}, 9)\n    print('sent')\nexcept OSError as e:\n"
+            "    print(type(e).__name__)"
+        )
         pid, pids = r.stdout.splitlines()[0].split(" ", 1)
         assert pid == "2" and json.loads(pids) == [1, 2], r.stdout
         assert "sent" not in r.stdout
         assert a.execute("print(x)").stdout == "41\n"  # a lives on
         # nothing of the hand-over is left open: its socket, two log files (fd 1, 2), the pipe to its init
-        r = b.execute("import os\nfds = {}\nfor f in os.listdir('/proc/self/fd'):\n    try:\n"
-                      "        fds[int(f)] = os.readlink(f'/proc/self/fd/{f}')\n    except OSError:\n        pass\n"
-                      "print(fds)")
+        r = b.execute(
+            "import os\nfds = {}\nfor f in os.listdir('/proc/self/fd'):\n    try:\n"
+            "        fds[int(f)] = os.readlink(f'/proc/self/fd/{f}')\n    except OSError:\n        pass\n"
+            "print(fds)"
+        )
         opened = ast.literal_eval(r.stdout)
         files = sorted(Path(t).name for t in opened.values() if t.startswith("/"))
         assert files == ["err.log", "null", "out.log"], opened  # no context folder, cgroup or second log copy
@@ -392,7 +423,7 @@ def test_a_prestarted_template_is_taken_over_and_its_death_falls_back(forked_lev
     import os
     import signal as sig
 
-    from rlm_jupyter.rlm import forkserver
+    from rlm_jupyter.engine import forkserver
 
     fs = forkserver.prestart(forked_level)
     assert fs is not None and fs.wait_ready(60)

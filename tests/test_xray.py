@@ -19,7 +19,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.context.errors import ArgumentError, PositionError, UnknownIdError
-from rlm_jupyter.xray import xray
+from rlm_jupyter.window import xray
 
 REC = Path(__file__).parent / "data" / "recorded"
 OC_CURRENT = REC / "opencode" / "current"
@@ -32,8 +32,11 @@ OPENCODE_CLEARED = "[Old tool result content cleared]"  # what OpenCode sends fo
 
 def requests(folder: Path) -> list[dict]:
     xz = folder / "requests.jsonl.xz"
-    with (lzma.open(xz, "rt", encoding="utf-8") if xz.exists()
-          else gzip.open(folder / "requests.jsonl.gz", "rt", encoding="utf-8")) as f:
+    with (
+        lzma.open(xz, "rt", encoding="utf-8")
+        if xz.exists()
+        else gzip.open(folder / "requests.jsonl.gz", "rt", encoding="utf-8")
+    ) as f:
         return [json.loads(line) for line in f]
 
 
@@ -91,6 +94,7 @@ def check_window_matches_request(xr, turn: int, body: dict, summaries: list[str]
 
 # ---- OpenCode: windows vs the requests OpenCode sent -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("folder, store", [(OC_CURRENT, "opencode.db"), (OC_V11, "storage")])
 def test_opencode_windows_are_what_the_model_was_sent(folder, store):
     ctx = rj.load(folder / store)
@@ -127,8 +131,9 @@ def _opencode_compacted_ids(db: Path, session: str) -> set[str]:
     """From opencode.db itself: the messages before the compaction message (no tail kept), and their tool calls."""
     con = sqlite3.connect(f"file:{db.resolve()}?immutable=1", uri=True)
     try:
-        msgs = con.execute("SELECT id, time_created FROM message WHERE session_id = ? ORDER BY time_created, id",
-                           (session,)).fetchall()
+        msgs = con.execute(
+            "SELECT id, time_created FROM message WHERE session_id = ? ORDER BY time_created, id", (session,)
+        ).fetchall()
         parts = con.execute("SELECT message_id, data FROM part WHERE session_id = ? ORDER BY id", (session,)).fetchall()
     finally:
         con.close()
@@ -177,6 +182,7 @@ def test_losses_with_query_and_the_offline_sub_model_cite_removed_messages_only(
 
 # ---- OpenCode with pruning on: a real prune (state.time.compacted), then a real auto-compaction with a kept tail --
 
+
 @pytest.fixture(scope="module")
 def oc_prune(tmp_path_factory):
     """The recorded opencode.db (stored as .xz) unpacked to a temporary folder, and its X-ray."""
@@ -205,12 +211,20 @@ def _opencode_store_losses(db: Path) -> dict:
     head = order[: order.index(tail) if tail else order.index(cmsg)]
     tools = [(m, p) for m, p in parts if p["type"] == "tool"]
     dropped = set(head) | {p["callID"] for m, p in tools if m in head}
-    stamped = {p["callID"]: p["state"]["time"]["compacted"] for _, p in tools
-               if (p["state"].get("time") or {}).get("compacted")}
-    return {"compaction": cmsg, "tail": tail, "auto": cpart["auto"], "dropped": dropped,
-            "pruned_in_window": {c for c, t in stamped.items() if t < created[cmsg]},
-            "pruned_after": {c for c, t in stamped.items() if t >= created[cmsg]},
-            "tail_calls": {p["callID"] for m, p in tools if tail and order.index(m) >= order.index(tail)}}
+    stamped = {
+        p["callID"]: p["state"]["time"]["compacted"]
+        for _, p in tools
+        if (p["state"].get("time") or {}).get("compacted")
+    }
+    return {
+        "compaction": cmsg,
+        "tail": tail,
+        "auto": cpart["auto"],
+        "dropped": dropped,
+        "pruned_in_window": {c for c, t in stamped.items() if t < created[cmsg]},
+        "pruned_after": {c for c, t in stamped.items() if t >= created[cmsg]},
+        "tail_calls": {p["callID"] for m, p in tools if tail and order.index(m) >= order.index(tail)},
+    }
 
 
 def test_opencode_prune_recording_is_what_notes_say():
@@ -339,8 +353,11 @@ def _claude_expected(path: Path) -> list[tuple[set[str], set[str]]]:
     def ids_of(r: dict) -> set[str]:
         msg = r.get("message") or {}
         content = msg.get("content") if isinstance(msg.get("content"), list) else []
-        blocks = {b.get("id") or b.get("tool_use_id") for b in content
-                  if isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")}
+        blocks = {
+            b.get("id") or b.get("tool_use_id")
+            for b in content
+            if isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+        }
         if r["type"] == "assistant":
             return {msg["id"], *blocks} - {None}
         return blocks - {None} if blocks else {r["uuid"]}
@@ -349,8 +366,9 @@ def _claude_expected(path: Path) -> list[tuple[set[str], set[str]]]:
     for r in recs:
         if r.get("type") == "system" and r.get("subtype") == "compact_boundary":
             keep_uuids = set(r["compactMetadata"]["preservedMessages"]["uuids"])
-            kept = set().union(*(ids_of(x) for x in recs if x.get("uuid") in keep_uuids
-                                 and x.get("type") in ("user", "assistant")))
+            kept = set().union(
+                *(ids_of(x) for x in recs if x.get("uuid") in keep_uuids and x.get("type") in ("user", "assistant"))
+            )
             out.append((window - kept, kept))
             window = set(kept)
         elif r.get("type") in ("user", "assistant"):  # the summary too: the next compaction drops it
@@ -375,6 +393,7 @@ def test_claude_losses_are_what_each_compact_boundary_dropped(folder):
 
 
 # ---- Codex: windows vs the requests, losses vs replacement_history -----------------------------------------------
+
 
 def _codex_rollout() -> Path:
     files = sorted((CODEX / "sessions").rglob("rollout-*.jsonl"))
@@ -410,8 +429,11 @@ def test_codex_losses_are_what_replacement_history_did_not_keep():
             calls.add(p["call_id"])
         if rec.get("type") == "compacted":
             k += 1
-            kept_texts = {"".join(c.get("text", "") for c in m.get("content", []))
-                          for m in p.get("replacement_history", []) if m.get("type") == "message"}
+            kept_texts = {
+                "".join(c.get("text", "") for c in m.get("content", []))
+                for m in p.get("replacement_history", [])
+                if m.get("type") == "message"
+            }
             ours = lo.removed.filter(pl.col("event") == k)
             assert set(ours.filter(pl.col("role") == "tool")["id"].to_list()) == calls, f"compaction {k}"
             human = set(ours.filter(pl.col("origin") == "human")["id"].to_list())
@@ -427,6 +449,7 @@ def _codex_expected_losses(path: Path) -> list[set[int]]:
     """Per `compacted` record, from the rollout alone: the lines of the items in the window that its
     replacement_history did not keep. The window: every message / function_call / custom_tool_call item, and after
     a compaction its summary (the `compacted` record, sent as a user message) and the items it kept."""
+
     def text(p: dict) -> str:
         return "".join(c.get("text") or "" for c in p.get("content") or [])
 
@@ -468,6 +491,7 @@ def test_codex_losses_are_exactly_the_items_replacement_history_dropped():
 
 
 # ---- consistency with the loaders, samples, pruning, errors ------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", [OC_CURRENT / "opencode.db", OC_V11 / "storage", None])
 def test_window_at_the_end_is_what_the_loader_marks_in_context(path):
@@ -541,12 +565,23 @@ def test_a_gemini_rewind_drops_the_rewound_messages_from_later_windows(samples, 
     """The real Gemini CLI JSONL sample, continued as gemini-cli writes a /rewind: `{"$rewindTo": id}`, then a new
     prompt and answer."""
     src = (samples / "gemini" / "SYNTHETIC-agent-sessions-gemini-jsonl_v040.jsonl").read_text(encoding="utf-8")
-    extra = [{"$rewindTo": "g-assistant-2"},
-             {"id": "g-user-2", "timestamp": "2026-04-29T21:40:00.000Z", "type": "user",
-              "content": [{"text": "Start over: only count the files."}]},
-             {"id": "g-assistant-3", "timestamp": "2026-04-29T21:40:02.000Z", "type": "gemini",
-              "content": "There are 3 files.", "model": "gemini-3-flash-preview",
-              "tokens": {"input": 12100, "output": 9, "cached": 0, "thoughts": 0, "tool": 0, "total": 12109}}]
+    extra = [
+        {"$rewindTo": "g-assistant-2"},
+        {
+            "id": "g-user-2",
+            "timestamp": "2026-04-29T21:40:00.000Z",
+            "type": "user",
+            "content": [{"text": "Start over: only count the files."}],
+        },
+        {
+            "id": "g-assistant-3",
+            "timestamp": "2026-04-29T21:40:02.000Z",
+            "type": "gemini",
+            "content": "There are 3 files.",
+            "model": "gemini-3-flash-preview",
+            "tokens": {"input": 12100, "output": 9, "cached": 0, "thoughts": 0, "tool": 0, "total": 12109},
+        },
+    ]
     path = tmp_path / "session-rewind.jsonl"
     path.write_text(src.rstrip("\n") + "\n" + "\n".join(json.dumps(e) for e in extra) + "\n", encoding="utf-8")
     xr = xray(rj.load(path))

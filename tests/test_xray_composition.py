@@ -12,7 +12,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.testing.samples import sample_tree
-from rlm_jupyter.xray.composition import BANDS, band_messages
+from rlm_jupyter.window.composition import BANDS, band_messages
 
 DATA = Path(__file__).parent / "data"
 REC = DATA / "recorded"
@@ -30,8 +30,9 @@ def _meta_tokens(path: Path) -> int:
     return (len(first["payload"]["base_instructions"]["text"].encode()) + 3) // 4
 
 
-@pytest.mark.parametrize("source", [CLAUDE, CODEX, OPENCODE, CODEX_SAMPLE], ids=["claude", "codex", "opencode",
-                                                                                  "codex-sample"])
+@pytest.mark.parametrize(
+    "source", [CLAUDE, CODEX, OPENCODE, CODEX_SAMPLE], ids=["claude", "codex", "opencode", "codex-sample"]
+)
 def test_bands_add_up_to_the_rebuilt_window_and_the_recorded_size(source):
     xr = rj.xray(rj.load(source))
     c = xr.composition()

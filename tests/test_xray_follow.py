@@ -15,7 +15,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.testing.samples import sample_tree
-from rlm_jupyter.xray.follow import Follower
+from rlm_jupyter.window.follow import Follower
 
 REC = Path(__file__).parent / "data" / "recorded"
 CLAUDE = next((REC / "claude-code" / "current" / "projects").rglob("*.jsonl"))
@@ -23,8 +23,16 @@ CODEX = next((REC / "codex" / "sessions").rglob("*.jsonl"))
 CODEX_SAMPLE = next((sample_tree() / "codex").glob("rollout-*.jsonl"))
 
 
-def _replay(src: Path, dst: Path, rate: float, written: list[float], *, split_every: int = 7, start: int = 0,
-            stop_at: int | None = None) -> None:
+def _replay(
+    src: Path,
+    dst: Path,
+    rate: float,
+    written: list[float],
+    *,
+    split_every: int = 7,
+    start: int = 0,
+    stop_at: int | None = None,
+) -> None:
     """Append `src`'s lines to `dst` at `rate` lines/s; every `split_every`-th line in two writes with a pause."""
     lines = src.read_bytes().splitlines(keepends=True)[start:stop_at]
     t0 = time.monotonic()
@@ -35,7 +43,7 @@ def _replay(src: Path, dst: Path, rate: float, written: list[float], *, split_ev
             if k % split_every == 3 and len(line) > 20:
                 f.write(line[: len(line) // 2])
                 time.sleep(0.3 / rate)
-                f.write(line[len(line) // 2:])
+                f.write(line[len(line) // 2 :])
             else:
                 f.write(line)
             written.append(time.monotonic())
@@ -59,8 +67,11 @@ def _wait(cond, timeout: float = 10.0) -> bool:
     return cond()
 
 
-@pytest.mark.parametrize("src,watcher", [(CLAUDE, "watchfiles"), (CODEX, "watchfiles"), (CODEX, "poll")],
-                         ids=["claude-watchfiles", "codex-watchfiles", "codex-poll"])
+@pytest.mark.parametrize(
+    "src,watcher",
+    [(CLAUDE, "watchfiles"), (CODEX, "watchfiles"), (CODEX, "poll")],
+    ids=["claude-watchfiles", "codex-watchfiles", "codex-poll"],
+)
 def test_view_lags_the_file_by_at_most_a_second_at_50_lines_per_second(tmp_path, src, watcher):
     if watcher == "watchfiles":
         pytest.importorskip("watchfiles")
@@ -73,18 +84,23 @@ def test_view_lags_the_file_by_at_most_a_second_at_50_lines_per_second(tmp_path,
         total = len(written)
         assert _wait(lambda: f.lines == total and f.history and f.history[-1][1] == total)
         lags = _lags(f, written)
-    print(f"\n{src.name} via {watcher}: {len(written)} lines, max lag {max(lags):.2f} s, median "
-          f"{sorted(lags)[len(lags) // 2]:.2f} s, {f.updates} updates")
+    print(
+        f"\n{src.name} via {watcher}: {len(written)} lines, max lag {max(lags):.2f} s, median "
+        f"{sorted(lags)[len(lags) // 2]:.2f} s, {f.updates} updates"
+    )
     assert max(lags) <= 1.0, (
         f"max lag {max(lags):.2f} s (median {sorted(lags)[len(lags) // 2]:.2f} s); rebuilds "
-        f"{[round(x, 2) for x in f.rebuild_s]}; history {[(round(t - written[0], 2), n) for t, n in f.history]}")
+        f"{[round(x, 2) for x in f.rebuild_s]}; history {[(round(t - written[0], 2), n) for t, n in f.history]}"
+    )
     # the followed view is the X-ray of the finished file: same turns, sizes and events
     want = rj.xray(rj.load(src))
     got = f.xray
     assert got.turns.select("turn", "id", "context_tokens", "window_tokens").equals(
-        want.turns.select("turn", "id", "context_tokens", "window_tokens"))
+        want.turns.select("turn", "id", "context_tokens", "window_tokens")
+    )
     assert got.events.select("kind", "turn", "removed_messages").equals(
-        want.events.select("kind", "turn", "removed_messages"))
+        want.events.select("kind", "turn", "removed_messages")
+    )
     assert not f.running and not f._tmp.exists()
     assert all(not t.is_alive() for t in f._threads)
 
@@ -103,7 +119,7 @@ def test_a_partial_last_line_waits_for_its_end(tmp_path):
         assert f.lines == 40 and "partial last line" in f.status()
         assert not any(n.kind == "unreadable" for n in f.notices)
         with dst.open("ab") as out:
-            out.write(lines[40][len(half):] + b"".join(lines[41:80]))
+            out.write(lines[40][len(half) :] + b"".join(lines[41:80]))
         assert _wait(lambda: f.lines == 80 and f.pending_bytes == 0)
         assert _wait(lambda: f.xray.turns.height > turns)
 
@@ -151,7 +167,7 @@ def test_a_folder_follows_the_newest_session_and_says_when_it_switches(tmp_path)
 def test_rj_xray_follow_and_the_magic(tmp_path):
     from IPython.core.interactiveshell import InteractiveShell
 
-    from rlm_jupyter.xray.magic import run
+    from rlm_jupyter.window.magic import run
 
     dst = tmp_path / CODEX_SAMPLE.name
     dst.write_bytes(b"".join(CODEX_SAMPLE.read_bytes().splitlines(keepends=True)[:100]))
@@ -220,14 +236,17 @@ def test_the_view_updates_in_a_real_kernel(tmp_path):
     rest = tmp_path / "rest.jsonl"
     rest.write_bytes(b"".join(lines[40:]))
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
-        "%load_ext rlm_jupyter",
-        f"%rlm_xray --follow {dst}",
-        "import time\nf = _rlm_xray_follow\n"
-        f"with open({str(dst)!r}, 'ab') as out:\n    out.write(open({str(rest)!r}, 'rb').read())\n"
-        f"t = time.monotonic()\nwhile f.lines < {len(lines)} and time.monotonic() - t < 20:\n    time.sleep(0.05)\n"
-        "time.sleep(1.0)\nf.stop()\ntime.sleep(1.0)\nprint(f.lines, f.xray.turns.height)",
-    )]
+    nb.cells = [
+        nbformat.v4.new_code_cell(c)
+        for c in (
+            "%load_ext rlm_jupyter",
+            f"%rlm_xray --follow {dst}",
+            "import time\nf = _rlm_xray_follow\n"
+            f"with open({str(dst)!r}, 'ab') as out:\n    out.write(open({str(rest)!r}, 'rb').read())\n"
+            f"t = time.monotonic()\nwhile f.lines < {len(lines)} and time.monotonic() - t < 20:\n    time.sleep(0.05)\n"
+            "time.sleep(1.0)\nf.stop()\ntime.sleep(1.0)\nprint(f.lines, f.xray.turns.height)",
+        )
+    ]
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     want = rj.xray(rj.load(CODEX))
     assert nb.cells[2].outputs[0]["text"].split() == [str(len(lines)), str(want.turns.height)]

@@ -13,7 +13,7 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.context.errors import ArgumentError
 from rlm_jupyter.testing.samples import sample_tree
-from rlm_jupyter.xray.simulate import ACM, RLM, Compact, Window, parse_policy
+from rlm_jupyter.window.simulate import ACM, RLM, Compact, Window, parse_policy
 
 REC = Path(__file__).parent / "data" / "recorded"
 CLAUDE = REC / "claude-code" / "current" / "projects"
@@ -105,8 +105,9 @@ def test_acm_pins_inception_and_prunes_old_tool_outputs(codex_sample):
     xr = codex_sample
     rows = xr.rows
     first_human = rows.filter((pl.col("role") == "user") & (pl.col("origin") == "human"))["id"][0]
-    failed = rows.filter((pl.col("role") == "tool") & (pl.col("tokens") < 800)
-                         & (pl.col("local") < xr.turns["local"][-6]))
+    failed = rows.filter(
+        (pl.col("role") == "tool") & (pl.col("tokens") < 800) & (pl.col("local") < xr.turns["local"][-6])
+    )
     facts = [first_human, failed["id"][0]]
     sim = xr.simulate(["window:9000", ACM(tokens=9000, keep_turns=2, recent_active_s=0)], facts=facts)
     f = {r["id"]: r for r in sim.facts.iter_rows(named=True)}
@@ -144,6 +145,7 @@ def test_default_four_policies_table_chart_and_repr(claude):
     assert "window:8000" in text and "reachable at the end" in text
     assert "<table>" in sim._repr_html_()
     spec = sim.chart().to_dict()
-    assert spec["name"] == "simulate_lines" or any(layer.get("name") == "simulate_lines"
-                                                    for layer in spec.get("layer", []))
+    assert spec["name"] == "simulate_lines" or any(
+        layer.get("name") == "simulate_lines" for layer in spec.get("layer", [])
+    )
     assert set(sim.seconds) >= {"facts", "window:8000", "compact:80%", "acm", "rlm"}

@@ -11,7 +11,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.testing.samples import sample_tree
-from rlm_jupyter.xray import xray
+from rlm_jupyter.window import xray
 
 OC_CURRENT = Path(__file__).parent / "data" / "recorded" / "opencode" / "current"
 
@@ -51,7 +51,7 @@ def test_sliding_window_keeps_preserved_messages_and_the_most_recent(xr):
     xr.ctx.preserve(first)
     try:
         xr2 = xray(xr.ctx, xr.session_id, limit=32000)
-        from rlm_jupyter.xray.ask import _sliding
+        from rlm_jupyter.window.ask import _sliding
 
         rows = _sliding(xr2, 120)
         ids = rows["id"].to_list()
@@ -81,7 +81,8 @@ def _rows(layer: dict, spec: dict) -> pl.DataFrame:
     fmt = data.get("format", {})
     if fmt.get("type") == "csv":
         return pl.read_csv(io.StringIO(data["values"]), infer_schema=False).with_columns(
-            [pl.col(c).cast(pl.Float64) for c in fmt.get("parse", {})])
+            [pl.col(c).cast(pl.Float64) for c in fmt.get("parse", {})]
+        )
     return pl.DataFrame(data["values"])
 
 
@@ -130,15 +131,19 @@ def test_plot_tooltips_are_text_for_every_field_legend_lists_what_happened_ticks
     g = next(e for e in svg.iter() if (e.get("aria-label") or "").startswith("X-axis titled 'turn"))
     labels = [t.text for t in g.iter("{http://www.w3.org/2000/svg}text") if t.text and t.text != "turn (model step)"]
     assert labels and all(lab.isdigit() for lab in labels), labels
-    legend = [t.text for e in svg.iter() if "role-legend" in (e.get("class") or "")
-              for t in e.iter("{http://www.w3.org/2000/svg}text")]
+    legend = [
+        t.text
+        for e in svg.iter()
+        if "role-legend" in (e.get("class") or "")
+        for t in e.iter("{http://www.w3.org/2000/svg}text")
+    ]
     assert "compaction" in legend and "prune" not in legend and "rewind" not in legend
 
 
 def test_plot_buckets_keep_each_range_exact_and_every_event(xr):
     """More turns than max_buckets: each band is the exact min-max of its turns, the peak is exact, no event is
     merged away."""
-    from rlm_jupyter.xray.plot import buckets
+    from rlm_jupyter.window.plot import buckets
 
     spec = xr.plot(interactive=False, max_buckets=5).to_dict()
     layers = _layers(spec)
@@ -165,9 +170,12 @@ def _replayed(copies: int):
     ctx = rj.load(Path(__file__).parent / "data" / "recorded" / "claude-code" / "current" / "projects")
     sid = ctx.sessions.sort("compactions", descending=True)["session_id"][0]
     base = ctx.table.filter(pl.col("session_id") == sid).select(ctx.df.columns)
-    df = pl.concat([base.with_columns((pl.col("id") + f"~{k}").alias("id"),
-                                     (pl.col("parent_id") + f"~{k}").alias("parent_id"))
-                    for k in range(copies)]).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq"))
+    df = pl.concat(
+        [
+            base.with_columns((pl.col("id") + f"~{k}").alias("id"), (pl.col("parent_id") + f"~{k}").alias("parent_id"))
+            for k in range(copies)
+        ]
+    ).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq"))
     return rj.Context.from_frame(df, sessions=ctx.sessions.filter(pl.col("session_id") == sid))
 
 
@@ -176,7 +184,7 @@ def test_a_long_session_draws_bounded_data_and_keeps_a_small_static_copy(tmp_pat
     what a notebook keeps (PNG + the spec when small enough) stays far below 1 MB."""
     import json
 
-    from rlm_jupyter.xray import plot as xplot
+    from rlm_jupyter.window import plot as xplot
 
     ctx = _replayed(200)
     ctx._cache = tmp_path
@@ -194,7 +202,8 @@ def test_a_long_session_draws_bounded_data_and_keeps_a_small_static_copy(tmp_pat
     assert size < 400_000, size
     png = base64.b64decode(data["image/png"])
     assert png.startswith(b"\x89PNG") and meta["image/png"]["width"] == round(
-        int.from_bytes(png[16:20], "big") / xplot.PNG_SCALE)
+        int.from_bytes(png[16:20], "big") / xplot.PNG_SCALE
+    )
     assert "image/svg+xml" not in data
 
 
@@ -202,14 +211,14 @@ def test_compact_png_keeps_the_pixels():
     import struct
     import zlib
 
-    from rlm_jupyter.xray.plot import compact_png
+    from rlm_jupyter.window.plot import compact_png
 
     def raw(png):
         pos, idat = 8, b""
         while pos < len(png):
-            (n,) = struct.unpack(">I", png[pos:pos + 4])
-            if png[pos + 4:pos + 8] == b"IDAT":
-                idat += png[pos + 8:pos + 8 + n]
+            (n,) = struct.unpack(">I", png[pos : pos + 4])
+            if png[pos + 4 : pos + 8] == b"IDAT":
+                idat += png[pos + 8 : pos + 8 + n]
             pos += 12 + n
         return zlib.decompress(idat)
 
@@ -233,7 +242,7 @@ def test_plot_renders_statically_without_a_kernel(xr):
     assert "application/vnd.vegalite.v6+json" in bundle[0]
     pytest.importorskip("vl_convert", reason="vl-convert-python renders the PNG without a browser (lab extra)")
     data, meta = bundle
-    assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")   # shown even in an untrusted notebook
+    assert base64.b64decode(data["image/png"]).startswith(b"\x89PNG")  # shown even in an untrusted notebook
     assert meta["image/png"]["width"] > 700 and "image/svg+xml" not in data  # drawn at its size; no SVG kept
     assert p.svg().startswith("<svg") and "Context X-ray" in p.svg()
 
@@ -258,8 +267,10 @@ def test_interactive_plot_click_on_an_event_shows_its_losses(xr):
 
     p._handle = Handle()
     # what the JupyterChart front-end sends on a click on event #1 (Vega signal + store)
-    p.widget._vl_selections = {**p.widget._vl_selections,
-                               "event_pick": {"value": {"vlPoint": {"or": [{"event": 1}]}}, "store": []}}
+    p.widget._vl_selections = {
+        **p.widget._vl_selections,
+        "event_pick": {"value": {"vlPoint": {"or": [{"event": 1}]}}, "store": []},
+    }
     assert p.selected_event == 1
     assert shown and shown[-1].summary["removed_messages"][0] == xr.events["removed_messages"][0]
     p.widget._vl_selections = {**p.widget._vl_selections, "event_pick": {"value": None, "store": []}}
@@ -288,7 +299,7 @@ def test_rlm_xray_magic_shows_progress_past_its_delay_and_then_the_chart(xr, cap
     then puts the chart in place of that line (no kernel here: its static copy)."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from rlm_jupyter.xray import magic
+    from rlm_jupyter.window import magic
 
     shell = InteractiveShell.instance()
     shell.run_line_magic("load_ext", "rlm_jupyter.jupyter")
@@ -298,8 +309,7 @@ def test_rlm_xray_magic_shows_progress_past_its_delay_and_then_the_chart(xr, cap
     import IPython.core.display_functions as df
 
     real = df.update_display  # what DisplayHandle.update calls
-    monkeypatch.setattr(df, "update_display",
-                        lambda obj, **kw: (updates.append((obj, kw)), real(obj, **kw))[1])
+    monkeypatch.setattr(df, "update_display", lambda obj, **kw: (updates.append((obj, kw)), real(obj, **kw))[1])
     capsys.readouterr()
     got = shell.run_line_magic("rlm_xray", "--context hist --limit 32000")
     out = capsys.readouterr().out
@@ -320,12 +330,15 @@ def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_p
     from nbclient import NotebookClient
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
-        "%load_ext rlm_jupyter",
-        f"import rlm_jupyter as rj\ncontext = rj.load({str(OC_CURRENT / 'opencode.db')!r})",
-        "%rlm_xray --limit 32000",
-        "print(_rlm_xray.events['removed_messages'].to_list())",
-    )]
+    nb.cells = [
+        nbformat.v4.new_code_cell(c)
+        for c in (
+            "%load_ext rlm_jupyter",
+            f"import rlm_jupyter as rj\ncontext = rj.load({str(OC_CURRENT / 'opencode.db')!r})",
+            "%rlm_xray --limit 32000",
+            "print(_rlm_xray.events['removed_messages'].to_list())",
+        )
+    ]
     env = {"metadata": {"path": str(tmp_path)}}
     NotebookClient(nb, timeout=300, kernel_name="python3", resources=env).execute()
     outs = nb.cells[2].outputs
@@ -334,7 +347,7 @@ def test_rlm_xray_in_a_real_kernel_shows_the_widget_with_a_static_fallback(tmp_p
     assert "application/vnd.jupyter.widget-view+json" in chart  # interactive in the kernel
     assert "image/png" in chart and "image/svg+xml" not in chart  # the compact static copy
     assert "Context X-ray" in str(chart["application/vnd.vegalite.v6+json"])
-    assert chart["text/plain"].startswith("<XRayPlot")   # the static text, not the widget's repr
+    assert chart["text/plain"].startswith("<XRayPlot")  # the static text, not the widget's repr
     assert any("Click an event" in d.get("text/html", "") for d in data)  # where a click shows the losses
     assert nb.cells[3].outputs[0]["text"].strip() == "[29]"
 
@@ -347,21 +360,26 @@ def test_rlm_xray_without_session_says_which_it_picked_why_and_lists_the_others(
     claude = sample_tree() / "claude-code" / "codemie-session-9eda1058.jsonl"
     paths = [str(OC_CURRENT / "opencode.db"), str(claude)]
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in (
-        "%load_ext rlm_jupyter",
-        f"import rlm_jupyter as rj\nhist = rj.load({paths!r}, cache=False)",
-        "%rlm_xray --context hist --no-plot",
-        "%rlm_xray --context hist --session 9eda --no-plot",
-    )]
+    nb.cells = [
+        nbformat.v4.new_code_cell(c)
+        for c in (
+            "%load_ext rlm_jupyter",
+            f"import rlm_jupyter as rj\nhist = rj.load({paths!r}, cache=False)",
+            "%rlm_xray --context hist --no-plot",
+            "%rlm_xray --context hist --session 9eda --no-plot",
+        )
+    ]
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     said = "".join(o.get("text", "") for o in nb.cells[2].outputs if o.get("output_type") == "stream")
     ctx = rj.load(paths, cache=False)
     ids = ctx.sessions.sort(["compactions", "messages"], descending=True)["session_id"].to_list()
     picked = xray(ctx)
-    assert picked.session_id == ids[0] and picked.events.height == 1   # the OpenCode session and its compaction
+    assert picked.session_id == ids[0] and picked.events.height == 1  # the OpenCode session and its compaction
     lines = said.strip().splitlines()
-    assert lines[0] == (f"X-ray of session {ids[0]} (opencode, {picked.turns.height} turns, 1 compaction): picked "
-                        f"because it has the most compactions (1) of the {len(ids)} sessions in `hist`. The others:")
+    assert lines[0] == (
+        f"X-ray of session {ids[0]} (opencode, {picked.turns.height} turns, 1 compaction): picked "
+        f"because it has the most compactions (1) of the {len(ids)} sessions in `hist`. The others:"
+    )
     for sid, line in zip(ids[1:], lines[1:-1], strict=True):
         other = xray(ctx, sid)
         assert line == f"  {sid}  ({other.format}, {other.turns.height} turns, 0 compactions)"
@@ -375,18 +393,21 @@ def test_losses_of_a_session_with_no_compaction_say_nothing_was_removed_and_why(
     plain = xray(rj.load(claude, cache=False))
     assert plain.events.height == 0
     lo = plain.losses(sub_model=None)
-    said = ("Nothing was removed: no compaction, prune or rewind was found in this claude session, so every "
-            f"message stayed in the model's window ({plain.turns.height} turns).")
+    said = (
+        "Nothing was removed: no compaction, prune or rewind was found in this claude session, so every "
+        f"message stayed in the model's window ({plain.turns.height} turns)."
+    )
     assert lo.nothing_removed == said and repr(lo).splitlines()[1] == "  " + said
     assert "Nothing was removed" in lo._repr_html_()
     # a session whose compaction took messages out says nothing of the kind
     assert xr.losses(sub_model=None).nothing_removed is None and "Nothing was removed" not in repr(xr.losses())
 
+
 def test_the_widgets_offline_javascript_is_bundled_once_then_read_from_the_cache(tmp_path, monkeypatch):
     """vl-convert bundles JupyterChart's JavaScript in seconds per new kernel; the bundle is kept in the cache."""
     alt = pytest.importorskip("altair")
     vlc = pytest.importorskip("vl_convert", reason="the offline bundle comes from vl-convert-python (lab extra)")
-    from rlm_jupyter.xray.plot import enable_offline
+    from rlm_jupyter.window.plot import enable_offline
 
     monkeypatch.setenv("RLM_JUPYTER_CACHE", str(tmp_path))
     cls = alt.JupyterChart

@@ -14,10 +14,42 @@ from collections.abc import Callable
 
 # Values of the wrong type (and of the right type but out of range) for the keys the readers use.
 ODD_VALUES = [None, True, 0, -1, 1.5, 2**70, 1e308, "", "junk", "7", [], [[]], ["a"], {}, {"a": {}}, [1, 2]]
-KEYS = ["id", "parent", "type", "t", "dur", "tokens_in", "tokens_out", "cost_usd", "index", "child_run", "model",
-        "question", "response", "status", "answer", "result_ids", "args", "stdout", "prompt", "iteration",
-        "code_blocks", "result", "rlm_calls", "metadata", "iterations", "usage_summary", "timestamp", "stderr",
-        "root_model", "format", "version", "final_answer", "run_metadata", "model_usage_summaries"]
+KEYS = [
+    "id",
+    "parent",
+    "type",
+    "t",
+    "dur",
+    "tokens_in",
+    "tokens_out",
+    "cost_usd",
+    "index",
+    "child_run",
+    "model",
+    "question",
+    "response",
+    "status",
+    "answer",
+    "result_ids",
+    "args",
+    "stdout",
+    "prompt",
+    "iteration",
+    "code_blocks",
+    "result",
+    "rlm_calls",
+    "metadata",
+    "iterations",
+    "usage_summary",
+    "timestamp",
+    "stderr",
+    "root_model",
+    "format",
+    "version",
+    "final_answer",
+    "run_metadata",
+    "model_usage_summaries",
+]
 
 
 def _lines(data: bytes) -> list[bytes]:
@@ -107,11 +139,21 @@ def _dicts(doc, depth: int = 0):
 
 
 def junk_events(rng: random.Random, data: bytes, _: list[bytes]) -> bytes:
-    junk = [b'{"id":"junk"}', b'{"id":["a"],"parent":null,"type":"step","t":1}', b'{"type":{}}', b"[]", b"null",
-            b'"text"', b"42", b'{"id":"s","parent":[],"type":"sub_call","t":1,"model":"m","prompt":"","response":""'
-            b',"status":"ok","tokens_in":"9"}', b'{"type":"header","format":"rlm-jupyter-trace","version":1}',
-            b'{"type":"iteration","iteration":"2","code_blocks":"abc"}', b'{"type":"metadata","root_model":{}}',
-            b'{"id":"x","parent":"x","type":"step","t":1,"index":0,"response":""}']
+    junk = [
+        b'{"id":"junk"}',
+        b'{"id":["a"],"parent":null,"type":"step","t":1}',
+        b'{"type":{}}',
+        b"[]",
+        b"null",
+        b'"text"',
+        b"42",
+        b'{"id":"s","parent":[],"type":"sub_call","t":1,"model":"m","prompt":"","response":""'
+        b',"status":"ok","tokens_in":"9"}',
+        b'{"type":"header","format":"rlm-jupyter-trace","version":1}',
+        b'{"type":"iteration","iteration":"2","code_blocks":"abc"}',
+        b'{"type":"metadata","root_model":{}}',
+        b'{"id":"x","parent":"x","type":"step","t":1,"index":0,"response":""}',
+    ]
     lines = _lines(data)
     for _ in range(rng.randint(1, 4)):
         lines.insert(rng.randrange(len(lines) + 1), rng.choice(junk))
@@ -127,17 +169,24 @@ def splice_other_format(rng: random.Random, data: bytes, others: list[bytes]) ->
 
 def deep_json(rng: random.Random, data: bytes, _: list[bytes]) -> bytes:
     n = rng.choice([1_000, 10_000, 100_000])
-    deep = rng.choice([b"[" * n + b"]" * n, b'{"a":' * n + b"1" + b"}" * n,
-                       b'{"id":"d","parent":null,"type":"run","t":1,"question":"q","model":"m","budget":'
-                       + b'{"a":' * n + b"1" + b"}" * n + b"}"])
+    deep = rng.choice(
+        [
+            b"[" * n + b"]" * n,
+            b'{"a":' * n + b"1" + b"}" * n,
+            b'{"id":"d","parent":null,"type":"run","t":1,"question":"q","model":"m","budget":'
+            + b'{"a":' * n
+            + b"1"
+            + b"}" * n
+            + b"}",
+        ]
+    )
     lines = _lines(data)
     lines.insert(rng.randrange(1, len(lines) + 1), deep)
     return b"\n".join(lines)
 
 
 def long_line(rng: random.Random, data: bytes, _: list[bytes]) -> bytes:
-    big = (b'{"id":"big","parent":null,"type":"error","t":1,"message":"' + b"x" * rng.choice([10**5, 2 * 10**6])
-           + b'"}')
+    big = b'{"id":"big","parent":null,"type":"error","t":1,"message":"' + b"x" * rng.choice([10**5, 2 * 10**6]) + b'"}'
     lines = _lines(data)
     lines.insert(rng.randrange(1, len(lines) + 1), big)
     return b"\n".join(lines)
@@ -149,27 +198,58 @@ def deep_chain(rng: random.Random, data: bytes, _: list[bytes]) -> bytes:
     out = [b'{"id":"c-run","parent":null,"type":"run","t":1,"question":"deep","model":"m"}']
     parent = "c-run"
     for k in range(n):
-        out.append(json.dumps({"id": f"c{k}", "parent": parent, "type": "sub_call", "t": 1 + k, "model": "m",
-                               "prompt": "p", "response": "r", "status": "ok", "tokens_in": 1, "tokens_out": 1,
-                               "cost_usd": 0.0}).encode())
+        out.append(
+            json.dumps(
+                {
+                    "id": f"c{k}",
+                    "parent": parent,
+                    "type": "sub_call",
+                    "t": 1 + k,
+                    "model": "m",
+                    "prompt": "p",
+                    "response": "r",
+                    "status": "ok",
+                    "tokens_in": 1,
+                    "tokens_out": 1,
+                    "cost_usd": 0.0,
+                }
+            ).encode()
+        )
         parent = f"c{k}"
     lines = _lines(data)
     return b"\n".join([*lines[:1], *out, *lines[1:]])
 
 
 def parent_loop(rng: random.Random, data: bytes, _: list[bytes]) -> bytes:
-    loop = [b'{"id":"la","parent":"lb","type":"step","t":1,"index":0,"response":""}',
-            b'{"id":"lb","parent":"la","type":"code","t":1,"index":0,"code":""}',
-            b'{"id":"ls","parent":"ls","type":"sub_call","t":1,"model":"m","prompt":"","response":"","status":"ok",'
-            b'"child_run":"ls"}']
+    loop = [
+        b'{"id":"la","parent":"lb","type":"step","t":1,"index":0,"response":""}',
+        b'{"id":"lb","parent":"la","type":"code","t":1,"index":0,"code":""}',
+        b'{"id":"ls","parent":"ls","type":"sub_call","t":1,"model":"m","prompt":"","response":"","status":"ok",'
+        b'"child_run":"ls"}',
+    ]
     lines = _lines(data)
     lines[1:1] = loop
     return b"\n".join(lines)
 
 
 MUTATIONS: list[Callable[[random.Random, bytes, list[bytes]], bytes]] = [
-    truncate, flip_bytes, invalid_utf8, nul_bytes, delete_lines, duplicate_lines, swap_lines, wrong_type,
-    wrong_type, wrong_type, junk_events, splice_other_format, deep_json, long_line, deep_chain, parent_loop]
+    truncate,
+    flip_bytes,
+    invalid_utf8,
+    nul_bytes,
+    delete_lines,
+    duplicate_lines,
+    swap_lines,
+    wrong_type,
+    wrong_type,
+    wrong_type,
+    junk_events,
+    splice_other_format,
+    deep_json,
+    long_line,
+    deep_chain,
+    parent_loop,
+]
 # The costly ones (megabytes, thousands of events) are drawn less often so a run of thousands stays short.
 WEIGHTS = [1, 2, 1, 1, 1, 1, 1, 3, 3, 3, 2, 1, 0.3, 0.15, 0.15, 0.5]
 

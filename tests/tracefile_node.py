@@ -21,8 +21,19 @@ def bundle_trace_reader(out: Path, harness: str) -> tuple[str, Path]:
         pytest.skip("node is not installed (it is also needed to build the extension: apt-get install nodejs npm)")
     if not esbuild.exists():
         pytest.fail(f"{esbuild} is missing: run `npm --prefix labextension ci` (pip install -e . does it too)")
-    subprocess.run([str(esbuild), str(LABEXT / "src" / "tracefile.ts"), "--bundle", "--format=esm",
-                    "--platform=node", f"--outfile={out / 'tracefile.mjs'}", "--log-level=warning"],
-                   check=True, cwd=LABEXT, timeout=60)
+    subprocess.run(
+        [
+            str(esbuild),
+            str(LABEXT / "src" / "tracefile.ts"),
+            "--bundle",
+            "--format=esm",
+            "--platform=node",
+            f"--outfile={out / 'tracefile.mjs'}",
+            "--log-level=warning",
+        ],
+        check=True,
+        cwd=LABEXT,
+        timeout=60,
+    )
     (out / "harness.mjs").write_text(harness)
     return node, out / "harness.mjs"

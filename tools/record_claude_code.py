@@ -96,8 +96,10 @@ The user asked about session expiry in app.py, confirmed the bug with a failing 
    Wait for the user's next request.
 </summary>"""
 
-SUMMARY2 = SUMMARY.replace("8. Current Work:\n   The fix is in place and the test passes.",
-                           "8. Current Work:\n   The fix and the get_session docstring are in place; the test passes.")
+SUMMARY2 = SUMMARY.replace(
+    "8. Current Work:\n   The fix is in place and the test passes.",
+    "8. Current Work:\n   The fix and the get_session docstring are in place; the test passes.",
+)
 
 
 def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
@@ -117,42 +119,67 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
         # turn 1
         {"note": "turn1", "tool_calls": [{"name": "Read", "arguments": {"file_path": str(repo / "DESIGN.md")}}]},
         {"tool_calls": [{"name": "Read", "arguments": {"file_path": app}}]},
-        {"text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
-                 "but returns the expired session anyway instead of dropping it: that is a bug."},
+        {
+            "text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
+            "but returns the expired session anyway instead of dropping it: that is a bug."
+        },
         # turn 2: a failing command, then a tool error
-        {"note": "turn2", "tool_calls": [{"name": "Bash", "arguments": {
-            "command": TEST, "description": "Run the expiry test"}}]},
-        {"text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
-         "tool_calls": [{"name": "Read", "arguments": {"file_path": str(repo / "config.py")}}]},
-        {"text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "
-                 "There is no config.py, so TTL_SECONDS is hard-coded in app.py."},
+        {
+            "note": "turn2",
+            "tool_calls": [{"name": "Bash", "arguments": {"command": TEST, "description": "Run the expiry test"}}],
+        },
+        {
+            "text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
+            "tool_calls": [{"name": "Read", "arguments": {"file_path": str(repo / "config.py")}}],
+        },
+        {
+            "text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "  # noqa: E501
+            "There is no config.py, so TTL_SECONDS is hard-coded in app.py."
+        },
         # turn 3: edit, passing test, decision + rejected approach; the last answer reports a near-full window
         {"note": "turn3", "tool_calls": [{"name": "Read", "arguments": {"file_path": app}}]},
-        {"tool_calls": [{"name": "Edit", "arguments": {"file_path": app, "old_string": BUG_LINE,
-                                                        "new_string": FIX_LINES}}]},
+        {
+            "tool_calls": [
+                {"name": "Edit", "arguments": {"file_path": app, "old_string": BUG_LINE, "new_string": FIX_LINES}}
+            ]
+        },
         {"tool_calls": [{"name": "Bash", "arguments": {"command": TEST, "description": "Rerun the expiry test"}}]},
-        {"text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
-                 "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
-                 "because the app runs as a single process and Redis would add a network dependency and a "
-                 "deployment step for no gain."},
+        {
+            "text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
+            "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
+            "because the app runs as a single process and Redis would add a network dependency and a "
+            "deployment step for no gain."
+        },
         # turn 4: a large read fills the window; Claude Code auto-compacts before the next request
         {"note": "turn4", "tool_calls": [{"name": "Read", "arguments": {"file_path": str(repo / "sessions.log")}}]},
-        {"note": "turn4 after the auto compaction", "text": f"sessions.log has {expired_served()} requests marked "
-                 "EXPIRED-SERVED: sessions older than 3600 s were served before the fix."},
+        {
+            "note": "turn4 after the auto compaction",
+            "text": f"sessions.log has {expired_served()} requests marked "
+            "EXPIRED-SERVED: sessions older than 3600 s were served before the fix.",
+        },
         # turn 5
         {"note": "turn5", "tool_calls": [{"name": "Read", "arguments": {"file_path": app}}]},
-        {"tool_calls": [{"name": "Edit", "arguments": {"file_path": app, "old_string": DOC_OLD,
-                                                        "new_string": DOC_NEW}}]},
+        {
+            "tool_calls": [
+                {"name": "Edit", "arguments": {"file_path": app, "old_string": DOC_OLD, "new_string": DOC_NEW}}
+            ]
+        },
         {"tool_calls": [{"name": "Bash", "arguments": {"command": TEST, "description": "Rerun the expiry test"}}]},
         {"text": "The docstring is in place and the test still passes."},
         # turn 6
-        {"note": "turn6", "text": "We decided to keep sessions in the in-process dict with eviction on read. "
-                                  "We rejected Redis sessions because the app is a single process and Redis would "
-                                  "add a network dependency for no gain."},
+        {
+            "note": "turn6",
+            "text": "We decided to keep sessions in the in-process dict with eviction on read. "
+            "We rejected Redis sessions because the app is a single process and Redis would "
+            "add a network dependency for no gain.",
+        },
         # turn 7 is /compact: answered by the second summary, no turn entry
         # turn 8 (after the manual compaction)
-        {"note": "turn8", "text": "We rejected Redis sessions (single process, extra network dependency). The failing "
-                                  "run printed `AssertionError: expired session was returned` and exited 1."},
+        {
+            "note": "turn8",
+            "text": "We rejected Redis sessions (single process, extra network dependency). The failing "
+            "run printed `AssertionError: expired session was returned` and exited 1.",
+        },
     ]
     return prompts, {"summaries": [SUMMARY, SUMMARY2], "turns": turns}
 
@@ -184,21 +211,50 @@ class Answerer:
 def isolated_env(work: Path, port: int) -> dict:
     (work / "config").mkdir(parents=True, exist_ok=True)
     return scenario_env(
-        work, PATH="/usr/local/bin:/usr/bin:/bin", CLAUDE_CONFIG_DIR=str(work / "config"),
-        ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}", ANTHROPIC_API_KEY=API_KEY,
-        DISABLE_TELEMETRY="1", DISABLE_ERROR_REPORTING="1", DISABLE_AUTOUPDATER="1",
-        DISABLE_BUG_COMMAND="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_NON_ESSENTIAL_MODEL_CALLS="1", CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY="1",
-        CLAUDE_CODE_AUTO_COMPACT_WINDOW=AUTOCOMPACT_WINDOW, CLAUDE_AUTOCOMPACT_PCT_OVERRIDE=AUTOCOMPACT_PCT)
+        work,
+        PATH="/usr/local/bin:/usr/bin:/bin",
+        CLAUDE_CONFIG_DIR=str(work / "config"),
+        ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}",
+        ANTHROPIC_API_KEY=API_KEY,
+        DISABLE_TELEMETRY="1",
+        DISABLE_ERROR_REPORTING="1",
+        DISABLE_AUTOUPDATER="1",
+        DISABLE_BUG_COMMAND="1",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_NON_ESSENTIAL_MODEL_CALLS="1",
+        CLAUDE_CODE_DISABLE_FEEDBACK_SURVEY="1",
+        CLAUDE_CODE_AUTO_COMPACT_WINDOW=AUTOCOMPACT_WINDOW,
+        CLAUDE_AUTOCOMPACT_PCT_OVERRIDE=AUTOCOMPACT_PCT,
+    )
 
 
-def run_turn(binary: str, repo: Path, env: dict, prompt: str, session: str | None,
-             timeout: int) -> tuple[list, str, str]:
+def run_turn(
+    binary: str, repo: Path, env: dict, prompt: str, session: str | None, timeout: int
+) -> tuple[list, str, str]:
     """One `claude -p` turn: (stream-json events, session id, raw stdout)."""
-    cmd = [binary, "-p", prompt, "--output-format", "stream-json", "--verbose", "--model", MODEL,
-           "--tools", TOOLS, "--allowedTools", *TOOLS.split(",")] + (["--resume", session] if session else [])
-    proc = subprocess.run(cmd, cwd=repo, env={**env, "PWD": str(repo)}, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    cmd = [
+        binary,
+        "-p",
+        prompt,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--model",
+        MODEL,
+        "--tools",
+        TOOLS,
+        "--allowedTools",
+        *TOOLS.split(","),
+    ] + (["--resume", session] if session else [])
+    proc = subprocess.run(
+        cmd,
+        cwd=repo,
+        env={**env, "PWD": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     events = []
     for line in proc.stdout.splitlines():
         try:
@@ -236,8 +292,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--claude", required=True, help="path to the claude binary")
     ap.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/claude-record"),
-                    help="scratch folder (wiped); its repo path ends up inside the recorded sessions")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/claude-record"),
+        help="scratch folder (wiped); its repo path ends up inside the recorded sessions",
+    )
     ap.add_argument("--timeout", type=int, default=300, help="seconds per claude invocation")
     args = ap.parse_args()
 
@@ -269,18 +329,35 @@ def main() -> None:
         write_gz(args.out / "stream-json" / f"turn{i}.jsonl.gz", run["stdout"].encode())
     write_gz(args.out / "requests.jsonl.gz", slim_requests(log_path, answerer.labels))
     files = sorted(str(p.relative_to(args.out)) for p in (args.out / "projects").rglob("*") if p.is_file())
-    (args.out / "recording.json").write_text(json.dumps({
-        "claude_version": version, "model": MODEL, "work_dir": str(args.work), "repo_dir": str(repo),
-        "autocompact_window": AUTOCOMPACT_WINDOW, "autocompact_pct_override": AUTOCOMPACT_PCT, "prompts": prompts,
-        "sessions": sorted({r["session"] for r in runs}),
-        "session_files": files, "requests_served": served, "turns_unused": unused,
-        "commands": [f"claude -p <prompt{i + 1}> --output-format stream-json --verbose --model {MODEL} "
-                     f"--tools {TOOLS} --allowedTools {' '.join(TOOLS.split(','))}"
-                     f"{'' if i == 0 else ' --resume <session>'}"
-                     for i in range(len(prompts))],
-    }, indent=2) + "\n")
-    print(f"sessions: {sorted({r['session'] for r in runs})}\nrequests: {served}\nunused turns: {unused}\n"
-          f"wrote {args.out}")
+    (args.out / "recording.json").write_text(
+        json.dumps(
+            {
+                "claude_version": version,
+                "model": MODEL,
+                "work_dir": str(args.work),
+                "repo_dir": str(repo),
+                "autocompact_window": AUTOCOMPACT_WINDOW,
+                "autocompact_pct_override": AUTOCOMPACT_PCT,
+                "prompts": prompts,
+                "sessions": sorted({r["session"] for r in runs}),
+                "session_files": files,
+                "requests_served": served,
+                "turns_unused": unused,
+                "commands": [
+                    f"claude -p <prompt{i + 1}> --output-format stream-json --verbose --model {MODEL} "
+                    f"--tools {TOOLS} --allowedTools {' '.join(TOOLS.split(','))}"
+                    f"{'' if i == 0 else ' --resume <session>'}"
+                    for i in range(len(prompts))
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(
+        f"sessions: {sorted({r['session'] for r in runs})}\nrequests: {served}\nunused turns: {unused}\n"
+        f"wrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -67,9 +67,11 @@ Key decisions:
 Next steps:
 - Count the EXPIRED-SERVED lines of sessions.log for the user."""
 
-SUMMARY2 = SUMMARY.replace("Next steps:\n- Count the EXPIRED-SERVED lines of sessions.log for the user.",
-                           f"- sessions.log had {expired_served()} EXPIRED-SERVED requests before the fix.\n"
-                           "- Added a docstring to get_session; the test still passes.\n\nNext steps:\n- None.")
+SUMMARY2 = SUMMARY.replace(
+    "Next steps:\n- Count the EXPIRED-SERVED lines of sessions.log for the user.",
+    f"- sessions.log had {expired_served()} EXPIRED-SERVED requests before the fix.\n"
+    "- Added a docstring to get_session; the test still passes.\n\nNext steps:\n- None.",
+)
 
 
 def patch(old: str, new: str) -> str:
@@ -101,36 +103,53 @@ def build_prompts_and_script() -> tuple[list[str], dict]:
         # turn 1
         {"note": "turn1", "tool_calls": [sh("cat DESIGN.md")]},
         {"tool_calls": [sh("cat app.py")]},
-        {"text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
-                 "but returns the expired session anyway instead of dropping it: that is a bug."},
+        {
+            "text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
+            "but returns the expired session anyway instead of dropping it: that is a bug."
+        },
         # turn 2: a failing command, then another failing command (missing file)
         {"note": "turn2", "tool_calls": [sh(TEST)]},
-        {"text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
-         "tool_calls": [sh("cat config.py")]},
-        {"text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "
-                 "There is no config.py, so TTL_SECONDS is hard-coded in app.py."},
+        {
+            "text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
+            "tool_calls": [sh("cat config.py")],
+        },
+        {
+            "text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "  # noqa: E501
+            "There is no config.py, so TTL_SECONDS is hard-coded in app.py."
+        },
         # turn 3: edit, passing test, decision + rejected approach
         {"note": "turn3", "tool_calls": [apply_fix]},
         {"tool_calls": [sh(TEST)]},
-        {"text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
-                 "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
-                 "because the app runs as a single process and Redis would add a network dependency and a "
-                 "deployment step for no gain."},
+        {
+            "text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
+            "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
+            "because the app runs as a single process and Redis would add a network dependency and a "
+            "deployment step for no gain."
+        },
         # turn 4: a large output crosses the auto-compact limit; Codex compacts before the next request
         {"note": "turn4", "tool_calls": [sh("cat sessions.log")]},
-        {"note": "turn4 after the auto compaction", "text": f"sessions.log has {expired_served()} requests marked "
-                 "EXPIRED-SERVED: sessions older than 3600 s were served before the fix."},
+        {
+            "note": "turn4 after the auto compaction",
+            "text": f"sessions.log has {expired_served()} requests marked "
+            "EXPIRED-SERVED: sessions older than 3600 s were served before the fix.",
+        },
         # turn 5
         {"note": "turn5", "tool_calls": [apply_doc]},
         {"tool_calls": [sh(TEST)]},
         {"text": "The docstring is in place and the test still passes."},
         # turn 6
-        {"note": "turn6", "text": "We decided to keep sessions in the in-process dict with eviction on read. "
-                                  "We rejected Redis sessions because the app is a single process and Redis would "
-                                  "add a network dependency for no gain."},
+        {
+            "note": "turn6",
+            "text": "We decided to keep sessions in the in-process dict with eviction on read. "
+            "We rejected Redis sessions because the app is a single process and Redis would "
+            "add a network dependency for no gain.",
+        },
         # (manual compaction: a summary, no turn entry)
-        {"note": "turn7", "text": "We rejected Redis sessions (single process, extra network dependency). The failing "
-                                  "run printed `AssertionError: expired session was returned` and exited 1."},
+        {
+            "note": "turn7",
+            "text": "We rejected Redis sessions (single process, extra network dependency). The failing "
+            "run printed `AssertionError: expired session was returned` and exited 1.",
+        },
     ]
     return prompts, {"summaries": [SUMMARY, SUMMARY2], "turns": turns}
 
@@ -187,16 +206,25 @@ persistence = "none"
 
 def isolated_env(work: Path) -> dict:
     (work / "codex").mkdir(parents=True, exist_ok=True)
-    return scenario_env(work, PATH="/usr/local/bin:/usr/bin:/bin", CODEX_HOME=str(work / "codex"),
-                        SCRIPTED_API_KEY=API_KEY)
+    return scenario_env(
+        work, PATH="/usr/local/bin:/usr/bin:/bin", CODEX_HOME=str(work / "codex"), SCRIPTED_API_KEY=API_KEY
+    )
 
 
-def run_exec(binary: str, repo: Path, env: dict, prompt: str, thread: str | None,
-             timeout: int) -> tuple[list, str, str]:
+def run_exec(
+    binary: str, repo: Path, env: dict, prompt: str, thread: str | None, timeout: int
+) -> tuple[list, str, str]:
     """One `codex exec [resume]` turn: (JSONL events, thread id, raw stdout)."""
     cmd = [binary, "exec"] + (["resume"] if thread else []) + ["--json"] + ([thread] if thread else []) + [prompt]
-    proc = subprocess.run(cmd, cwd=repo, env={**env, "PWD": str(repo)}, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        cmd,
+        cwd=repo,
+        env={**env, "PWD": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     events = []
     for line in proc.stdout.splitlines():
         try:
@@ -213,8 +241,15 @@ class AppServer:
     """A minimal JSON-RPC client of `codex app-server` over stdio (JSONL, no "jsonrpc" header)."""
 
     def __init__(self, binary: str, repo: Path, env: dict):
-        self.proc = subprocess.Popen([binary, "app-server"], cwd=repo, env={**env, "PWD": str(repo)}, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [binary, "app-server"],
+            cwd=repo,
+            env={**env, "PWD": str(repo)},
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         self.lines: queue.Queue = queue.Queue()
         self.transcript: list[dict] = []
         self.next_id = 0
@@ -289,8 +324,10 @@ def slim_requests(requests: list[dict], labels: dict[int, str]) -> bytes:
                 body["tools"] = "(same as the previous request with tools)"
             else:
                 last_tools = body["tools"]
-        out.append(json.dumps({"n": rec["n"], "path": rec["path"], "answered_with": labels.get(rec["n"], "?"),
-                               "body": body}) + "\n")
+        out.append(
+            json.dumps({"n": rec["n"], "path": rec["path"], "answered_with": labels.get(rec["n"], "?"), "body": body})
+            + "\n"
+        )
     return "".join(out).encode()
 
 
@@ -298,8 +335,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--codex", required=True, help="path to the codex binary")
     ap.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/codex-record"),
-                    help="scratch folder (wiped); its repo path ends up inside the recorded rollout")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/codex-record"),
+        help="scratch folder (wiped); its repo path ends up inside the recorded rollout",
+    )
     ap.add_argument("--timeout", type=int, default=300, help="seconds per codex invocation")
     args = ap.parse_args()
 
@@ -339,18 +380,40 @@ def main() -> None:
     with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
         dst.write(slim_requests(requests, answerer.labels))
     files = sorted(str(p.relative_to(args.out)) for p in (args.out / "sessions").rglob("*") if p.is_file())
-    (args.out / "recording.json").write_text(json.dumps({
-        "codex_version": version, "model": MODEL, "work_dir": str(args.work), "repo_dir": str(repo),
-        "model_context_window": CONTEXT_WINDOW, "model_auto_compact_token_limit": AUTO_COMPACT_LIMIT,
-        "config_toml": config.replace(server.base_url, "http://127.0.0.1:<port>/v1"),
-        "prompts": prompts, "threads": sorted({r["thread"] for r in runs if r["thread"]}),
-        "session_files": files, "requests_served": served, "turns_unused": unused,
-        "commands": ["codex exec --json <prompt1>"]
-        + [("codex app-server: initialize, initialized, thread/resume, thread/compact/start" if p is None else
-            f"codex exec resume --json <thread> <prompt{i + 1}>") for i, p in enumerate(prompts) if i > 0],
-    }, indent=2) + "\n")
-    print(f"threads: {sorted({r['thread'] for r in runs if r['thread']})}\nrequests: {served}\n"
-          f"unused turns: {unused}\nwrote {args.out}")
+    (args.out / "recording.json").write_text(
+        json.dumps(
+            {
+                "codex_version": version,
+                "model": MODEL,
+                "work_dir": str(args.work),
+                "repo_dir": str(repo),
+                "model_context_window": CONTEXT_WINDOW,
+                "model_auto_compact_token_limit": AUTO_COMPACT_LIMIT,
+                "config_toml": config.replace(server.base_url, "http://127.0.0.1:<port>/v1"),
+                "prompts": prompts,
+                "threads": sorted({r["thread"] for r in runs if r["thread"]}),
+                "session_files": files,
+                "requests_served": served,
+                "turns_unused": unused,
+                "commands": ["codex exec --json <prompt1>"]
+                + [
+                    (
+                        "codex app-server: initialize, initialized, thread/resume, thread/compact/start"
+                        if p is None
+                        else f"codex exec resume --json <thread> <prompt{i + 1}>"
+                    )
+                    for i, p in enumerate(prompts)
+                    if i > 0
+                ],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(
+        f"threads: {sorted({r['thread'] for r in runs if r['thread']})}\nrequests: {served}\n"
+        f"unused turns: {unused}\nwrote {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -38,8 +38,10 @@ from rlm_jupyter.testing.scripted_server import ScriptedServer  # noqa: E402
 MODEL = "gpt-4o-mini"
 BUG = "Make `python3 test_sessions.py` pass: expired sessions must not be returned by get_session in app.py."
 TTL = "What is the session time-to-live in seconds in app.py? Answer with the number only."
-FIX = ("python3 -c \"import pathlib; p = pathlib.Path('app.py'); "
-       f"p.write_text(p.read_text().replace({BUG_LINE.strip()!r}, {FIX_LINES.strip()!r}))\"")
+FIX = (
+    "python3 -c \"import pathlib; p = pathlib.Path('app.py'); "
+    f'p.write_text(p.read_text().replace({BUG_LINE.strip()!r}, {FIX_LINES.strip()!r}))"'
+)
 
 TASK_PY = '''"""Written by tools/record_inspect_eval.py: two samples on the scratch repository, basic_agent + bash."""
 from inspect_ai import Task, task
@@ -79,26 +81,45 @@ def submit(answer: str) -> dict:
 def script() -> dict:
     """Each turn matches its sample's prompt, so a turn can only answer the sample it was written for."""
     bug, ttl = "Make `python3 test_sessions.py` pass", "time-to-live in seconds"
-    return {"turns": [
-        {"match": bug, "text": "Let me run the test first.", "tool_calls": [sh(TEST)]},
-        {"match": bug, "text": "get_session returns expired sessions; pop them and return None.",
-         "tool_calls": [sh(FIX)]},
-        {"match": bug, "tool_calls": [sh(TEST)]},
-        {"match": bug, "text": "The test passes.", "tool_calls": [submit("fixed: expired sessions are dropped")]},
-        {"match": ttl, "text": "I think it is configured in app.py."},
-        {"match": ttl, "tool_calls": [{"name": "bash", "arguments": {"cmd": "cat app.py"}}]},  # wrong argument
-        {"match": ttl, "tool_calls": [sh("grep -n TTL_SECONDS app.py")]},
-        {"match": ttl, "tool_calls": [submit("3600")]},
-    ]}
+    return {
+        "turns": [
+            {"match": bug, "text": "Let me run the test first.", "tool_calls": [sh(TEST)]},
+            {
+                "match": bug,
+                "text": "get_session returns expired sessions; pop them and return None.",
+                "tool_calls": [sh(FIX)],
+            },
+            {"match": bug, "tool_calls": [sh(TEST)]},
+            {"match": bug, "text": "The test passes.", "tool_calls": [submit("fixed: expired sessions are dropped")]},
+            {"match": ttl, "text": "I think it is configured in app.py."},
+            {"match": ttl, "tool_calls": [{"name": "bash", "arguments": {"cmd": "cat app.py"}}]},  # wrong argument
+            {"match": ttl, "tool_calls": [sh("grep -n TTL_SECONDS app.py")]},
+            {"match": ttl, "tool_calls": [submit("3600")]},
+        ]
+    }
 
 
 def run_eval(inspect: str, repo: Path, work: Path, base_url: str, fmt: str, logs: Path, timeout: int) -> str:
-    env = isolated_env(work, OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base_url, INSPECT_LOG_DIR=str(logs),
-                       INSPECT_DISPLAY="plain")
-    cmd = [inspect, "eval", "task.py", "--model", f"openai/{MODEL}", "--max-samples", "1", "--log-format", fmt,
-           "--log-dir", str(logs), "--no-log-realtime"]
-    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    env = isolated_env(
+        work, OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base_url, INSPECT_LOG_DIR=str(logs), INSPECT_DISPLAY="plain"
+    )
+    cmd = [
+        inspect,
+        "eval",
+        "task.py",
+        "--model",
+        f"openai/{MODEL}",
+        "--max-samples",
+        "1",
+        "--log-format",
+        fmt,
+        "--log-dir",
+        str(logs),
+        "--no-log-realtime",
+    ]
+    proc = subprocess.run(
+        cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"inspect eval exited {proc.returncode}")
@@ -114,6 +135,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from importlib.metadata import version
+
     versions = {p: version(p) for p in ("inspect-ai", "openai")}
     print(versions)
     shutil.rmtree(args.work, ignore_errors=True)
@@ -130,18 +152,27 @@ def main() -> None:
             served = list(server.requests)
         (log,) = sorted(logs.glob(f"*.{fmt}"))
         shutil.copy2(log, args.out / log.name)
-        requests += [json.dumps({"run": fmt, "n": r["n"], "path": r["path"], "body": r["body"]}) + "\n"
-                     for r in served]
-        runs.append({"log_format": fmt, "command": command, "requests": len(served), "file": log.name,
-                     "repo_dir": str(repo)})
+        requests += [json.dumps({"run": fmt, "n": r["n"], "path": r["path"], "body": r["body"]}) + "\n" for r in served]
+        runs.append(
+            {"log_format": fmt, "command": command, "requests": len(served), "file": log.name, "repo_dir": str(repo)}
+        )
         print(f"{fmt}: {len(served)} requests -> {log.name}")
     with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
         dst.write("".join(requests).encode())
-    (args.out / "recording.json").write_text(json.dumps({
-        "versions": versions, "python": sys.version.split()[0], "model": f"openai/{MODEL}",
-        "task_py": task_py(Path(runs[-1]["repo_dir"])),
-        "runs": runs, "script": script(),
-    }, indent=2) + "\n")
+    (args.out / "recording.json").write_text(
+        json.dumps(
+            {
+                "versions": versions,
+                "python": sys.version.split()[0],
+                "model": f"openai/{MODEL}",
+                "task_py": task_py(Path(runs[-1]["repo_dir"])),
+                "runs": runs,
+                "script": script(),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -36,10 +36,14 @@ from scenario import API_KEY, BUG_LINE, FIX_LINES, TEST, isolated_env, scratch_r
 from rlm_jupyter.testing.scripted_server import ScriptedServer  # noqa: E402
 
 MODEL = "gpt-4o-mini"
-TASK = ("test_sessions.py fails: an expired session is still returned by get_session in app.py. "
-        "Fix the bug so the test passes.")
-FIX = ("python3 -c \"import pathlib; p = pathlib.Path('app.py'); "
-       f"p.write_text(p.read_text().replace({BUG_LINE.strip()!r}, {FIX_LINES.strip()!r}))\"")
+TASK = (
+    "test_sessions.py fails: an expired session is still returned by get_session in app.py. "
+    "Fix the bug so the test passes."
+)
+FIX = (
+    "python3 -c \"import pathlib; p = pathlib.Path('app.py'); "
+    f'p.write_text(p.read_text().replace({BUG_LINE.strip()!r}, {FIX_LINES.strip()!r}))"'
+)
 SUBMIT = "echo COMPLETE_TASK_AND_SUBMIT_FINAL_OUTPUT"
 
 
@@ -72,16 +76,40 @@ def script(mode: str) -> list[dict]:
     return turns
 
 
-def run_mini(mini: str, repo: Path, work: Path, base_url: str, config: str, model_class: str, out: Path,
-             timeout: int) -> str:
-    env = isolated_env(work, MSWEA_GLOBAL_CONFIG_DIR=str(work / "mswea"), MSWEA_CONFIGURED="true",
-                       MSWEA_SILENT_STARTUP="1", OPENAI_API_KEY=API_KEY, OPENAI_API_BASE=base_url,
-                       LITELLM_LOCAL_MODEL_COST_MAP="True")
-    cmd = [mini, "-y", "--exit-immediately", "-m", f"openai/{MODEL}", "--model-class", model_class, "-c", config,
-           "-c", f"model.model_kwargs.api_base={base_url}", "-c", "environment.cwd=" + str(repo),
-           "-t", TASK, "-o", str(out)]
-    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+def run_mini(
+    mini: str, repo: Path, work: Path, base_url: str, config: str, model_class: str, out: Path, timeout: int
+) -> str:
+    env = isolated_env(
+        work,
+        MSWEA_GLOBAL_CONFIG_DIR=str(work / "mswea"),
+        MSWEA_CONFIGURED="true",
+        MSWEA_SILENT_STARTUP="1",
+        OPENAI_API_KEY=API_KEY,
+        OPENAI_API_BASE=base_url,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+    )
+    cmd = [
+        mini,
+        "-y",
+        "--exit-immediately",
+        "-m",
+        f"openai/{MODEL}",
+        "--model-class",
+        model_class,
+        "-c",
+        config,
+        "-c",
+        f"model.model_kwargs.api_base={base_url}",
+        "-c",
+        "environment.cwd=" + str(repo),
+        "-t",
+        TASK,
+        "-o",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
     if proc.returncode != 0 or not out.exists():
         print(proc.stdout[-3000:], proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"mini exited {proc.returncode}")
@@ -97,31 +125,54 @@ def main() -> None:
     args = ap.parse_args()
 
     from importlib.metadata import version
+
     versions = {p: version(p) for p in ("mini-swe-agent", "litellm")}
     print(versions)
     shutil.rmtree(args.work, ignore_errors=True)
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
     runs, requests = [], []
-    for mode, config, model_class in (("toolcall", "mini.yaml", "litellm"),
-                                      ("textbased", "mini_textbased.yaml", "litellm_textbased")):
+    for mode, config, model_class in (
+        ("toolcall", "mini.yaml", "litellm"),
+        ("textbased", "mini_textbased.yaml", "litellm_textbased"),
+    ):
         work = args.work / mode
         repo = scratch_repo(work / "repo")
         out = args.out / f"{mode}.traj.json"
         with ScriptedServer(script(mode), models=[MODEL]) as server:
             command = run_mini(args.mini, repo, work, server.base_url, config, model_class, out, args.timeout)
             served = list(server.requests)
-        requests += [json.dumps({"run": mode, "n": r["n"], "path": r["path"], "body": r["body"]}) + "\n"
-                     for r in served]
-        runs.append({"mode": mode, "config": config, "model_class": model_class, "command": command,
-                     "requests": len(served), "file": out.name, "repo_dir": str(repo)})
+        requests += [
+            json.dumps({"run": mode, "n": r["n"], "path": r["path"], "body": r["body"]}) + "\n" for r in served
+        ]
+        runs.append(
+            {
+                "mode": mode,
+                "config": config,
+                "model_class": model_class,
+                "command": command,
+                "requests": len(served),
+                "file": out.name,
+                "repo_dir": str(repo),
+            }
+        )
         print(f"{mode}: {len(served)} requests -> {out}")
     with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
         dst.write("".join(requests).encode())
-    (args.out / "recording.json").write_text(json.dumps({
-        "versions": versions, "python": sys.version.split()[0], "model": f"openai/{MODEL}", "task": TASK,
-        "runs": runs, "scripts": {m: script(m) for m in ("toolcall", "textbased")},
-    }, indent=2) + "\n")
+    (args.out / "recording.json").write_text(
+        json.dumps(
+            {
+                "versions": versions,
+                "python": sys.version.split()[0],
+                "model": f"openai/{MODEL}",
+                "task": TASK,
+                "runs": runs,
+                "scripts": {m: script(m) for m in ("toolcall", "textbased")},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def get_session(sid, now=None):
     return session
 '''
 
-TEST_PY = '''from app import TTL_SECONDS, create_session, get_session
+TEST_PY = """from app import TTL_SECONDS, create_session, get_session
 
 
 def test_expired_session_is_dropped():
@@ -87,7 +87,7 @@ def test_expired_session_is_dropped():
 if __name__ == "__main__":
     test_expired_session_is_dropped()
     print("ok")
-'''
+"""
 
 README = "# demo\n\nA toy web app session store used to record an OpenCode session.\n"
 
@@ -134,53 +134,91 @@ def build_prompts_and_script(repo: Path) -> tuple[list[str], dict]:
     turns = [
         # run 1
         {"note": "run1", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
-        {"text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
-                 "but returns the expired session anyway instead of dropping it: that is a bug."},
+        {
+            "text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
+            "but returns the expired session anyway instead of dropping it: that is a bug."
+        },
         # run 2: a failing command, then a tool error
-        {"note": "run2", "tool_calls": [{"name": "bash", "arguments": {
-            "command": test, "description": "Run the expiry test"}}]},
-        {"text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
-         "tool_calls": [{"name": "read", "arguments": {"filePath": str(repo / "config.py")}}]},
-        {"text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "
-                 "There is no config.py, so TTL_SECONDS is hard-coded in app.py."},
+        {
+            "note": "run2",
+            "tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Run the expiry test"}}],
+        },
+        {
+            "text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
+            "tool_calls": [{"name": "read", "arguments": {"filePath": str(repo / "config.py")}}],
+        },
+        {
+            "text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "  # noqa: E501
+            "There is no config.py, so TTL_SECONDS is hard-coded in app.py."
+        },
         # run 3: edit, passing test, decision + rejected approach
         {"note": "run3", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
-        {"tool_calls": [{"name": "edit", "arguments": {"filePath": app, "oldString": BUG_LINE,
-                                                        "newString": FIX_LINES}}]},
+        {
+            "tool_calls": [
+                {"name": "edit", "arguments": {"filePath": app, "oldString": BUG_LINE, "newString": FIX_LINES}}
+            ]
+        },
         {"tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Rerun the expiry test"}}]},
-        {"text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
-                 "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
-                 "because the app runs as a single process and Redis would add a network dependency and a "
-                 "deployment step for no gain."},
+        {
+            "text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
+            "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
+            "because the app runs as a single process and Redis would add a network dependency and a "
+            "deployment step for no gain."
+        },
         # run 4: a sub-agent (child session)
-        {"note": "run4", "tool_calls": [{"name": "task", "arguments": {
-            "description": "Review session expiry",
-            "prompt": f"{CHILD_MARK}: Review {app} for other session-expiry bugs after the fix in get_session. "
-                      "Do not edit files. Reply with a short list of findings.",
-            "subagent_type": "general"}}]},
+        {
+            "note": "run4",
+            "tool_calls": [
+                {
+                    "name": "task",
+                    "arguments": {
+                        "description": "Review session expiry",
+                        "prompt": f"{CHILD_MARK}: Review {app} for other session-expiry bugs after the fix in get_session. "  # noqa: E501
+                        "Do not edit files. Reply with a short list of findings.",
+                        "subagent_type": "general",
+                    },
+                }
+            ],
+        },
         # read, not grep: grep/glob need ripgrep, which opencode downloads from GitHub (fails offline)
         {"note": "child step 1", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
-        {"note": "child step 2", "text": "Findings: create_session never expires anything, which is fine; "
-                                         "get_session is the only reader and now drops expired sessions. "
-                                         "No other expiry bugs."},
+        {
+            "note": "child step 2",
+            "text": "Findings: create_session never expires anything, which is fine; "
+            "get_session is the only reader and now drops expired sessions. "
+            "No other expiry bugs.",
+        },
         {"text": "The reviewer found no other expiry bugs: get_session is the only reader of SESSIONS."},
         # run 5: edit, test, inflated usage -> auto compaction (answered by a rule) -> continue
         {"note": "run5", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
         {"tool_calls": [{"name": "edit", "arguments": {"filePath": app, "oldString": DOC_OLD, "newString": DOC_NEW}}]},
-        {"note": "reports an overflowing usage", "usage": {"prompt_tokens": OVERFLOW_TOKENS},
-         "tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Rerun the expiry test"}}]},
+        {
+            "note": "reports an overflowing usage",
+            "usage": {"prompt_tokens": OVERFLOW_TOKENS},
+            "tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Rerun the expiry test"}}],
+        },
         {"note": "after compaction (continue)", "text": "The docstring is in place and the test still passes."},
         # run 6: after the compaction
-        {"note": "run6", "text": "We decided to keep sessions in the in-process dict with eviction on read. "
-                                 "We rejected Redis sessions because the app is a single process and Redis would "
-                                 "add a network dependency for no gain."},
+        {
+            "note": "run6",
+            "text": "We decided to keep sessions in the in-process dict with eviction on read. "
+            "We rejected Redis sessions because the app is a single process and Redis would "
+            "add a network dependency for no gain.",
+        },
     ]
     rules = [
         # title generation (small model) may arrive at any point: always answer it
         {"match": ["You are a title generator", "title generator"], "text": "Fix session expiry in app.py"},
         # the compaction agent's summary request (1.18: "anchored summary"; older: "summary of our conversation")
-        {"match": ["anchored summary", "summary of our conversation", "summarizing conversations",
-                   "Provide a detailed prompt for continuing"], "text": SUMMARY},
+        {
+            "match": [
+                "anchored summary",
+                "summary of our conversation",
+                "summarizing conversations",
+                "Provide a detailed prompt for continuing",
+            ],
+            "text": SUMMARY,
+        },
     ]
     return prompts, {"rules": rules, "turns": turns}
 
@@ -199,8 +237,10 @@ def log_text(k: int) -> str:
         sid, user, age = 1000 * k + i, (7 * i + k) % 97, (37 * i + 11 * k) % 5400
         expired = age > 3600
         served = "yes" if (not expired or (i + k) % 3 == 0) else "no"
-        lines.append(f"2026-01-{k:02d}T{(i // 60) % 24:02d}:{i % 60:02d}:00Z get_session sid=s{sid} user=u{user:02d} "
-                     f"age={age:04d}s expired={'yes' if expired else 'no '} served={served} worker=w{i % 4}")
+        lines.append(
+            f"2026-01-{k:02d}T{(i // 60) % 24:02d}:{i % 60:02d}:00Z get_session sid=s{sid} user=u{user:02d} "
+            f"age={age:04d}s expired={'yes' if expired else 'no '} served={served} worker=w{i % 4}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -218,10 +258,14 @@ def build_prune_scenario(repo: Path) -> tuple[list[str], dict]:
     count = [served_expired(k) for k in range(1, LOG_FILES + 1)]
 
     def reads(a: int, b: int, note: str) -> list[dict]:
-        return [{"note": note, "tool_calls": [{"name": "read", "arguments": {"filePath": log[a]}}]},
-                {"tool_calls": [{"name": "read", "arguments": {"filePath": log[b]}}]},
-                {"text": f"sessions-{a + 1:02d}.log served {count[a]} expired sessions and sessions-{b + 1:02d}.log "
-                         f"served {count[b]}: every one of them is the get_session bug we fixed."}]
+        return [
+            {"note": note, "tool_calls": [{"name": "read", "arguments": {"filePath": log[a]}}]},
+            {"tool_calls": [{"name": "read", "arguments": {"filePath": log[b]}}]},
+            {
+                "text": f"sessions-{a + 1:02d}.log served {count[a]} expired sessions and sessions-{b + 1:02d}.log "
+                f"served {count[b]}: every one of them is the get_session bug we fixed."
+            },
+        ]
 
     prompts = [
         "Look at app.py and tell me how sessions expire.",
@@ -238,51 +282,92 @@ def build_prune_scenario(repo: Path) -> tuple[list[str], dict]:
     ]
     turns = [
         {"note": "run1", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
-        {"text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
-                 "but returns the expired session anyway instead of dropping it: that is a bug."},
-        {"note": "run2", "tool_calls": [{"name": "bash", "arguments": {
-            "command": test, "description": "Run the expiry test"}}]},
-        {"text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
-         "tool_calls": [{"name": "read", "arguments": {"filePath": str(repo / "config.py")}}]},
-        {"text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "
-                 "There is no config.py, so TTL_SECONDS is hard-coded in app.py."},
+        {
+            "text": "Sessions live in the module-level dict SESSIONS with a TTL of 3600 s. get_session checks the age "
+            "but returns the expired session anyway instead of dropping it: that is a bug."
+        },
+        {
+            "note": "run2",
+            "tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Run the expiry test"}}],
+        },
+        {
+            "text": "The test fails as expected. Let me check whether a config file overrides the TTL.",
+            "tool_calls": [{"name": "read", "arguments": {"filePath": str(repo / "config.py")}}],
+        },
+        {
+            "text": "Confirmed: `python3 test_sessions.py` exits 1 with `AssertionError: expired session was returned`. "  # noqa: E501
+            "There is no config.py, so TTL_SECONDS is hard-coded in app.py."
+        },
         {"note": "run3", "tool_calls": [{"name": "read", "arguments": {"filePath": app}}]},
-        {"tool_calls": [{"name": "edit", "arguments": {"filePath": app, "oldString": BUG_LINE,
-                                                        "newString": FIX_LINES}}]},
+        {
+            "tool_calls": [
+                {"name": "edit", "arguments": {"filePath": app, "oldString": BUG_LINE, "newString": FIX_LINES}}
+            ]
+        },
         {"tool_calls": [{"name": "bash", "arguments": {"command": test, "description": "Rerun the expiry test"}}]},
-        {"text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
-                 "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
-                 "because the app runs as a single process and Redis would add a network dependency and a "
-                 "deployment step for no gain."},
-        *reads(0, 1, "run4"), *reads(2, 3, "run5"), *reads(4, 5, "run6"),
-        {"note": "run7", "text": "Yes: in all six logs the expired sessions that were served are the ones get_session "
-                                 "returned before the fix. Nothing else serves sessions."},
-        {"note": "run8", "text": "A counter of expired sessions served would have caught this early; with the fix it "
-                                 "should stay at zero. I would add it next to the eviction in get_session."},
-        *reads(6, 7, "run9"), *reads(8, 9, "run10"),
-        {"note": "after compaction (continue), if OpenCode sends one",
-         "match": "Continue if you have next steps", "text": "All ten logs are checked; nothing else to do."},
-        {"note": "run11", "text": "We decided to keep sessions in the in-process dict with eviction on read. "
-                                  "We rejected Redis sessions because the app is a single process and Redis would "
-                                  "add a network dependency for no gain."},
+        {
+            "text": "Fixed: get_session now pops an expired session and returns None, and the test prints ok.\n\n"
+            "Decision: we decided to keep the in-process dict with eviction on read. We rejected Redis sessions "
+            "because the app runs as a single process and Redis would add a network dependency and a "
+            "deployment step for no gain."
+        },
+        *reads(0, 1, "run4"),
+        *reads(2, 3, "run5"),
+        *reads(4, 5, "run6"),
+        {
+            "note": "run7",
+            "text": "Yes: in all six logs the expired sessions that were served are the ones get_session "
+            "returned before the fix. Nothing else serves sessions.",
+        },
+        {
+            "note": "run8",
+            "text": "A counter of expired sessions served would have caught this early; with the fix it "
+            "should stay at zero. I would add it next to the eviction in get_session.",
+        },
+        *reads(6, 7, "run9"),
+        *reads(8, 9, "run10"),
+        {
+            "note": "after compaction (continue), if OpenCode sends one",
+            "match": "Continue if you have next steps",
+            "text": "All ten logs are checked; nothing else to do.",
+        },
+        {
+            "note": "run11",
+            "text": "We decided to keep sessions in the in-process dict with eviction on read. "
+            "We rejected Redis sessions because the app is a single process and Redis would "
+            "add a network dependency for no gain.",
+        },
     ]
     rules = [
         {"match": ["You are a title generator", "title generator"], "text": "Fix session expiry in app.py"},
-        {"match": ["anchored summary", "summary of our conversation", "summarizing conversations",
-                   "Provide a detailed prompt for continuing"], "text": PRUNE_SUMMARY},
+        {
+            "match": [
+                "anchored summary",
+                "summary of our conversation",
+                "summarizing conversations",
+                "Provide a detailed prompt for continuing",
+            ],
+            "text": PRUNE_SUMMARY,
+        },
     ]
     return prompts, {"rules": rules, "turns": turns}
 
 
 PRUNE_SUMMARY = SUMMARY.replace(
     "- A reviewer sub-agent found no other expiry bugs.\n- Added a docstring to get_session.\n",
-    "- Read logs/sessions-01.log to -10.log: every expired session served came from the get_session bug.\n")
+    "- Read logs/sessions-01.log to -10.log: every expired session served came from the get_session bug.\n",
+)
 
 
 def git(repo: Path, *args: str) -> None:
     env = {**os.environ, "GIT_AUTHOR_DATE": "2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE": "2026-01-01T00:00:00Z"}
-    subprocess.run(["git", "-c", "user.name=Recorder", "-c", "user.email=recorder@example.invalid", *args],
-                   cwd=repo, check=True, env=env, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=Recorder", "-c", "user.email=recorder@example.invalid", *args],
+        cwd=repo,
+        check=True,
+        env=env,
+        capture_output=True,
+    )
 
 
 def make_repo(repo: Path, scenario: str = "basic") -> None:
@@ -311,13 +396,20 @@ def write_config(config_home: Path, port: int, scenario: str = "basic", context:
         "small_model": f"{PROVIDER}/{MODEL}",
         "enabled_providers": [PROVIDER],
         "permission": {"edit": "allow", "bash": "allow", "webfetch": "deny"},
-        "provider": {PROVIDER: {
-            "npm": "@ai-sdk/openai-compatible",
-            "name": "Scripted local server",
-            "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": API_KEY},
-            "models": {MODEL: {"name": "Scripted Model", "tool_call": True,
-                               "limit": {"context": context, "output": output}}},
-        }},
+        "provider": {
+            PROVIDER: {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Scripted local server",
+                "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": API_KEY},
+                "models": {
+                    MODEL: {
+                        "name": "Scripted Model",
+                        "tool_call": True,
+                        "limit": {"context": context, "output": output},
+                    }
+                },
+            }
+        },
     }
     if prune:
         cfg["compaction"] = {"auto": True, "prune": True}  # prune is off by default in 1.18
@@ -328,13 +420,22 @@ def write_config(config_home: Path, port: int, scenario: str = "basic", context:
 
 def isolated_env(work: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENCODE", "OPENAI", "ANTHROPIC", "XDG_"))}
-    env.update({
-        "HOME": str(work / "home"), "XDG_DATA_HOME": str(work / "data"), "XDG_CONFIG_HOME": str(work / "config"),
-        "XDG_CACHE_HOME": str(work / "cache"), "XDG_STATE_HOME": str(work / "state"),
-        "OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1", "OPENCODE_DISABLE_SHARE": "1",
-        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_CLAUDE_CODE": "1",
-        "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1", "NO_COLOR": "1",
-    })
+    env.update(
+        {
+            "HOME": str(work / "home"),
+            "XDG_DATA_HOME": str(work / "data"),
+            "XDG_CONFIG_HOME": str(work / "config"),
+            "XDG_CACHE_HOME": str(work / "cache"),
+            "XDG_STATE_HOME": str(work / "state"),
+            "OPENCODE_DISABLE_AUTOUPDATE": "1",
+            "OPENCODE_DISABLE_MODELS_FETCH": "1",
+            "OPENCODE_DISABLE_SHARE": "1",
+            "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+            "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+            "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+            "NO_COLOR": "1",
+        }
+    )
     for d in ("home", "data", "config", "cache", "state"):
         (work / d).mkdir(parents=True, exist_ok=True)
     return env
@@ -345,8 +446,9 @@ def run_turn(binary: str, repo: Path, env: dict, prompt: str, session: str | Non
 
     PWD must be the repo too: opencode takes its project directory from PWD, not from the process cwd."""
     cmd = [binary, "run", "--format", "json"] + (["--session", session] if session else [])
-    proc = subprocess.run(cmd, input=prompt, cwd=repo, env={**env, "PWD": str(repo)},
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        cmd, input=prompt, cwd=repo, env={**env, "PWD": str(repo)}, capture_output=True, text=True, timeout=timeout
+    )
     events = []
     for line in proc.stdout.splitlines():
         with contextlib.suppress(json.JSONDecodeError):  # skip any non-JSON banner line
@@ -368,16 +470,23 @@ def session_ids(data_dir: Path) -> list[dict]:
     out = []
     for f in sorted((data_dir / "storage" / "session").glob("*/*.json")):
         info = json.loads(f.read_text())
-        out.append({"id": info["id"], "parentID": info.get("parentID"), "title": info.get("title"),
-                    "created": info.get("time", {}).get("created", 0)})
+        out.append(
+            {
+                "id": info["id"],
+                "parentID": info.get("parentID"),
+                "title": info.get("title"),
+                "created": info.get("time", {}).get("created", 0),
+            }
+        )
     return sorted(out, key=lambda s: (s.pop("created"), s["id"]))
 
 
 def export_session(binary: str, repo: Path, env: dict, sid: str) -> dict:
-    proc = subprocess.run([binary, "export", sid], cwd=repo, env={**env, "PWD": str(repo)},
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [binary, "export", sid], cwd=repo, env={**env, "PWD": str(repo)}, capture_output=True, text=True, timeout=120
+    )
     text = proc.stdout
-    return json.loads(text[text.index("{"):])  # stdout may start with a progress line in some versions
+    return json.loads(text[text.index("{") :])  # stdout may start with a progress line in some versions
 
 
 def copy_store(data_dir: Path, out: Path) -> list[str]:
@@ -411,14 +520,26 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--opencode", required=True, help="path to the opencode binary")
     ap.add_argument("--out", required=True, type=Path, help="output folder (replaced)")
-    ap.add_argument("--work", type=Path, default=Path("/tmp/opencode-record"),
-                    help="scratch folder (wiped); its repo path ends up inside the recorded sessions")
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path("/tmp/opencode-record"),
+        help="scratch folder (wiped); its repo path ends up inside the recorded sessions",
+    )
     ap.add_argument("--timeout", type=int, default=240, help="seconds per opencode invocation")
-    ap.add_argument("--scenario", choices=["basic", "prune"], default="basic",
-                    help="basic: 6 turns, a sub-agent, one compaction forced by an inflated usage; prune: 11 turns, "
-                         "real prune of old tool outputs, then a real auto-compaction")
-    ap.add_argument("--xz", action=argparse.BooleanOptionalAction, default=None,
-                    help="store opencode.db, requests, exports and run events as .xz (default: on for prune)")
+    ap.add_argument(
+        "--scenario",
+        choices=["basic", "prune"],
+        default="basic",
+        help="basic: 6 turns, a sub-agent, one compaction forced by an inflated usage; prune: 11 turns, "
+        "real prune of old tool outputs, then a real auto-compaction",
+    )
+    ap.add_argument(
+        "--xz",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="store opencode.db, requests, exports and run events as .xz (default: on for prune)",
+    )
     ap.add_argument("--context-limit", type=int, help="the model's context limit (default: the scenario's)")
     args = ap.parse_args()
 
@@ -462,29 +583,49 @@ def main() -> None:
             f.writelines(json.dumps(e) + "\n" for e in run["events"])
     if args.xz:  # the prune scenario repeats 400 KB of logs in every request: xz's large window makes it ~40x smaller
         shutil.copyfile(log_path, args.out / "requests.jsonl")
-        for f in [args.out / "opencode.db", args.out / "requests.jsonl", *(args.out / "exports").glob("*.json"),
-                  *(args.out / "run-events").glob("*.jsonl")]:
+        for f in [
+            args.out / "opencode.db",
+            args.out / "requests.jsonl",
+            *(args.out / "exports").glob("*.json"),
+            *(args.out / "run-events").glob("*.jsonl"),
+        ]:
             if f.exists():
                 xz_file(f)
         kept = [f"{k}.xz" if k == "opencode.db" else k for k in kept]
     else:
-        with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
-                                                                               mtime=0) as dst:
+        with (args.out / "requests.jsonl.gz").open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as dst:
             dst.write(log_path.read_bytes())
     unused = Script(script)  # report which scripted turns were never requested
     served = [json.loads(line)["answered_with"] for line in log_path.read_text().splitlines()]
-    (args.out / "recording.json").write_text(json.dumps({
-        "opencode_version": version, "binary": os.path.basename(args.opencode), "work_dir": str(args.work),
-        "repo_dir": str(repo), "provider": PROVIDER, "model": MODEL,
-        "scenario": args.scenario, "limit": cfg["provider"][PROVIDER]["models"][MODEL]["limit"],
-        "compaction": cfg.get("compaction"),
-        "overflow_tokens": OVERFLOW_TOKENS if args.scenario == "basic" else None,
-        "store": kept, "prompts": prompts, "main_session": runs[0]["session"] if runs else None,
-        "sessions": sessions, "requests_served": served,
-        "turns_unused": [i for i in range(len(unused.turns)) if f"turn:{i}" not in served],
-        "commands": [f"opencode run --format json {'' if i == 0 else '--session <main> '}< prompt{i + 1}"
-                     for i in range(len(prompts))] + ["opencode export <sessionID>  (each session)"],
-    }, indent=2) + "\n")
+    (args.out / "recording.json").write_text(
+        json.dumps(
+            {
+                "opencode_version": version,
+                "binary": os.path.basename(args.opencode),
+                "work_dir": str(args.work),
+                "repo_dir": str(repo),
+                "provider": PROVIDER,
+                "model": MODEL,
+                "scenario": args.scenario,
+                "limit": cfg["provider"][PROVIDER]["models"][MODEL]["limit"],
+                "compaction": cfg.get("compaction"),
+                "overflow_tokens": OVERFLOW_TOKENS if args.scenario == "basic" else None,
+                "store": kept,
+                "prompts": prompts,
+                "main_session": runs[0]["session"] if runs else None,
+                "sessions": sessions,
+                "requests_served": served,
+                "turns_unused": [i for i in range(len(unused.turns)) if f"turn:{i}" not in served],
+                "commands": [
+                    f"opencode run --format json {'' if i == 0 else '--session <main> '}< prompt{i + 1}"
+                    for i in range(len(prompts))
+                ]
+                + ["opencode export <sessionID>  (each session)"],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"sessions: {[s['id'] for s in sessions]}\nrequests: {served}\nwrote {args.out}")
 
 

@@ -17,8 +17,21 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 from record_opencode import BUG_LINE, DOC_NEW, DOC_OLD, FIX_LINES, git, make_repo  # noqa: E402
 
-__all__ = ["API_KEY", "BUG_LINE", "DOC_NEW", "DOC_OLD", "FIX_LINES", "ROOT", "TEST", "design_doc", "expired_served",
-           "git", "isolated_env", "scratch_repo", "sessions_log"]
+__all__ = [
+    "API_KEY",
+    "BUG_LINE",
+    "DOC_NEW",
+    "DOC_OLD",
+    "FIX_LINES",
+    "ROOT",
+    "TEST",
+    "design_doc",
+    "expired_served",
+    "git",
+    "isolated_env",
+    "scratch_repo",
+    "sessions_log",
+]
 
 TEST = "python3 test_sessions.py"
 API_KEY = "sk-local-test"  # dummy: the scripted server checks nothing
@@ -31,8 +44,10 @@ def sessions_log() -> str:
     for i in range(LOG_LINES):
         age = 3000 + (i * 97) % 1400
         verdict = "EXPIRED-SERVED" if age > 3600 and i % 8 == 0 else "ok"
-        lines.append(f"2026-01-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z GET /profile sid=s{i % 37 + 1} "
-                     f"user=u{i % 11} age={age}s status=200 {verdict} latency_ms={5 + i % 13}")
+        lines.append(
+            f"2026-01-01T{i // 60 % 24:02d}:{i % 60:02d}:00Z GET /profile sid=s{i % 37 + 1} "
+            f"user=u{i % 11} age={age}s status=200 {verdict} latency_ms={5 + i % 13}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -85,8 +100,14 @@ def scratch_repo(repo: Path) -> Path:
 
 def isolated_env(work: Path, **extra: str) -> dict[str, str]:
     """PATH, locale and a HOME / TMPDIR of its own under `work`; no key or setting of the caller's environment."""
-    env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8", "TERM": "dumb",
-           "NO_COLOR": "1", "HOME": str(work / "home"), "TMPDIR": str(work / "tmp")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "NO_COLOR": "1",
+        "HOME": str(work / "home"),
+        "TMPDIR": str(work / "tmp"),
+    }
     for d in ("home", "tmp"):
         (work / d).mkdir(parents=True, exist_ok=True)
     env.update(extra)

@@ -1,4 +1,4 @@
-// The compare view: two runs side by side, from rlm_jupyter.compare.Comparison.to_dict(). Text via textContent only.
+// The compare view: two runs side by side, from rlm_jupyter.comparison.Comparison.to_dict(). Text via textContent only.
 
 import { codeBlock, fmtCost, fmtDur, fmtInt, fmtTokens, folded, h } from './dom';
 import { ensureStyles } from './styles';

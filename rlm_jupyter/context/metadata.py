@@ -60,8 +60,9 @@ class ContextMetadata:
 
     def set_priority(self, ids: list[str], level: int) -> None:
         if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 10:
-            raise ArgumentError(f"priority: level must be an integer from 1 to 10 (default {DEFAULT_PRIORITY}), "
-                                f"got {level!r}")
+            raise ArgumentError(
+                f"priority: level must be an integer from 1 to 10 (default {DEFAULT_PRIORITY}), got {level!r}"
+            )
         for i in ids:
             self.priority[i] = level
         self._changed()

@@ -54,4 +54,3 @@ def rerank(df, query: str, ranked: list[tuple[int, float]], k: int, model, top: 
 def cost_texts(top: int = TOP) -> int:
     """Texts embedded per query at most (the query and WINDOWS windows of each of `top` candidates)."""
     return 1 + top * WINDOWS
-

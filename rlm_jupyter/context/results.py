@@ -241,9 +241,7 @@ class Messages(_Results):
         body = []
         for i, r in enumerate(rows):
             score = "" if self.scores is None else f"{self.scores[i]:.3f}"
-            body.append(
-                _html_row(r, score, html.escape(_one_line(Message(r).content, _HTML_PREVIEW)))
-            )
+            body.append(_html_row(r, score, html.escape(_one_line(Message(r).content, _HTML_PREVIEW))))
         return _html_table(self._header(), body, len(self) - len(rows))
 
 

@@ -206,8 +206,10 @@ class KeywordIndex:
         if not hits:
             return []
         positions = self._searcher.fast_field_values("position", [addr for _, addr in hits])
-        ranked = sorted(((int(p), float(s)) for (s, _), p in zip(hits, positions, strict=True)),
-                        key=lambda ps: (-round(ps[1], 5), ps[0]))
+        ranked = sorted(
+            ((int(p), float(s)) for (s, _), p in zip(hits, positions, strict=True)),
+            key=lambda ps: (-round(ps[1], 5), ps[0]),
+        )
         return ranked[:limit]
 
     def highlighter(self, query: str) -> re.Pattern | None:

@@ -89,8 +89,14 @@ def message_chunks(df) -> tuple[list[str], np.ndarray]:
 def embed(embedder, texts: list[str], progress: bool | None = None) -> np.ndarray:
     """Unit-length float32 vectors, embedded in batches, with the load's progress bar (sessions/progress.py: shown
     once the work has taken a second, tqdm's notebook bar in Jupyter; never with progress=False)."""
-    with Progress(len(texts), len(texts), desc=f"embedding ({embedder.name})", enabled=progress is not False,
-                  unit="text", postfix=False) as bar:
+    with Progress(
+        len(texts),
+        len(texts),
+        desc=f"embedding ({embedder.name})",
+        enabled=progress is not False,
+        unit="text",
+        postfix=False,
+    ) as bar:
         out = []
         for start in range(0, len(texts), _EMBED_BATCH):
             batch = texts[start : start + _EMBED_BATCH]

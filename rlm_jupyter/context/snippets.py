@@ -13,10 +13,10 @@ import json
 import re
 import threading
 
-SNIPPETS_PER_QUERY = 10      # snippets kept per query event
-SNIPPET_CHARS = 320          # characters of a snippet (a preview: the whole message opens in the live view)
-TRACE_TEXT_LIMIT = 2_000     # cap of a snippet's text in a trace, the same cap as a notebook's static bundle
-SNIPPET_SCAN = 50_000        # chars of a message searched for the match a snippet is centred on
+SNIPPETS_PER_QUERY = 10  # snippets kept per query event
+SNIPPET_CHARS = 320  # characters of a snippet (a preview: the whole message opens in the live view)
+TRACE_TEXT_LIMIT = 2_000  # cap of a snippet's text in a trace, the same cap as a notebook's static bundle
+SNIPPET_SCAN = 50_000  # chars of a message searched for the match a snippet is centred on
 _SPACE = re.compile(r"\s+")
 _COLUMNS = ("text", "tool_input", "tool_output", "role", "tool_name", "session_id", "source")
 
@@ -69,9 +69,15 @@ class Messages:
         for extra in ("tool_input", "tool_output"):
             if row.get(extra) and row.get(extra) not in parts[0]:
                 parts.append(readable(row[extra]))
-        return {"id": msg_id, "position": n, "role": row.get("role"), "tool_name": row.get("tool_name"),
-                "session_id": row.get("session_id"), "format": row.get("source"),
-                "text": "\n\n".join(p for p in parts if p)}
+        return {
+            "id": msg_id,
+            "position": n,
+            "role": row.get("role"),
+            "tool_name": row.get("tool_name"),
+            "session_id": row.get("session_id"),
+            "format": row.get("source"),
+            "text": "\n\n".join(p for p in parts if p),
+        }
 
     def snippets(self, query: dict, limit: int = SNIPPETS_PER_QUERY) -> list[dict]:
         """Up to `limit` snippets of the query's first results: id, position, role, tool_name, session_id, text."""
@@ -85,17 +91,27 @@ class Messages:
                 if hit:
                     start = max(0, hit.start() - SNIPPET_CHARS // 3)
                     break
-            piece = text[start:start + SNIPPET_CHARS]
+            piece = text[start : start + SNIPPET_CHARS]
             piece = ("…" if start else "") + piece + ("…" if start + SNIPPET_CHARS < len(text) else "")
-            piece = _SPACE.sub(" ", piece).strip()   # a preview: line breaks would make every snippet tall
-            out.append({"id": m["id"], "position": m["position"], "role": m["role"], "tool_name": m["tool_name"],
-                        "session_id": m["session_id"], "text": piece})
+            piece = _SPACE.sub(" ", piece).strip()  # a preview: line breaks would make every snippet tall
+            out.append(
+                {
+                    "id": m["id"],
+                    "position": m["position"],
+                    "role": m["role"],
+                    "tool_name": m["tool_name"],
+                    "session_id": m["session_id"],
+                    "text": piece,
+                }
+            )
         return out
 
     def for_trace(self, query: dict) -> list[dict]:
         """The snippets a trace's query event stores (the shared contract: id, text capped, session_id)."""
-        return [{"id": s["id"], "text": s["text"][:TRACE_TEXT_LIMIT], "session_id": s["session_id"]}
-                for s in self.snippets(query)]
+        return [
+            {"id": s["id"], "text": s["text"][:TRACE_TEXT_LIMIT], "session_id": s["session_id"]}
+            for s in self.snippets(query)
+        ]
 
 
 def readable(text: str) -> str:

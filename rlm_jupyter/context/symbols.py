@@ -67,8 +67,10 @@ class Symbol:
         return {"ids": self.ids, "triad": self.triad, "gist": self.gist}
 
     def __repr__(self) -> str:
-        return (f"<Symbol {self.text()!r}: {len(self.ids)} messages, {self.symbol_tokens} vs "
-                f"{self.expansion_tokens:,} tokens ({self.ratio:.0f}x)>")
+        return (
+            f"<Symbol {self.text()!r}: {len(self.ids)} messages, {self.symbol_tokens} vs "
+            f"{self.expansion_tokens:,} tokens ({self.ratio:.0f}x)>"
+        )
 
 
 class SymbolTable:
@@ -89,8 +91,10 @@ class SymbolTable:
             raise ArgumentError("symbols.create: ids_or_expr selects no message; pass ids or non-empty results")
         if id is not None:
             if not isinstance(id, str) or not re.fullmatch(r"§?[\w.-]+", id):
-                raise ArgumentError(f"symbols.create: id must be letters, digits, '_', '-' or '.', optionally after "
-                                    f"'§' (e.g. '§auth-decision'), got {id!r}")
+                raise ArgumentError(
+                    f"symbols.create: id must be letters, digits, '_', '-' or '.', optionally after "
+                    f"'§' (e.g. '§auth-decision'), got {id!r}"
+                )
             id = id if id.startswith("§") else "§" + id
         sym = self._draft(ids, id)
         self._store[sym.id] = sym.to_dict()
@@ -165,8 +169,12 @@ class SymbolTable:
         syms = list(self)
         s_tok = sum(s.symbol_tokens for s in syms)
         e_tok = sum(s.expansion_tokens for s in syms)
-        return {"symbols": len(syms), "symbol_tokens": s_tok, "expansion_tokens": e_tok,
-                "ratio": round(e_tok / s_tok, 2) if s_tok else None}
+        return {
+            "symbols": len(syms),
+            "symbol_tokens": s_tok,
+            "expansion_tokens": e_tok,
+            "ratio": round(e_tok / s_tok, 2) if s_tok else None,
+        }
 
     def suggest(self, n: int = 5, min_count: int = 2, gap: int = 3, events: list[dict] | None = None) -> list[Symbol]:
         """Proposed (not yet created) symbols for the most often retrieved clusters of messages.

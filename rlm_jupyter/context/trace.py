@@ -76,8 +76,14 @@ def traced(op: str, counts: bool = False):
                 ids, scores = _outcome(result) if error is None else ([], None)
                 if counts:
                     self.retrievals.update(ids)
-                event = {"op": op, "args": call_args, "result_ids": ids, "scores": scores,
-                         "latency_ms": round(latency, 3), "ts": ts}
+                event = {
+                    "op": op,
+                    "args": call_args,
+                    "result_ids": ids,
+                    "scores": scores,
+                    "latency_ms": round(latency, 3),
+                    "ts": ts,
+                }
                 if error is not None:
                     event["error"] = f"{type(error).__name__}: {error}"
                 emit(self, event)
@@ -92,8 +98,9 @@ def emit(ctx, event: dict) -> None:
         try:
             fn(event)
         except Exception as e:  # a broken tracer must not break the query that the model is running
-            warnings.warn(f"context tracer {fn!r} raised {type(e).__name__}: {e}; event dropped", RuntimeWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"context tracer {fn!r} raised {type(e).__name__}: {e}; event dropped", RuntimeWarning, stacklevel=3
+            )
 
 
 class TraceRecorder(list):

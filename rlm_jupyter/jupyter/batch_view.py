@@ -23,8 +23,10 @@ def _label(row: dict) -> str:
     a = (row.get("answer") or row.get("error") or "").replace("\n", " ")
     where = f" [{str(row['session_id'])[:8]}]" if row.get("session_id") else ""
     model = f" {row['model']}" if row.get("model") else ""
-    return (f"{STATUS_MARK.get(row.get('status'), '?')} {q[:60]}{where}{model} → {a[:60]}  "
-            f"({row.get('steps', 0)} steps, {row.get('wall_s', 0):.1f} s)")
+    return (
+        f"{STATUS_MARK.get(row.get('status'), '?')} {q[:60]}{where}{model} → {a[:60]}  "
+        f"({row.get('steps', 0)} steps, {row.get('wall_s', 0):.1f} s)"
+    )
 
 
 class BatchView:
@@ -36,10 +38,17 @@ class BatchView:
         self.total, self.skipped = total, skipped
         self.rows: dict[str, dict] = {}
         self.opened = None
-        self.bar = W.IntProgress(value=0, min=0, max=max(1, total - skipped), description="runs",
-                                 bar_style="info", layout=W.Layout(width="60%"))
-        self.status = W.HTML(self._status_html({"finished": 0, "done": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0,
-                                                "elapsed_s": 0.0}))
+        self.bar = W.IntProgress(
+            value=0,
+            min=0,
+            max=max(1, total - skipped),
+            description="runs",
+            bar_style="info",
+            layout=W.Layout(width="60%"),
+        )
+        self.status = W.HTML(
+            self._status_html({"finished": 0, "done": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0, "elapsed_s": 0.0})
+        )
         self.list = W.Select(options=[], rows=10, layout=W.Layout(width="100%"))
         self.list.observe(self._on_pick, names="value")
         self.trace_out = W.Output()
@@ -49,8 +58,14 @@ class BatchView:
     def from_result(cls, res) -> BatchView:
         df = res.df
         view = cls(res.out, total=df.height)
-        p = {"finished": 0, "done": 0, "failed": 0, "tokens": 0, "cost_usd": 0.0,
-             "elapsed_s": float(df["wall_s"].sum()) if df.height else 0.0}
+        p = {
+            "finished": 0,
+            "done": 0,
+            "failed": 0,
+            "tokens": 0,
+            "cost_usd": 0.0,
+            "elapsed_s": float(df["wall_s"].sum()) if df.height else 0.0,
+        }
         for row in df.iter_rows(named=True):
             p["finished"] += 1
             p["done" if row["status"] == "done" else "failed"] += 1
@@ -108,7 +123,10 @@ class BatchView:
             self.open(change["new"])
 
     def _status_html(self, p: dict) -> str:
-        return (f"<span>{p.get('finished', 0)}/{max(0, self.total - self.skipped)} runs "
-                f"({p.get('done', 0)} done, {p.get('failed', 0)} not done), {p.get('tokens', 0):,} tokens, "
-                f"${p.get('cost_usd', 0.0):.4f}, {p.get('elapsed_s', 0.0):.1f} s"
-                + (f"; {self.skipped} already in {html.escape(str(self.out))}" if self.skipped else "") + "</span>")
+        return (
+            f"<span>{p.get('finished', 0)}/{max(0, self.total - self.skipped)} runs "
+            f"({p.get('done', 0)} done, {p.get('failed', 0)} not done), {p.get('tokens', 0):,} tokens, "
+            f"${p.get('cost_usd', 0.0):.4f}, {p.get('elapsed_s', 0.0):.1f} s"
+            + (f"; {self.skipped} already in {html.escape(str(self.out))}" if self.skipped else "")
+            + "</span>"
+        )

@@ -30,10 +30,10 @@ class Controller:
     def __init__(self, *, paused: bool = False, on_state: Callable[[str], None] | None = None):
         self._cond = threading.Condition(threading.RLock())  # on_state may call back in
         self._paused = paused
-        self._credits = 0          # steps allowed while paused (step() adds one)
+        self._credits = 0  # steps allowed while paused (step() adds one)
         self._stopped = False
         self.on_state = on_state
-        self.waiting_at: tuple[str, int] | None = None   # (run_id, step_index) while blocked
+        self.waiting_at: tuple[str, int] | None = None  # (run_id, step_index) while blocked
         self.steps_seen = 0
 
     # -- what the engine calls -------------------------------------------------------------------------------
@@ -92,8 +92,13 @@ class Controller:
 
     def handle(self, action: dict) -> bool:
         """Apply a front-end action ({"action": "pause" | "step" | "continue" | "stop"}); False if not ours."""
-        fn = {"pause": self.pause, "step": self.step, "continue": self.resume, "resume": self.resume,
-              "stop": self.stop}.get((action or {}).get("action"))
+        fn = {
+            "pause": self.pause,
+            "step": self.step,
+            "continue": self.resume,
+            "resume": self.resume,
+            "stop": self.stop,
+        }.get((action or {}).get("action"))
         if fn is None:
             return False
         fn()

@@ -41,8 +41,10 @@ def substitute(text: str, namespace: dict) -> str:
             return m.group(0)[0]
         name = m.group(1)
         if name not in namespace:
-            raise UsageError(f"{{{name}}} in the cell: no notebook variable named {name!r} "
-                             "(define it first, or write {{ and }} for literal braces)")
+            raise UsageError(
+                f"{{{name}}} in the cell: no notebook variable named {name!r} "
+                "(define it first, or write {{ and }} for literal braces)"
+            )
         return str(namespace[name])
 
     return _VAR.sub(one, text)
@@ -57,15 +59,19 @@ class RlmMagics(Magics):
 
     def __init__(self, shell=None, **kw):
         super().__init__(shell=shell, **kw)
-        self.controller: Controller | None = None   # the controller of the running (or last) %%rlm cell
+        self.controller: Controller | None = None  # the controller of the running (or last) %%rlm cell
         self.view = None
         self._cell: _Cell | None = None
 
     # ---- %rlm_load ------------------------------------------------------------------------------------------
     @line_magic
     @magic_arguments()
-    @argument("paths", nargs="*", help="session files or folders (the format is sniffed; ~ and globs work); none: "
-              "list the sessions this machine's agents keep, to load with --pick/--newest/--all")
+    @argument(
+        "paths",
+        nargs="*",
+        help="session files or folders (the format is sniffed; ~ and globs work); none: "
+        "list the sessions this machine's agents keep, to load with --pick/--newest/--all",
+    )
     @argument("--name", default="context", help="the notebook variable to store the context in (default: context)")
     @argument("--pick", nargs="+", type=int, default=None, metavar="N", help="load these rows of the list")
     @argument("--newest", type=int, default=None, metavar="N", help="load the N newest sessions found")
@@ -87,7 +93,7 @@ class RlmMagics(Magics):
             raise UsageError(f"%rlm_load: {e}") from None
         from .load_summary import LoadSummary, nothing_loaded
 
-        if len(ctx.sessions) == 0:   # keep what the variable held; say why nothing loaded
+        if len(ctx.sessions) == 0:  # keep what the variable held; say why nothing loaded
             raise UsageError(nothing_loaded(paths, ctx.report, args.name, self.shell.user_ns.get(args.name)))
         self.shell.user_ns[args.name] = ctx
         prestart_worker(models=True)  # a %%rlm over this context usually follows
@@ -108,8 +114,9 @@ class RlmMagics(Magics):
         if args.pick is not None:
             bad = [n for n in args.pick if not 0 <= n < df.height]
             if bad:
-                raise UsageError(f"%rlm_load: --pick {bad} is outside the {df.height} session(s) found "
-                                 f"(0..{df.height - 1})")
+                raise UsageError(
+                    f"%rlm_load: --pick {bad} is outside the {df.height} session(s) found (0..{df.height - 1})"
+                )
             return [df["path"][n] for n in args.pick]
         self.shell.user_ns["_rlm_sessions"] = df
         display(df)
@@ -129,8 +136,10 @@ class RlmMagics(Magics):
         df = discover(args.home)
         where = args.home or "~"
         if df.height == 0:
-            print(f"No agent sessions found under {where} (Claude Code, Codex CLI, OpenCode, Gemini CLI; "
-                  "their *_HOME / CLAUDE_CONFIG_DIR variables are honoured).")
+            print(
+                f"No agent sessions found under {where} (Claude Code, Codex CLI, OpenCode, Gemini CLI; "
+                "their *_HOME / CLAUDE_CONFIG_DIR variables are honoured)."
+            )
             return None
         if args.limit is not None:
             df = df.head(args.limit)
@@ -141,45 +150,74 @@ class RlmMagics(Magics):
 
     # ---- %%rlm ----------------------------------------------------------------------------------------------
     @cell_magic
-    @magic_arguments("%rlm")   # the help's usage line is "%" + this name: a cell magic's usage reads %%rlm
+    @magic_arguments("%rlm")  # the help's usage line is "%" + this name: a cell magic's usage reads %%rlm
     @argument("--model", default="offline", help="root model: a litellm name (gpt-4o-mini, ollama/…) or offline")
-    @argument("--sub-model", default=None, help="model for sub_llm calls (default: offline-sub for offline, "
-                                                "else the root model)")
+    @argument(
+        "--sub-model",
+        default=None,
+        help="model for sub_llm calls (default: offline-sub for offline, else the root model)",
+    )
     @argument("--context", default="context", help="the notebook variable holding the Context (default: context)")
     @argument("--max-depth", type=int, default=1, help="1: rlm() in the REPL is a plain sub-call; 2: child runs")
     @argument("--max-iterations", type=int, default=20, help="root steps before the model must answer")
     @argument("--budget-usd", type=float, default=None, help="stop when the run tree has cost this many dollars")
-    @argument("--mode", choices=("rlm", "hybrid"), default="rlm", help="rlm: the REPL loop; hybrid: one packed "
-                                                                       "prompt, for models that cannot write code")
+    @argument(
+        "--mode",
+        choices=("rlm", "hybrid"),
+        default="rlm",
+        help="rlm: the REPL loop; hybrid: one packed prompt, for models that cannot write code",
+    )
     @argument("--out", default=None, help="store the Run in this variable (default: _rlm)")
-    @argument("--trace", default=None, help="write the trace to this .rlmtrace.jsonl file (default: a new file in "
-              "the runs folder)")
-    @argument("--runs", default=None, metavar="DIR", help="the runs folder for this run's trace (default: "
-              "$RLM_JUPYTER_RUNS, else rlm-runs/ beside the notebook, else the cache folder)")
+    @argument(
+        "--trace",
+        default=None,
+        help="write the trace to this .rlmtrace.jsonl file (default: a new file in the runs folder)",
+    )
+    @argument(
+        "--runs",
+        default=None,
+        metavar="DIR",
+        help="the runs folder for this run's trace (default: "
+        "$RLM_JUPYTER_RUNS, else rlm-runs/ beside the notebook, else the cache folder)",
+    )
     @argument("--no-trace", action="store_true", help="write no trace file (the view and the Run keep the trace)")
     @argument("--paused", action="store_true", help="start paused: step with the view's buttons")
-    @argument("--export-otlp", default=None, metavar="URL", help="when the run ends, send its trace to this "
-              "OTLP/HTTP endpoint (Phoenix: http://127.0.0.1:6006/v1/traces; docs/export.md)")
-    @argument("--allow-model", action="append", default=[], metavar="MODEL",
-              help="a model sub_llm(..., model=MODEL) may use besides --model and --sub-model (repeatable)")
-    @argument("--allow-unsandboxed", action="store_true",
-              help="run even if the only isolation here is plain rlimits (the model's code has the network)")
+    @argument(
+        "--export-otlp",
+        default=None,
+        metavar="URL",
+        help="when the run ends, send its trace to this "
+        "OTLP/HTTP endpoint (Phoenix: http://127.0.0.1:6006/v1/traces; docs/export.md)",
+    )
+    @argument(
+        "--allow-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="a model sub_llm(..., model=MODEL) may use besides --model and --sub-model (repeatable)",
+    )
+    @argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="run even if the only isolation here is plain rlimits (the model's code has the network)",
+    )
     def rlm(self, line, cell):
         """Ask a question about the loaded context with a Recursive Language Model. The cell body is the
         question; {name} is replaced by the value of the notebook variable `name`. The answer is the cell's
         result; the Run (answer, trace, usage) goes to --out NAME or _rlm. Budgets not given default to
-        rlm_jupyter.rlm.budget.default_budget() (600 s, 2,000,000 tokens, $1.00, 1,000 sub-calls)."""
+        rlm_jupyter.engine.budget.default_budget() (600 s, 2,000,000 tokens, $1.00, 1,000 sub-calls)."""
         args = _parse(self.rlm, line, "%%rlm")
         ns = self.shell.user_ns
         out = args.out or "_rlm"
         if not out.isidentifier():
             raise UsageError(f"%%rlm: --out {out!r} is not a valid variable name")
-        from ..rlm.options import check_options  # the same check as rj.rlm and the CLI
+        from ..engine.options import check_options  # the same check as rj.rlm and the CLI
         from ..trace.writer import check_path
 
         try:
-            check_options(cli=True, max_depth=args.max_depth, max_iterations=args.max_iterations,
-                          budget_usd=args.budget_usd)
+            check_options(
+                cli=True, max_depth=args.max_depth, max_iterations=args.max_iterations, budget_usd=args.budget_usd
+            )
             if args.trace:
                 check_path(args.trace)
             if args.no_trace and (args.trace or args.runs):
@@ -194,36 +232,48 @@ class RlmMagics(Magics):
         models, sub_model = _checked_models(args.model, args.sub_model)
         budget = None
         if args.budget_usd is not None:
-            from ..rlm.budget import Budget
+            from ..engine.budget import Budget
 
             budget = Budget(usd=args.budget_usd)
         controller = self.controller = Controller(paused=args.paused)
         view = self.view = self._make_view(question, budget, controller)
         if view is not None and hasattr(view, "set_context"):
-            view.set_context(ctx)   # query snippets and "open the full message" in the view
+            view.set_context(ctx)  # query snippets and "open the full message" in the view
         if view is not None and trace_path is not None:
             from ..trace.runs import shown
 
             with contextlib.suppress(Exception):
-                view.trace_path = shown(trace_path)   # said in the view's header
+                view.trace_path = shown(trace_path)  # said in the view's header
         if self._cell is not None and view is not None:
-            self._cell.trace = False if trace_path is None else (args.runs or True)   # the same for its re-runs
-        from ..rlm.budget import default_budget
-        from ..rlm.loop import rlm
+            self._cell.trace = False if trace_path is None else (args.runs or True)  # the same for its re-runs
+        from ..engine.budget import default_budget
+        from ..engine.loop import rlm
 
         run_budget = default_budget()  # what the user did not set has a default (said in %%rlm?)
         if args.budget_usd is not None:
             run_budget.usd = args.budget_usd
 
         def go():
-            return rlm(question, ctx, model=args.model, sub_model=sub_model, max_depth=args.max_depth,
-                       max_iterations=args.max_iterations, budget=run_budget, mode=args.mode, trace_path=trace_path,
-                       trace=trace_path is not None,
-                       models=models, on_event=view.push if view is not None else None, pause=controller,
-                       allowed_models=args.allow_model, allow_unsandboxed=args.allow_unsandboxed)
+            return rlm(
+                question,
+                ctx,
+                model=args.model,
+                sub_model=sub_model,
+                max_depth=args.max_depth,
+                max_iterations=args.max_iterations,
+                budget=run_budget,
+                mode=args.mode,
+                trace_path=trace_path,
+                trace=trace_path is not None,
+                models=models,
+                on_event=view.push if view is not None else None,
+                pause=controller,
+                allowed_models=args.allow_model,
+                allow_unsandboxed=args.allow_unsandboxed,
+            )
 
         run = self._wait(go, controller)
-        run.context = ctx   # so rj.rerun(run, ...) needs no context= argument
+        run.context = ctx  # so rj.rerun(run, ...) needs no context= argument
         ns[out] = run
         if view is not None:
             _set_status(view, run.status)
@@ -256,7 +306,7 @@ class RlmMagics(Magics):
             raise UsageError("%sub_llm: give a prompt after the options, e.g. %sub_llm --model offline Summarise …")
         args = argparse.Namespace(model=model, prompt=prompt)
         models, _ = _checked_models(args.model, None, role="sub")
-        from ..rlm.models import ModelError, sub_llm
+        from ..engine.models import ModelError, sub_llm
 
         try:
             c = sub_llm(prompt, model=args.model, models=models)
@@ -266,14 +316,16 @@ class RlmMagics(Magics):
         estimated = " (estimated: ~4 characters a token)" if args.model.startswith(_LOCAL_MODELS) else ""
         cost = "unknown" if c.cost_usd is None else f"${c.cost_usd:.6f}"
         print(c.text)
-        print(f"-- {c.model}: {c.tokens_in:,} tokens in, {c.tokens_out:,} out{estimated}; cost {cost}; "
-              f"{c.latency_s:.2f} s")
+        print(
+            f"-- {c.model}: {c.tokens_in:,} tokens in, {c.tokens_out:,} out{estimated}; cost {cost}; "
+            f"{c.latency_s:.2f} s"
+        )
 
-    # ---- %rlm_xray (implemented in rlm_jupyter/xray/magic.py) ----------------------------------------------------
+    # ---- %rlm_xray (implemented in rlm_jupyter/window/magic.py) ----------------------------------------------------
     @line_magic
     def rlm_xray(self, line):
         """%rlm_xray [--session ID] [--context NAME] [--limit N] [--no-plot]: a session's context X-ray."""
-        from ..xray.magic import run
+        from ..window.magic import run
 
         return run(self.shell, line)
 
@@ -310,7 +362,7 @@ class RlmMagics(Magics):
             t.join()
         if "error" in box:
             e = box["error"]
-            from ..rlm.models import ModelError
+            from ..engine.models import ModelError
 
             if isinstance(e, (ModelError, ValueError, TypeError)):
                 raise UsageError(f"%%rlm: {e}") from None
@@ -344,8 +396,9 @@ class RlmMagics(Magics):
 
 # ---- helpers ----------------------------------------------------------------------------------------------------
 
+
 def prestart_worker(models: bool = False) -> None:
-    """Start the REPL worker's template (rlm/forkserver.py) in a background thread and return at once: the bubblewrap
+    """Start the REPL worker's template (engine/forkserver.py) in a background thread and return at once: the bubblewrap
     probe, the sandbox and the worker's imports happen while the user reads or types, not in the first %%rlm.
     `models`: also import litellm (~3 s of CPU, every model call goes through it; after %rlm_load, not at
     %load_ext, so the kernel stays idle until the user loads something). Off with RLM_JUPYTER_PRESTART=0."""
@@ -355,12 +408,12 @@ def prestart_worker(models: bool = False) -> None:
         return
 
     def go():
-        from ..rlm import forkserver
+        from ..engine import forkserver
 
         forkserver.prestart()
         if models:
             with contextlib.suppress(Exception):  # a broken install shows at the first model call, with its error
-                from ..rlm.models import load_litellm
+                from ..engine.models import load_litellm
 
                 load_litellm()
 
@@ -380,7 +433,7 @@ def _default_view(*, question: str, budget, controller: Controller):
         print(f"(live view unavailable: {e}; the run goes on without it)")
         return None
     view = TraceView(title=question, budget=budget)
-    view._rlm_display = display(view, display_id=True)   # updated when the run ends (_refresh_display)
+    view._rlm_display = display(view, display_id=True)  # updated when the run ends (_refresh_display)
     return view
 
 
@@ -398,8 +451,8 @@ class _Cell:
         self.run = None
         self.out = "_rlm"
         self.rerun_thread: threading.Thread | None = None
-        self.answer = None          # the DisplayHandle of the cell's answer (in a kernel)
-        self.trace: bool | str = True   # the re-runs' trace: as the cell's (False: --no-trace, a folder: --runs)
+        self.answer = None  # the DisplayHandle of the cell's answer (in a kernel)
+        self.trace: bool | str = True  # the re-runs' trace: as the cell's (False: --no-trace, a folder: --runs)
         self.reruns = 0
 
     def finished(self, run, out: str) -> None:
@@ -411,19 +464,24 @@ class _Cell:
             return
         if self.run is None or (self.rerun_thread is not None and self.rerun_thread.is_alive()):
             return  # a re-run needs a finished run, one at a time
-        self.rerun_thread = threading.Thread(target=self._rerun, args=(dict(action),), name="rlm-rerun",
-                                             daemon=True)
+        self.rerun_thread = threading.Thread(target=self._rerun, args=(dict(action),), name="rlm-rerun", daemon=True)
         self.rerun_thread.start()
 
     def _rerun(self, action: dict) -> None:
-        from ..rlm.rerun import rerun
+        from ..engine.rerun import rerun
 
         _set_status(self.view, "running")
         step = int(action.get("step", 0))
         try:
             # the view sends the step's trace index (0-based); rerun() counts steps from 1, as the view shows them
-            new = rerun(self.run, step=step + 1, code=action.get("code"), response=action.get("response"),
-                        on_event=self.view.push, trace=self.trace)
+            new = rerun(
+                self.run,
+                step=step + 1,
+                code=action.get("code"),
+                response=action.get("response"),
+                on_event=self.view.push,
+                trace=self.trace,
+            )
         except Exception as e:
             _set_status(self.view, "error")
             print(f"re-run failed: {e}")
@@ -437,15 +495,18 @@ class _Cell:
         name = f"{self.out}_rerun" + (str(self.reruns) if self.reruns > 1 else "")
         self.magics.shell.user_ns[name] = new
         edited = root.get("rerun_of", {}).get("edited") if root else None
-        note = (f"re-run from step {step + 1} of {self.out}" + (f" ({edited} edited)" if edited else "")
-                + f": its Run is in `{name}`, the first run stays in `{self.out}`")
+        note = (
+            f"re-run from step {step + 1} of {self.out}"
+            + (f" ({edited} edited)" if edited else "")
+            + f": its Run is in `{name}`, the first run stays in `{self.out}`"
+        )
         from ..trace.runs import shown
 
         with contextlib.suppress(Exception):
             self.view.note = note
             self.view.trace_path = shown(new.trace_path)
         _set_status(self.view, new.status)
-        _refresh_display(self.view)   # the saved output: both runs (the view holds both), the new one on top
+        _refresh_display(self.view)  # the saved output: both runs (the view holds both), the new one on top
         if self.answer is not None and new.answer is not None:
             with contextlib.suppress(Exception):
                 self.answer.update(Answer(f"{new.answer}\n\n({note})"))
@@ -462,8 +523,10 @@ def _trace_file(question: str, trace: str | None, runs: str | None) -> Path | No
     try:
         return new_trace_path(question, runs)
     except OSError as e:
-        print(f"(no trace file: cannot make the runs folder {e.filename or runs}: {e.strerror or e}; set "
-              "RLM_JUPYTER_RUNS or --runs DIR to a writable folder, or --no-trace)")
+        print(
+            f"(no trace file: cannot make the runs folder {e.filename or runs}: {e.strerror or e}; set "
+            "RLM_JUPYTER_RUNS or --runs DIR to a writable folder, or --no-trace)"
+        )
         return None
 
 
@@ -487,7 +550,7 @@ def _set_status(view, status: str) -> None:
 
 def _export_otlp(run, ctx, endpoint: str) -> None:
     """Send the finished run's spans; a failure is one printed line (the run and its answer are kept)."""
-    from ..export import export
+    from ..interop import export
 
     try:
         r = export(run, to="otlp", endpoint=endpoint, context=ctx)
@@ -524,11 +587,13 @@ def _expand(paths: list[str]) -> list[str]:
 def _context(ns: dict, name: str):
     ctx = ns.get(name)
     if ctx is None:
-        raise UsageError(f"no context loaded: run %rlm_load PATH first (or pass --context NAME); "
-                         f"there is no variable {name!r}")
+        raise UsageError(
+            f"no context loaded: run %rlm_load PATH first (or pass --context NAME); there is no variable {name!r}"
+        )
     if not (hasattr(ctx, "regex_search") and hasattr(ctx, "df")):
-        raise UsageError(f"--context {name}: {name!r} is a {type(ctx).__name__}, not a Context from %rlm_load "
-                         "or rj.load(...)")
+        raise UsageError(
+            f"--context {name}: {name!r} is a {type(ctx).__name__}, not a Context from %rlm_load or rj.load(...)"
+        )
     if len(ctx) == 0:
         raise UsageError(f"the context {name!r} has no messages: load session files with %rlm_load PATH")
     return ctx
@@ -536,7 +601,7 @@ def _context(ns: dict, name: str):
 
 def _checked_models(model: str, sub_model: str | None, role: str = "root"):
     """A Models client with both models checked up front (unknown model, missing key), as UsageErrors."""
-    from ..rlm.models import ModelError, Models
+    from ..engine.models import ModelError, Models
 
     models = Models()
     if sub_model is None and role == "root":

@@ -40,14 +40,16 @@ from .static_bundle import (  # noqa: F401 - re-exported: callers import them fr
 )
 
 BUNDLE = Path(__file__).parent / "static" / "trace-view.js"
-STATUSES = VIEW_STATUSES   # the one list: trace/events.py
+STATUSES = VIEW_STATUSES  # the one list: trace/events.py
 _STATUS_ALIASES = {"max_iterations": view_status("max_iterations"), "stopping": "running"}
 
 
 if not BUNDLE.exists():
     # ImportError: magics.py reports it as "live view unavailable" and the run goes on without the view
-    raise ImportError(f"the trace view's front-end is not built ({BUNDLE} is missing): run "
-                      "`npm --prefix labextension ci && npm --prefix labextension run bundle` in the repository")
+    raise ImportError(
+        f"the trace view's front-end is not built ({BUNDLE} is missing): run "
+        "`npm --prefix labextension ci && npm --prefix labextension run bundle` in the repository"
+    )
 _ESM_SOURCE: str | None = None
 
 
@@ -75,14 +77,15 @@ def _events_of(trace) -> list[dict]:
         trace = Trace.load(trace)
     events = getattr(trace, "events", trace)
     if not isinstance(events, Iterable):
-        raise TypeError(f"TraceView: expected a Trace, a Run, a .rlmtrace.jsonl path or a list of events, "
-                        f"not {type(trace).__name__}")
+        raise TypeError(
+            f"TraceView: expected a Trace, a Run, a .rlmtrace.jsonl path or a list of events, "
+            f"not {type(trace).__name__}"
+        )
     return [e for e in events if isinstance(e, dict) and "id" in e]
 
 
 def _rich(snippets) -> bool:
-    return bool(snippets) and isinstance(snippets, list) and isinstance(snippets[0], dict) \
-        and "position" in snippets[0]
+    return bool(snippets) and isinstance(snippets, list) and isinstance(snippets[0], dict) and "position" in snippets[0]
 
 
 def _follow_frontend_subshell(widget) -> None:
@@ -98,6 +101,7 @@ def _follow_frontend_subshell(widget) -> None:
 
 # ---- the trace view ---------------------------------------------------------------------------------------------
 
+
 class TraceView(anywidget.AnyWidget):
     """A run's trace, live or finished: header and totals, steps (code, output, queries and snippets), the
     sub-call tree and a timeline. `push(event)` appends (or amends: same id) one event, from any thread."""
@@ -108,10 +112,10 @@ class TraceView(anywidget.AnyWidget):
     status = traitlets.Unicode("").tag(sync=True)
     budget = traitlets.Dict(allow_none=True, default_value=None).tag(sync=True)
     controls = traitlets.Bool(False).tag(sync=True)
-    trace_path = traitlets.Unicode("").tag(sync=True)   # the run's .rlmtrace.jsonl, said in the header
-    note = traitlets.Unicode("").tag(sync=True)         # e.g. where a re-run's Run went (`p1_rerun`)
+    trace_path = traitlets.Unicode("").tag(sync=True)  # the run's .rlmtrace.jsonl, said in the header
+    note = traitlets.Unicode("").tag(sync=True)  # e.g. where a re-run's Run went (`p1_rerun`)
 
-    interval = 0.05   # seconds between batches sent to the front-end (at most 20 messages a second)
+    interval = 0.05  # seconds between batches sent to the front-end (at most 20 messages a second)
 
     def __init__(self, trace=None, *, title: str = "", budget=None, context=None, **kw):
         if budget is not None and hasattr(budget, "to_dict"):
@@ -120,12 +124,12 @@ class TraceView(anywidget.AnyWidget):
             if k in kw:
                 kw[k] = str(kw[k] or "")
         super().__init__(_esm=_esm(), title=title or "", budget=budget or None, **kw)
-        self._lock = threading.Lock()          # guards _events / _pending
+        self._lock = threading.Lock()  # guards _events / _pending
         # One comm message at a time, in order: taking a batch and sending it happen under this lock, so a batch
         # taken earlier never arrives after one taken later (an amended event would go back to its old version).
         self._send_lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
-        self._events: dict[str, dict] = {}     # id -> latest (cut) version, in first-seen order
+        self._events: dict[str, dict] = {}  # id -> latest (cut) version, in first-seen order
         self._pending: dict[str, dict] = {}
         self._flusher: threading.Thread | None = None
         self._closed = False
@@ -177,7 +181,7 @@ class TraceView(anywidget.AnyWidget):
             self._wake.notify()
 
     def set_status(self, status: str) -> None:
-        """"running" | "paused" | "done" | "interrupted" | "error" | "budget" (engine statuses are mapped)."""
+        """ "running" | "paused" | "done" | "interrupted" | "error" | "budget" (engine statuses are mapped)."""
         status = _status(status)
         if status not in STATUSES:
             raise ValueError(f"TraceView.set_status: {status!r} is not one of {', '.join(STATUSES)}")
@@ -216,7 +220,7 @@ class TraceView(anywidget.AnyWidget):
                     self._wake.wait(timeout=1.0)
                 if not self._pending:
                     if time.monotonic() - idle_since > 5:
-                        self._flusher = None   # idle: the next push starts a new flusher
+                        self._flusher = None  # idle: the next push starts a new flusher
                         return
                     continue
             # Let the burst that woke us accumulate first (a step and its amendment, a batch of sub-calls): one
@@ -237,7 +241,7 @@ class TraceView(anywidget.AnyWidget):
                 return
             try:
                 self.send({"kind": "events", "events": batch, "reset": reset})
-            except Exception:   # a closed comm / gone front-end must not break the run
+            except Exception:  # a closed comm / gone front-end must not break the run
                 return
             self.sent_batches += 1
             self.sent_events += len(batch)
@@ -255,21 +259,25 @@ class TraceView(anywidget.AnyWidget):
         out = batch
         for n, e in enumerate(batch):
             # a query carries the trace's snippets (id, text); the view's add position, role and tool
-            if e.get("type") != "query" or not e.get("result_ids") or _rich(e.get("snippets")) \
-                    or e.get("snippets") == []:
+            if (
+                e.get("type") != "query"
+                or not e.get("result_ids")
+                or _rich(e.get("snippets"))
+                or e.get("snippets") == []
+            ):
                 continue
             try:
                 found = messages.snippets(e)
-            except Exception:   # a context without a table: the view shows ids only (or the trace's snippets)
+            except Exception:  # a context without a table: the view shows ids only (or the trace's snippets)
                 continue
             if not found and e.get("snippets"):
-                continue   # not in this context: the trace's own snippets stay
+                continue  # not in this context: the trace's own snippets stay
             done = {**e, "snippets": found}
             if out is batch:
                 out = list(batch)
             out[n] = done
             with self._lock:
-                if self._events.get(e["id"]) is e:   # not amended meanwhile
+                if self._events.get(e["id"]) is e:  # not amended meanwhile
                     self._events[e["id"]] = done
         return out
 
@@ -293,13 +301,19 @@ class TraceView(anywidget.AnyWidget):
 
     def _send_message(self, msg_id: str) -> None:
         if self._messages is None:
-            reply = {"id": msg_id, "found": False,
-                     "error": "the context this run used is not known to this view (re-open it with "
-                              "TraceView.from_run(run) after %rlm_load, or view.set_context(context))"}
+            reply = {
+                "id": msg_id,
+                "found": False,
+                "error": "the context this run used is not known to this view (re-open it with "
+                "TraceView.from_run(run) after %rlm_load, or view.set_context(context))",
+            }
         else:
             m = self._messages.get(msg_id)
-            reply = {"id": msg_id, "found": False, "error": f"message {msg_id} is not in the loaded context"} \
-                if m is None else {**m, "found": True}
+            reply = (
+                {"id": msg_id, "found": False, "error": f"message {msg_id} is not in the loaded context"}
+                if m is None
+                else {**m, "found": True}
+            )
             if m is not None and len(m["text"]) > 200_000:
                 reply["text"] = m["text"][:200_000] + f"\n… (cut: {len(m['text']):,} characters in all)"
         with self._send_lock, contextlib.suppress(Exception):
@@ -316,10 +330,18 @@ class TraceView(anywidget.AnyWidget):
         """The static `application/vnd.rlm-jupyter.trace+json` payload: a header (format, version, title, status,
         budget, the text limit) and the events, long texts cut to `limit` with `_cut` sizes."""
         events = [cut_event(e, limit) for e in self.events()]
-        header = {"type": "header", "format": "rlm-jupyter-trace", "version": 1, "title": self.title,
-                  "status": self.status, "budget": self.budget, "trace_path": self.trace_path or None,
-                  "note": self.note or None, "text_limit": limit,
-                  "cut_events": sum(1 for e in events if e.get("_cut"))}
+        header = {
+            "type": "header",
+            "format": "rlm-jupyter-trace",
+            "version": 1,
+            "title": self.title,
+            "status": self.status,
+            "budget": self.budget,
+            "trace_path": self.trace_path or None,
+            "note": self.note or None,
+            "text_limit": limit,
+            "cut_events": sum(1 for e in events if e.get("_cut")),
+        }
         return {"header": header, "events": events}
 
     def _repr_mimebundle_(self, **kwargs):
@@ -329,8 +351,6 @@ class TraceView(anywidget.AnyWidget):
         data["text/html"] = static_html(payload)
         data["text/plain"] = plain_text(payload)
         return data, meta
-
-
 
 
 def __getattr__(name: str):

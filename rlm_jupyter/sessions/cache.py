@@ -195,8 +195,21 @@ def _manifest(path: Path, arrow: Path) -> dict | None:
         if arrow.stat().st_size != man["bytes"] or not isinstance(man["files"], list):
             return None
         for e in man["files"]:
-            if not all(k in e for k in ("path", "size", "mtime_ns", "loader", "format", "format_version", "start",
-                                        "rows", "sessions", "issues")):
+            if not all(
+                k in e
+                for k in (
+                    "path",
+                    "size",
+                    "mtime_ns",
+                    "loader",
+                    "format",
+                    "format_version",
+                    "start",
+                    "rows",
+                    "sessions",
+                    "issues",
+                )
+            ):
                 return None
         return man
     except (OSError, ValueError, KeyError, TypeError):
@@ -281,9 +294,15 @@ def info(folder: Path | None = None) -> dict[str, Any]:
     size = 0
     if idx.folder.is_dir():
         size = sum(p.stat().st_size for p in idx.folder.iterdir() if p.is_file())
-    return {"folder": str(folder), "packs": len(idx.packs), "files": len(idx.entries),
-            "rows": sum(m["rows"] for m in idx.packs.values()), "bytes": size,
-            "stale_packs": len(idx.superseded()), "invalid_packs": len(idx.rejected)}
+    return {
+        "folder": str(folder),
+        "packs": len(idx.packs),
+        "files": len(idx.entries),
+        "rows": sum(m["rows"] for m in idx.packs.values()),
+        "bytes": size,
+        "stale_packs": len(idx.superseded()),
+        "invalid_packs": len(idx.rejected),
+    }
 
 
 def clear(folder: Path | None = None) -> int:

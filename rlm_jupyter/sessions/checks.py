@@ -26,12 +26,19 @@ TS_MAX = 7_258_118_400 * 1_000_000
 COUNT_MAX = 10**12
 COST_MAX = 1e9
 
+
 class TableError(ValueError):
     """Building a polars table from checked sessions failed anyway (a bug: a value the checks let through)."""
 
 
-_ALLOWED: dict[str, set[type]] = {"str": {str, _NONE}, "int": {int, _NONE}, "datetime": {int, _NONE},
-                                  "float": {float, int, _NONE}, "bool": {bool}, "event": {dict, _NONE}}
+_ALLOWED: dict[str, set[type]] = {
+    "str": {str, _NONE},
+    "int": {int, _NONE},
+    "datetime": {int, _NONE},
+    "float": {float, int, _NONE},
+    "bool": {bool},
+    "event": {dict, _NONE},
+}
 # Counts the loaders compute themselves (Session.add, textutil.utf8_len), never copied from a record: no range check.
 _COMPUTED = frozenset({"seq", "text_bytes", "tool_output_bytes"})
 _SESSION_STR = ("producer", "producer_version", "title", "cwd", "model", "parent_session_id")
@@ -47,9 +54,15 @@ def read_file(mod, path: Path, freport) -> list[Session]:
         return []
     except (Exception, RecursionError) as exc:  # noqa: BLE001 - a reader bug must not end the whole load
         name = mod.NAME
-        freport.issues.append(Issue(spath, None, f"could not be read: the {name} loader failed ({_what(exc)}); "
-                                    "nothing loaded from this file (a bug of rlm_jupyter: please report it)",
-                                    "malformed"))
+        freport.issues.append(
+            Issue(
+                spath,
+                None,
+                f"could not be read: the {name} loader failed ({_what(exc)}); "
+                "nothing loaded from this file (a bug of rlm_jupyter: please report it)",
+                "malformed",
+            )
+        )
         return []
     out = []
     for s in sessions if isinstance(sessions, list) else ():
@@ -63,8 +76,9 @@ def read_file(mod, path: Path, freport) -> list[Session]:
     return out
 
 
-def record_failed(issues: list[Issue], path: str, exc: BaseException, line: int | None = None,
-                  pointer: str | None = None) -> None:
+def record_failed(
+    issues: list[Issue], path: str, exc: BaseException, line: int | None = None, pointer: str | None = None
+) -> None:
     """Report a record a reader could not take (an unexpected value inside it): skipped, with where and why.
     Rows it added before the error stay."""
     issues.append(Issue(str(path), line, f"record skipped: unexpected value ({_what(exc)})", "malformed", pointer))
@@ -73,8 +87,15 @@ def record_failed(issues: list[Issue], path: str, exc: BaseException, line: int 
 _TYPE_NAMES = {str: "text", int: "an integer", float: "a number", list: "a list", dict: "an object", bool: "true/false"}
 
 
-def drop_mistyped(rec: dict, expected: dict[str, tuple], issues: list[Issue], path: str, line: int | None = None,
-                  pointer: str | None = None, prefix: str = "") -> dict:
+def drop_mistyped(
+    rec: dict,
+    expected: dict[str, tuple],
+    issues: list[Issue],
+    path: str,
+    line: int | None = None,
+    pointer: str | None = None,
+    prefix: str = "",
+) -> dict:
     """`rec` without the known keys whose value has the wrong type (exact types: `True` is no count), each noted
     as `invalid` with where it is. Readers then see those keys as missing: a wrong id links nothing, a wrong count
     counts nothing. Costs a few dict lookups per record; returns `rec` itself when all is well."""
@@ -86,8 +107,9 @@ def drop_mistyped(rec: dict, expected: dict[str, tuple], issues: list[Issue], pa
                 bad = []
             bad.append(key)
             what = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
-            issues.append(Issue(str(path), line, f"{prefix}{key} {_short(v)} is not {what}; ignored", "invalid",
-                                pointer))
+            issues.append(
+                Issue(str(path), line, f"{prefix}{key} {_short(v)} is not {what}; ignored", "invalid", pointer)
+            )
     if bad is None:
         return rec
     return {k: v for k, v in rec.items() if k not in bad}
@@ -158,8 +180,11 @@ def _check_columns(s: Session, note) -> None:
             for i, v in enumerate(col):
                 if type(v) not in allowed:
                     col[i] = _replacement(name, i, sid)
-                    note(f"{name} {_short(v)} is not {'a ' + kind if kind != 'str' else 'text'}; "
-                         f"{'renamed' if name == 'id' else 'nulled'}", i)
+                    note(
+                        f"{name} {_short(v)} is not {'a ' + kind if kind != 'str' else 'text'}; "
+                        f"{'renamed' if name == 'id' else 'nulled'}",
+                        i,
+                    )
         if kind in ("int", "datetime") and name not in _COMPUTED:
             lo, hi = (TS_MIN, TS_MAX) if kind == "datetime" else (0, COUNT_MAX)
             # filter(None, …) drops None (and 0, which is in range) at C speed
@@ -167,8 +192,10 @@ def _check_columns(s: Session, note) -> None:
                 for i, v in enumerate(col):
                     if v is not None and not lo <= v < hi:
                         col[i] = None if name != "seq" else i
-                        note(f"{name} {v} outside {'1970..2200' if kind == 'datetime' else f'0..{COUNT_MAX:,}'}; "
-                             "nulled", i)
+                        note(
+                            f"{name} {v} outside {'1970..2200' if kind == 'datetime' else f'0..{COUNT_MAX:,}'}; nulled",
+                            i,
+                        )
         elif kind == "float" and types != {_NONE}:
             for i, v in enumerate(col):
                 if v is not None and not (math.isfinite(v) and 0 <= v < COST_MAX):

@@ -34,8 +34,19 @@ POOL_MIN_BYTES = 96 << 20
 BATCH_BYTES = 48 << 20
 SERIAL_BATCH_BYTES = 16 << 20  # in-process batches are smaller so that progress moves
 
-_SESSION_FIELDS = ("session_id", "format", "path", "producer", "producer_version", "title", "cwd", "model",
-                   "parent_session_id", "started", "updated")
+_SESSION_FIELDS = (
+    "session_id",
+    "format",
+    "path",
+    "producer",
+    "producer_version",
+    "title",
+    "cwd",
+    "model",
+    "parent_session_id",
+    "started",
+    "updated",
+)
 
 
 _EMPTY = Session("", "", "")
@@ -107,8 +118,10 @@ def plan(paths, index: _cache.Index | None = None) -> Plan:
             probe = formats.Probe(p)
             mod = formats.detect(probe)
             if mod is None:
-                raise UnknownFormatError(f"{p}: not a session format this tool knows; it looks like "
-                                         f"{formats.describe(probe)}. Supported: {formats.SUPPORTED}.")
+                raise UnknownFormatError(
+                    f"{p}: not a session format this tool knows; it looks like "
+                    f"{formats.describe(probe)}. Supported: {formats.SUPPORTED}."
+                )
             listing.heads[str(p)] = probe.head
         rel = mod.related
         if rel is not None:
@@ -161,8 +174,12 @@ _EUID = os.geteuid()
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
-                       (stat.S_ISBLK, "a block device")):
+    for test, name in (
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return name
     return "a special file"
@@ -207,8 +224,7 @@ def read_batch(items: list[tuple[str, str, bool]], cache_folder: str | None, kee
 
 
 def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]]:
-    entry: dict[str, Any] = {"path": real, "shown": path, "status": "ok", "issues": [], "sessions": [],
-                             "cache": False}
+    entry: dict[str, Any] = {"path": real, "shown": path, "status": "ok", "issues": [], "sessions": [], "cache": False}
     p = Path(path)
     size, problem, _ = _check(p)  # again: the file may have changed since the folder was listed
     if problem:
@@ -236,15 +252,28 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
     except OSError:
         changed = True
     if changed:
-        freport.issues.append(Issue(path, None, "changed while it was being read (an agent still writing it?); "
-                                    "loaded as read, not cached, load again for the rest", "note"))
+        freport.issues.append(
+            Issue(
+                path,
+                None,
+                "changed while it was being read (an agent still writing it?); "
+                "loaded as read, not cached, load again for the rest",
+                "note",
+            )
+        )
     # Folders (their mtime misses inner changes) and SQLite (a -wal file changes beside it) are never cached.
     cacheable = stat.S_ISREG(st0.st_mode) and not changed and not probe.head.startswith(b"SQLite format 3")
-    entry.update(format=mod.NAME, size=st0.st_size, mtime_ns=st0.st_mtime_ns, cache=cacheable, digest=digest,
-                 loader=_cache.loader_version(), format_version=_cache.format_version(mod.NAME),
-                 issues=[[i.line, i.reason, i.kind, i.pointer, i.path] for i in freport.issues],
-                 sessions=[{**{f: getattr(s, f) for f in _SESSION_FIELDS}, "rows": len(s), "extra": s.extra}
-                           for s in loaded])
+    entry.update(
+        format=mod.NAME,
+        size=st0.st_size,
+        mtime_ns=st0.st_mtime_ns,
+        cache=cacheable,
+        digest=digest,
+        loader=_cache.loader_version(),
+        format_version=_cache.format_version(mod.NAME),
+        issues=[[i.line, i.reason, i.kind, i.pointer, i.path] for i in freport.issues],
+        sessions=[{**{f: getattr(s, f) for f in _SESSION_FIELDS}, "rows": len(s), "extra": s.extra} for s in loaded],
+    )
     return entry, loaded
 
 
@@ -261,8 +290,7 @@ class _Part:
     pack: str | None = None
 
 
-def load_table(paths, *, cache: bool | str | os.PathLike = True, workers: int | None = None,
-               progress: bool = True):
+def load_table(paths, *, cache: bool | str | os.PathLike = True, workers: int | None = None, progress: bool = True):
     """(messages frame, sessions, report) for everything reachable from `paths`.
 
     `cache`: True (RLM_JUPYTER_CACHE or ~/.cache/rlm_jupyter), a folder, or False. `workers`: processes for the
@@ -294,12 +322,22 @@ def _usable(folder: Path | None) -> tuple[Path | None, str | None]:
 
 
 def _warn_cache(folder: Path, why: str) -> None:
-    warnings.warn(f"rlm_jupyter: the load cache {folder} cannot be written ({why}); loading without it "
-                  "(set RLM_JUPYTER_CACHE to a writable folder, or pass cache=False)", RuntimeWarning, stacklevel=4)
+    warnings.warn(
+        f"rlm_jupyter: the load cache {folder} cannot be written ({why}); loading without it "
+        "(set RLM_JUPYTER_CACHE to a writable folder, or pass cache=False)",
+        RuntimeWarning,
+        stacklevel=4,
+    )
 
 
-def _collect(p: Plan, folder: Path | None, workers: int | None, progress: bool, lazy: bool = False,
-             index: _cache.Index | None = None) -> list[_Part]:
+def _collect(
+    p: Plan,
+    folder: Path | None,
+    workers: int | None,
+    progress: bool,
+    lazy: bool = False,
+    index: _cache.Index | None = None,
+) -> list[_Part]:
     """The rows of every planned file: from the cache, else read (`workers` processes; None: the cores this process
     may use, found only when something is read: a reopen from the cache never imports multiprocessing)."""
     from .progress import Progress
@@ -327,7 +365,7 @@ def _collect(p: Plan, folder: Path | None, workers: int | None, progress: bool, 
     total = sum(p.items[i].size for i in misses) + sum(p.items[i].size for v in by_pack.values() for i, _ in v)
     with Progress(total, len(p.items), enabled=progress) as bar:
         for arrow, hits in by_pack.items():
-            assert index is not None   # hits come from the index
+            assert index is not None  # hits come from the index
             try:
                 frame = _cache.read_pack(Path(arrow), index.packs[Path(arrow)]["rows"])
             except Exception:  # a pack that does not read back as written is not trusted: read its files again
@@ -365,8 +403,9 @@ def _batches(p: Plan, misses: list[int], target: int) -> list[list[int]]:
     return out
 
 
-def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, workers: int | None, bar,
-                 lazy: bool) -> None:
+def _read_misses(
+    p: Plan, misses: list[int], parts: list, folder: Path | None, workers: int | None, bar, lazy: bool
+) -> None:
     if workers is None:
         from .pool import default_workers
 
@@ -376,8 +415,14 @@ def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, w
     # pool batches: about three per worker (balance), at most BATCH_BYTES each
     target = max(1 << 20, min(BATCH_BYTES, math.ceil(nbytes / (workers * 3)))) if use_pool else SERIAL_BATCH_BYTES
     batches = _batches(p, misses, target)
-    args = [([(p.items[i].path, p.items[i].real, p.items[i].explicit) for i in b],
-             str(folder) if folder is not None else None, not (use_pool or lazy)) for b in batches]
+    args = [
+        (
+            [(p.items[i].path, p.items[i].real, p.items[i].explicit) for i in b],
+            str(folder) if folder is not None else None,
+            not (use_pool or lazy),
+        )
+        for b in batches
+    ]
     warned = [False]
 
     def done(k: int, res: dict) -> None:
@@ -393,8 +438,9 @@ def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, w
                 frame = res["frame"]
         for i, e in zip(batches[k], res["entries"], strict=True):
             parts[i] = _Part(p.items[i], e, frame, res["pack"])
-        bar.update(sum(p.items[i].size for i in batches[k]), len(batches[k]),
-                   sum(len(e["sessions"]) for e in res["entries"]))
+        bar.update(
+            sum(p.items[i].size for i in batches[k]), len(batches[k]), sum(len(e["sessions"]) for e in res["entries"])
+        )
 
     if use_pool:
         from concurrent.futures.process import BrokenProcessPool
@@ -404,8 +450,12 @@ def _read_misses(p: Plan, misses: list[int], parts: list, folder: Path | None, w
         try:
             pool.run(read_batch, args, workers, done)
         except (BrokenProcessPool, OSError) as e:  # workers could not start, or one died (out of memory?)
-            warnings.warn(f"rlm_jupyter: the load's worker processes failed ({type(e).__name__}: {e}); reading "
-                          "the rest in this process", RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                f"rlm_jupyter: the load's worker processes failed ({type(e).__name__}: {e}); reading "
+                "the rest in this process",
+                RuntimeWarning,
+                stacklevel=4,
+            )
             for k, a in enumerate(args):
                 if parts[batches[k][0]] is None:
                     done(k, read_batch(a[0], a[1], True))
@@ -462,8 +512,10 @@ def _pieces(p: Plan, parts: list[_Part]):
             continue
         if e["status"] == "unknown":
             if item.explicit:
-                raise UnknownFormatError(f"{item.path}: not a session format this tool knows; it looks like "
-                                         f"{e['why']}. Supported: {formats.SUPPORTED}.")
+                raise UnknownFormatError(
+                    f"{item.path}: not a session format this tool knows; it looks like "
+                    f"{e['why']}. Supported: {formats.SUPPORTED}."
+                )
             report.notes.append(f"{item.path}: skipped, not a known session format ({e['why']})")
             continue
         fr = FileReport(item.path, e["format"])
@@ -474,8 +526,9 @@ def _pieces(p: Plan, parts: list[_Part]):
         for meta in e["sessions"]:
             sid = meta["session_id"]
             if sid in seen:
-                fr.issues.append(Issue(item.path, None, f"session {sid} already loaded from {seen[sid]}; loaded once",
-                                       "duplicate"))
+                fr.issues.append(
+                    Issue(item.path, None, f"session {sid} already loaded from {seen[sid]}; loaded once", "duplicate")
+                )
                 dropped.add(sid)
                 continue
             seen[sid] = item.path
@@ -540,13 +593,20 @@ def _unique_ids(df, owner: dict[str, FileReport]):
             break
         dup = ~pl.col("id").is_first_distinct()
         counts = df.filter(dup).group_by("session_id", maintain_order=True).len()
-        df = df.with_columns(pl.when(dup).then(pl.format("{}@{}#{}", "id", "session_id", "seq"))
-                             .otherwise(pl.col("id")).alias("id"))
+        df = df.with_columns(
+            pl.when(dup).then(pl.format("{}@{}#{}", "id", "session_id", "seq")).otherwise(pl.col("id")).alias("id")
+        )
         for sid, n in counts.iter_rows():
             fr = owner.get(sid)
             if fr is not None:
-                fr.issues.append(Issue(fr.path, None, f"{n} message id(s) repeated an id already loaded; "
-                                       "renamed to <id>@<session>#<seq>", "note"))
+                fr.issues.append(
+                    Issue(
+                        fr.path,
+                        None,
+                        f"{n} message id(s) repeated an id already loaded; renamed to <id>@<session>#<seq>",
+                        "note",
+                    )
+                )
     return df
 
 
@@ -563,12 +623,13 @@ def scan(paths, *, cache: bool | str | os.PathLike = True, workers: int | None =
 
     folder, why = _usable(_cache_folder(cache if cache is not False else True))
     if folder is None:
-        raise OSError(f"rj.scan needs the load cache, and {_cache_folder(True)} cannot be written ({why}); set "
-                      "RLM_JUPYTER_CACHE to a writable folder, or use rj.load")
+        raise OSError(
+            f"rj.scan needs the load cache, and {_cache_folder(True)} cannot be written ({why}); set "
+            "RLM_JUPYTER_CACHE to a writable folder, or use rj.load"
+        )
     index = _cache.Index(folder).read()
     pl_ = plan(paths, index)
-    parts = _collect(pl_, folder, workers, progress, lazy=True,
-                     index=index)
+    parts = _collect(pl_, folder, workers, progress, lazy=True, index=index)
     _, _, _, pieces = _pieces(pl_, parts)
     lazies = []
     for src, start, rows, dropped in _runs(pieces):

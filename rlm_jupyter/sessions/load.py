@@ -116,15 +116,25 @@ def _read_sessions(paths) -> tuple[list[Session], LoadReport]:
         for s in loaded:
             if s.session_id in seen_sessions:
                 freport.issues.append(
-                    Issue(str(path), None, f"session {s.session_id} already loaded from {seen_sessions[s.session_id]}; "
-                          "loaded once", "duplicate")
+                    Issue(
+                        str(path),
+                        None,
+                        f"session {s.session_id} already loaded from {seen_sessions[s.session_id]}; loaded once",
+                        "duplicate",
+                    )
                 )
                 continue
             seen_sessions[s.session_id] = str(path)
             renamed = _make_ids_unique(s, seen_ids)
             if renamed:
-                freport.issues.append(Issue(str(path), None, f"{renamed} message id(s) repeated an id already loaded; "
-                                            "renamed to <id>@<session>#<seq>", "note"))
+                freport.issues.append(
+                    Issue(
+                        str(path),
+                        None,
+                        f"{renamed} message id(s) repeated an id already loaded; renamed to <id>@<session>#<seq>",
+                        "note",
+                    )
+                )
             s.malformed_lines = sum(1 for i in freport.issues if i.kind == "malformed" and i.line is not None)
             freport.sessions.append(s.session_id)
             freport.records_kept += len(s)

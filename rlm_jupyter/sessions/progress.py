@@ -14,8 +14,15 @@ class Progress:
     tqdm is imported and the bar made only once the work has taken DELAY_S (at an update): a cached reopen or a
     small index build never pays tqdm's import (~50 ms in a fresh kernel) and shows nothing."""
 
-    def __init__(self, total_bytes: int, total_files: int, desc: str = "loading", enabled: bool = True,
-                 unit: str = "B", postfix: bool = True) -> None:
+    def __init__(
+        self,
+        total_bytes: int,
+        total_files: int,
+        desc: str = "loading",
+        enabled: bool = True,
+        unit: str = "B",
+        postfix: bool = True,
+    ) -> None:
         self.total = total_bytes
         self.total_files = total_files
         self.files = 0
@@ -33,8 +40,16 @@ class Progress:
         except ImportError:  # tqdm is a core dependency; a stripped install just shows nothing
             return
         scaled = self.unit == "B"
-        self._bar = tqdm(total=self.total, initial=self.done, desc=self.desc, unit=self.unit, unit_scale=scaled,
-                         unit_divisor=1024 if scaled else 1000, leave=False, dynamic_ncols=True)
+        self._bar = tqdm(
+            total=self.total,
+            initial=self.done,
+            desc=self.desc,
+            unit=self.unit,
+            unit_scale=scaled,
+            unit_divisor=1024 if scaled else 1000,
+            leave=False,
+            dynamic_ncols=True,
+        )
 
     def update(self, nbytes: int, files: int = 1, sessions: int = 0) -> None:
         self.files += files
@@ -48,8 +63,9 @@ class Progress:
                 return
             nbytes = 0
         if self.postfix:
-            self._bar.set_postfix_str(f"{self.files:,}/{self.total_files:,} files, {self.sessions:,} sessions",
-                                      refresh=False)
+            self._bar.set_postfix_str(
+                f"{self.files:,}/{self.total_files:,} files, {self.sessions:,} sessions", refresh=False
+            )
         self._bar.update(nbytes)
         if self.files >= self.total_files:
             self._bar.refresh()  # the last numbers, even when the refresh interval has not passed

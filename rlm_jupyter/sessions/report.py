@@ -73,9 +73,15 @@ class LoadReport:
                     "records_kept": f.records_kept,
                     "records_skipped": f.records_skipped,
                     "issues": [
-                        {"kind": i.kind, "where": i.where(), "line": i.line, "reason": i.reason,
-                         **({"path": i.path} if i.path != f.path else {}),
-                         **({"pointer": i.pointer} if i.pointer else {})} for i in f.issues
+                        {
+                            "kind": i.kind,
+                            "where": i.where(),
+                            "line": i.line,
+                            "reason": i.reason,
+                            **({"path": i.path} if i.path != f.path else {}),
+                            **({"pointer": i.pointer} if i.pointer else {}),
+                        }
+                        for i in f.issues
                     ],
                 }
                 for f in self.files

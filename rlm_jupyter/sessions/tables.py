@@ -27,7 +27,8 @@ def sessions_frame(sessions: list[Session], df):
     schema = polars_schema(SESSION_COLUMNS)
     totals = {
         r["session_id"]: r
-        for r in df.group_by("session_id").agg(
+        for r in df.group_by("session_id")
+        .agg(
             pl.len().alias("messages"),
             ((pl.col("role") == "user") & (pl.col("origin") == "human")).sum().alias("user_prompts"),
             (pl.col("role") == "tool").sum().alias("tool_calls"),
@@ -41,7 +42,8 @@ def sessions_frame(sessions: list[Session], df):
             pl.col("cost_usd").sum(),
             pl.col("ts").min().alias("_first"),
             pl.col("ts").max().alias("_last"),
-        ).iter_rows(named=True)
+        )
+        .iter_rows(named=True)
     }
     rows: dict[str, list] = {c: [] for c in SESSION_COLUMNS}
     for s in sessions:

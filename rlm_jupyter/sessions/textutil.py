@@ -56,8 +56,10 @@ def _cached_utf8_len(text: str) -> int:
             fn(t, byref(size))
             return size.value
     except (ImportError, AttributeError):
+
         def cached(t: str) -> int:
             return len(t.encode("utf-8"))
+
     _cached_utf8_len = cached  # type: ignore[assignment]  # the first call replaces this function by the one it chose
     return cached(text)
 

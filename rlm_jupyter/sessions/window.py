@@ -56,8 +56,9 @@ class _Walk:
         c = self.c = s.columns
         self.role, self.origin, self.boundary = c["role"], c["origin"], c["boundary"]
         self.in_ctx = [v is not False for v in c["in_context"]]
-        self.marker = [self.role[i] == "system" and self.origin[i] == "harness" and self.boundary[i] is not None
-                       for i in range(n)]
+        self.marker = [
+            self.role[i] == "system" and self.origin[i] == "harness" and self.boundary[i] is not None for i in range(n)
+        ]
         self.hints = {r: h for r, h in s.window.items() if 0 <= r < n and isinstance(h, dict)}
         self.out_at = [n + 1] * n  # the `at` of the event that removed the row; n + 1 = never
         self.out_by: list[int | None] = [None] * n
@@ -70,8 +71,11 @@ class _Walk:
         n, boundary, role = self.n, self.boundary, self.role
         compactions = [i for i in range(n) if boundary[i] == "compaction"]
         if self.fmt == "opencode":  # older OpenCode writes a summary message without a marker: it is the boundary
-            compactions += [i for i in range(n) if boundary[i] == "summary" and role[i] == "assistant"
-                            and not self._marker_before(i)]
+            compactions += [
+                i
+                for i in range(n)
+                if boundary[i] == "summary" and role[i] == "assistant" and not self._marker_before(i)
+            ]
             compactions.sort()
         last = compactions[-1] if compactions else None
         todo = set(compactions)
@@ -106,8 +110,14 @@ class _Walk:
     def _compaction(self, i: int, is_last: bool, window: list[int]) -> tuple[dict, list[int]]:
         n, role, origin, in_ctx, fmt = self.n, self.role, self.origin, self.in_ctx, self.fmt
         hint = self.hints.get(i) or {}
-        ev = _event("compaction", at=i, trigger=hint.get("trigger"), tokens_before=hint.get("tokens_before"),
-                    tokens_after=hint.get("tokens_after"), note=hint.get("note") or "")
+        ev = _event(
+            "compaction",
+            at=i,
+            trigger=hint.get("trigger"),
+            tokens_before=hint.get("tokens_before"),
+            tokens_after=hint.get("tokens_after"),
+            note=hint.get("note") or "",
+        )
         summary = next((j for j in range(i, min(n, i + 4)) if origin[j] == "summary"), None)
         ev["summary"] = summary
         if summary is not None and (self.hints.get(summary) or {}).get("opaque"):
@@ -193,8 +203,15 @@ class _Walk:
         Gemini summarises all but the newest 30 % of the history (by characters), cut at a user message."""
         hint = self.hints[k]
         keep = hint.get("keep_share", 0.3)
-        ev = _event("compression", at=k, how="inferred", tokens_before=hint.get("tokens_before"),
-                    tokens_after=hint.get("tokens_after"), trigger=hint.get("trigger"), note=hint.get("note") or "")
+        ev = _event(
+            "compression",
+            at=k,
+            how="inferred",
+            tokens_before=hint.get("tokens_before"),
+            tokens_after=hint.get("tokens_after"),
+            trigger=hint.get("trigger"),
+            note=hint.get("note") or "",
+        )
         candidates = [j for j in window if j < k]
         tb, ob = self.c["text_bytes"], self.c["tool_output_bytes"]
         sizes = [(tb[j] or 0) + (ob[j] or 0) for j in candidates]
@@ -205,11 +222,17 @@ class _Walk:
                 break
             run += sizes[x]
         if cut is None:
-            ev["note"] = _join(ev["note"], "no user message in the newest 30 %: which messages were summarised is "
-                               "not known; none are shown removed")
+            ev["note"] = _join(
+                ev["note"],
+                "no user message in the newest 30 %: which messages were summarised is "
+                "not known; none are shown removed",
+            )
             return ev, []
-        ev["note"] = _join(ev["note"], "the messages before the newest 30 % are taken as summarised (Gemini CLI "
-                           "keeps the last 30 %); the summary is not in the session file")
+        ev["note"] = _join(
+            ev["note"],
+            "the messages before the newest 30 % are taken as summarised (Gemini CLI "
+            "keeps the last 30 %); the summary is not in the session file",
+        )
         return ev, candidates[:cut]
 
     # ---- events that clear tool outputs -----------------------------------------------------------------------
@@ -237,12 +260,25 @@ class _Walk:
                 continue
             js = by_event.get(r, [])
             if "clear_oldest" in h:  # API context editing: the oldest tool results still in, as many as it says
-                js = [j for j in range(r) if self.role[j] == "tool" and self.cleared_by[j] is None
-                      and self.out_at[j] > r and self.c["tool_output"][j] is not None][: h["clear_oldest"]]
-            ev = _event(h["kind"], at=r, how=h.get("how") or "recorded", trigger=h.get("trigger"),
-                        tokens_before=h.get("tokens_before"), tokens_removed=h.get("tokens_removed"),
-                        note=h.get("note") or "")
+                js = [
+                    j
+                    for j in range(r)
+                    if self.role[j] == "tool"
+                    and self.cleared_by[j] is None
+                    and self.out_at[j] > r
+                    and self.c["tool_output"][j] is not None
+                ][: h["clear_oldest"]]
+            ev = _event(
+                h["kind"],
+                at=r,
+                how=h.get("how") or "recorded",
+                trigger=h.get("trigger"),
+                tokens_before=h.get("tokens_before"),
+                tokens_removed=h.get("tokens_removed"),
+                note=h.get("note") or "",
+            )
             self._clear(r, ev, js)
+
         def order(item):
             kind, at = item[0]
             return (at is None, at if at is None or at >= 0 else -1 - at, kind)
@@ -250,14 +286,19 @@ class _Walk:
         for (kind, at), js in sorted(groups.items(), key=order):
             note = _CLEAR_NOTES.get(kind, "tool outputs cleared")
             if at is None:
-                ev = _event(kind, at=n, how="inferred",
-                            note=f"{note}; when is not recorded: shown cleared only at the end")
+                ev = _event(
+                    kind, at=n, how="inferred", note=f"{note}; when is not recorded: shown cleared only at the end"
+                )
                 row = n - 1
             elif at < 0:  # (kind, -1 - step): cleared from the step after the one that answered the call
                 at = -1 - at
-                ev = _event(kind, at=at, how="inferred",
-                            note=f"{note}; when is not recorded: shown cleared from the step after the one that "
-                                 "answered the call")
+                ev = _event(
+                    kind,
+                    at=at,
+                    how="inferred",
+                    note=f"{note}; when is not recorded: shown cleared from the step after the one that "
+                    "answered the call",
+                )
                 row = min(at, n - 1)
             else:
                 ev = _event(kind, at=at, how="recorded", note=note)
@@ -287,8 +328,7 @@ class _Walk:
             elif self.out_at[j] > n:  # out at the end, yet neither pruned with a time nor compacted
                 groups.setdefault(("prune", None), []).append(j)
         for t, js in sorted(by_time.items()):
-            at = next((k for k in range(js[0] + 1, n)
-                       if role[k] == "assistant" and (ts[k] or 0) / 1000 >= t), n)
+            at = next((k for k in range(js[0] + 1, n) if role[k] == "assistant" and (ts[k] or 0) / 1000 >= t), n)
             groups.setdefault(("prune", at), []).extend(js)
 
     def _clear(self, row: int, ev: dict, js: list[int]) -> None:

@@ -18,8 +18,10 @@ def answerer(request: dict):
     if len(msgs) == 1:  # a sub-call: one user message
         return {"text": f"sub answer for {tag}", "usage": {"prompt_tokens": 20, "completion_tokens": 5}}
     if not any(m.get("role") == "assistant" for m in msgs):
-        return {"text": f'```repl\nr = sub_llm("look at {tag}")\nprint(r)\n```',
-                "usage": {"prompt_tokens": 100, "completion_tokens": 10}}
+        return {
+            "text": f'```repl\nr = sub_llm("look at {tag}")\nprint(r)\n```',
+            "usage": {"prompt_tokens": 100, "completion_tokens": 10},
+        }
     if "fail-me" in first_user:
         return {"status": 400, "error": f"bad request for {tag}"}
     return {"text": f"FINAL(answer {tag})", "usage": {"prompt_tokens": 120, "completion_tokens": 5}}

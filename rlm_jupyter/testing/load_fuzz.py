@@ -38,8 +38,32 @@ DATA = ROOT / "tests" / "data"
 
 # Values that replace a known key's value: wrong types, out-of-range numbers, odd strings.
 BAD_VALUES = [
-    {}, [], [[]], [None], {"a": [1]}, None, True, False, 0, -1, 0.5, 2**64 - 1, 2**63, -(2**63), 2**63 - 1,
-    1.7e308, -1.7e308, 1e-300, "", "12abc", "2026-13-45T99:99:99Z", "-9999-01-01", "\x00", "x" * 2000, "[]", "{}",
+    {},
+    [],
+    [[]],
+    [None],
+    {"a": [1]},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    0.5,
+    2**64 - 1,
+    2**63,
+    -(2**63),
+    2**63 - 1,
+    1.7e308,
+    -1.7e308,
+    1e-300,
+    "",
+    "12abc",
+    "2026-13-45T99:99:99Z",
+    "-9999-01-01",
+    "\x00",
+    "x" * 2000,
+    "[]",
+    "{}",
 ]
 HUGE_LINE_MB = 50
 
@@ -220,8 +244,20 @@ GARBAGE_HEADS = {
     "gzip": b"\x1f\x8b\x08",
 }
 
-BYTE_MUTATIONS = ["truncate", "flip", "delete-lines", "duplicate-lines", "invalid-utf8", "nul", "splice", "deep",
-                  "retype", "retype", "retype", "retype"]
+BYTE_MUTATIONS = [
+    "truncate",
+    "flip",
+    "delete-lines",
+    "duplicate-lines",
+    "invalid-utf8",
+    "nul",
+    "splice",
+    "deep",
+    "retype",
+    "retype",
+    "retype",
+    "retype",
+]
 
 
 @dataclass
@@ -250,8 +286,13 @@ class Generator:
                     out.extend(ln for ln in s.path.read_bytes().splitlines()[:40] if ln.strip())
                 elif s.kind == "json":
                     doc = orjson.loads(s.path.read_bytes())
-                    items = doc if isinstance(doc, list) else next(
-                        (v for v in doc.values() if isinstance(v, list) and v), [doc]) if isinstance(doc, dict) else []
+                    items = (
+                        doc
+                        if isinstance(doc, list)
+                        else next((v for v in doc.values() if isinstance(v, list) and v), [doc])
+                        if isinstance(doc, dict)
+                        else []
+                    )
                     out.extend(_dumps(x) for x in items[:20])
             self._splice = out
         return self._splice
@@ -303,8 +344,9 @@ class Generator:
     def _db_case(self, rng, i, seed: Seed, folder: Path) -> Case:
         target = folder / "opencode.db"
         shutil.copy(seed.path, target)
-        mutation = rng.choice(["db-retype", "db-retype", "db-retype", "db-column", "db-raw", "db-flip", "db-truncate",
-                               "db-drop"])
+        mutation = rng.choice(
+            ["db-retype", "db-retype", "db-retype", "db-column", "db-raw", "db-flip", "db-truncate", "db-drop"]
+        )
         if mutation == "db-flip":
             target.write_bytes(_flip(rng, target.read_bytes(), rng.randint(1, 40)))
         elif mutation == "db-truncate":
@@ -316,8 +358,9 @@ class Generator:
                 table = rng.choice(["session", "message", "part"])
                 if mutation == "db-drop":  # rows picked by the seeded rng (SQLite's random() is not seeded)
                     rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table} ORDER BY rowid")]
-                    conn.executemany(f"DELETE FROM {table} WHERE rowid=?",
-                                     [(r,) for r in rng.sample(rowids, min(3, len(rowids)))])
+                    conn.executemany(
+                        f"DELETE FROM {table} WHERE rowid=?", [(r,) for r in rng.sample(rowids, min(3, len(rowids)))]
+                    )
                 else:
                     cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
                     rowids = [r[0] for r in conn.execute(f"SELECT rowid FROM {table}")]
@@ -328,15 +371,29 @@ class Generator:
                         if mutation == "db-retype" and "data" in cols:
                             (raw,) = conn.execute(f"SELECT data FROM {table} WHERE rowid=?", (rowid,)).fetchone()
                             new = _retype_bytes(rng, raw.encode() if isinstance(raw, str) else raw, 1)
-                            conn.execute(f"UPDATE {table} SET data=? WHERE rowid=?", (new.decode("utf-8", "replace"),
-                                                                                         rowid))
+                            conn.execute(
+                                f"UPDATE {table} SET data=? WHERE rowid=?", (new.decode("utf-8", "replace"), rowid)
+                            )
                         elif mutation == "db-raw" and "data" in cols:
                             bad = rng.choice([b"\xff\xfe", "not json", 12, 1.5, None, "[]", "null", '{"id": {}}'])
                             conn.execute(f"UPDATE {table} SET data=? WHERE rowid=?", (bad, rowid))
                         else:
                             col = rng.choice(cols)
-                            bad = rng.choice([None, 2**63 - 1, -(2**63), float("inf"), -float("inf"), 1.7e308, "abc",
-                                              b"\x00\xff", "", 0, -1])
+                            bad = rng.choice(
+                                [
+                                    None,
+                                    2**63 - 1,
+                                    -(2**63),
+                                    float("inf"),
+                                    -float("inf"),
+                                    1.7e308,
+                                    "abc",
+                                    b"\x00\xff",
+                                    "",
+                                    0,
+                                    -1,
+                                ]
+                            )
                             conn.execute(f"UPDATE {table} SET {col}=? WHERE rowid=?", (bad, rowid))
                 conn.commit()
             except sqlite3.Error:
@@ -471,21 +528,42 @@ class Summary:
     seconds: float = 0.0
 
     def line(self) -> str:
-        return (f"inputs={self.inputs} loaded={self.loaded} refused(nothing loadable)={self.refused} "
-                f"files_lost={len(self.files_lost)} records_guarded={len(self.records_guarded)} "
-                f"crashes={len(self.crashes)} hangs={len(self.hangs)} peak_memory={self.peak_rss_mb:.0f} MB "
-                f"slowest={self.slowest:.2f} s wall={self.seconds:.1f} s")
+        return (
+            f"inputs={self.inputs} loaded={self.loaded} refused(nothing loadable)={self.refused} "
+            f"files_lost={len(self.files_lost)} records_guarded={len(self.records_guarded)} "
+            f"crashes={len(self.crashes)} hangs={len(self.hangs)} peak_memory={self.peak_rss_mb:.0f} MB "
+            f"slowest={self.slowest:.2f} s wall={self.seconds:.1f} s"
+        )
 
 
 class _Worker:
     def __init__(self, run_seed, workdir, huge_mb, huge_every, time_limit, root: Path = ROOT):
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
-                   RUST_BACKTRACE="0", POLARS_MAX_THREADS="1")
+        env = dict(
+            os.environ,
+            PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+            RUST_BACKTRACE="0",
+            POLARS_MAX_THREADS="1",
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "rlm_jupyter.testing.load_fuzz", "--worker", str(run_seed), str(workdir),
-             str(huge_mb), str(huge_every), str(time_limit)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1,
-            cwd=root)  # `-m` puts the working folder first on sys.path: it must be the tree under test
+            [
+                sys.executable,
+                "-m",
+                "rlm_jupyter.testing.load_fuzz",
+                "--worker",
+                str(run_seed),
+                str(workdir),
+                str(huge_mb),
+                str(huge_every),
+                str(time_limit),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            bufsize=1,
+            cwd=root,
+        )  # `-m` puts the working folder first on sys.path: it must be the tree under test
         self.case: int | None = None
         self.started = 0.0
 
@@ -499,9 +577,19 @@ class _Worker:
         self.proc.wait()
 
 
-def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: int = HUGE_LINE_MB,
-        huge_every: int = 250, time_limit: float = 10.0, hang_after: float = 30.0, workdir: Path | None = None,
-        progress=None, root: Path = ROOT) -> Summary:
+def run(
+    n: int,
+    run_seed: int = 19,
+    workers: int = 2,
+    start: int = 0,
+    huge_mb: int = HUGE_LINE_MB,
+    huge_every: int = 250,
+    time_limit: float = 10.0,
+    hang_after: float = 30.0,
+    workdir: Path | None = None,
+    progress=None,
+    root: Path = ROOT,
+) -> Summary:
     """Load cases start..start+n-1 in `workers` processes; count crashes, hangs and peak memory.
 
     `root` is the source tree the workers import rlm_jupyter from (another revision, for a baseline)."""
@@ -524,8 +612,12 @@ def run(n: int, run_seed: int = 19, workers: int = 2, start: int = 0, huge_mb: i
                 w = busy[fh]
                 line = fh.readline()
                 if not line:  # the worker died (a hard crash: segfault, abort)
-                    res = {"i": w.case, "status": "crash", "error": f"worker died (exit {w.proc.wait()})",
-                           "where": "process"}
+                    res = {
+                        "i": w.case,
+                        "status": "crash",
+                        "error": f"worker died (exit {w.proc.wait()})",
+                        "where": "process",
+                    }
                 else:
                     res = json.loads(line)
                 _count(summary, res)

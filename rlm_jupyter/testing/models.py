@@ -5,7 +5,7 @@ server use this instead of each writing their own subclass."""
 
 from __future__ import annotations
 
-from ..rlm.models import Models
+from ..engine.models import Models
 
 
 class ServerModels(Models):

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]          # a source checkout (the tests are not in the wheel)
+ROOT = Path(__file__).resolve().parents[2]  # a source checkout (the tests are not in the wheel)
 TEST_ONLY = ROOT / "tests" / "data" / "samples"
 PACKAGE = Path(__file__).resolve().parents[1] / "samples"
 # Files the tests read from the package's samples (relative to both folders)

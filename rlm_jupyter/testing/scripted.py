@@ -3,7 +3,7 @@
     model = script_model(tmp_path, [repl("print(1)"), "FINAL(done)"], sub=["a sub answer"])
     rlm("q", ctx, model=model, sub_model=model)
 
-The `script:` provider (rlm/models.py) is the real litellm path; only the replies are fixed.
+The `script:` provider (engine/models.py) is the real litellm path; only the replies are fixed.
 """
 
 from __future__ import annotations

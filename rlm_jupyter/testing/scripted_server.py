@@ -117,11 +117,13 @@ def tool_call_objects(entry: dict, serial: int) -> list[dict]:
     calls = []
     for j, call in enumerate(entry.get("tool_calls") or []):
         args = call.get("arguments", {})
-        calls.append({
-            "id": call.get("id") or f"call_{serial:03d}_{j}",
-            "type": "function",
-            "function": {"name": call["name"], "arguments": args if isinstance(args, str) else json.dumps(args)},
-        })
+        calls.append(
+            {
+                "id": call.get("id") or f"call_{serial:03d}_{j}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": args if isinstance(args, str) else json.dumps(args)},
+            }
+        )
     return calls
 
 
@@ -130,10 +132,19 @@ def redact_headers(headers) -> dict[str, str]:
     return {k: ("[REDACTED]" if k.lower() in _SECRET_HEADERS else v) for k, v in headers.items()}
 
 
-_ROUTES = (("/chat/completions", "chat"), ("/messages/count_tokens", "count_tokens"), ("/messages", "messages"),
-           ("/responses", "responses"))
-_ANTHROPIC_ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
-                     429: "rate_limit_error", 529: "overloaded_error"}
+_ROUTES = (
+    ("/chat/completions", "chat"),
+    ("/messages/count_tokens", "count_tokens"),
+    ("/messages", "messages"),
+    ("/responses", "responses"),
+)
+_ANTHROPIC_ERRORS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
 _TEXT_DELTAS = {"content_block_delta", "response.output_text.delta"}
 _FINAL_EVENTS = {"message_delta", "response.completed"}
 
@@ -150,16 +161,30 @@ def anthropic_message(n: int, model: str, entry: dict, usage: dict) -> dict:
         content.append({"type": "text", "text": entry["text"]})
     for j, call in enumerate(entry.get("tool_calls") or []):
         args = call.get("arguments", {})
-        content.append({"type": "tool_use", "id": call.get("id") or f"toolu_{n:03d}_{j}", "name": call["name"],
-                        "input": json.loads(args) if isinstance(args, str) else args})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or f"toolu_{n:03d}_{j}",
+                "name": call["name"],
+                "input": json.loads(args) if isinstance(args, str) else args,
+            }
+        )
     has_calls = any(b["type"] == "tool_use" for b in content)
     stop = entry.get("stop_reason") or ("tool_use" if has_calls else "end_turn")
     return {
-        "id": f"msg_scripted_{n:04d}", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop, "stop_sequence": None,
-        "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"],
-                  "cache_creation_input_tokens": int(usage.get("cache_creation_input_tokens") or 0),
-                  "cache_read_input_tokens": int(usage.get("cache_read_input_tokens") or 0)},
+        "id": f"msg_scripted_{n:04d}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "output_tokens": usage["completion_tokens"],
+            "cache_creation_input_tokens": int(usage.get("cache_creation_input_tokens") or 0),
+            "cache_read_input_tokens": int(usage.get("cache_read_input_tokens") or 0),
+        },
     }
 
 
@@ -170,83 +195,191 @@ def anthropic_events(message: dict, step: int) -> list[tuple[str, dict]]:
     events: list[tuple[str, dict]] = [("message_start", {"type": "message_start", "message": start})]
     for i, block in enumerate(message["content"]):
         if block["type"] == "text":
-            events.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                                   "content_block": {"type": "text", "text": ""}}))
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}},
+                )
+            )
             text = block["text"]
-            events += [("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                "delta": {"type": "text_delta", "text": text[k:k + step]}})
-                       for k in range(0, len(text), step)]
+            events += [
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "text_delta", "text": text[k : k + step]},
+                    },
+                )
+                for k in range(0, len(text), step)
+            ]
         else:
-            events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
-                "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}))
-            events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
-                "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}))
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": i,
+                        "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                    },
+                )
+            )
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
+                    },
+                )
+            )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": message["stop_reason"],
-                                                                        "stop_sequence": None},
-                                     "usage": {"output_tokens": usage["output_tokens"]}}))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": usage["output_tokens"]},
+            },
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return events
 
 
 # Request fields a Responses API answer echoes back (the real API returns them on every response object).
-_RESPONSES_ECHO = {"instructions": None, "metadata": {}, "parallel_tool_calls": True, "previous_response_id": None,
-                   "reasoning": None, "store": True, "temperature": None, "text": {"format": {"type": "text"}},
-                   "tool_choice": "auto", "tools": [], "top_p": None, "truncation": "disabled"}
+_RESPONSES_ECHO = {
+    "instructions": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "previous_response_id": None,
+    "reasoning": None,
+    "store": True,
+    "temperature": None,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": None,
+    "truncation": "disabled",
+}
 
 
 def responses_object(n: int, model: str, entry: dict, usage: dict, request: dict | None = None) -> dict:
     """An OpenAI Responses API response object (status completed) for one entry; `request` fields are echoed."""
     output: list[dict] = []
     if entry.get("text"):
-        output.append({"type": "message", "id": f"msg_{n:04d}", "status": "completed", "role": "assistant",
-                       "content": [{"type": "output_text", "text": entry["text"], "annotations": []}]})
+        output.append(
+            {
+                "type": "message",
+                "id": f"msg_{n:04d}",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "output_text", "text": entry["text"], "annotations": []}],
+            }
+        )
     for j, call in enumerate(entry.get("tool_calls") or []):
         call_id = call.get("id") or f"call_{n:03d}_{j}"
         if call.get("type") == "custom":
-            output.append({"type": "custom_tool_call", "id": f"ctc_{n:04d}_{j}", "status": "completed",
-                           "call_id": call_id, "name": call["name"], "input": call_arguments(call)})
+            output.append(
+                {
+                    "type": "custom_tool_call",
+                    "id": f"ctc_{n:04d}_{j}",
+                    "status": "completed",
+                    "call_id": call_id,
+                    "name": call["name"],
+                    "input": call_arguments(call),
+                }
+            )
         else:
-            output.append({"type": "function_call", "id": f"fc_{n:04d}_{j}", "status": "completed",
-                           "call_id": call_id, "name": call["name"], "arguments": call_arguments(call)})
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": f"fc_{n:04d}_{j}",
+                    "status": "completed",
+                    "call_id": call_id,
+                    "name": call["name"],
+                    "arguments": call_arguments(call),
+                }
+            )
     cached, reasoning = int(usage.get("cached_tokens") or 0), int(usage.get("reasoning_tokens") or 0)
     echoed = {k: (request or {}).get(k, default) for k, default in _RESPONSES_ECHO.items()}
     return {
-        "id": f"resp_scripted_{n:04d}", "object": "response", "created_at": int(time.time()), "status": "completed",
-        "model": model, "output": output, "error": None, "incomplete_details": None, **echoed,
-        "usage": {"input_tokens": usage["prompt_tokens"], "input_tokens_details": {"cached_tokens": cached},
-                  "output_tokens": usage["completion_tokens"],
-                  "output_tokens_details": {"reasoning_tokens": reasoning}, "total_tokens": usage["total_tokens"]},
+        "id": f"resp_scripted_{n:04d}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "model": model,
+        "output": output,
+        "error": None,
+        "incomplete_details": None,
+        **echoed,
+        "usage": {
+            "input_tokens": usage["prompt_tokens"],
+            "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": usage["completion_tokens"],
+            "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": usage["total_tokens"],
+        },
     }
 
 
 def responses_events(response: dict, step: int) -> list[tuple[str, dict]]:
     """The SSE events of a streamed Responses API answer, ending with response.completed (which carries usage)."""
     pending = {**response, "status": "in_progress", "output": [], "usage": None}
-    events: list[tuple[str, dict]] = [("response.created", {"type": "response.created", "response": pending}),
-                                      ("response.in_progress", {"type": "response.in_progress", "response": pending})]
+    events: list[tuple[str, dict]] = [
+        ("response.created", {"type": "response.created", "response": pending}),
+        ("response.in_progress", {"type": "response.in_progress", "response": pending}),
+    ]
     for i, item in enumerate(response["output"]):
         if item["type"] == "message":
-            events.append(("response.output_item.added", {"type": "response.output_item.added", "output_index": i,
-                                                          "item": {**item, "status": "in_progress", "content": []}}))
+            events.append(
+                (
+                    "response.output_item.added",
+                    {
+                        "type": "response.output_item.added",
+                        "output_index": i,
+                        "item": {**item, "status": "in_progress", "content": []},
+                    },
+                )
+            )
             part, text = item["content"][0], item["content"][0]["text"]
             ids = {"item_id": item["id"], "output_index": i, "content_index": 0}
-            events.append(("response.content_part.added", {"type": "response.content_part.added", **ids,
-                                                            "part": {**part, "text": ""}}))
-            events += [("response.output_text.delta", {"type": "response.output_text.delta", **ids,
-                                                       "delta": text[k:k + step]}) for k in range(0, len(text), step)]
+            events.append(
+                (
+                    "response.content_part.added",
+                    {"type": "response.content_part.added", **ids, "part": {**part, "text": ""}},
+                )
+            )
+            events += [
+                (
+                    "response.output_text.delta",
+                    {"type": "response.output_text.delta", **ids, "delta": text[k : k + step]},
+                )
+                for k in range(0, len(text), step)
+            ]
             events.append(("response.output_text.done", {"type": "response.output_text.done", **ids, "text": text}))
             events.append(("response.content_part.done", {"type": "response.content_part.done", **ids, "part": part}))
         else:
             key = "input" if item["type"] == "custom_tool_call" else "arguments"
             kind = "custom_tool_call_input" if key == "input" else "function_call_arguments"
-            events.append(("response.output_item.added", {"type": "response.output_item.added", "output_index": i,
-                                                          "item": {**item, "status": "in_progress", key: ""}}))
+            events.append(
+                (
+                    "response.output_item.added",
+                    {
+                        "type": "response.output_item.added",
+                        "output_index": i,
+                        "item": {**item, "status": "in_progress", key: ""},
+                    },
+                )
+            )
             ids = {"item_id": item["id"], "output_index": i}
             events.append((f"response.{kind}.delta", {"type": f"response.{kind}.delta", **ids, "delta": item[key]}))
             events.append((f"response.{kind}.done", {"type": f"response.{kind}.done", **ids, key: item[key]}))
-        events.append(("response.output_item.done", {"type": "response.output_item.done", "output_index": i,
-                                                     "item": item}))
+        events.append(
+            ("response.output_item.done", {"type": "response.output_item.done", "output_index": i, "item": item})
+        )
     events.append(("response.completed", {"type": "response.completed", "response": response}))
     for i, (_, data) in enumerate(events):  # the real stream numbers its events
         data["sequence_number"] = i
@@ -324,12 +457,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._complete(n, body.get("model", "scripted-model"), entry, estimate_usage(raw, entry))
 
     def _error(self, status: int, entry: dict) -> None:
-        kinds = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found",
-                 429: "rate_limit_exceeded"}
+        kinds = {
+            400: "invalid_request_error",
+            401: "authentication_error",
+            404: "not_found",
+            429: "rate_limit_exceeded",
+        }
         headers = {"Retry-After": str(entry["retry_after"])} if "retry_after" in entry else {}
         message = entry.get("error") or f"scripted HTTP {status}"
-        self._send_json(status, {"error": {"message": message, "type": kinds.get(status, "server_error"),
-                                           "code": status}}, headers)
+        self._send_json(
+            status, {"error": {"message": message, "type": kinds.get(status, "server_error"), "code": status}}, headers
+        )
 
     def _send_raw(self, text: str) -> None:
         data = text.encode()
@@ -345,11 +483,19 @@ class _Handler(BaseHTTPRequestHandler):
         if calls:
             message["tool_calls"] = calls
         finish = entry.get("finish_reason") or ("tool_calls" if calls else "stop")
-        self._send_json(200, {
-            "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [] if entry.get("no_choices") else [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": usage,
-        })
+        self._send_json(
+            200,
+            {
+                "id": f"chatcmpl-{n}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": []
+                if entry.get("no_choices")
+                else [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": usage,
+            },
+        )
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -373,7 +519,7 @@ class _Handler(BaseHTTPRequestHandler):
             if drop_after is not None and i >= drop_after:
                 self._drop()
                 return
-            event([{"index": 0, "delta": {"content": text[start:start + step]}, "finish_reason": None}])
+            event([{"index": 0, "delta": {"content": text[start : start + step]}, "finish_reason": None}])
         if drop_after is not None:  # fewer deltas than drop_after: still never finish
             self._drop()
             return
@@ -396,9 +542,16 @@ class _Handler(BaseHTTPRequestHandler):
         status = int(entry.get("status") or 200)
         if status != 200:
             if api == "messages":
-                self._send_json(status, {"type": "error", "error": {
-                    "type": _ANTHROPIC_ERRORS.get(status, "api_error"),
-                    "message": entry.get("error") or f"scripted HTTP {status}"}})
+                self._send_json(
+                    status,
+                    {
+                        "type": "error",
+                        "error": {
+                            "type": _ANTHROPIC_ERRORS.get(status, "api_error"),
+                            "message": entry.get("error") or f"scripted HTTP {status}",
+                        },
+                    },
+                )
             else:
                 self._error(status, entry)
             return
@@ -458,9 +611,17 @@ class _Server(ThreadingHTTPServer):
 class ScriptedServer:
     """The server; a context manager that starts it on a free port of 127.0.0.1 and stops it on exit."""
 
-    def __init__(self, script: list | dict | Script | Answerer | None = None, *, models: list[str] | None = None,
-                 latency_s: float = 0.0, chunk_chars: int = 40, log_path: str | Path | None = None,
-                 exhausted: Entry = EXHAUSTED, port: int = 0):
+    def __init__(
+        self,
+        script: list | dict | Script | Answerer | None = None,
+        *,
+        models: list[str] | None = None,
+        latency_s: float = 0.0,
+        chunk_chars: int = 40,
+        log_path: str | Path | None = None,
+        exhausted: Entry = EXHAUSTED,
+        port: int = 0,
+    ):
         self.answerer: Answerer | None = script if callable(script) else None
         if isinstance(script, Script) or callable(script):
             self.script = script if isinstance(script, Script) else None
@@ -518,8 +679,10 @@ class ScriptedServer:
             record = {"n": n, "t": time.time(), "path": path, "headers": redact_headers(headers), "body": body}
             self.requests.append(record)
         if self.answerer is not None:
-            label, entry = "callable", as_entry(self.answerer({"n": n, "path": path, "headers": record["headers"],
-                                                              "body": body}))
+            label, entry = (
+                "callable",
+                as_entry(self.answerer({"n": n, "path": path, "headers": record["headers"], "body": body})),
+            )
         else:
             label, entry = self.script.pick(raw)
         record["answered_with"] = label
@@ -543,8 +706,13 @@ def main() -> None:
     ap.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     ap.add_argument("--model", action="append", default=[], help="model id listed by /v1/models (repeatable)")
     args = ap.parse_args()
-    server = ScriptedServer(json.loads(args.script.read_text()), models=args.model, latency_s=args.latency,
-                            log_path=args.log, port=args.port)
+    server = ScriptedServer(
+        json.loads(args.script.read_text()),
+        models=args.model,
+        latency_s=args.latency,
+        log_path=args.log,
+        port=args.port,
+    )
     if args.port_file:
         args.port_file.write_text(str(server.port))
     print(f"PORT {server.port}", flush=True)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict, get_args
 FORMAT = "rlm-jupyter-trace"
 VERSION = 1
 
-LOOSE = "loose"   # Annotated marker: typed, not checked by the readers
+LOOSE = "loose"  # Annotated marker: typed, not checked by the readers
 
 # How a run ended (run_end.status, Run.status). A budget or iteration stop keeps a (partial or forced) answer.
 RunStatus = Literal["done", "max_iterations", "budget", "interrupted", "error"]
@@ -88,7 +88,7 @@ class ContextShape(TypedDict):
 
 
 class RerunOf(TypedDict):
-    """Where a re-run came from (rlm/rerun.py)."""
+    """Where a re-run came from (engine/rerun.py)."""
 
     run: NotRequired[str | None]
     trace_path: NotRequired[str | None]
@@ -245,11 +245,33 @@ class RunEndEvent(_Event):
 
 
 # In the order of the old schema's list (new types last: the enum order is in readers' messages).
-EVENT_MODELS: tuple[type, ...] = (RunEvent, StepEvent, CodeEvent, OutputEvent, QueryEvent, SubCallEvent, ErrorEvent,
-                                  BudgetStopEvent, FinalEvent, RunEndEvent, WorkerStartEvent)
+EVENT_MODELS: tuple[type, ...] = (
+    RunEvent,
+    StepEvent,
+    CodeEvent,
+    OutputEvent,
+    QueryEvent,
+    SubCallEvent,
+    ErrorEvent,
+    BudgetStopEvent,
+    FinalEvent,
+    RunEndEvent,
+    WorkerStartEvent,
+)
 EVENT_TYPES: tuple[str, ...] = tuple(get_args(m.__annotations__["type"])[0] for m in EVENT_MODELS)
-TraceEvent = (RunEvent | StepEvent | CodeEvent | OutputEvent | QueryEvent | SubCallEvent | ErrorEvent
-              | BudgetStopEvent | FinalEvent | RunEndEvent | WorkerStartEvent)
+TraceEvent = (
+    RunEvent
+    | StepEvent
+    | CodeEvent
+    | OutputEvent
+    | QueryEvent
+    | SubCallEvent
+    | ErrorEvent
+    | BudgetStopEvent
+    | FinalEvent
+    | RunEndEvent
+    | WorkerStartEvent
+)
 
 
 class ModelUsage(TypedDict):

@@ -139,8 +139,10 @@ class Trace:
         q = (root or {}).get("question", "")
         q = q if len(q) <= 60 else q[:59] + "…"
         u = self.usage()
-        return (f"<Trace: {len(self.runs)} run(s), {len(self.of_type('step'))} steps, "
-                f"{len(self.of_type('sub_call'))} sub-calls, {u['tokens_in'] + u['tokens_out']:,} tokens; {q!r}>")
+        return (
+            f"<Trace: {len(self.runs)} run(s), {len(self.of_type('step'))} steps, "
+            f"{len(self.of_type('sub_call'))} sub-calls, {u['tokens_in'] + u['tokens_out']:,} tokens; {q!r}>"
+        )
 
 
 def iter_dicts(events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -158,16 +160,20 @@ def roll_up(events: Iterable[dict[str, Any]]) -> Usage:
     for e in events:
         if e.get("type") not in ("step", "sub_call") or (e.get("type") == "sub_call" and e.get("child_run")):
             continue
-        m = per_model.setdefault(str(e.get("model") or "?"),
-                                 {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0})
+        m = per_model.setdefault(
+            str(e.get("model") or "?"), {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": 0.0}
+        )
         m["calls"] += 1
         m["tokens_in"] += _number(e.get("tokens_in"))
         m["tokens_out"] += _number(e.get("tokens_out"))
         m["cost_usd"] += _number(e.get("cost_usd"))
-    return {"per_model": per_model, "calls": sum(m["calls"] for m in per_model.values()),
-            "tokens_in": sum(m["tokens_in"] for m in per_model.values()),
-            "tokens_out": sum(m["tokens_out"] for m in per_model.values()),
-            "cost_usd": sum(m["cost_usd"] for m in per_model.values())}
+    return {
+        "per_model": per_model,
+        "calls": sum(m["calls"] for m in per_model.values()),
+        "tokens_in": sum(m["tokens_in"] for m in per_model.values()),
+        "tokens_out": sum(m["tokens_out"] for m in per_model.values()),
+        "cost_usd": sum(m["cost_usd"] for m in per_model.values()),
+    }
 
 
 def _number(v: Any) -> Any:

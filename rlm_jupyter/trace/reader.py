@@ -25,7 +25,7 @@ def read_trace(path: str | Path) -> Trace:
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a trace file: give a .rlmtrace.jsonl file (or an rlms log)")
-    if path.exists() and not path.is_file():   # a pipe would block the read forever, /dev/zero never end
+    if path.exists() and not path.is_file():  # a pipe would block the read forever, /dev/zero never end
         raise ValueError(f"{path} is not a regular file: give a .rlmtrace.jsonl file (or an rlms log)")
     raw = path.read_bytes()
     try:
@@ -39,9 +39,9 @@ def read_trace(path: str | Path) -> Trace:
         trace = from_completion(whole, source=str(path))
         return _checked(trace.header, trace.events, _notes(trace, path), None, str(path))
     records: list[Any] = []
-    line_nos: list[int] = []   # the file line of each record (blank and unreadable lines are not records)
+    line_nos: list[int] = []  # the file line of each record (blank and unreadable lines are not records)
     issues: list[str] = []
-    lines = raw.split(b"\n")   # "\n" only, as the extension splits: the line numbers agree
+    lines = raw.split(b"\n")  # "\n" only, as the extension splits: the line numbers agree
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -51,12 +51,17 @@ def read_trace(path: str | Path) -> Trace:
             line_nos.append(n)
         except ValueError as e:
             # Only the last line can be cut off by a killed writer (every other line ended with its newline).
-            issues.append(f"{path}:{n}: nested deeper than {MAX_NESTING} levels; skipped" if "depth limit" in str(e)
-                          else f"{path}:{n}: not valid JSON; skipped" if n < len(lines)
-                          else f"{path}:{n}: cut-off last line (run interrupted?); ignored")
+            issues.append(
+                f"{path}:{n}: nested deeper than {MAX_NESTING} levels; skipped"
+                if "depth limit" in str(e)
+                else f"{path}:{n}: not valid JSON; skipped"
+                if n < len(lines)
+                else f"{path}:{n}: cut-off last line (run interrupted?); ignored"
+            )
     if not records and issues:
-        raise ValueError(f"{path}: not a trace: no line of it is JSON (a trace file has a header line, then one "
-                         "JSON event per line)")
+        raise ValueError(
+            f"{path}: not a trace: no line of it is JSON (a trace file has a header line, then one JSON event per line)"
+        )
     if not records:
         raise ValueError(f"{path}: empty trace file: a trace file has a header line, then one event per line")
     first = records[0]
@@ -68,11 +73,13 @@ def read_trace(path: str | Path) -> Trace:
 
         trace = from_log(records, source=str(path))
         return _checked(trace.header, trace.events, issues + _notes(trace, path), None, str(path))
-    if any(_looks_like_event(r) for r in records[:20]):   # the header line was damaged: show the events
-        issues.insert(0, f"{path}: no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace "
-                         f"of version {VERSION}")
-        return _checked({"type": "header", "format": FORMAT, "version": VERSION}, records, issues, line_nos,
-                        str(path))
+    if any(_looks_like_event(r) for r in records[:20]):  # the header line was damaged: show the events
+        issues.insert(
+            0,
+            f"{path}: no trace header on line 1 (damaged or missing); read as an rlm-jupyter trace "
+            f"of version {VERSION}",
+        )
+        return _checked({"type": "header", "format": FORMAT, "version": VERSION}, records, issues, line_nos, str(path))
     first_line = next((x for x in lines if x.strip()), b"").decode("utf-8", "replace").strip()
     first_line = first_line if len(first_line) <= 80 else first_line[:79] + "…"
     raise ValueError(
@@ -133,13 +140,18 @@ def _check_version(header: dict, path: Path) -> None:
     if number is not None and float(number).is_integer() and 1 <= number <= VERSION:
         return
     newer = number is not None and number > VERSION
-    raise ValueError(f"{path}: this trace has format version {version!r}; this rlm-jupyter reads versions 1 to "
-                     f"{VERSION}. " + ("It was written by a newer rlm-jupyter: upgrade it (pip install -U "
-                                       "rlm-jupyter)." if newer else "A format version is a whole number from 1."))
+    raise ValueError(
+        f"{path}: this trace has format version {version!r}; this rlm-jupyter reads versions 1 to "
+        f"{VERSION}. "
+        + (
+            "It was written by a newer rlm-jupyter: upgrade it (pip install -U rlm-jupyter)."
+            if newer
+            else "A format version is a whole number from 1."
+        )
+    )
 
 
-def _checked(header: dict, records: list[Any], issues: list[str], line_nos: list[int] | None,
-             source: str) -> Trace:
+def _checked(header: dict, records: list[Any], issues: list[str], line_nos: list[int] | None, source: str) -> Trace:
     """Keep the events that match the schema (a later version of an id replaces the earlier one in place, as
     TraceWriter.update writes them); list the others with where and why."""
     check = _checker()
@@ -180,7 +192,7 @@ def _checker():
     defs = schema["$defs"]
     header = fastjsonschema.compile({"$ref": "#/$defs/header", "$defs": defs})
     base = {k: v for k, v in defs["event"].items() if k != "allOf"}
-    rules: dict[str | None, list] = {}   # event type -> its `then`; None: rules for every type
+    rules: dict[str | None, list] = {}  # event type -> its `then`; None: rules for every type
     for rule in defs["event"].get("allOf", []):
         t = rule.get("if", {}).get("properties", {}).get("type", {}).get("const") if set(rule) >= {"if"} else None
         if t is not None and set(rule["if"]) == {"properties"} and set(rule["if"]["properties"]) == {"type"}:
@@ -188,9 +200,12 @@ def _checker():
         else:
             rules.setdefault(None, []).append(rule)
     every = rules.get(None, [])
-    event = fastjsonschema.compile({**base, "allOf": every, "$defs": defs})   # an unknown type fails here
-    by_type = {t: fastjsonschema.compile({**base, "allOf": [*every, *then], "$defs": defs})
-               for t, then in rules.items() if t is not None}
+    event = fastjsonschema.compile({**base, "allOf": every, "$defs": defs})  # an unknown type fails here
+    by_type = {
+        t: fastjsonschema.compile({**base, "allOf": [*every, *then], "$defs": defs})
+        for t, then in rules.items()
+        if t is not None
+    }
 
     def check(rec: Any) -> str | None:
         if not isinstance(rec, dict):

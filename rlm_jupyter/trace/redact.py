@@ -25,8 +25,8 @@ from urllib.parse import quote
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH)", re.I)
 SECRET_SHAPES = re.compile(r"\b(sk-[A-Za-z0-9_-]{16,}|(?:Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{16,})")
-MIN_SECRET = 8   # shorter values are too likely to occur by chance
-MIN_PIECE = 8    # an encoded fragment shorter than this is not searched for (false positives)
+MIN_SECRET = 8  # shorter values are too likely to occur by chance
+MIN_PIECE = 8  # an encoded fragment shorter than this is not searched for (false positives)
 MARK = "[REDACTED]"
 _B64_EDGE = "[A-Za-z0-9+/_=-]{0,4}"
 
@@ -43,14 +43,23 @@ def encodings(secret: str) -> tuple[list[str], list[str]]:
     for v in (secret, secret[::-1]):
         b = v.encode("utf-8")
         h = b.hex()
-        literal.update({v, h, h.upper(), "".join(f"\\x{c:02x}" for c in b), quote(v, safe=""),
-                        "".join(f"%{c:02x}" for c in b), "".join(f"%{c:02X}" for c in b),
-                        codecs.encode(v, "rot13")})
+        literal.update(
+            {
+                v,
+                h,
+                h.upper(),
+                "".join(f"\\x{c:02x}" for c in b),
+                quote(v, safe=""),
+                "".join(f"%{c:02x}" for c in b),
+                "".join(f"%{c:02X}" for c in b),
+                codecs.encode(v, "rot13"),
+            }
+        )
         for k in range(3):  # the secret starting at byte 0, 1 or 2 of a base64 group
             for enc in (base64.b64encode, base64.urlsafe_b64encode):
                 e = enc(b"\0" * k + b).decode("ascii").rstrip("=")
-                core = e[(k * 4 + 2) // 3:]  # drop the characters that also encode the padding bytes
-                core = core[:len(core) - (len(core) % 4 != 0)]  # and the last, partial one
+                core = e[(k * 4 + 2) // 3 :]  # drop the characters that also encode the padding bytes
+                core = core[: len(core) - (len(core) % 4 != 0)]  # and the last, partial one
                 if len(core) >= MIN_PIECE:
                     cores.add(core)
     return [s for s in literal if len(s) >= MIN_PIECE], sorted(cores)
@@ -81,7 +90,7 @@ class Redactor:
             return False
         if len(s) <= 4 * len(self._probes):
             probes = self._probes
-            return any(s[i:i + MIN_PIECE] in probes for i in range(len(s) - MIN_PIECE + 1))
+            return any(s[i : i + MIN_PIECE] in probes for i in range(len(s) - MIN_PIECE + 1))
         return any(p in s for p in self._probes)
 
     def text(self, s: str) -> str:

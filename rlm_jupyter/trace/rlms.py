@@ -54,7 +54,7 @@ def _maybe_literal(value: Any) -> Any:
 
 def _usage(summary: Any) -> tuple[float, float, float | None]:
     summary = _obj(_maybe_literal(summary))
-    tin: float = 0   # counts as the log has them (a float stays one: the schema then says what is wrong)
+    tin: float = 0  # counts as the log has them (a float stays one: the schema then says what is wrong)
     tout: float = 0
     cost = summary.get("total_cost")
     for m in _obj(summary.get("model_usage_summaries")).values():
@@ -69,9 +69,9 @@ class _Builder:
         self.n = 0
         self.source = source
         self.root_model: str | None = None
-        self.sub_model: str | None = None   # of the run being built: the model its first sub-call used
-        self.depth = 0                      # of the run being built: 0 = a top-level run
-        self.notes: list[str] = []          # fields of the wrong type, read as missing: where and what
+        self.sub_model: str | None = None  # of the run being built: the model its first sub-call used
+        self.depth = 0  # of the run being built: 0 = a top-level run
+        self.notes: list[str] = []  # fields of the wrong type, read as missing: where and what
 
     def odd(self, where: str, rec: dict, field: str, want: str) -> None:
         """Note `rec[field]` when it is there but not of the JSON type `want` (the caller reads it as missing)."""
@@ -85,8 +85,7 @@ class _Builder:
         self.events.append(e)
         return e
 
-    def run(self, meta: Any, iterations: Any, parent: str | None, question: str | None,
-            depth: int = 0) -> dict:
+    def run(self, meta: Any, iterations: Any, parent: str | None, question: str | None, depth: int = 0) -> dict:
         raw = {"metadata": meta, "iterations": iterations}
         meta, iterations = _obj(meta), [it for it in _list(iterations) if isinstance(it, dict)]
         self.depth = depth
@@ -94,10 +93,18 @@ class _Builder:
         outer_sub, self.sub_model = self.sub_model, None
         t0 = _ts(meta.get("timestamp")) or (_ts(iterations[0].get("timestamp")) if iterations else None)
         # the log names the sub-model's backend (other_backends: "openai"), not the model: set from the sub-calls
-        run = self.emit("run", parent, t0, question=question or "", model=meta.get("root_model"),
-                        sub_model=None, max_depth=meta.get("max_depth"),
-                        max_iterations=meta.get("max_iterations"), environment=meta.get("environment_type"),
-                        imported_from="rlms")
+        run = self.emit(
+            "run",
+            parent,
+            t0,
+            question=question or "",
+            model=meta.get("root_model"),
+            sub_model=None,
+            max_depth=meta.get("max_depth"),
+            max_iterations=meta.get("max_iterations"),
+            environment=meta.get("environment_type"),
+            imported_from="rlms",
+        )
         self.odd(run["id"], raw, "metadata", "object")
         self.odd(run["id"], raw, "iterations", "array")
         if len(iterations) < len(_list(raw["iterations"])):
@@ -106,7 +113,7 @@ class _Builder:
         final, end = None, t0
         for it in iterations:
             final = self.iteration(run["id"], it) or final
-            t = _ts(it.get("timestamp"))   # the run ends when its last iteration does (the log has no end time)
+            t = _ts(it.get("timestamp"))  # the run ends when its last iteration does (the log has no end time)
             if t is not None:
                 end = max(end or t, t + (_float(it.get("iteration_time")) or 0.0))
         if final is not None:
@@ -119,12 +126,24 @@ class _Builder:
     def iteration(self, run_id: str, it: dict) -> str | None:
         t = _ts(it.get("timestamp"))
         prompt = it.get("prompt")
-        step = self.emit("step", run_id, t, index=(_num(it.get("iteration")) or 1) - 1,
-                         response=_str(it.get("response")),
-                         prompt_messages=len(prompt) if isinstance(prompt, list) else None,
-                         dur=it.get("iteration_time"), model=self.root_model, tokens_in=None, tokens_out=None)
-        for field, want in (("iteration", "number"), ("response", "string"), ("code_blocks", "array"),
-                            ("final_answer", "string")):
+        step = self.emit(
+            "step",
+            run_id,
+            t,
+            index=(_num(it.get("iteration")) or 1) - 1,
+            response=_str(it.get("response")),
+            prompt_messages=len(prompt) if isinstance(prompt, list) else None,
+            dur=it.get("iteration_time"),
+            model=self.root_model,
+            tokens_in=None,
+            tokens_out=None,
+        )
+        for field, want in (
+            ("iteration", "number"),
+            ("response", "string"),
+            ("code_blocks", "array"),
+            ("final_answer", "string"),
+        ):
             self.odd(step["id"], it, field, want)
         for k, block in enumerate(_list(it.get("code_blocks"))):
             self.odd(step["id"], {f"code_blocks[{k}]": block}, f"code_blocks[{k}]", "object")
@@ -141,26 +160,44 @@ class _Builder:
                 else:
                     self.odd(code["id"], {f"rlm_calls[{j}]": call}, f"rlm_calls[{j}]", "object")
             stderr = _str(result.get("stderr"))
-            self.emit("output", code["id"], t, stdout=_str(result.get("stdout")), stderr=stderr,
-                      status="error" if stderr.strip() else "ok", dur=_float(result.get("execution_time")))
+            self.emit(
+                "output",
+                code["id"],
+                t,
+                stdout=_str(result.get("stdout")),
+                stderr=stderr,
+                status="error" if stderr.strip() else "ok",
+                dur=_float(result.get("execution_time")),
+            )
         answer = it.get("final_answer")
-        return answer if isinstance(answer, str) else None   # a final answer is text; anything else is damage
+        return answer if isinstance(answer, str) else None  # a final answer is text; anything else is damage
 
     def call(self, parent: str, call: dict, t: float | None) -> None:
         tin, tout, cost = _usage(call.get("usage_summary"))
         if not self.sub_model and isinstance(call.get("root_model"), str):
             self.sub_model = call["root_model"]
-        sub = self.emit("sub_call", parent, t, model=call.get("root_model"), prompt=_text(call.get("prompt")),
-                        response=_text(call.get("response")), tokens_in=tin, tokens_out=tout, cost_usd=cost,
-                        dur=_float(call.get("execution_time")),
-                        status="error" if call.get("error") else "ok", error=call.get("error"))
+        sub = self.emit(
+            "sub_call",
+            parent,
+            t,
+            model=call.get("root_model"),
+            prompt=_text(call.get("prompt")),
+            response=_text(call.get("response")),
+            tokens_in=tin,
+            tokens_out=tout,
+            cost_usd=cost,
+            dur=_float(call.get("execution_time")),
+            status="error" if call.get("error") else "ok",
+            error=call.get("error"),
+        )
         meta = _maybe_literal(call.get("metadata"))
         if isinstance(meta, dict) and _list(meta.get("iterations")) and self.depth >= MAX_DEPTH:
             self.notes.append(f"{sub['id']}: child runs nested deeper than {MAX_DEPTH}; not imported")
         elif isinstance(meta, dict) and _list(meta.get("iterations")):
             depth = self.depth
-            child = self.run(meta.get("run_metadata"), meta["iterations"], sub["id"], _text(call.get("prompt")),
-                             depth + 1)
+            child = self.run(
+                meta.get("run_metadata"), meta["iterations"], sub["id"], _text(call.get("prompt")), depth + 1
+            )
             self.depth = depth
             sub["child_run"] = child["id"]
 
@@ -174,8 +211,19 @@ def _float(v: Any) -> float | None:
 
 
 def _json_type(v: Any, article: bool = False) -> str:
-    t = ("null" if v is None else "boolean" if isinstance(v, bool) else "number" if isinstance(v, (int, float))
-         else "string" if isinstance(v, str) else "array" if isinstance(v, list) else "object")
+    t = (
+        "null"
+        if v is None
+        else "boolean"
+        if isinstance(v, bool)
+        else "number"
+        if isinstance(v, (int, float))
+        else "string"
+        if isinstance(v, str)
+        else "array"
+        if isinstance(v, list)
+        else "object"
+    )
     return _a(t) if article else t
 
 
@@ -184,7 +232,7 @@ def _a(t: str) -> str:
 
 
 def _str(v: Any) -> str:
-    return v if isinstance(v, str) else ""   # text fields: another type is damage, read as missing
+    return v if isinstance(v, str) else ""  # text fields: another type is damage, read as missing
 
 
 def _text(v: Any) -> str:
@@ -213,8 +261,17 @@ def from_log(lines: list[Any], source: str) -> Trace:
         runs[-1].append(rec)
     for its in runs:
         b.run(meta, its, None, _question(its))
-    return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
-                                          "imported_from": "rlms", "source": source, "issues": b.notes})
+    return Trace(
+        events=b.events,
+        header={
+            "type": "header",
+            "format": FORMAT,
+            "version": VERSION,
+            "imported_from": "rlms",
+            "source": source,
+            "issues": b.notes,
+        },
+    )
 
 
 def from_completion(obj: dict, source: str) -> Trace:
@@ -222,8 +279,20 @@ def from_completion(obj: dict, source: str) -> Trace:
     b = _Builder(source)
     prompt = _maybe_literal(obj.get("prompt"))
     run_meta = meta.get("run_metadata")
-    b.run(run_meta if isinstance(run_meta, dict) and run_meta else {"root_model": obj.get("root_model")},
-          _list(meta.get("iterations")), None,
-          prompt if isinstance(prompt, str) else None)
-    return Trace(events=b.events, header={"type": "header", "format": FORMAT, "version": VERSION,
-                                          "imported_from": "rlms", "source": source, "issues": b.notes})
+    b.run(
+        run_meta if isinstance(run_meta, dict) and run_meta else {"root_model": obj.get("root_model")},
+        _list(meta.get("iterations")),
+        None,
+        prompt if isinstance(prompt, str) else None,
+    )
+    return Trace(
+        events=b.events,
+        header={
+            "type": "header",
+            "format": FORMAT,
+            "version": VERSION,
+            "imported_from": "rlms",
+            "source": source,
+            "issues": b.notes,
+        },
+    )

@@ -25,7 +25,7 @@ _WORD = re.compile(r"[A-Za-z0-9]+")
 
 
 def _in_kernel() -> bool:
-    ipython = sys.modules.get("IPython")   # never imported here: a plain Python process is not in Jupyter
+    ipython = sys.modules.get("IPython")  # never imported here: a plain Python process is not in Jupyter
     if ipython is None:
         return False
     try:

@@ -47,8 +47,10 @@ def open_for_run(path: Path) -> IO[bytes]:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.close()
-        raise TraceInUseError(f"trace path {path} is being written by another run that is still going: give "
-                              "this run its own trace file (--trace FILE / trace_path=...)") from None
+        raise TraceInUseError(
+            f"trace path {path} is being written by another run that is still going: give "
+            "this run its own trace file (--trace FILE / trace_path=...)"
+        ) from None
     except OSError:  # a file system without locks (some network mounts): write unchecked
         pass
     return fh
@@ -72,8 +74,9 @@ class TraceWriter:
     def new_id(self, kind: str) -> str:
         return f"{kind}-{self._prefix}-{next(self._seq)}"
 
-    def emit(self, type: str, parent: str | None, *, id: str | None = None, t: float | None = None,
-             **fields: Any) -> dict:
+    def emit(
+        self, type: str, parent: str | None, *, id: str | None = None, t: float | None = None, **fields: Any
+    ) -> dict:
         """Record one event and return it (its `id` is what children name as `parent`)."""
         event = {"id": id or self.new_id(type), "parent": parent, "type": type, "t": time.time() if t is None else t}
         event.update(self.redact(fields))

@@ -36,9 +36,17 @@ REPO = HERE.parent.parent
 ARTIFACTS = HERE / "artifacts"
 BUNDLE = REPO / "rlm_jupyter" / "jupyter" / "static" / "trace-view.js"
 LABEXT = REPO / "labextension"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 def chromium_path() -> str | None:
@@ -69,11 +77,12 @@ def pytest_collection_modifyitems(config, items):
 
 # ---- the JupyterLab server -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Lab:
-    url: str          # http://127.0.0.1:PORT (no trailing slash)
+    url: str  # http://127.0.0.1:PORT (no trailing slash)
     token: str
-    root_dir: Path    # the server's notebook dir: write notebooks here
+    root_dir: Path  # the server's notebook dir: write notebooks here
     log: Path
     env: dict
 
@@ -109,8 +118,9 @@ def widget_bundle() -> Path:
     if npm is None or not (LABEXT / "node_modules").exists():
         if BUNDLE.exists():
             return BUNDLE  # stale but usable; cannot rebuild here
-        pytest.fail(f"{BUNDLE} is missing: build it with `npm --prefix labextension ci && "
-                    "npm --prefix labextension run bundle`")
+        pytest.fail(
+            f"{BUNDLE} is missing: build it with `npm --prefix labextension ci && npm --prefix labextension run bundle`"
+        )
     r = subprocess.run([npm, "run", "bundle"], cwd=LABEXT, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         pytest.fail(f"npm run bundle failed in {LABEXT}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
@@ -122,9 +132,14 @@ def _start_lab(base: Path, extra_args: list[str]):
     root = base / "notebooks"
     root.mkdir()
     env = dict(os.environ)
-    env.update(JUPYTER_CONFIG_DIR=str(base / "cfg"), JUPYTER_DATA_DIR=str(base / "data"),
-               JUPYTER_RUNTIME_DIR=str(base / "rt"), IPYTHONDIR=str(base / "ipy"),
-               LITELLM_LOCAL_MODEL_COST_MAP="True", PYTHONUNBUFFERED="1")
+    env.update(
+        JUPYTER_CONFIG_DIR=str(base / "cfg"),
+        JUPYTER_DATA_DIR=str(base / "data"),
+        JUPYTER_RUNTIME_DIR=str(base / "rt"),
+        IPYTHONDIR=str(base / "ipy"),
+        LITELLM_LOCAL_MODEL_COST_MAP="True",
+        PYTHONUNBUFFERED="1",
+    )
     # a JUPYTER_PATH of the user's could load other extensions; one inside this repository (a worktree's .jshare,
     # linking its own build of the extension) is kept, so the server loads the build under test
     if not os.environ.get("JUPYTER_PATH", "").startswith(str(REPO)):
@@ -136,16 +151,26 @@ def _start_lab(base: Path, extra_args: list[str]):
     token = secrets.token_hex(16)
     port = _free_port()
     log = base / "lab.log"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           f"--LabApp.workspaces_dir={base / 'ws'}", "--expose-app-in-browser", "--LabApp.news_url=None",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--ServerApp.port_retries=0",
-           *extra_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.workspaces_dir={base / 'ws'}",
+        "--expose-app-in-browser",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--ServerApp.port_retries=0",
+        *extra_args,
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     lab = Lab(url=f"http://127.0.0.1:{port}", token=token, root_dir=root, log=log, env=env)
     try:
         deadline = time.monotonic() + 60
@@ -173,11 +198,19 @@ def labextension() -> Path:
     """The prebuilt JupyterLab extension as the servers will load it (rebuilt first when a source is newer)."""
     from jupyter_core.paths import jupyter_path
 
-    found = next((Path(d) / LABEXT_NAME for d in jupyter_path("labextensions")
-                  if (Path(d) / LABEXT_NAME / "package.json").exists()), None)
+    found = next(
+        (
+            Path(d) / LABEXT_NAME
+            for d in jupyter_path("labextensions")
+            if (Path(d) / LABEXT_NAME / "package.json").exists()
+        ),
+        None,
+    )
     if found is None:
-        pytest.fail(f"the {LABEXT_NAME} JupyterLab extension is not installed in {sys.prefix}: run `make .venv/.js` "
-                    "(or pip install -e .)")
+        pytest.fail(
+            f"the {LABEXT_NAME} JupyterLab extension is not installed in {sys.prefix}: run `make .venv/.js` "
+            "(or pip install -e .)"
+        )
     if found.resolve() != LABEXT_BUILD.resolve():
         return found  # an installed copy (a wheel): use it as is
     sources = [*(LABEXT / "src").glob("*.ts"), LABEXT / "style" / "index.css", LABEXT / "package.json"]
@@ -188,8 +221,9 @@ def labextension() -> Path:
         if npm is None:
             return found  # stale but usable; cannot rebuild here
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        r = subprocess.run([npm, "run", "build:labext"], cwd=LABEXT, env=env, capture_output=True, text=True,
-                           timeout=300)
+        r = subprocess.run(
+            [npm, "run", "build:labext"], cwd=LABEXT, env=env, capture_output=True, text=True, timeout=300
+        )
         if r.returncode != 0:
             pytest.fail(f"npm run build:labext failed in {LABEXT}:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     return found
@@ -209,8 +243,9 @@ def jupyterlab_nokernel(tmp_path_factory):
     so whatever renders there rendered from saved outputs and files alone (docs/labextension.md)."""
     if _missing():
         pytest.skip(_missing())
-    yield from _start_lab(tmp_path_factory.mktemp("jupyterlab-nokernel"),
-                          ["--KernelSpecManager.allowed_kernelspecs=nokernel"])
+    yield from _start_lab(
+        tmp_path_factory.mktemp("jupyterlab-nokernel"), ["--KernelSpecManager.allowed_kernelspecs=nokernel"]
+    )
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -228,6 +263,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 # ---- the browser -----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def browser():
     if _missing():
@@ -236,8 +272,9 @@ def browser():
 
     home = Path(os.environ.get("TMPDIR", "/tmp"))
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS,
-                              env={**os.environ, "HOME": str(home)})  # crash reports not under ~/.config
+        b = p.chromium.launch(
+            executable_path=chromium_path(), args=CHROMIUM_ARGS, env={**os.environ, "HOME": str(home)}
+        )  # crash reports not under ~/.config
         try:
             yield b
         finally:
@@ -281,14 +318,21 @@ def shot(page, request):
 
 # ---- notebooks -------------------------------------------------------------------------------------------------
 
+
 def write_notebook(path: Path, cells: list[str]) -> Path:
     """A minimal nbformat-4 notebook of code cells (Python 3 kernel)."""
-    nb = {"nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                      "language": "python"},
-                       "language_info": {"name": "python"}},
-          "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [],
-                     "source": src} for i, src in enumerate(cells)]}
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "cells": [
+            {"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": src}
+            for i, src in enumerate(cells)
+        ],
+    }
     path.write_text(json.dumps(nb, indent=1))
     return path
 

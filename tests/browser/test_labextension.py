@@ -57,22 +57,42 @@ def offline_run(lab):
     assert run.status == "done"
     data, meta = TraceView.from_run(run)._repr_mimebundle_()
     assert MIME in data and "text/plain" in data
-    nb = {"nbformat": 4, "nbformat_minor": 5,
-          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                      "language": "python"},
-                       "language_info": {"name": "python"}},
-          "cells": [{"cell_type": "markdown", "id": "m0", "metadata": {},
-                     "source": "A run saved with its outputs: it renders without a kernel."},
-                    {"cell_type": "code", "id": "c0", "metadata": {}, "execution_count": 1,
-                     "source": f"%%rlm\n{QUESTION}",
-                     "outputs": [{"output_type": "display_data", "data": data, "metadata": meta}]}]}
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "cells": [
+            {
+                "cell_type": "markdown",
+                "id": "m0",
+                "metadata": {},
+                "source": "A run saved with its outputs: it renders without a kernel.",
+            },
+            {
+                "cell_type": "code",
+                "id": "c0",
+                "metadata": {},
+                "execution_count": 1,
+                "source": f"%%rlm\n{QUESTION}",
+                "outputs": [{"output_type": "display_data", "data": data, "metadata": meta}],
+            },
+        ],
+    }
     (lab.root_dir / "saved.ipynb").write_text(json.dumps(nb, indent=1))
     events = data[MIME]["events"]
     counts = Counter(e["type"] for e in events)
     assert counts["step"] >= 2 and counts["sub_call"] >= 2
-    return {"trace": trace_path, "notebook": lab.root_dir / "saved.ipynb", "counts": counts,
-            "steps": counts["step"], "sub_calls": counts["sub_call"],
-            "answer": next(e["answer"] for e in events if e["type"] == "final")}
+    return {
+        "trace": trace_path,
+        "notebook": lab.root_dir / "saved.ipynb",
+        "counts": counts,
+        "steps": counts["step"],
+        "sub_calls": counts["sub_call"],
+        "answer": next(e["answer"] for e in events if e["type"] == "final"),
+    }
 
 
 def _open_by_double_click(page, lab, name: str):
@@ -89,8 +109,10 @@ def _open_by_double_click(page, lab, name: str):
 
 def _assert_extension_loaded(page):
     """The page was served with our prebuilt extension (otherwise the html fallback would be what renders)."""
-    names = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
-                          ".federated_extensions.map(e => e.name)")
+    names = page.evaluate(
+        "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+        ".federated_extensions.map(e => e.name)"
+    )
     assert "rlm-jupyter-trace" in names, f"the extension is not loaded by JupyterLab: {names}"
 
 
@@ -107,7 +129,7 @@ def _check_tree(page, view, steps: int, sub_calls: int):
     tree = view.locator(".rj-tree")
     expect(tree.locator(".rj-node[data-type=run]").first).to_be_visible()
     expect(tree.locator(".rj-node[data-type=step]")).to_have_count(steps)
-    expect(tree.locator(".rj-node[data-type=sub_call]")).to_have_count(0)   # steps start folded
+    expect(tree.locator(".rj-node[data-type=sub_call]")).to_have_count(0)  # steps start folded
     with_calls = tree.locator(".rj-node[data-type=step]", has=page.locator(".rj-chip-n"))
     assert with_calls.count() >= 1
     for i in range(with_calls.count()):
@@ -139,13 +161,13 @@ def _check_saved_view(page, offline_run, shot, name: str):
     view = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".rj-mime .rj-trace")
     view.wait_for(timeout=30_000)
     expect(page.locator(".rj-mime")).to_have_attribute("data-source", "bundle")
-    expect(page.locator(".rj-mime-notice")).to_be_hidden()   # a clean trace: no notice
+    expect(page.locator(".rj-mime-notice")).to_be_hidden()  # a clean trace: no notice
     expect(view).to_have_attribute("data-status", "done")
     expect(view).to_have_attribute("data-steps", str(offline_run["steps"]))
     expect(view.locator(".rj-step")).to_have_count(offline_run["steps"])
     expect(view.locator(".rj-question")).to_have_text(QUESTION)
     expect(view.locator(".rj-answer")).to_contain_text("rejected")
-    expect(view.locator(".rj-controls")).to_have_count(0)   # nothing to control in a saved run
+    expect(view.locator(".rj-controls")).to_have_count(0)  # nothing to control in a saved run
     # a step opens: its code and output are in the bundle
     first = view.locator(".rj-step").first
     first.locator(".rj-step-summary").click()
@@ -176,12 +198,17 @@ def test_trusted_notebook_shows_the_trace_when_the_widget_cannot_render(lab, off
 
     nb = json.loads(offline_run["notebook"].read_text())
     data = nb["cells"][1]["outputs"][0]["data"]
-    assert WIDGET_MIME in data and MIME in data   # what a %%rlm cell saves: the live widget and the trace bundle
+    assert WIDGET_MIME in data and MIME in data  # what a %%rlm cell saves: the live widget and the trace bundle
     path = lab.root_dir / "trusted.ipynb"
     path.write_text(json.dumps(nb, indent=1))
     # trusted the way a user trusts a notebook, in the server's own Jupyter data dir (its signature database)
-    r = subprocess.run([str(Path(sys.executable).parent / "jupyter-trust"), str(path)], env=lab.env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-trust"), str(path)],
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     notary = NotebookNotary(data_dir=lab.env["JUPYTER_DATA_DIR"])
     assert notary.check_signature(nbformat.read(path, as_version=4))
@@ -198,7 +225,7 @@ def test_trusted_notebook_shows_the_trace_when_the_widget_cannot_render(lab, off
     expect(waiting).to_have_text("Loading widget...")
     expect(page.get_by_text("Loading widget...")).to_be_hidden()
     _check_saved_view(page, offline_run, shot, "labext-trusted")
-    expect(wrapper).to_have_attribute("data-showing", "trace")   # still: no kernel, the widget never renders
+    expect(wrapper).to_have_attribute("data-showing", "trace")  # still: no kernel, the widget never renders
     _no_kernel_ran(lab)
 
 
@@ -232,7 +259,7 @@ def test_official_rlms_logs_open(lab, page, shot):
     subs = sum(e["type"] == "sub_call" for e in py.events)
     assert steps >= 2 and subs >= 1
 
-    doc = _open_by_double_click(page, lab, RLMS_LOG)   # named like logger output: opens as a trace
+    doc = _open_by_double_click(page, lab, RLMS_LOG)  # named like logger output: opens as a trace
     expect(doc).to_have_attribute("data-source", "rlms-log")
     notice = doc.locator(".rj-mime-notice.rj-mime-info")
     expect(notice).to_be_visible()
@@ -245,8 +272,9 @@ def test_official_rlms_logs_open(lab, page, shot):
     shot("labext-rlms-log-tree", page)
 
     # an RLMChatCompletion dump is plain .json: double-click keeps the JSON viewer, "Open With > RLM Trace" shows it
-    page.evaluate("p => window.jupyterapp.commands.execute('docmanager:open', {path: p, factory: 'RLM Trace'})",
-                  RLMS_COMPLETION)
+    page.evaluate(
+        "p => window.jupyterapp.commands.execute('docmanager:open', {path: p, factory: 'RLM Trace'})", RLMS_COMPLETION
+    )
     dump = page.locator(".jp-MimeDocument .rj-mime:visible")
     expect(dump).to_have_attribute("data-source", "rlms-completion", timeout=30_000)
     py2 = Trace.load(RLMS_LOGS / RLMS_COMPLETION)
@@ -267,12 +295,13 @@ def test_damaged_trace_shows_what_is_readable(lab, offline_run, page, shot):
     # the last step gets an unreadable time (in both lines the writer wrote for it: started, then amended), a query
     # line is garbled, and the writer was killed in the middle of the last line
     last_step = [e["id"] for e in events if e["type"] == "step"][-1]
-    body = [json.dumps(dict(e, t="yesterday")) if e["id"] == last_step else x
-            for x, e in zip(lines, events, strict=False)]
-    bad = [i + 2 for i, e in enumerate(events) if e["id"] == last_step]   # file line numbers (the header is 1)
+    body = [
+        json.dumps(dict(e, t="yesterday")) if e["id"] == last_step else x for x, e in zip(lines, events, strict=False)
+    ]
+    bad = [i + 2 for i, e in enumerate(events) if e["id"] == last_step]  # file line numbers (the header is 1)
     garbled = next(i for i, e in enumerate(events) if e["type"] == "query")
     body[garbled] = body[garbled][: len(body[garbled]) // 2]
-    damaged = "\n".join([header, *body[:-1], body[-1][:30]])   # no final newline: cut off
+    damaged = "\n".join([header, *body[:-1], body[-1][:30]])  # no final newline: cut off
     (lab.root_dir / "damaged.rlmtrace.jsonl").write_text(damaged)
     (lab.root_dir / "notes.rlmtrace.jsonl").write_text('{"hello": "world"}\n')
 
@@ -288,7 +317,7 @@ def test_damaged_trace_shows_what_is_readable(lab, offline_run, page, shot):
     view = doc.locator(".rj-trace")
     # the step with the bad time is left out, the others are shown (the cut-off line was the run's end)
     expect(view).to_have_attribute("data-steps", str(offline_run["steps"] - 1))
-    expect(view).to_have_attribute("data-status", "interrupted")   # not "running": a file is a snapshot
+    expect(view).to_have_attribute("data-status", "interrupted")  # not "running": a file is a snapshot
     expect(view.locator(".rj-question")).to_have_text(QUESTION)
     shot("labext-damaged", page)
 
@@ -306,8 +335,12 @@ def _restart_kernel(server, path: str) -> None:
     import urllib.request
 
     kernel = next(s["kernel"]["id"] for s in server.api("sessions") if s["path"] == path)
-    req = urllib.request.Request(f"{server.url}/api/kernels/{kernel}/restart", method="POST", data=b"{}",
-                                 headers={"Authorization": f"token {server.token}"})
+    req = urllib.request.Request(
+        f"{server.url}/api/kernels/{kernel}/restart",
+        method="POST",
+        data=b"{}",
+        headers={"Authorization": f"token {server.token}"},
+    )
     with urllib.request.urlopen(req, timeout=60) as r:
         assert r.status == 200
 
@@ -327,7 +360,7 @@ def test_live_widget_takes_the_place_of_the_trace(jupyterlab, widget_bundle, ope
     expect(wrapper).to_have_attribute("data-showing", "live", timeout=90_000)
     view = wrapper.locator(".rj-trace")
     expect(view).to_have_attribute("data-status", "done", timeout=90_000)
-    expect(wrapper.locator(".rj-mime")).to_have_count(0)   # the static view is gone, the live one is the only view
+    expect(wrapper.locator(".rj-mime")).to_have_count(0)  # the static view is gone, the live one is the only view
     steps = int(view.get_attribute("data-steps"))
     assert steps >= 2
     # the cell has finished (the run's end re-sent the output with the whole trace): save what a user would save

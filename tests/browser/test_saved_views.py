@@ -32,19 +32,32 @@ QUESTION = "Which file write did the user reject, and why?"
 COMPARE_MIME = "application/vnd.rlm-jupyter.compare+json"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 LABELS = ("wide search", "failed writes only")
-EDITED = '''failed = context.filter(lambda m: m.role == "tool" and m.tool_status == "error")
+EDITED = """failed = context.filter(lambda m: m.role == "tool" and m.tool_status == "error")
 print("[offline:hits]")
 print("TOP_POSITIONS =", list(failed.positions))
-'''
+"""
 
 
 def _notebook(cells: list[tuple[str, list[dict]]]) -> dict:
-    return {"nbformat": 4, "nbformat_minor": 5,
-            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                        "language": "python"},
-                         "language_info": {"name": "python"}},
-            "cells": [{"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": i + 1, "source": src,
-                       "outputs": outs} for i, (src, outs) in enumerate(cells)]}
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+            "language_info": {"name": "python"},
+        },
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": f"c{i}",
+                "metadata": {},
+                "execution_count": i + 1,
+                "source": src,
+                "outputs": outs,
+            }
+            for i, (src, outs) in enumerate(cells)
+        ],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -64,20 +77,30 @@ def _saved_compare(root: Path, runs, name: str) -> Path:
 
     a, b = runs
     cmp = rj.compare(a, b, labels=LABELS)
-    table = {"output_type": "execute_result", "execution_count": 1, "metadata": {},
-             "data": {"text/html": cmp._repr_html_(), "text/plain": repr(cmp)}}
+    table = {
+        "output_type": "execute_result",
+        "execution_count": 1,
+        "metadata": {},
+        "data": {"text/html": cmp._repr_html_(), "text/plain": repr(cmp)},
+    }
     data, meta = compare_view(a, b, labels=LABELS)._repr_mimebundle_()
     assert {WIDGET_MIME, COMPARE_MIME, "text/html", "text/plain"} <= set(data)
     view = {"output_type": "execute_result", "execution_count": 2, "metadata": meta, "data": data}
     path = root / name
-    path.write_text(json.dumps(_notebook([("cmp", [table]), (f"compare_view(run_a, run_b, labels={LABELS})", [view])]),
-                               indent=1))
+    path.write_text(
+        json.dumps(_notebook([("cmp", [table]), (f"compare_view(run_a, run_b, labels={LABELS})", [view])]), indent=1)
+    )
     return path
 
 
 def _trust(lab, path: Path) -> None:
-    r = subprocess.run([str(Path(sys.executable).parent / "jupyter-trust"), str(path)], env=lab.env,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-trust"), str(path)],
+        env=lab.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
 
 
@@ -86,8 +109,10 @@ def _open_without_kernel(page, lab, name: str):
 
     page.goto(lab.lab_url(name))
     page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
-    names = page.evaluate("() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
-                          ".federated_extensions.map(e => e.name)")
+    names = page.evaluate(
+        "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+        ".federated_extensions.map(e => e.name)"
+    )
     assert "rlm-jupyter-trace" in names, f"the extension is not loaded by JupyterLab: {names}"
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for(timeout=30_000)
@@ -99,7 +124,7 @@ def _set_theme(page, dark: bool) -> None:
     theme = "JupyterLab Dark" if dark else "JupyterLab Light"
     page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{theme: '{theme}'}})")
     page.wait_for_function(f"() => document.body.dataset.jpThemeLight === '{str(not dark).lower()}'", timeout=30_000)
-    page.wait_for_timeout(500)   # the theme's stylesheet applied
+    page.wait_for_timeout(500)  # the theme's stylesheet applied
 
 
 def _luminance(r: float, g: float, b: float) -> float:
@@ -114,7 +139,8 @@ def _contrast(page, locator) -> tuple[float, float, float]:
     """(contrast ratio, background luminance, text luminance) of an element as drawn: its background is the
     commonest pixel colour of its screenshot, its text colour the computed one."""
     png = base64.b64encode(locator.screenshot()).decode()
-    rgb = page.evaluate("""async (src) => {
+    rgb = page.evaluate(
+        """async (src) => {
         const img = new Image(); img.src = 'data:image/png;base64,' + src; await img.decode();
         const c = document.createElement('canvas'); c.width = img.width; c.height = img.height;
         const g = c.getContext('2d'); g.drawImage(img, 0, 0);
@@ -123,7 +149,9 @@ def _contrast(page, locator) -> tuple[float, float, float]:
             const k = d[i] + ',' + d[i+1] + ',' + d[i+2]; n.set(k, (n.get(k) || 0) + 1);
         }
         return [...n.entries()].sort((x, y) => y[1] - x[1])[0][0].split(',').map(Number);
-    }""", png)
+    }""",
+        png,
+    )
     color = locator.evaluate("el => getComputedStyle(el).color")
     text = [float(x) for x in re.findall(r"[\d.]+", color)[:3]]
     lb, lt = _luminance(*rgb), _luminance(*text)
@@ -163,7 +191,7 @@ def _check_compare(page, cell, shot, name: str, dark: bool):
     ratio, bg, fg = _contrast(page, marked)
     assert ratio >= 4.5, f"the table's marked row is hard to read: contrast {ratio:.1f}"
     marked.scroll_into_view_if_needed()
-    page.mouse.move(0, 0)   # no row hover colour in the picture
+    page.mouse.move(0, 0)  # no row hover colour in the picture
     shot(f"saved-compare-table-{name}", page)
 
 
@@ -187,8 +215,9 @@ def test_saved_compare_view_renders_without_a_kernel_in_light_and_dark(jupyterla
     assert lab.api("kernels") == []
 
 
-def test_trusted_compare_view_shows_the_saved_view_while_its_widget_cannot_render(jupyterlab_nokernel, runs, page,
-                                                                                  shot):
+def test_trusted_compare_view_shows_the_saved_view_while_its_widget_cannot_render(
+    jupyterlab_nokernel, runs, page, shot
+):
     from playwright.sync_api import expect
 
     lab = jupyterlab_nokernel
@@ -216,7 +245,7 @@ def test_reopened_with_a_kernel_the_compare_view_is_not_loading_forever(jupyterl
     wrapper = page.locator(".jp-Notebook .jp-Cell").nth(1).locator(".rj-widget-or-trace")
     expect(wrapper).to_have_attribute("data-showing", "trace", timeout=30_000)
     expect(wrapper.locator(".rj-compare .rj-labels").first).to_have_text(LABELS[0])
-    page.wait_for_timeout(3000)   # the kernel's widget manager has come and tried: still the saved view
+    page.wait_for_timeout(3000)  # the kernel's widget manager has come and tried: still the saved view
     expect(wrapper).to_have_attribute("data-showing", "trace")
     expect(page.get_by_text(re.compile(r"Loading widget|model not found"))).to_be_hidden()
     shot("saved-compare-with-kernel", wrapper)
@@ -258,8 +287,9 @@ def test_a_trace_file_shows_the_snippets_the_model_saw(jupyterlab_nokernel, runs
     assert lab.api("kernels") == []
 
 
-def test_a_rerun_from_the_view_is_saved_in_the_cell(jupyterlab, jupyterlab_nokernel, widget_bundle, open_notebook,
-                                                     page, shot):
+def test_a_rerun_from_the_view_is_saved_in_the_cell(
+    jupyterlab, jupyterlab_nokernel, widget_bundle, open_notebook, page, shot
+):
     """A %%rlm cell, then a re-run from its view (the action the view's "re-run from step 1" button sends, given to
     the cell's handler in the kernel): the cell's answer becomes the re-run's and names `p1_rerun`, the view's header
     says where the trace went and where the re-run's Run went; saved, the notebook holds both runs, linked, and
@@ -268,13 +298,16 @@ def test_a_rerun_from_the_view_is_saved_in_the_cell(jupyterlab, jupyterlab_noker
     from playwright.sync_api import expect
 
     name = "rerun-saved.ipynb"
-    trigger = ("m = get_ipython().magics_manager.registry['RlmMagics']\n"
-               "code = p1.trace.children(p1.trace.steps()[0]['id'], 'code')[0]['code']\n"
-               "m._cell.on_action({'action': 'rerun', 'step': 0, 'code': code + \"\\nprint('EDITED')\"})\n"
-               "m._cell.rerun_thread.join(180)\n"
-               "print('RERUN', p1_rerun.status)")
-    page = open_notebook(name, ["%load_ext rlm_jupyter", f"%rlm_load {rj.samples()}", f"%%rlm --out p1\n{QUESTION}",
-                                trigger])
+    trigger = (
+        "m = get_ipython().magics_manager.registry['RlmMagics']\n"
+        "code = p1.trace.children(p1.trace.steps()[0]['id'], 'code')[0]['code']\n"
+        "m._cell.on_action({'action': 'rerun', 'step': 0, 'code': code + \"\\nprint('EDITED')\"})\n"
+        "m._cell.rerun_thread.join(180)\n"
+        "print('RERUN', p1_rerun.status)"
+    )
+    page = open_notebook(
+        name, ["%load_ext rlm_jupyter", f"%rlm_load {rj.samples()}", f"%%rlm --out p1\n{QUESTION}", trigger]
+    )
     for i in range(3):
         run_cell(page, i)
     cell = page.locator(".jp-Notebook .jp-Cell").nth(2)
@@ -295,8 +328,11 @@ def test_a_rerun_from_the_view_is_saved_in_the_cell(jupyterlab, jupyterlab_noker
 
     saved = json.loads((jupyterlab.root_dir / name).read_text())
     outs = saved["cells"][2]["outputs"]
-    bundle = next(o["data"]["application/vnd.rlm-jupyter.trace+json"] for o in outs
-                  if "application/vnd.rlm-jupyter.trace+json" in o.get("data", {}))
+    bundle = next(
+        o["data"]["application/vnd.rlm-jupyter.trace+json"]
+        for o in outs
+        if "application/vnd.rlm-jupyter.trace+json" in o.get("data", {})
+    )
     roots = [e for e in bundle["events"] if e["type"] == "run" and e["parent"] is None]
     assert len(roots) == 2 and roots[1]["rerun_of"]["run"] == roots[0]["id"] and roots[1]["rerun_of"]["step"] == 0
     assert "p1_rerun" in bundle["header"]["note"] and bundle["header"]["trace_path"].endswith(".rlmtrace.jsonl")

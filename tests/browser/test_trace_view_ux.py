@@ -29,7 +29,7 @@ from conftest import ARTIFACTS
 pytestmark = pytest.mark.usefixtures("labextension")
 
 T0 = 1_800_000_000.0
-HTML_PROMPT = "Why was the write rejected? <b>bold</b> <img src=x onerror=\"window.__pwned=1\">"
+HTML_PROMPT = 'Why was the write rejected? <b>bold</b> <img src=x onerror="window.__pwned=1">'
 CODE1 = "hits = context.regex_search('rejected')\nfor h in hits[:3]:\n    print(h.text)  # show them\n"
 
 
@@ -38,37 +38,141 @@ def ux_events() -> list[dict]:
     sub-calls, one failed), the answer."""
     t = T0
     return [
-        {"id": "r", "parent": None, "type": "run", "t": t, "question": "Which write was rejected?",
-         "model": "root-model", "sub_model": "sub-model", "mode": "rlm"},
-        {"id": "ws", "parent": "r", "type": "worker_start", "t": t + 6.8, "wait_s": 6.8, "prestarted": False,
-         "isolation": "bubblewrap"},
-        {"id": "s1", "parent": "r", "type": "step", "t": t + 6.9, "index": 0, "dur": 1.5, "model": "root-model",
-         "tokens_in": 900, "tokens_out": 80, "cost_usd": 0.004, "status": "ok",
-         "response": "I will look for the rejected write.\n```repl\n" + CODE1 + "```"},
+        {
+            "id": "r",
+            "parent": None,
+            "type": "run",
+            "t": t,
+            "question": "Which write was rejected?",
+            "model": "root-model",
+            "sub_model": "sub-model",
+            "mode": "rlm",
+        },
+        {
+            "id": "ws",
+            "parent": "r",
+            "type": "worker_start",
+            "t": t + 6.8,
+            "wait_s": 6.8,
+            "prestarted": False,
+            "isolation": "bubblewrap",
+        },
+        {
+            "id": "s1",
+            "parent": "r",
+            "type": "step",
+            "t": t + 6.9,
+            "index": 0,
+            "dur": 1.5,
+            "model": "root-model",
+            "tokens_in": 900,
+            "tokens_out": 80,
+            "cost_usd": 0.004,
+            "status": "ok",
+            "response": "I will look for the rejected write.\n```repl\n" + CODE1 + "```",
+        },
         {"id": "c1", "parent": "s1", "type": "code", "t": t + 8.4, "index": 0, "code": CODE1},
-        {"id": "q1", "parent": "c1", "type": "query", "t": t + 8.41, "op": "regex_search",
-         "args": {"pattern": "rejected"}, "result_ids": ["m-17", "m-42"], "total": 2, "latency_ms": 3.0,
-         "snippets": [{"id": "m-17", "text": "PreToolUse hook: the write to /etc/hosts was rejected by policy",
-                       "session_id": "sess-1"},
-                      {"id": "m-42", "text": "retrying after the rejection", "session_id": "sess-1"}]},
-        {"id": "o1", "parent": "c1", "type": "output", "t": t + 8.5, "dur": 0.05, "status": "ok",
-         "stdout": "PreToolUse hook: the write to /etc/hosts was rejected by policy\n", "stderr": ""},
-        {"id": "s2", "parent": "r", "type": "step", "t": t + 9.0, "index": 1, "dur": 1.0, "model": "root-model",
-         "tokens_in": 1200, "tokens_out": 60, "cost_usd": 0.005, "status": "ok",
-         "response": "Ask the sub-model why, for each hit."},
-        {"id": "c2", "parent": "s2", "type": "code", "t": t + 10.0, "index": 0,
-         "code": "answers = llm_query_batched(['why?', 'and then?'])\nprint(answers)\n"},
-        {"id": "sc1", "parent": "c2", "type": "sub_call", "t": t + 10.01, "kind": "llm_query_batched",
-         "batch": "b1", "batch_index": 0, "model": "sub-model", "tokens_in": 1234, "tokens_out": 56,
-         "cost_usd": 0.0021, "dur": 0.8, "status": "ok", "prompt": HTML_PROMPT,
-         "response": "Because /etc/hosts is outside the workspace."},
-        {"id": "sc2", "parent": "c2", "type": "sub_call", "t": t + 10.02, "kind": "llm_query_batched",
-         "batch": "b1", "batch_index": 1, "model": "sub-model", "dur": 0.2, "status": "error",
-         "prompt": "And then?", "response": "", "error": "RateLimitError: 429 too many requests (retry later)"},
-        {"id": "o2", "parent": "c2", "type": "output", "t": t + 10.9, "dur": 0.9, "status": "ok",
-         "stdout": "['Because /etc/hosts is outside the workspace.', None]\n", "stderr": ""},
-        {"id": "f", "parent": "r", "type": "final", "t": t + 11.0, "answer": "The write to /etc/hosts.",
-         "via": "FINAL"},
+        {
+            "id": "q1",
+            "parent": "c1",
+            "type": "query",
+            "t": t + 8.41,
+            "op": "regex_search",
+            "args": {"pattern": "rejected"},
+            "result_ids": ["m-17", "m-42"],
+            "total": 2,
+            "latency_ms": 3.0,
+            "snippets": [
+                {
+                    "id": "m-17",
+                    "text": "PreToolUse hook: the write to /etc/hosts was rejected by policy",
+                    "session_id": "sess-1",
+                },
+                {"id": "m-42", "text": "retrying after the rejection", "session_id": "sess-1"},
+            ],
+        },
+        {
+            "id": "o1",
+            "parent": "c1",
+            "type": "output",
+            "t": t + 8.5,
+            "dur": 0.05,
+            "status": "ok",
+            "stdout": "PreToolUse hook: the write to /etc/hosts was rejected by policy\n",
+            "stderr": "",
+        },
+        {
+            "id": "s2",
+            "parent": "r",
+            "type": "step",
+            "t": t + 9.0,
+            "index": 1,
+            "dur": 1.0,
+            "model": "root-model",
+            "tokens_in": 1200,
+            "tokens_out": 60,
+            "cost_usd": 0.005,
+            "status": "ok",
+            "response": "Ask the sub-model why, for each hit.",
+        },
+        {
+            "id": "c2",
+            "parent": "s2",
+            "type": "code",
+            "t": t + 10.0,
+            "index": 0,
+            "code": "answers = llm_query_batched(['why?', 'and then?'])\nprint(answers)\n",
+        },
+        {
+            "id": "sc1",
+            "parent": "c2",
+            "type": "sub_call",
+            "t": t + 10.01,
+            "kind": "llm_query_batched",
+            "batch": "b1",
+            "batch_index": 0,
+            "model": "sub-model",
+            "tokens_in": 1234,
+            "tokens_out": 56,
+            "cost_usd": 0.0021,
+            "dur": 0.8,
+            "status": "ok",
+            "prompt": HTML_PROMPT,
+            "response": "Because /etc/hosts is outside the workspace.",
+        },
+        {
+            "id": "sc2",
+            "parent": "c2",
+            "type": "sub_call",
+            "t": t + 10.02,
+            "kind": "llm_query_batched",
+            "batch": "b1",
+            "batch_index": 1,
+            "model": "sub-model",
+            "dur": 0.2,
+            "status": "error",
+            "prompt": "And then?",
+            "response": "",
+            "error": "RateLimitError: 429 too many requests (retry later)",
+        },
+        {
+            "id": "o2",
+            "parent": "c2",
+            "type": "output",
+            "t": t + 10.9,
+            "dur": 0.9,
+            "status": "ok",
+            "stdout": "['Because /etc/hosts is outside the workspace.', None]\n",
+            "stderr": "",
+        },
+        {
+            "id": "f",
+            "parent": "r",
+            "type": "final",
+            "t": t + 11.0,
+            "answer": "The write to /etc/hosts.",
+            "via": "FINAL",
+        },
         {"id": "e", "parent": "r", "type": "run_end", "t": t + 11.01, "status": "done"},
     ]
 
@@ -95,7 +199,7 @@ def open_trace(page, lab, name: str = "ux.rlmtrace.jsonl"):
     view.wait_for(timeout=30_000)
     from playwright.sync_api import expect
 
-    expect(page.locator(".rj-mime-notice:visible")).to_have_count(0)   # every line was read (worker_start too)
+    expect(page.locator(".rj-mime-notice:visible")).to_have_count(0)  # every line was read (worker_start too)
     return view
 
 
@@ -103,7 +207,7 @@ def set_theme(page, dark: bool) -> None:
     name = "JupyterLab Dark" if dark else "JupyterLab Light"
     page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', {theme: t})", name)
     page.wait_for_function("(t) => document.body.dataset.jpThemeName === t", arg=name, timeout=30_000)
-    page.wait_for_timeout(300)   # the theme's stylesheet is applied
+    page.wait_for_timeout(300)  # the theme's stylesheet is applied
 
 
 def shot(locator, name: str) -> None:
@@ -183,8 +287,9 @@ def test_sub_call_detail_pane(lab, page):
     expect(panel).to_contain_text("no response recorded")
     expect(facts.locator(".rj-fact-tokens-in")).to_have_text("not recorded")
     set_theme(page, dark=True)
-    assert_readable(view, [".rj-call-error", ".rj-call-facts dd", ".rj-call-prompt", ".rj-node-label",
-                           ".rj-chip-status"], "dark")
+    assert_readable(
+        view, [".rj-call-error", ".rj-call-facts dd", ".rj-call-prompt", ".rj-node-label", ".rj-chip-status"], "dark"
+    )
     shot(view, "call-detail-dark")
     set_theme(page, dark=False)
     # Escape closes it (the focus is in the view); the steps' sub-calls open the same pane
@@ -239,7 +344,7 @@ def test_search_filters_highlights_and_moves(lab, page):
     cur = view.locator("mark.rj-hit-current")
     expect(cur.first).to_be_visible()
     assert cur.first.evaluate("m => !!m.closest('.rj-subcall-body')"), "the match is in the sub-call's prompt"
-    page.keyboard.press("Enter")   # wraps around
+    page.keyboard.press("Enter")  # wraps around
     expect(count).to_have_text(re.compile(r"^1 / 6 "))
     page.keyboard.press("Shift+Enter")
     expect(count).to_have_text(re.compile(r"^6 / 6 "))
@@ -260,7 +365,7 @@ def test_search_filters_highlights_and_moves(lab, page):
     expect(count).to_have_text("no match")
     expect(view.locator(".rj-step:visible")).to_have_count(0)
     box.focus()
-    page.keyboard.press("Escape")   # clears the search: every step is back, no marks left
+    page.keyboard.press("Escape")  # clears the search: every step is back, no marks left
     expect(box).to_have_value("")
     expect(view.locator(".rj-step:visible")).to_have_count(2)
     expect(view.locator("mark.rj-hit")).to_have_count(0)
@@ -293,12 +398,29 @@ def test_code_colours_and_theme_in_light_and_dark(lab, page):
             layout: getComputedStyle(document.body).getPropertyValue('--jp-layout-color1').trim(),
         })""")
         assert got["keyword"] == got["want"], f"keywords use the editor's keyword colour ({theme}): {got}"
-        assert len({got["keyword"], got["string"], got["comment"], got["plain"]}) == 4, \
+        assert len({got["keyword"], got["string"], got["comment"], got["plain"]}) == 4, (
             f"keywords, strings, comments and names are coloured apart ({theme}): {got}"
+        )
         colours[theme] = got
-        assert_readable(view, [".rj-code .hljs-keyword", ".rj-code .hljs-string", ".rj-code .hljs-comment",
-                               ".rj-status", ".rj-chip", ".rj-chip-q", ".rj-chip-s", ".rj-snip-text mark",
-                               ".rj-stdout", ".rj-error", ".rj-question", ".rj-label", ".rj-meta"], theme)
+        assert_readable(
+            view,
+            [
+                ".rj-code .hljs-keyword",
+                ".rj-code .hljs-string",
+                ".rj-code .hljs-comment",
+                ".rj-status",
+                ".rj-chip",
+                ".rj-chip-q",
+                ".rj-chip-s",
+                ".rj-snip-text mark",
+                ".rj-stdout",
+                ".rj-error",
+                ".rj-question",
+                ".rj-label",
+                ".rj-meta",
+            ],
+            theme,
+        )
         shot(view, f"theme-{theme}")
     assert colours["light"]["bg"] != colours["dark"]["bg"], "the view follows the theme's background"
     assert colours["light"]["keyword"] != colours["dark"]["keyword"]
@@ -372,7 +494,8 @@ def test_live_header_says_starting_worker(bare):
     shot(view, "live-starting-worker")
     page.evaluate("(ev) => model.emit('msg:custom', { kind: 'events', events: [ev] })", ux_events()[1])
     expect(view.locator(".rj-phase")).to_have_text(
-        "worker ready (starting the isolated worker 6.80 s) · waiting for the first step…")
+        "worker ready (starting the isolated worker 6.80 s) · waiting for the first step…"
+    )
     page.evaluate("(ev) => model.emit('msg:custom', { kind: 'events', events: [ev] })", ux_events()[2])
     expect(view.locator(".rj-step")).to_have_count(1)
     expect(view.locator(".rj-phase")).to_have_count(0)
@@ -383,12 +506,34 @@ def big_trace(steps: int) -> list[dict]:
     for i in range(steps):
         t = T0 + i
         events += [
-            {"id": f"s{i}", "parent": "r", "type": "step", "t": t, "index": i, "dur": 0.5, "tokens_in": 100,
-             "tokens_out": 10, "response": f"Step {i + 1}: look at part {i} of the context"},
-            {"id": f"c{i}", "parent": f"s{i}", "type": "code", "t": t + 0.5, "index": 0,
-             "code": f"print(context.messages[{i}])"},
-            {"id": f"o{i}", "parent": f"c{i}", "type": "output", "t": t + 0.6, "status": "ok",
-             "stdout": f"message {i}" + (" NEEDLE-IN-THE-LAST-STEP" if i == steps - 1 else ""), "stderr": ""},
+            {
+                "id": f"s{i}",
+                "parent": "r",
+                "type": "step",
+                "t": t,
+                "index": i,
+                "dur": 0.5,
+                "tokens_in": 100,
+                "tokens_out": 10,
+                "response": f"Step {i + 1}: look at part {i} of the context",
+            },
+            {
+                "id": f"c{i}",
+                "parent": f"s{i}",
+                "type": "code",
+                "t": t + 0.5,
+                "index": 0,
+                "code": f"print(context.messages[{i}])",
+            },
+            {
+                "id": f"o{i}",
+                "parent": f"c{i}",
+                "type": "output",
+                "t": t + 0.6,
+                "status": "ok",
+                "stdout": f"message {i}" + (" NEEDLE-IN-THE-LAST-STEP" if i == steps - 1 else ""),
+                "stderr": "",
+            },
         ]
     events.append({"id": "e", "parent": "r", "type": "run_end", "t": T0 + steps, "status": "done"})
     return events
@@ -402,7 +547,8 @@ def test_ten_thousand_steps_paint_at_once_and_stay_usable(bare):
     page.on("pageerror", lambda e: errors.append(str(e)))
     n = 10_000
     payload = json.dumps(big_trace(n))
-    took = page.evaluate("""async (payload) => {
+    took = page.evaluate(
+        """async (payload) => {
         const events = JSON.parse(payload);
         const t = performance.now();
         mount({ _kind: 'trace', title: '', status: 'done', controls: false }, events);
@@ -410,7 +556,9 @@ def test_ten_thousand_steps_paint_at_once_and_stay_usable(bare):
         const built = root.querySelectorAll('.rj-step').length;
         await new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
         return { ms: performance.now() - t, built, steps: Number(root.dataset.steps) };
-    }""", payload)
+    }""",
+        payload,
+    )
     assert took["steps"] == n
     assert took["built"] < n, "the rows below the first screens are built after the first paint"
     assert took["ms"] < 4000, f"first paint of {n:,} steps took {took['ms']:.0f} ms"
@@ -444,7 +592,7 @@ def test_plain_editor_indents_with_tab(bare):
     page.keyboard.press("Control+End")
     page.keyboard.press("Tab")
     page.keyboard.type("x = 1")
-    expect(editor).to_be_focused()   # Tab did not leave the editor
+    expect(editor).to_be_focused()  # Tab did not leave the editor
     assert editor.input_value() == CODE1 + "    x = 1"
     # a selection of lines: Shift+Tab dedents them all
     editor.evaluate("ta => ta.setSelectionRange(ta.value.indexOf('for'), ta.value.length)")
@@ -471,8 +619,10 @@ def test_edit_is_offered_only_once_the_run_has_ended(bare):
     page.evaluate("() => model.set('status', 'running')")
     expect(view).to_have_attribute("data-status", "running")
     expect(step1.locator(".rj-btn-edit")).to_have_count(0)
-    page.evaluate("(evs) => { model.emit('msg:custom', { kind: 'events', events: evs }); "
-                  "model.set('status', 'done'); }", [e for e in ux_events() if e["type"] in ("final", "run_end")])
+    page.evaluate(
+        "(evs) => { model.emit('msg:custom', { kind: 'events', events: evs }); model.set('status', 'done'); }",
+        [e for e in ux_events() if e["type"] in ("final", "run_end")],
+    )
     expect(view).to_have_attribute("data-status", "done")
     expect(step1).to_have_class(re.compile("rj-open"))
     expect(step1.locator(".rj-btn-edit")).to_have_count(1)

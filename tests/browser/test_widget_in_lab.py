@@ -116,12 +116,12 @@ def test_paused_run_gets_one_step_live_then_continues(nb):
     assert steps >= 2
     expect(view.locator(".rj-step")).to_have_count(steps)
     expect(view.locator(".rj-answer")).to_contain_text("rejected")
-    expect(view.locator(".rj-controls")).to_have_count(0)   # a finished run has no run controls
+    expect(view.locator(".rj-controls")).to_have_count(0)  # a finished run has no run controls
     # the step opened while paused is still open (the view may have been drawn anew), now with its edit button
     step = view.locator(".rj-step").first
     expect(step).to_have_class(re.compile("rj-open"))
     expect(step.locator(".rj-btn-edit").first).to_be_visible()
-    step.locator(".rj-step-summary").click()   # folded again for the keyboard test
+    step.locator(".rj-step-summary").click()  # folded again for the keyboard test
     expect(step).not_to_have_class(re.compile("rj-open"))
     expect(nb.cell(2).locator(".jp-InputPrompt")).not_to_have_text("[*]:", timeout=30_000)
     # the cell's result is the answer, as plain text
@@ -149,7 +149,7 @@ def test_keyboard_moves_between_steps_and_opens_queries_and_messages(nb):
     expect(first_step).not_to_have_class(re.compile("rj-selected"))
     page.keyboard.press("Enter")
     expect(view.locator(".rj-step").nth(1)).to_have_class(re.compile("rj-open"))
-    page.keyboard.press("Enter")   # enter again folds it
+    page.keyboard.press("Enter")  # enter again folds it
     expect(view.locator(".rj-step").nth(1)).not_to_have_class(re.compile("rj-open"))
     page.keyboard.press("ArrowUp")
     expect(first_step).to_have_class(re.compile("rj-selected"))
@@ -168,7 +168,7 @@ def test_keyboard_moves_between_steps_and_opens_queries_and_messages(nb):
     shown = snippet.get_attribute("data-id")  # as the user reads it (innerText applies CSS text-transform)
     assert shown != shown.upper() and panel.locator(".rj-panel-bar .rj-msg-id").inner_text() == shown
     nb.shot("3-step-query-message", view)
-    page.keyboard.press("Escape")   # (the focus is on the snippet) closes the message; so does its close button
+    page.keyboard.press("Escape")  # (the focus is on the snippet) closes the message; so does its close button
     expect(panel).to_be_hidden()
     nb.done.add("keyboard")
 
@@ -184,7 +184,7 @@ def test_call_tree_and_timeline(nb):
     expect(tree.locator(".rj-node[data-type=run] > .rj-node-row .rj-chip-status").first).to_have_text("done")
     expect(tree.locator(".rj-node[data-type=step]")).to_have_count(steps)
     with_calls = tree.locator(".rj-node[data-type=step]", has=page.locator(".rj-chip-n"))
-    expect(tree.locator(".rj-node[data-type=sub_call]")).to_have_count(0)   # folded until opened
+    expect(tree.locator(".rj-node[data-type=sub_call]")).to_have_count(0)  # folded until opened
     with_calls.first.locator(".rj-node-row").first.click()
     call = tree.locator(".rj-node[data-type=sub_call]").first
     expect(call).to_be_visible()
@@ -195,7 +195,7 @@ def test_call_tree_and_timeline(nb):
     expect(chips.nth(3)).to_have_text(re.compile(r"\d+(\.\d+)? (ms|s)$"))
     expect(chips.nth(4)).to_have_text("ok")
     nb.shot("4-tree", view)
-    with_calls.first.locator(".rj-node-row").first.click()   # and folds again
+    with_calls.first.locator(".rj-node-row").first.click()  # and folds again
     expect(tree.locator(".rj-node[data-type=sub_call]")).to_have_count(0)
 
     # the timeline: root steps and sub-calls on one axis; batch calls stacked in parallel lanes
@@ -226,10 +226,12 @@ def test_edit_a_step_and_rerun_from_there(nb):
     content = editor.locator(".cm-content")
     expect(content).to_be_focused()
     # highlighted: some tokens are drawn in another colour than the plain text
-    coloured = content.evaluate("c => [...c.querySelectorAll('.cm-line span')].some(s => "
-                                "getComputedStyle(s).color !== getComputedStyle(c).color)")
+    coloured = content.evaluate(
+        "c => [...c.querySelectorAll('.cm-line span')].some(s => "
+        "getComputedStyle(s).color !== getComputedStyle(c).color)"
+    )
     assert coloured, "the editor has no highlighting"
-    expect(step1.locator(".rj-codeblock .rj-code").first).to_be_hidden()   # the editor takes the code's place
+    expect(step1.locator(".rj-codeblock .rj-code").first).to_be_hidden()  # the editor takes the code's place
     page = nb.page
     page.keyboard.press("Control+Home")
     page.keyboard.type(f"print('{EDIT_MARK}')")
@@ -258,7 +260,7 @@ def test_compare_the_two_runs(nb):
 
     nb.needs("rerun")
     page = nb.page
-    run_cell(page, 3)   # the kernel has the new run
+    run_cell(page, 3)  # the kernel has the new run
     page.get_by_text(re.compile(r"RERUN Run \w+ 0")).wait_for(timeout=60_000)
     run_cell(page, 4)
     cmp = nb.cell(4).locator(".rj-compare")
@@ -288,5 +290,5 @@ def test_finished_run_reopened_looks_the_same(nb):
     expect(again.locator(".rj-question")).to_have_text(QUESTION)
     expect(again.locator(".rj-answer")).to_contain_text("rejected")
     expect(again.locator(".rj-controls")).to_have_count(0)
-    expect(again.locator(".rj-btn-edit")).to_have_count(0)   # no kernel-side run controller behind this view
+    expect(again.locator(".rj-btn-edit")).to_have_count(0)  # no kernel-side run controller behind this view
     nb.shot("9-reopened", again)

@@ -56,8 +56,7 @@ def test_xray_chart_hover_and_click_a_compaction(open_notebook, page, shot):
     expect(tip).to_contain_text("messages in window", timeout=10_000)
     text = tip.inner_text()
     assert "undefined" not in text, text
-    for field in ("turn", "recorded by the agent", "rebuilt window (estimated)", "events", "flags", "step id",
-                  "ts"):
+    for field in ("turn", "recorded by the agent", "rebuilt window (estimated)", "events", "flags", "step id", "ts"):
         assert re.search(rf"^{re.escape(field)}\s", text, re.M), (field, text)
     assert re.search(r"^turn\s+14$", text, re.M) and "30,500" in text and "msg_" in text and "2026-" in text, text
     shot("xray-tooltip", cell)

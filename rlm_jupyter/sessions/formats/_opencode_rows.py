@@ -24,12 +24,31 @@ COMPACTION_PROMPT = "What did we do so far?"
 
 # Known keys and their types: a value of another type is noted (with where it is) and read as missing.
 _NUM = (int, float)
-_INFO_TYPES = {"id": (str,), "role": (str,), "parentID": (str,), "modelID": (str,), "time": (dict,), "tokens": (dict,),
-               "error": (dict,), "cost": _NUM}
-_NESTED_TYPES = {"tokens": {"input": _NUM, "output": _NUM, "reasoning": _NUM, "cache": (dict,)},
-                 "time": {"created": _NUM, "updated": _NUM, "completed": _NUM}}
-_PART_TYPES = {"id": (str,), "type": (str,), "text": (str,), "tool": (str,), "callID": (str,), "state": (dict,),
-               "time": (dict,), "prompt": (str,), "description": (str,)}
+_INFO_TYPES = {
+    "id": (str,),
+    "role": (str,),
+    "parentID": (str,),
+    "modelID": (str,),
+    "time": (dict,),
+    "tokens": (dict,),
+    "error": (dict,),
+    "cost": _NUM,
+}
+_NESTED_TYPES = {
+    "tokens": {"input": _NUM, "output": _NUM, "reasoning": _NUM, "cache": (dict,)},
+    "time": {"created": _NUM, "updated": _NUM, "completed": _NUM},
+}
+_PART_TYPES = {
+    "id": (str,),
+    "type": (str,),
+    "text": (str,),
+    "tool": (str,),
+    "callID": (str,),
+    "state": (dict,),
+    "time": (dict,),
+    "prompt": (str,),
+    "description": (str,),
+}
 
 # Tool input fields that say best what a call does, in order of preference, for the one-line `text`.
 _BRIEF_KEYS = ("description", "command", "filePath", "path", "pattern", "url", "query", "name", "prompt")
@@ -167,8 +186,13 @@ class _Builder:
             self.assistant(m)
         else:
             self.s.add(
-                role="system", origin="harness", id=m.id or None, ts=_ts(m.info), raw_type=f"message/{role}",
-                text=cap(to_json(m.info)), source=m.source,
+                role="system",
+                origin="harness",
+                id=m.id or None,
+                ts=_ts(m.info),
+                raw_type=f"message/{role}",
+                text=cap(to_json(m.info)),
+                source=m.source,
             )
 
     def _checked(self, rec: dict, types: dict, source: str, prefix: str = "") -> dict:
@@ -197,8 +221,11 @@ class _Builder:
             elif kind == "compaction":
                 compaction = part
             elif kind == "subtask":
-                harness.append(one_line(f"subtask for @{part.get('agent')}: {part.get('description') or ''}")
-                               + "\n" + _str(part.get("prompt")))
+                harness.append(
+                    one_line(f"subtask for @{part.get('agent')}: {part.get('description') or ''}")
+                    + "\n"
+                    + _str(part.get("prompt"))
+                )
             elif kind not in SKIPPED_PARTS:
                 others.append((part, src))
         ts = _ts(m.info)
@@ -208,13 +235,30 @@ class _Builder:
             mid = f"{m.id}#synthetic"
         elif human or not harness:
             text = _join(human)
-            self.s.add(role="user", origin="human", id=mid, ts=ts, text=cap(text), text_bytes=utf8_len(text),
-                       raw_type="user", source=m.source)
+            self.s.add(
+                role="user",
+                origin="human",
+                id=mid,
+                ts=ts,
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type="user",
+                source=m.source,
+            )
             mid = f"{m.id}#synthetic"
         if harness:
             text = _join(harness)
-            self.s.add(role="user", origin="harness", id=mid, parent_id=m.id or None, ts=ts, text=cap(text),
-                       text_bytes=utf8_len(text), raw_type="user/synthetic", source=m.source)
+            self.s.add(
+                role="user",
+                origin="harness",
+                id=mid,
+                parent_id=m.id or None,
+                ts=ts,
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type="user/synthetic",
+                source=m.source,
+            )
         for part, src in others:
             self.unknown_part(m, part, src)
 
@@ -222,15 +266,24 @@ class _Builder:
         auto = part.get("auto")
         text = _join([COMPACTION_PROMPT, *human])
         idx = self.s.add(
-            role="user", origin="harness", id=m.id or None, ts=_ts(m.info), text=cap(text),
-            text_bytes=utf8_len(text), boundary="compaction",
-            raw_type="compaction/auto" if auto else "compaction/manual", source=m.source,
+            role="user",
+            origin="harness",
+            id=m.id or None,
+            ts=_ts(m.info),
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            boundary="compaction",
+            raw_type="compaction/auto" if auto else "compaction/manual",
+            source=m.source,
         )
         tail = part.get("tail_start_id")
         self.markers[m.id] = (idx, tail if isinstance(tail, str) else None)
         # sessions/window.py: what this compaction kept (the tail), and what started it
-        self.s.window[idx] = {"kind": "compaction", "keep_from": tail if isinstance(tail, str) else None,
-                              "trigger": "auto" if auto else "manual"}
+        self.s.window[idx] = {
+            "kind": "compaction",
+            "keep_from": tail if isinstance(tail, str) else None,
+            "trigger": "auto" if auto else "manual",
+        }
 
     # --- assistant messages --------------------------------------------------------------------------------
     def assistant(self, m: Msg) -> None:
@@ -272,14 +325,24 @@ class _Builder:
         if self.s.model is None and model:
             self.s.model = model
         idx = self.s.add(
-            role="assistant", origin="summary" if summary else "model", id=m.id or None,
-            parent_id=info.get("parentID"), ts=_ts(info), text=cap(text), text_bytes=utf8_len(text),
-            thinking=cap(think) if think else None, model=model,
-            input_uncached=_int(tokens.get("input")), cache_read=_int(cache.get("read")),
-            cache_write=_int(cache.get("write")), output=_int(tokens.get("output")),
+            role="assistant",
+            origin="summary" if summary else "model",
+            id=m.id or None,
+            parent_id=info.get("parentID"),
+            ts=_ts(info),
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            thinking=cap(think) if think else None,
+            model=model,
+            input_uncached=_int(tokens.get("input")),
+            cache_read=_int(cache.get("read")),
+            cache_write=_int(cache.get("write")),
+            output=_int(tokens.get("output")),
             reasoning=_int(tokens.get("reasoning")),
             cost_usd=float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None,
-            boundary="summary" if summary else None, raw_type=raw_type, source=m.source,
+            boundary="summary" if summary else None,
+            raw_type=raw_type,
+            source=m.source,
         )
         if summary and error is None:
             # Like OpenCode's own history filter: a compaction counts once its summary exists and did not fail.
@@ -326,11 +389,22 @@ class _Builder:
         if isinstance(pruned, (int, float)) and not isinstance(pruned, bool):  # when prune cleared it (epoch ms)
             self.s.cleared[len(self.s)] = {"kind": "prune", "time_ms": pruned}
         self.s.add(
-            role="tool", origin="tool", id=row_id, parent_id=m.id or None, ts=_ts(state, "start") or _ts(m.info),
-            text=text, tool_name=name, tool_call_id=call_id, tool_input=to_json(inp),
-            tool_output=cap(out), tool_output_bytes=utf8_len(out) if out is not None else None,
-            tool_status=tool_status, model=_model_id(m.info),
-            in_context=_time(state, "compacted") is None, raw_type=f"tool/{status}", source=src,
+            role="tool",
+            origin="tool",
+            id=row_id,
+            parent_id=m.id or None,
+            ts=_ts(state, "start") or _ts(m.info),
+            text=text,
+            tool_name=name,
+            tool_call_id=call_id,
+            tool_input=to_json(inp),
+            tool_output=cap(out),
+            tool_output_bytes=utf8_len(out) if out is not None else None,
+            tool_status=tool_status,
+            model=_model_id(m.info),
+            in_context=_time(state, "compacted") is None,
+            raw_type=f"tool/{status}",
+            source=src,
         )
 
     def other_part(self, m: Msg, part: dict, src: str) -> None:
@@ -338,17 +412,33 @@ class _Builder:
             err = part.get("error") if isinstance(part.get("error"), dict) else {}
             data = err.get("data") if isinstance(err.get("data"), dict) else {}
             text = one_line(f"retry {part.get('attempt')}: {err.get('name') or ''} {data.get('message') or ''}", 400)
-            self.s.add(role="system", origin="harness", id=part.get("id"), parent_id=m.id or None,
-                       ts=_ts(part) or _ts(m.info), text=text, raw_type="part/retry", source=src)
+            self.s.add(
+                role="system",
+                origin="harness",
+                id=part.get("id"),
+                parent_id=m.id or None,
+                ts=_ts(part) or _ts(m.info),
+                text=text,
+                raw_type="part/retry",
+                source=src,
+            )
             return
         self.unknown_part(m, part, src)
 
     def unknown_part(self, m: Msg, part: dict, src: str) -> None:
         """A part type this loader does not know: kept as a harness row with its raw JSON."""
         raw = to_json(part) or ""
-        self.s.add(role="system", origin="harness", id=part.get("id"), parent_id=m.id or None,
-                   ts=_ts(part, "start") or _ts(m.info), text=cap(raw), text_bytes=utf8_len(raw),
-                   raw_type=f"part/{part.get('type')}", source=src)
+        self.s.add(
+            role="system",
+            origin="harness",
+            id=part.get("id"),
+            parent_id=m.id or None,
+            ts=_ts(part, "start") or _ts(m.info),
+            text=cap(raw),
+            text_bytes=utf8_len(raw),
+            raw_type=f"part/{part.get('type')}",
+            source=src,
+        )
 
     # --- after all messages --------------------------------------------------------------------------------
     def finish(self) -> None:
@@ -366,8 +456,9 @@ class _Builder:
             flags[i] = False
 
 
-def build(info: dict, messages: list[Msg], path: str, *, ordered: bool = False,
-          issues: list[Issue] | None = None) -> Session:
+def build(
+    info: dict, messages: list[Msg], path: str, *, ordered: bool = False, issues: list[Issue] | None = None
+) -> Session:
     """One Session from its info and messages. Unless `ordered` (the reader sorted them already), messages are
     sorted by their time-sortable id: array order is not trusted across layouts. A message that breaks the
     builder is skipped and reported in `issues` (checks.py)."""

@@ -96,18 +96,37 @@ def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
 def _session_infos(conn: sqlite3.Connection) -> list[dict]:
     """Session rows as export-style `info` dicts, oldest first; sessions known only from messages are added."""
     cols = _columns(conn, "session")
-    wanted = [c for c in ("id", "parent_id", "project_id", "slug", "directory", "title", "version",
-                          "time_created", "time_updated") if c in cols]
+    wanted = [
+        c
+        for c in (
+            "id",
+            "parent_id",
+            "project_id",
+            "slug",
+            "directory",
+            "title",
+            "version",
+            "time_created",
+            "time_updated",
+        )
+        if c in cols
+    ]
     order = "time_created, id" if "time_created" in cols else "id"
     infos = []
     for row in conn.execute(f"SELECT {', '.join(wanted)} FROM session ORDER BY {order}"):
         r = dict(zip(wanted, row, strict=True))
-        infos.append({
-            "id": r.get("id"), "parentID": r.get("parent_id"), "projectID": r.get("project_id"),
-            "slug": r.get("slug"), "directory": r.get("directory"), "title": r.get("title"),
-            "version": r.get("version"),
-            "time": {"created": r.get("time_created"), "updated": r.get("time_updated")},
-        })
+        infos.append(
+            {
+                "id": r.get("id"),
+                "parentID": r.get("parent_id"),
+                "projectID": r.get("project_id"),
+                "slug": r.get("slug"),
+                "directory": r.get("directory"),
+                "title": r.get("title"),
+                "version": r.get("version"),
+                "time": {"created": r.get("time_created"), "updated": r.get("time_updated")},
+            }
+        )
     known = {i["id"] for i in infos}
     for (sid,) in conn.execute("SELECT DISTINCT session_id FROM message ORDER BY session_id"):
         if sid not in known:
@@ -133,11 +152,18 @@ def read_db(path: Path, issues: list[Issue]) -> list[Session]:
     spath = str(path)
     with connect(path) as conn:
         # 1.18 already creates the 2.x session_message table, empty; say so only when it holds rows.
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'session_message'").fetchone() and conn.execute(
-            "SELECT 1 FROM session_message LIMIT 1"
-        ).fetchone():
-            issues.append(Issue(spath, None, "rows in the 2.x session_message table are not read; only the "
-                                "session/message/part tables are", "note"))
+        if (
+            conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'session_message'").fetchone()
+            and conn.execute("SELECT 1 FROM session_message LIMIT 1").fetchone()
+        ):
+            issues.append(
+                Issue(
+                    spath,
+                    None,
+                    "rows in the 2.x session_message table are not read; only the session/message/part tables are",
+                    "note",
+                )
+            )
         sessions = []
         for info in _session_infos(conn):
             sid = info["id"]

@@ -50,8 +50,11 @@ _MAX_REF_FILE = 64 * 1024 * 1024
 
 def sniff(probe) -> bool:
     head = probe.head.lstrip()
-    if head[:1] != b"{" or not _VERSION.search(probe.head) or b'"steps"' not in probe.head and not (
-        isinstance(probe.first, dict) and "steps" in probe.first
+    if (
+        head[:1] != b"{"
+        or not _VERSION.search(probe.head)
+        or b'"steps"' not in probe.head
+        and not (isinstance(probe.first, dict) and "steps" in probe.first)
     ):
         return False
     first = probe.first
@@ -61,8 +64,12 @@ def sniff(probe) -> bool:
 
 
 def _is_trajectory(doc: Any) -> bool:
-    return (isinstance(doc, dict) and isinstance(doc.get("schema_version"), str)
-            and doc["schema_version"].startswith(_PREFIXES) and isinstance(doc.get("steps"), list))
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("schema_version"), str)
+        and doc["schema_version"].startswith(_PREFIXES)
+        and isinstance(doc.get("steps"), list)
+    )
 
 
 # ---------------------------------------------------------------- reading
@@ -73,7 +80,7 @@ def read(path, report) -> list[Session]:
     raw = path.read_bytes()
     doc = read_json(path)
     if not _is_trajectory(doc):
-        raise ValueError("not an ATIF trajectory (no schema_version \"ATIF-v…\" with a steps list)")
+        raise ValueError('not an ATIF trajectory (no schema_version "ATIF-v…" with a steps list)')
     owner = _referenced_by(path)
     if owner is not None:
         report.issues.append(Issue(str(path), None, f"part of the trajectory in {owner.name}; read with it", "note"))
@@ -130,15 +137,24 @@ class _Reader:
 
     def trajectory(self, doc: dict, sid: str, parent: str | None, base: str) -> Session:
         agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
-        s = Session(session_id=sid, format=NAME, path=str(self.path), parent_session_id=parent,
-                    producer=_str(agent.get("name")), producer_version=_str(agent.get("version")),
-                    model=_str(agent.get("model_name")))
+        s = Session(
+            session_id=sid,
+            format=NAME,
+            path=str(self.path),
+            parent_session_id=parent,
+            producer=_str(agent.get("name")),
+            producer_version=_str(agent.get("version")),
+            model=_str(agent.get("model_name")),
+        )
         s.extra["schema_version"] = doc.get("schema_version")
         if isinstance(doc.get("final_metrics"), dict):
             s.extra["final_metrics"] = doc["final_metrics"]
         self.sessions.append(s)
-        embedded = {t.get("trajectory_id"): (i, t) for i, t in enumerate(doc.get("subagent_trajectories") or [])
-                    if isinstance(t, dict) and t.get("trajectory_id")}
+        embedded = {
+            t.get("trajectory_id"): (i, t)
+            for i, t in enumerate(doc.get("subagent_trajectories") or [])
+            if isinstance(t, dict) and t.get("trajectory_id")
+        }
         steps = _Steps(self, s, embedded, base)
         steps.run(doc.get("steps"), f"{base}/steps")
         # The run continued in another file after a summarization: same session, after a boundary.
@@ -148,9 +164,14 @@ class _Reader:
             nxt = self.load_file(cont, base)
             if nxt is None:
                 break
-            steps.last_compaction = s.add(role="system", origin="harness", text=f"continued in {cont}",
-                                          boundary="compaction", raw_type="continued_trajectory_ref",
-                                          source=f"{base}/continued_trajectory_ref")
+            steps.last_compaction = s.add(
+                role="system",
+                origin="harness",
+                text=f"continued in {cont}",
+                boundary="compaction",
+                raw_type="continued_trajectory_ref",
+                source=f"{base}/continued_trajectory_ref",
+            )
             steps.run(nxt.get("steps"), f"{self.path.parent / cont}#/steps")
             cont = nxt.get("continued_trajectory_ref")
         steps.finish()
@@ -206,17 +227,32 @@ class _Steps:
             row = self.agent(st, text, ts, src)
         elif source == "user":
             human = not copied and not is_slash_command(text)
-            row = s.add(role="user", origin="human" if human else "harness", ts=ts, text=cap(text),
-                        text_bytes=utf8_len(text), raw_type="step/user" + ("/copied" if copied else ""), source=src)
+            row = s.add(
+                role="user",
+                origin="human" if human else "harness",
+                ts=ts,
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type="step/user" + ("/copied" if copied else ""),
+                source=src,
+            )
         else:
             cm = extra.get("context_management") if isinstance(extra.get("context_management"), dict) else {}
             kind = cm.get("type") if cm.get("type") in _BOUNDARIES else None
             if source != "system":
-                self.reader.issue(src, f"step source {source!r} is not system, user or agent; kept as a harness row",
-                                  "unknown")
-            row = s.add(role="system", origin="summary" if kind == "summary" else "harness", ts=ts, text=cap(text),
-                        text_bytes=utf8_len(text), boundary=kind,
-                        raw_type=f"step/{source}" + (f"/{kind}" if kind else ""), source=src)
+                self.reader.issue(
+                    src, f"step source {source!r} is not system, user or agent; kept as a harness row", "unknown"
+                )
+            row = s.add(
+                role="system",
+                origin="summary" if kind == "summary" else "harness",
+                ts=ts,
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                boundary=kind,
+                raw_type=f"step/{source}" + (f"/{kind}" if kind else ""),
+                source=src,
+            )
             if kind == "compaction":
                 self.last_compaction = row
         if ours:  # written by rlm-jupyter's ATIF export: who wrote the row and whether it was in the window
@@ -229,9 +265,18 @@ class _Steps:
     def agent(self, st: dict, text: str, ts: Any, src: str) -> int:
         s = self.s
         model = _str(st.get("model_name")) or s.model
-        row = s.add(role="assistant", origin="model", ts=ts, text=cap(text), text_bytes=utf8_len(text),
-                    thinking=_str(st.get("reasoning_content")), model=model, raw_type="step/agent", source=src,
-                    **_usage(st.get("metrics")))
+        row = s.add(
+            role="assistant",
+            origin="model",
+            ts=ts,
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            thinking=_str(st.get("reasoning_content")),
+            model=model,
+            raw_type="step/agent",
+            source=src,
+            **_usage(st.get("metrics")),
+        )
         parent = s.get(row, "id")
         calls = st.get("tool_calls")
         for j, call in enumerate(calls if isinstance(calls, list) else []):
@@ -241,9 +286,19 @@ class _Steps:
             name = _str(call.get("function_name")) or "unknown"
             args = call.get("arguments")
             cid = _str(call.get("tool_call_id"))
-            tool = s.add(role="tool", origin="tool", id=cid, parent_id=parent, ts=ts,
-                         text=one_line(f"{name}: {_short(args)}"), tool_name=name, tool_call_id=cid,
-                         tool_input=to_json(args), raw_type="tool_call", source=src)
+            tool = s.add(
+                role="tool",
+                origin="tool",
+                id=cid,
+                parent_id=parent,
+                ts=ts,
+                text=one_line(f"{name}: {_short(args)}"),
+                tool_name=name,
+                tool_call_id=cid,
+                tool_input=to_json(args),
+                raw_type="tool_call",
+                source=src,
+            )
             if cid:
                 self.open_calls[cid] = tool
         return row
@@ -265,8 +320,11 @@ class _Steps:
                 out = "sub-agent: " + ", ".join(children)
             extra = res.get("extra") if isinstance(res.get("extra"), dict) else {}
             code = extra.get("exit_code")
-            failed = (extra.get("is_error") is True or (isinstance(code, int) and code > 0)
-                      or isinstance(res.get("error"), dict))  # Copilot Chat: `error: {message, code}`
+            failed = (
+                extra.get("is_error") is True
+                or (isinstance(code, int) and code > 0)
+                or isinstance(res.get("error"), dict)
+            )  # Copilot Chat: `error: {message, code}`
             if not out and isinstance(res.get("error"), dict):
                 out = content_text(res["error"].get("message"))
             tool = self.open_calls.pop(_str(res.get("source_call_id")) or "", None)
@@ -277,11 +335,18 @@ class _Steps:
                 continue
             if tool is None:  # an agent action without a structured call: an observation of its own
                 parent = s.get(row, "id")
-                tool = s.add(role="tool", origin="tool", parent_id=parent, ts=ts,
-                             text=one_line(f"observation: {out}"), tool_name="observation",
-                             tool_call_id=_str(res.get("source_call_id")), raw_type="observation", source=rsrc)
-            s.set(tool, tool_output=cap(out), tool_output_bytes=utf8_len(out),
-                  tool_status="error" if failed else "ok")
+                tool = s.add(
+                    role="tool",
+                    origin="tool",
+                    parent_id=parent,
+                    ts=ts,
+                    text=one_line(f"observation: {out}"),
+                    tool_name="observation",
+                    tool_call_id=_str(res.get("source_call_id")),
+                    raw_type="observation",
+                    source=rsrc,
+                )
+            s.set(tool, tool_output=cap(out), tool_output_bytes=utf8_len(out), tool_status="error" if failed else "ok")
 
     def subagents(self, refs: Any, src: str) -> list[str]:
         """Child sessions for the references (embedded or file); their ids."""
@@ -293,16 +358,21 @@ class _Steps:
             if tpath:
                 doc = self.reader.load_file(tpath, src)
                 own = doc if isinstance(doc, dict) else {}
-                key = (tid or _str(own.get("trajectory_id")) or _str(own.get("session_id"))
-                       or Path(tpath).name.removesuffix(".json"))
+                key = (
+                    tid
+                    or _str(own.get("trajectory_id"))
+                    or _str(own.get("session_id"))
+                    or Path(tpath).name.removesuffix(".json")
+                )
                 base = f"{self.reader.path.parent / tpath}#"
             elif tid in self.embedded:
                 i, doc = self.embedded.pop(tid)
                 key, base = tid, f"{self.base}/subagent_trajectories/{i}"
             else:
                 what = tid or _str(ref.get("session_id")) or "?"
-                self.reader.issue(src, f"sub-agent trajectory {what} is neither embedded nor a file; not linked",
-                                  "note")
+                self.reader.issue(
+                    src, f"sub-agent trajectory {what} is neither embedded nor a file; not linked", "note"
+                )
                 continue
             if doc is None:
                 continue

@@ -39,11 +39,27 @@ PRODUCER = "claude-code"
 # agent-name: a label; worktree-state/relocated/bridge-session/atis-latch/frame-link: harness state;
 # api-request(-shape/-blob)/cost-state/tools-used (2.1.3xx): copies of request payloads and running totals, which
 # repeat the messages and usage already read from the user/assistant lines.
-SKIPPED_TYPES = frozenset({
-    "file-history-snapshot", "progress", "queue-operation", "permission-mode", "mode", "last-prompt",
-    "agent-name", "worktree-state", "relocated", "bridge-session", "atis-latch", "frame-link",
-    "api-request", "api-request-shape", "api-request-blob", "cost-state", "tools-used",
-})
+SKIPPED_TYPES = frozenset(
+    {
+        "file-history-snapshot",
+        "progress",
+        "queue-operation",
+        "permission-mode",
+        "mode",
+        "last-prompt",
+        "agent-name",
+        "worktree-state",
+        "relocated",
+        "bridge-session",
+        "atis-latch",
+        "frame-link",
+        "api-request",
+        "api-request-shape",
+        "api-request-blob",
+        "cost-state",
+        "tools-used",
+    }
+)
 
 # `system` subtypes that are only timing; everything else under `system` becomes a harness row.
 SKIPPED_SYSTEM = frozenset({"turn_duration"})
@@ -58,16 +74,32 @@ CLEARED_PLACEHOLDER = "[Old tool result content cleared]"
 
 # User text the harness wrote (slash-command wrappers, IDE context, hook output, notices).
 _HARNESS_PREFIXES = (
-    "<command-name>", "<command-message>", "<command-args>", "<local-command-stdout>",
-    "<local-command-stderr>", "<local-command-caveat>", "<ide_", "<system-reminder>",
-    "<user-prompt-submit-hook>", "<bash-stdout>", "<bash-stderr>", "<task-notification>",
-    "[Request interrupted", "Caveat: The messages below were generated",
+    "<command-name>",
+    "<command-message>",
+    "<command-args>",
+    "<local-command-stdout>",
+    "<local-command-stderr>",
+    "<local-command-caveat>",
+    "<ide_",
+    "<system-reminder>",
+    "<user-prompt-submit-hook>",
+    "<bash-stdout>",
+    "<bash-stderr>",
+    "<task-notification>",
+    "[Request interrupted",
+    "Caveat: The messages below were generated",
 )
 
 # What sniff accepts as a Claude record: the message types, plus the bookkeeping types with their keys.
 _MESSAGE_TYPES = frozenset({"user", "assistant", "system", "attachment", "progress"})
-_BOOKKEEPING_KEYS = {"summary": "leafUuid", "file-history-snapshot": "messageId", "custom-title": "customTitle",
-                     "ai-title": "aiTitle", "queue-operation": "operation", "last-prompt": "lastPrompt"}
+_BOOKKEEPING_KEYS = {
+    "summary": "leafUuid",
+    "file-history-snapshot": "messageId",
+    "custom-title": "customTitle",
+    "ai-title": "aiTitle",
+    "queue-operation": "operation",
+    "last-prompt": "lastPrompt",
+}
 
 
 # ---------------------------------------------------------------- sniff / discover / related
@@ -207,11 +239,17 @@ def read(path: str | os.PathLike, report) -> list[Session]:
             if type(rec) is dict:
                 get = rec.get
                 msg = get("message")
-                if not (type(get("uuid")) in _TEXT_OR_NONE and type(get("parentUuid")) in _TEXT_OR_NONE
-                        and type(get("sessionId")) in _TEXT_OR_NONE and type(get("subtype")) in _TEXT_OR_NONE
-                        and type(get("leafUuid")) in _TEXT_OR_NONE
-                        and (type(msg) is not dict or (type(msg.get("id")) in _TEXT_OR_NONE
-                                                       and type(msg.get("model")) in _TEXT_OR_NONE))):
+                if not (
+                    type(get("uuid")) in _TEXT_OR_NONE
+                    and type(get("parentUuid")) in _TEXT_OR_NONE
+                    and type(get("sessionId")) in _TEXT_OR_NONE
+                    and type(get("subtype")) in _TEXT_OR_NONE
+                    and type(get("leafUuid")) in _TEXT_OR_NONE
+                    and (
+                        type(msg) is not dict
+                        or (type(msg.get("id")) in _TEXT_OR_NONE and type(msg.get("model")) in _TEXT_OR_NONE)
+                    )
+                ):
                     rec = _drop_mistyped(rec, lineno, issues, spath)
             try:  # every record is untrusted: one that breaks a handler is skipped and reported (checks.py)
                 if type(rec) is dict and rec.get("isSidechain") is True and _legacy_sidechain(rec):
@@ -242,8 +280,9 @@ def _legacy_sidechain(rec: dict) -> bool:
 _TEXT_OR_NONE = frozenset({str, type(None)})
 _ENVELOPE_TYPES = {k: (str,) for k in ("uuid", "parentUuid", "sessionId", "subtype", "leafUuid")}
 _MESSAGE_KEY_TYPES = {"id": (str,), "model": (str,)}
-_USAGE_TYPES = {k: (int,) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens",
-                                    "cache_creation_input_tokens")}
+_USAGE_TYPES = {
+    k: (int,) for k in ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+}
 
 
 def _drop_mistyped(rec: dict, lineno: int, issues: list[Issue], spath: str) -> dict:
@@ -270,7 +309,7 @@ def _skippable(raw: bytes) -> bool:
     if at < 0 or raw[:1] != b"{" or raw[-2:] != b"}\n" or raw.find(b"{", 1, at) >= 0:
         return False
     at += 8
-    return raw[at:raw.find(b'"', at, at + 40)] in _SKIPPED_BYTES
+    return raw[at : raw.find(b'"', at, at + 40)] in _SKIPPED_BYTES
 
 
 def _is_harness_text(text: str) -> bool:
@@ -321,11 +360,11 @@ class _Reader:
         self.cols: dict[str, list] = {}  # self.s.columns, once the session is open
         self.sid: str | None = None  # the sessionId records carry (a sub-agent's names its parent)
         self.pending: list[tuple[int, dict]] = []  # rows seen before the first record naming the session
-        self.by_uuid: dict[str, int] = {}   # uuid -> row index (parent links)
-        self.marks: dict[str, tuple] = {}   # uuid -> (type, subtype, timestamp) of its first record (dedupe)
-        self.by_msg: dict[str, int] = {}    # message.id -> assistant row index
-        self.by_tool: dict[str, int] = {}   # tool_use id -> tool row index
-        self.usage: dict[int, dict] = {}    # assistant row -> the usage of its line with the most output
+        self.by_uuid: dict[str, int] = {}  # uuid -> row index (parent links)
+        self.marks: dict[str, tuple] = {}  # uuid -> (type, subtype, timestamp) of its first record (dedupe)
+        self.by_msg: dict[str, int] = {}  # message.id -> assistant row index
+        self.by_tool: dict[str, int] = {}  # tool_use id -> tool row index
+        self.usage: dict[int, dict] = {}  # assistant row -> the usage of its line with the most output
         self.models: Counter = Counter()
         self.dupes: list[int] = []
         self.boundaries: list[int] = []
@@ -341,8 +380,13 @@ class _Reader:
         self._line_uuid: Any = None
         self.subagent_links: dict[str, str] = {}
         self.handlers = {
-            "user": self.user, "assistant": self.assistant, "system": self.system, "summary": self.summary,
-            "custom-title": self.title, "ai-title": self.title, "attachment": self.attachment,
+            "user": self.user,
+            "assistant": self.assistant,
+            "system": self.system,
+            "summary": self.summary,
+            "custom-title": self.title,
+            "ai-title": self.title,
+            "attachment": self.attachment,
             "pr-link": self.pr_link,
         }
 
@@ -501,9 +545,20 @@ class _Reader:
         if i is None:
             # A result whose call is not in this file (or has no id): keep it, outside the tool-call counts.
             s = self.s
-            s.add(role="user", origin="tool", id=None, parent_id=self._parent(rec), ts=rec.get("timestamp"),
-                  text=capped, tool_call_id=call_id, tool_output=capped, tool_output_bytes=utf8_len(out),
-                  tool_status=status, raw_type="user/tool_result", source=f"{self.prefix}{lineno}")
+            s.add(
+                role="user",
+                origin="tool",
+                id=None,
+                parent_id=self._parent(rec),
+                ts=rec.get("timestamp"),
+                text=capped,
+                tool_call_id=call_id,
+                tool_output=capped,
+                tool_output_bytes=utf8_len(out),
+                tool_status=status,
+                raw_type="user/tool_result",
+                source=f"{self.prefix}{lineno}",
+            )
             i = len(s) - 1
         else:
             tur = rec.get("toolUseResult")
@@ -542,10 +597,18 @@ class _Reader:
 
     def _text_row(self, lineno, rec, rid, role, origin, text, *, boundary=None, raw_type=None, ts=None) -> int:
         capped = cap(text)
-        i = self.s.add(role=role, origin=origin, id=rid, parent_id=self._parent(rec),
-                       ts=ts if ts is not None else rec.get("timestamp"), text=capped,
-                       text_bytes=utf8_len(text) if capped is not text else None,
-                       boundary=boundary, raw_type=raw_type, source=f"{self.prefix}{lineno}")
+        i = self.s.add(
+            role=role,
+            origin=origin,
+            id=rid,
+            parent_id=self._parent(rec),
+            ts=ts if ts is not None else rec.get("timestamp"),
+            text=capped,
+            text_bytes=utf8_len(text) if capped is not text else None,
+            boundary=boundary,
+            raw_type=raw_type,
+            source=f"{self.prefix}{lineno}",
+        )
         uuid = rec.get("uuid")
         if type(uuid) is str:
             self.by_uuid.setdefault(uuid, i)
@@ -573,9 +636,17 @@ class _Reader:
         model = mget("model")
         synthetic = model == "<synthetic>" or bool(get("isApiErrorMessage"))
         if i is None:
-            i = self.s.add(role="assistant", origin="harness" if synthetic else "model", id=mid or uuid,
-                           parent_id=self._parent(rec), ts=get("timestamp"), text=None, model=model,
-                           raw_type="assistant", source=f"{self.prefix}{lineno}")
+            i = self.s.add(
+                role="assistant",
+                origin="harness" if synthetic else "model",
+                id=mid or uuid,
+                parent_id=self._parent(rec),
+                ts=get("timestamp"),
+                text=None,
+                model=model,
+                raw_type="assistant",
+                source=f"{self.prefix}{lineno}",
+            )
             if type(mid) is str:
                 self.by_msg[mid] = i
             if type(model) is str and model and not synthetic:
@@ -617,8 +688,11 @@ class _Reader:
     def _context_edits(self, i: int, cm: dict) -> None:
         """API context editing (`context_management.applied_edits` of the response): this step's request had old
         tool uses / thinking cleared. The API does not say which: it clears the oldest first."""
-        edits = [e for e in cm.get("applied_edits") or () if type(e) is dict] if type(cm.get("applied_edits")) is \
-            list else []
+        edits = (
+            [e for e in cm.get("applied_edits") or () if type(e) is dict]
+            if type(cm.get("applied_edits")) is list
+            else []
+        )
         if not edits:
             return
         tools = sum(e.get("cleared_tool_uses") for e in edits if type(e.get("cleared_tool_uses")) is int)
@@ -628,15 +702,25 @@ class _Reader:
         what = [f"{tools} tool use(s)"] if tools else []
         what += [f"{thinking} thinking turn(s)"] if thinking else []
         self.s.window[i] = {
-            "kind": "context_edit", "how": "inferred", "clear_oldest": tools, "tokens_removed": saved or None,
+            "kind": "context_edit",
+            "how": "inferred",
+            "clear_oldest": tools,
+            "tokens_removed": saved or None,
             "note": f"API context editing ({kinds}) cleared {' and '.join(what) or 'nothing'} from this step's "
-                    "request; which ones is not recorded: the oldest tool results are shown cleared"}
+            "request; which ones is not recorded: the oldest tool results are shown cleared",
+        }
 
     def _append(self, i: int, col: str, text: str) -> None:
         if type(text) is not str:  # a block whose text is not text: kept as its JSON, and noted
             src = self.cols["source"][i]
-            self.issues.append(Issue(self.path, int(src.rpartition(":")[2]), f"{col} {str(to_json(text))[:40]} is not "
-                                     "text; kept as its JSON", "invalid"))
+            self.issues.append(
+                Issue(
+                    self.path,
+                    int(src.rpartition(":")[2]),
+                    f"{col} {str(to_json(text))[:40]} is not text; kept as its JSON",
+                    "invalid",
+                )
+            )
             text = to_json(text) or ""
         cols = self.cols
         column = cols[col]
@@ -652,10 +736,19 @@ class _Reader:
         call_id = get("id")
         inp = get("input")
         cols = self.cols
-        j = self.s.add(role="tool", origin="tool", id=call_id, parent_id=cols["id"][parent], ts=cols["ts"][parent],
-                       text=one_line(f"{name}: {_short_input(inp)}"), tool_name=name,
-                       tool_call_id=call_id, tool_input=to_json(inp), raw_type=f"assistant/{get('type')}",
-                       source=f"{self.prefix}{lineno}")
+        j = self.s.add(
+            role="tool",
+            origin="tool",
+            id=call_id,
+            parent_id=cols["id"][parent],
+            ts=cols["ts"][parent],
+            text=one_line(f"{name}: {_short_input(inp)}"),
+            tool_name=name,
+            tool_call_id=call_id,
+            tool_input=to_json(inp),
+            raw_type=f"assistant/{get('type')}",
+            source=f"{self.prefix}{lineno}",
+        )
         if type(call_id) is str:
             self.by_tool[call_id] = j
         self._note_uuid(self._line_uuid, j)  # a compaction's preservedMessages may name this record
@@ -673,17 +766,32 @@ class _Reader:
             pre = meta.get("preTokens")
             text = f"Conversation compacted ({meta.get('trigger') or rec.get('trigger') or 'unknown'} trigger"
             text += f", {pre:,} tokens before)" if type(pre) is int else ")"
-            i = self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
-                               boundary="compaction", raw_type="system/compact_boundary")
+            i = self._text_row(
+                lineno,
+                rec,
+                rec.get("uuid"),
+                "system",
+                "harness",
+                text,
+                boundary="compaction",
+                raw_type="system/compact_boundary",
+            )
             self.boundaries.append(i)
             self.reattached = i
             pm = meta.get("preservedMessages")
-            uuids = [u for u in (pm.get("uuids") or ()) if type(u) is str] if type(pm) is dict and type(
-                pm.get("uuids")) is list else []
+            uuids = (
+                [u for u in (pm.get("uuids") or ()) if type(u) is str]
+                if type(pm) is dict and type(pm.get("uuids")) is list
+                else []
+            )
             trigger = meta.get("trigger") or rec.get("trigger")
-            self.s.window[i] = {"kind": "compaction", "keep_uuids": uuids, "tokens_before": pre,
-                                "trigger": trigger if type(trigger) is str else None,
-                                "note": f"preservedMessages keeps {len(set(uuids))} record(s)" if uuids else ""}
+            self.s.window[i] = {
+                "kind": "compaction",
+                "keep_uuids": uuids,
+                "tokens_before": pre,
+                "trigger": trigger if type(trigger) is str else None,
+                "note": f"preservedMessages keeps {len(set(uuids))} record(s)" if uuids else "",
+            }
             kept = meta.get("preservedMessages")
             kept = kept.get("allUuids") or kept.get("uuids") if type(kept) is dict else None
             if type(kept) is list:  # the messages kept verbatim after the summary (2.1.3xx writes no second copy)
@@ -693,37 +801,60 @@ class _Reader:
             self._microcompact(lineno, rec)
             return
         text = _system_text(rec)
-        self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text,
-                       raw_type=f"system/{sub}" if sub else "system")
+        self._text_row(
+            lineno, rec, rec.get("uuid"), "system", "harness", text, raw_type=f"system/{sub}" if sub else "system"
+        )
 
     def _microcompact(self, lineno: int, rec: dict) -> None:
         """`microcompact_boundary` (some Claude Code versions): old tool results cleared from the window, named by
         their tool_use ids; the calls stay. A marker row, like compact_boundary."""
         meta = rec.get("microcompactMetadata") or rec.get("compactMetadata")
         meta = meta if type(meta) is dict else rec
-        ids = [t for t in meta.get("compactedToolIds") or () if type(t) is str] if type(
-            meta.get("compactedToolIds")) is list else []
+        ids = (
+            [t for t in meta.get("compactedToolIds") or () if type(t) is str]
+            if type(meta.get("compactedToolIds")) is list
+            else []
+        )
         pre, saved, trigger = _int(meta.get("preTokens")), _int(meta.get("tokensSaved")), meta.get("trigger")
         text = f"Tool results cleared (micro-compaction, {trigger or 'unknown'} trigger, {len(ids)} result(s)"
         text += f", {saved:,} tokens saved)" if saved is not None else ")"
-        i = self._text_row(lineno, rec, rec.get("uuid"), "system", "harness", text, boundary="prune",
-                           raw_type="system/microcompact_boundary")
+        i = self._text_row(
+            lineno,
+            rec,
+            rec.get("uuid"),
+            "system",
+            "harness",
+            text,
+            boundary="prune",
+            raw_type="system/microcompact_boundary",
+        )
         found = [self.by_tool[t] for t in ids if t in self.by_tool]
         for j in found:
             self.s.cleared[j] = {"kind": "microcompact", "by": i}
         note = f"compactedToolIds names {len(ids)} tool result(s)"
         if len(found) < len(ids):
             note += f", {len(ids) - len(found)} of them not in this file"
-        self.s.window[i] = {"kind": "microcompact", "tokens_before": pre, "tokens_removed": saved,
-                            "trigger": trigger if type(trigger) is str else None, "note": note}
+        self.s.window[i] = {
+            "kind": "microcompact",
+            "tokens_before": pre,
+            "tokens_removed": saved,
+            "trigger": trigger if type(trigger) is str else None,
+            "note": note,
+        }
 
     def summary(self, lineno: int, rec: dict) -> None:
         text = rec.get("summary")
         text = text if isinstance(text, str) else ""
         leaf = rec.get("leafUuid")
         self.summaries.append((leaf, text))
-        self.s.add(role="system", origin="harness", text=cap(text), boundary="summary", raw_type="summary",
-                   source=self._src(lineno))
+        self.s.add(
+            role="system",
+            origin="harness",
+            text=cap(text),
+            boundary="summary",
+            raw_type="summary",
+            source=self._src(lineno),
+        )
 
     def title(self, lineno: int, rec: dict) -> None:
         value = rec.get("customTitle") if rec.get("type") == "custom-title" else rec.get("aiTitle")
@@ -732,15 +863,27 @@ class _Reader:
 
     def pr_link(self, lineno: int, rec: dict) -> None:
         text = f"PR #{rec.get('prNumber')} {rec.get('prRepository') or ''} {rec.get('prUrl') or ''}"
-        self.s.add(role="system", origin="harness", ts=rec.get("timestamp"), text=" ".join(text.split()),
-                   raw_type="pr-link", source=self._src(lineno))
+        self.s.add(
+            role="system",
+            origin="harness",
+            ts=rec.get("timestamp"),
+            text=" ".join(text.split()),
+            raw_type="pr-link",
+            source=self._src(lineno),
+        )
 
     def attachment(self, lineno: int, rec: dict) -> None:
         att = rec.get("attachment")
         kind = att.get("type") if type(att) is dict else None
         if kind is not None and type(kind) is not str:
-            self.issues.append(Issue(self.path, lineno, f"attachment.type {str(to_json(kind))[:40]} is not text; "
-                                     "attachment skipped", "invalid"))
+            self.issues.append(
+                Issue(
+                    self.path,
+                    lineno,
+                    f"attachment.type {str(to_json(kind))[:40]} is not text; attachment skipped",
+                    "invalid",
+                )
+            )
             return
         if kind == "file" and self.reattached is not None:  # re-attached by the compaction before it
             hint = self.s.window.get(self.reattached)
@@ -753,23 +896,48 @@ class _Reader:
             prompt = att.get("prompt")
             text = prompt if isinstance(prompt, str) else _result_text(prompt)
             origin_kind = (att.get("origin") or {}).get("kind") if type(att.get("origin")) is dict else None
-            human = (att.get("commandMode") in (None, "prompt") and origin_kind in (None, "human", "user")
-                     and not att.get("isMeta") and not self.child)
-            self._text_row(lineno, rec, rec.get("uuid"), "user", "human" if human else "harness", text,
-                           raw_type="attachment/queued_command")
+            human = (
+                att.get("commandMode") in (None, "prompt")
+                and origin_kind in (None, "human", "user")
+                and not att.get("isMeta")
+                and not self.child
+            )
+            self._text_row(
+                lineno,
+                rec,
+                rec.get("uuid"),
+                "user",
+                "human" if human else "harness",
+                text,
+                raw_type="attachment/queued_command",
+            )
             if human and self.first_prompt is None:
                 self.first_prompt = text
             return
         text = att.get("content") or att.get("stderr") or to_json(att.get("blockingError")) or ""
-        self._text_row(lineno, rec, rec.get("uuid"), "system", "harness",
-                       text if isinstance(text, str) else to_json(text), raw_type=f"attachment/{kind}")
+        self._text_row(
+            lineno,
+            rec,
+            rec.get("uuid"),
+            "system",
+            "harness",
+            text if isinstance(text, str) else to_json(text),
+            raw_type=f"attachment/{kind}",
+        )
 
     def unknown(self, lineno: int, rec: dict) -> None:
         t = rec.get("type")
         raw = to_json(rec) or ""
-        self.s.add(role="system", origin="harness", id=rec.get("uuid") if isinstance(rec.get("uuid"), str) else None,
-                   ts=rec.get("timestamp"), text=cap(raw, 2000), text_bytes=utf8_len(raw),
-                   raw_type=str(t) if t is not None else "(no type)", source=self._src(lineno))
+        self.s.add(
+            role="system",
+            origin="harness",
+            id=rec.get("uuid") if isinstance(rec.get("uuid"), str) else None,
+            ts=rec.get("timestamp"),
+            text=cap(raw, 2000),
+            text_bytes=utf8_len(raw),
+            raw_type=str(t) if t is not None else "(no type)",
+            source=self._src(lineno),
+        )
         self.issues.append(Issue(self.path, lineno, f"unknown record type {t!r}; kept as a system row", "unknown"))
 
     # -- end of file
@@ -784,13 +952,24 @@ class _Reader:
             self._open(rec)
             s = self.s
         if self.dupes:
-            self.issues.append(Issue(
-                self.path, self.dupes[0],
-                f"{len(self.dupes)} record(s) repeat a uuid seen earlier in the file (fork/resume replay); "
-                "first copy kept", "duplicate"))
+            self.issues.append(
+                Issue(
+                    self.path,
+                    self.dupes[0],
+                    f"{len(self.dupes)} record(s) repeat a uuid seen earlier in the file (fork/resume replay); "
+                    "first copy kept",
+                    "duplicate",
+                )
+            )
         if self.other_sids:
-            self.issues.append(Issue(self.path, None, f"records of other sessionIds kept in this session: "
-                                     f"{', '.join(sorted(self.other_sids)[:5])}", "note"))
+            self.issues.append(
+                Issue(
+                    self.path,
+                    None,
+                    f"records of other sessionIds kept in this session: {', '.join(sorted(self.other_sids)[:5])}",
+                    "note",
+                )
+            )
         cols = s.columns
         for i, usage in self.usage.items():
             inp = _int(usage.get("input_tokens"))
@@ -844,7 +1023,8 @@ class _Reader:
             if files:
                 hint["note"] = (hint["note"] + "; " if hint["note"] else "") + (
                     f"{len(files)} file(s) re-attached after it ({', '.join(files[:3])}): attachment records, not "
-                    "rows, not counted in window_tokens")
+                    "rows, not counted in window_tokens"
+                )
 
     def _title(self) -> str | None:
         for key in ("custom-title", "ai-title"):

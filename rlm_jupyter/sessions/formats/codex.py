@@ -31,47 +31,115 @@ related = None  # a file stands alone (formats.protocol.Format)
 # Top-level record types read on purpose without making rows. turn_context repeats per turn (only its model is
 # read); world_state / inter_agent_communication_metadata are harness state snapshots; token_usage_record (0.17x)
 # repeats, per response, the usage that the token_count events already give.
-SKIPPED_RECORDS = frozenset({"turn_context", "world_state", "inter_agent_communication_metadata",
-                             "token_usage_record"})
+SKIPPED_RECORDS = frozenset({"turn_context", "world_state", "inter_agent_communication_metadata", "token_usage_record"})
 
 # event_msg types skipped on purpose: lifecycle telemetry, streaming deltas, and UI echoes of response items
 # (agent_reasoning repeats reasoning summaries; item_* and *_end repeat calls/outputs; their failure flags are
 # read by _event_status below before the skip).
-SKIPPED_EVENTS = frozenset({
-    "task_started", "task_complete", "turn_started", "turn_complete", "session_configured", "shutdown_complete",
-    "agent_reasoning", "agent_reasoning_raw_content", "agent_reasoning_section_break", "agent_message_delta",
-    "agent_reasoning_delta", "agent_reasoning_raw_content_delta", "item_started", "item_completed",
-    "exec_command_begin", "exec_command_end", "exec_command_output_delta", "exec_approval_request",
-    "apply_patch_approval_request", "patch_apply_begin", "patch_apply_end", "mcp_tool_call_begin",
-    "mcp_tool_call_end", "mcp_list_tools_response", "mcp_startup_update", "mcp_startup_complete",
-    "web_search_begin", "web_search_end", "image_generation_begin", "image_generation_end", "view_image_tool_call",
-    "dynamic_tool_call_request", "dynamic_tool_call_response", "turn_diff", "plan_update", "background_event",
-    "stream_error", "get_history_entry_response", "list_custom_prompts_response", "thread_name_updated",
-    "thread_settings_applied", "thread_goal_updated", "guardian_assessment", "entered_review_mode",
-    "exited_review_mode", "undo_started", "undo_completed", "sub_agent_activity", "deprecation_notice",
-    "collab_agent_spawn_begin", "collab_agent_spawn_end", "collab_agent_interaction_begin",
-    "collab_agent_interaction_end", "collab_waiting_begin", "collab_waiting_end", "collab_close_begin",
-    "collab_close_end", "raw_response_item", "warning",
-})
+SKIPPED_EVENTS = frozenset(
+    {
+        "task_started",
+        "task_complete",
+        "turn_started",
+        "turn_complete",
+        "session_configured",
+        "shutdown_complete",
+        "agent_reasoning",
+        "agent_reasoning_raw_content",
+        "agent_reasoning_section_break",
+        "agent_message_delta",
+        "agent_reasoning_delta",
+        "agent_reasoning_raw_content_delta",
+        "item_started",
+        "item_completed",
+        "exec_command_begin",
+        "exec_command_end",
+        "exec_command_output_delta",
+        "exec_approval_request",
+        "apply_patch_approval_request",
+        "patch_apply_begin",
+        "patch_apply_end",
+        "mcp_tool_call_begin",
+        "mcp_tool_call_end",
+        "mcp_list_tools_response",
+        "mcp_startup_update",
+        "mcp_startup_complete",
+        "web_search_begin",
+        "web_search_end",
+        "image_generation_begin",
+        "image_generation_end",
+        "view_image_tool_call",
+        "dynamic_tool_call_request",
+        "dynamic_tool_call_response",
+        "turn_diff",
+        "plan_update",
+        "background_event",
+        "stream_error",
+        "get_history_entry_response",
+        "list_custom_prompts_response",
+        "thread_name_updated",
+        "thread_settings_applied",
+        "thread_goal_updated",
+        "guardian_assessment",
+        "entered_review_mode",
+        "exited_review_mode",
+        "undo_started",
+        "undo_completed",
+        "sub_agent_activity",
+        "deprecation_notice",
+        "collab_agent_spawn_begin",
+        "collab_agent_spawn_end",
+        "collab_agent_interaction_begin",
+        "collab_agent_interaction_end",
+        "collab_waiting_begin",
+        "collab_waiting_end",
+        "collab_close_begin",
+        "collab_close_end",
+        "raw_response_item",
+        "warning",
+    }
+)
 
 # response_item types skipped on purpose: ghost_snapshot is the undo machinery's git snapshot, not context.
 SKIPPED_ITEMS = frozenset({"ghost_snapshot"})
 
 # Text the harness injects as role=user messages (developer/system messages are always harness).
 HARNESS_PREFIXES = (
-    "<environment_context>", "# AGENTS.md instructions", "<permissions instructions>", "<user_instructions>",
-    "<INSTRUCTIONS>", "<collaboration_mode>", "<skills_instructions>", "<plugins_instructions>",
-    "<user_shell_command>", "<turn_aborted>", "<subagent_notification>", "<apps_instructions>", "<skill>",
+    "<environment_context>",
+    "# AGENTS.md instructions",
+    "<permissions instructions>",
+    "<user_instructions>",
+    "<INSTRUCTIONS>",
+    "<collaboration_mode>",
+    "<skills_instructions>",
+    "<plugins_instructions>",
+    "<user_shell_command>",
+    "<turn_aborted>",
+    "<subagent_notification>",
+    "<apps_instructions>",
+    "<skill>",
 )
 
-_TOOL_ITEMS = frozenset({
-    "function_call", "custom_tool_call", "local_shell_call", "web_search_call", "tool_search_call",
-    "image_generation_call", "mcp_call",
-})
-_OUTPUT_ITEMS = frozenset({
-    "function_call_output", "custom_tool_call_output", "local_shell_call_output", "tool_search_output",
-    "mcp_call_output",
-})
+_TOOL_ITEMS = frozenset(
+    {
+        "function_call",
+        "custom_tool_call",
+        "local_shell_call",
+        "web_search_call",
+        "tool_search_call",
+        "image_generation_call",
+        "mcp_call",
+    }
+)
+_OUTPUT_ITEMS = frozenset(
+    {
+        "function_call_output",
+        "custom_tool_call_output",
+        "local_shell_call_output",
+        "tool_search_output",
+        "mcp_call_output",
+    }
+)
 _ENVELOPE_TYPES = frozenset({"session_meta", "response_item", "event_msg", "turn_context", "compacted", "world_state"})
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZSTD_HINT = "pip install rlm-jupyter[zstd]"
@@ -158,8 +226,9 @@ def _open(path: Path):
 
 # Lines never parsed: `"payload":{"type":"<kind>"` of a skipped event sits in the first bytes of the line, so
 # they are dropped on a byte search (the orjson floor spends time on them; a loader does not have to).
-_SKIP_KINDS = frozenset(k.encode() for k in SKIPPED_EVENTS - {"exec_command_end", "patch_apply_end",
-                                                              "mcp_tool_call_end"})
+_SKIP_KINDS = frozenset(
+    k.encode() for k in SKIPPED_EVENTS - {"exec_command_end", "patch_apply_end", "mcp_tool_call_end"}
+)
 _KIND_AT = b'"payload":{"type":"'
 _MODEL_AT = b'"model":"'
 _EXIT_0 = b'"exit_code":0,'  # near the end of an exec_command_end line: searched there first
@@ -182,17 +251,18 @@ def _records(path: Path, issues: list[Issue], state: dict):
                 at = raw.find(_KIND_AT, 0, 200)
                 if at > 0:
                     at += 19
-                    kind = raw[at:raw.find(b'"', at, at + 64)]
+                    kind = raw[at : raw.find(b'"', at, at + 64)]
                     if kind in skip and raw.find(b'"event_msg"', 0, at) > 0:
                         continue
-                    if kind == b"exec_command_end" and (raw.find(_EXIT_0, max(len(raw) - 400, 0)) >= 0
-                                                        or _EXIT_0 in raw):
+                    if kind == b"exec_command_end" and (
+                        raw.find(_EXIT_0, max(len(raw) - 400, 0)) >= 0 or _EXIT_0 in raw
+                    ):
                         continue
                 elif raw.find(b'"type":"turn_context"', 0, 120) > 0:
                     m = raw.find(_MODEL_AT)
                     if m > 0:
                         m += 9
-                        model = raw[m:raw.find(b'"', m)].decode("utf-8", "replace")
+                        model = raw[m : raw.find(b'"', m)].decode("utf-8", "replace")
                         state["model"] = model
                         state.setdefault("first_model", model)
                         continue
@@ -209,8 +279,9 @@ def _records(path: Path, issues: list[Issue], state: dict):
             except orjson.JSONDecodeError:
                 pass
             if not raw.endswith(b"\n"):
-                issues.append(Issue(spath, lineno, "cut-off last line (a session still being written?); ignored",
-                                    "truncated"))
+                issues.append(
+                    Issue(spath, lineno, "cut-off last line (a session still being written?); ignored", "truncated")
+                )
             else:
                 reason = str(err).split(":", 1)[0][:120]
                 issues.append(Issue(spath, lineno, f"not valid JSON ({reason}); line skipped"))
@@ -226,8 +297,14 @@ def _until_damaged(fh, spath: str, issues: list[Issue]):
         except StopIteration:
             return
         except Exception as exc:  # noqa: BLE001 - zstandard.ZstdError and the like: keep what came before
-            issues.append(Issue(spath, lineno + 1, f"compressed data damaged ({str(exc)[:120]}); the lines before "
-                                "are kept, the rest is not readable", "truncated"))
+            issues.append(
+                Issue(
+                    spath,
+                    lineno + 1,
+                    f"compressed data damaged ({str(exc)[:120]}); the lines before are kept, the rest is not readable",
+                    "truncated",
+                )
+            )
             return
         lineno += 1
         yield raw
@@ -272,12 +349,12 @@ def _exit_code(text: str) -> int | None:
     """Exit code named in the header codex puts on exec outputs (0.98+: "Process exited with code N";
     older freeform outputs: "Exit code: N")."""
     if text.startswith("Exit code: "):
-        num = text[11:text.find("\n", 11, 40)] if "\n" in text[11:40] else text[11:40]
+        num = text[11 : text.find("\n", 11, 40)] if "\n" in text[11:40] else text[11:40]
     else:
         at = text.find("Process exited with code ", 0, 400)
         if at < 0:
             return None
-        num = text[at + 25:at + 40].split("\n", 1)[0]
+        num = text[at + 25 : at + 40].split("\n", 1)[0]
     try:
         return int(num.strip())
     except ValueError:
@@ -419,8 +496,15 @@ class _Reader:
 
     def _assistant(self, lineno: int, ts: Any) -> int:
         if self.step is None:
-            self.step = self.s.add(role="assistant", origin="model", ts=ts, text="", model=self.state.get("model"),
-                                   raw_type="response_item", source=f"{self.prefix}{lineno}")
+            self.step = self.s.add(
+                role="assistant",
+                origin="model",
+                ts=ts,
+                text="",
+                model=self.state.get("model"),
+                raw_type="response_item",
+                source=f"{self.prefix}{lineno}",
+            )
             self.last_step = self.step
             if self.pending_tokens is not None:
                 self._put_tokens(self.step, self.pending_tokens)
@@ -432,8 +516,14 @@ class _Reader:
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         if kind is not None and type(kind) is not str:
-            self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
-                                     "a system row", "invalid"))
+            self.issues.append(
+                Issue(
+                    self.spath,
+                    lineno,
+                    f"payload.type {to_json(kind)[:40]} is not text; kept as a system row",
+                    "invalid",
+                )
+            )
             kind = to_json(kind)  # kept as an unknown item below
         self.items_since_compaction += 1
         if kind == "function_call_output":  # the two most common items, tested first
@@ -479,8 +569,15 @@ class _Reader:
             # Injected context between a typed prompt's event and its item (Desktop) keeps the event waiting.
             self._flush_events(keep_user=role in ("user", "developer", "system"))
             origin = "harness"
-        row = self._add(lineno, ts, role="user" if role == "user" else "system", origin=origin, text=cap(text),
-                        text_bytes=utf8_len(text), raw_type=f"response_item/message/{role}")
+        row = self._add(
+            lineno,
+            ts,
+            role="user" if role == "user" else "system",
+            origin=origin,
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            raw_type=f"response_item/message/{role}",
+        )
         if matched is not None:
             self.item_prompts[row] = matched
             self.last_prompt_row = row
@@ -490,8 +587,14 @@ class _Reader:
         # Raw reasoning text when the provider returns it, else the readable summary; encrypted_content is opaque.
         parts = p.get("content") or p.get("summary") or ()
         if not isinstance(parts, (list, tuple)):
-            self.issues.append(Issue(self.spath, lineno, f"reasoning content {str(to_json(parts))[:40]} is not a list; "
-                                     "ignored", "invalid"))
+            self.issues.append(
+                Issue(
+                    self.spath,
+                    lineno,
+                    f"reasoning content {str(to_json(parts))[:40]} is not a list; ignored",
+                    "invalid",
+                )
+            )
             parts = ()
         text = "\n\n".join(x.get("text", "") for x in parts if isinstance(x, dict) and x.get("text"))
         idx = self._assistant(lineno, ts)
@@ -504,15 +607,29 @@ class _Reader:
         self._flush_events()
         self.step = None
         text = _content_text(p.get("content"))
-        self._add(lineno, ts, role="user", origin="harness", text=cap(text), text_bytes=utf8_len(text),
-                  raw_type="response_item/agent_message")
+        self._add(
+            lineno,
+            ts,
+            role="user",
+            origin="harness",
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            raw_type="response_item/agent_message",
+        )
 
     def _compaction_item(self, p: dict, ts: Any, lineno: int) -> None:
         # Remote compaction's summary item: encrypted, but it stands for the history it replaced.
         self._flush_events()
         self.step = None
-        row = self._add(lineno, ts, role="system", origin="summary", text="[encrypted compaction summary]",
-                        boundary="summary", raw_type="response_item/compaction")
+        row = self._add(
+            lineno,
+            ts,
+            role="system",
+            origin="summary",
+            text="[encrypted compaction summary]",
+            boundary="summary",
+            raw_type="response_item/compaction",
+        )
         self.s.window[row] = {"opaque": True}  # sessions/window.py: a summary nobody can read
 
     def _tool_call(self, p: dict, kind: str, ts: Any, lineno: int) -> None:
@@ -547,10 +664,21 @@ class _Reader:
                 output = media_placeholder("image/png", len(p["result"]) * 3 // 4)
         row_id = call_id if isinstance(call_id, str) and call_id not in self.call_rows else None
         s = self.s
-        idx = s.add(role="tool", origin="tool", id=row_id, parent_id=s.columns["id"][parent], ts=ts,
-                    text=one_line(f"{name}: {short}"), tool_name=name, tool_call_id=call_id,
-                    tool_input=tool_input, tool_output=output, tool_status=status, raw_type=f"response_item/{kind}",
-                    source=f"{self.prefix}{lineno}")
+        idx = s.add(
+            role="tool",
+            origin="tool",
+            id=row_id,
+            parent_id=s.columns["id"][parent],
+            ts=ts,
+            text=one_line(f"{name}: {short}"),
+            tool_name=name,
+            tool_call_id=call_id,
+            tool_input=tool_input,
+            tool_output=output,
+            tool_status=status,
+            raw_type=f"response_item/{kind}",
+            source=f"{self.prefix}{lineno}",
+        )
         if isinstance(call_id, str) and status is None:
             self.calls[call_id] = idx
             self.call_rows[call_id] = idx
@@ -565,9 +693,18 @@ class _Reader:
         idx = self.calls.pop(call_id, None) if isinstance(call_id, str) else None
         if idx is None:
             # An output whose call is not in this file (cut by a fork or compaction): kept, but not as a call.
-            self._add(lineno, ts, role="system", origin="harness", text=one_line(f"output of call {call_id}"),
-                      tool_call_id=call_id, tool_output=cap(text), tool_output_bytes=utf8_len(text),
-                      tool_status=status, raw_type=f"response_item/{kind}")
+            self._add(
+                lineno,
+                ts,
+                role="system",
+                origin="harness",
+                text=one_line(f"output of call {call_id}"),
+                tool_call_id=call_id,
+                tool_output=cap(text),
+                tool_output_bytes=utf8_len(text),
+                tool_status=status,
+                raw_type=f"response_item/{kind}",
+            )
             return
         cols = self.s.columns
         cols["tool_output"][idx] = cap(text)
@@ -591,27 +728,46 @@ class _Reader:
             # The context_compacted event just before announced this same compaction: upgrade its row.
             idx = self.compaction[0]
         else:
-            idx = self._add(lineno, ts, role="system", origin="harness", text="", boundary="compaction",
-                            raw_type="compacted")
+            idx = self._add(
+                lineno, ts, role="system", origin="harness", text="", boundary="compaction", raw_type="compacted"
+            )
         kept = len(history) if isinstance(history, list) else 0
         text = msg or f"[context compacted; {kept} item(s) kept in replacement_history]"
-        self.s.set(idx, text=cap(text), text_bytes=utf8_len(text), origin="summary" if msg else "harness",
-                   raw_type="compacted", source=f"{self.spath}:{lineno}")
+        self.s.set(
+            idx,
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            origin="summary" if msg else "harness",
+            raw_type="compacted",
+            source=f"{self.spath}:{lineno}",
+        )
         self.compaction = (idx, history if isinstance(history, list) else None)
         # What the X-ray needs (sessions/window.py): the kept messages, and whether a summary can be read. A local
         # compaction writes its summary as `message`; a remote one keeps only an encrypted `compaction` item.
-        opaque = isinstance(history, list) and any(isinstance(h, dict) and h.get("type") == "compaction"
-                                                   for h in history)
+        opaque = isinstance(history, list) and any(
+            isinstance(h, dict) and h.get("type") == "compaction" for h in history
+        )
         self.s.window[idx] = {
             "kind": "compaction",
-            "keep_texts": [(h.get("role"), _content_text(h.get("content"))) for h in history
-                           if isinstance(h, dict) and h.get("type") == "message"] if isinstance(history, list)
+            "keep_texts": [
+                (h.get("role"), _content_text(h.get("content")))
+                for h in history
+                if isinstance(h, dict) and h.get("type") == "message"
+            ]
+            if isinstance(history, list)
             else None,
             "summary_kind": "readable" if msg else ("opaque" if opaque else None),
-            "note": "; ".join(x for x in (
-                f"replacement_history keeps {len(history)} item(s)" if isinstance(history, list) else "",
-                "remote compaction: the summary is an encrypted item, its text cannot be read" if opaque and not msg
-                else "") if x)}
+            "note": "; ".join(
+                x
+                for x in (
+                    f"replacement_history keeps {len(history)} item(s)" if isinstance(history, list) else "",
+                    "remote compaction: the summary is an encrypted item, its text cannot be read"
+                    if opaque and not msg
+                    else "",
+                )
+                if x
+            ),
+        }
         self.compaction_from_event = False
         self.items_since_compaction = 0
 
@@ -620,8 +776,15 @@ class _Reader:
             return  # the `compacted` record right before already marks it
         self._flush_events()
         self.step = None
-        idx = self._add(lineno, ts, role="system", origin="harness", text="[context compacted]",
-                        boundary="compaction", raw_type="event_msg/context_compacted")
+        idx = self._add(
+            lineno,
+            ts,
+            role="system",
+            origin="harness",
+            text="[context compacted]",
+            boundary="compaction",
+            raw_type="event_msg/context_compacted",
+        )
         self.compaction = (idx, None)
         self.s.window[idx] = {"kind": "compaction", "keep_texts": None}
         self.compaction_from_event = True
@@ -632,8 +795,14 @@ class _Reader:
     def event(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         if kind is not None and type(kind) is not str:
-            self.issues.append(Issue(self.spath, lineno, f"payload.type {to_json(kind)[:40]} is not text; kept as "
-                                     "a system row", "invalid"))
+            self.issues.append(
+                Issue(
+                    self.spath,
+                    lineno,
+                    f"payload.type {to_json(kind)[:40]} is not text; kept as a system row",
+                    "invalid",
+                )
+            )
             kind = to_json(kind)  # kept as an unknown event below
         h = self.events.get(kind)
         if h is not None:
@@ -728,8 +897,15 @@ class _Reader:
                 self.step = None
                 if self.s.title is None:
                     self.s.title = one_line(text)
-                self._add(lineno, ts, role="user", origin="harness" if is_slash_command(text) else "human",
-                          text=cap(text), text_bytes=utf8_len(text), raw_type="event_msg/user_message")
+                self._add(
+                    lineno,
+                    ts,
+                    role="user",
+                    origin="harness" if is_slash_command(text) else "human",
+                    text=cap(text),
+                    text_bytes=utf8_len(text),
+                    raw_type="event_msg/user_message",
+                )
             else:
                 self.step = None
                 idx = self._assistant(lineno, ts)
@@ -739,14 +915,27 @@ class _Reader:
     def _error_event(self, p: dict, ts: Any, lineno: int) -> None:
         self._flush_events()
         text = str(p.get("message") or "error")
-        self._add(lineno, ts, role="system", origin="harness", text=cap(text), text_bytes=utf8_len(text),
-                  raw_type="event_msg/error")
+        self._add(
+            lineno,
+            ts,
+            role="system",
+            origin="harness",
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            raw_type="event_msg/error",
+        )
 
     def _turn_aborted(self, p: dict, ts: Any, lineno: int) -> None:
         self._flush_events()
         self.step = None
-        self._add(lineno, ts, role="system", origin="harness", text=f"turn aborted: {p.get('reason') or '?'}",
-                  raw_type="event_msg/turn_aborted")
+        self._add(
+            lineno,
+            ts,
+            role="system",
+            origin="harness",
+            text=f"turn aborted: {p.get('reason') or '?'}",
+            raw_type="event_msg/turn_aborted",
+        )
 
     # Failure flags from the *_end events. patch_apply_end and mcp_tool_call_end answer one call each, so a failure
     # there marks that call. exec_command_end only fills in a call that got no output at all: when the output
@@ -764,7 +953,8 @@ class _Reader:
     def _mcp_end(self, p: dict, ts: Any, lineno: int) -> None:
         result = p.get("result")
         failed = isinstance(result, dict) and (
-            "Err" in result or (isinstance(result.get("Ok"), dict) and result["Ok"].get("isError") is True))
+            "Err" in result or (isinstance(result.get("Ok"), dict) and result["Ok"].get("isError") is True)
+        )
         if failed and isinstance(p.get("call_id"), str):
             self.event_errors[p["call_id"]] = "override"
 
@@ -786,12 +976,25 @@ class _Reader:
         s.model = self.state.get("first_model")
         if self.forks:
             s.extra["embedded_sessions"] = self.forks
-            self.issues.append(Issue(self.spath, None, f"{len(self.forks)} other session_meta record(s) "
-                                     f"({', '.join(dict.fromkeys(self.forks))}) inside this rollout: fork/replay "
-                                     "rows kept after boundary='fork' rows", "note"))
+            self.issues.append(
+                Issue(
+                    self.spath,
+                    None,
+                    f"{len(self.forks)} other session_meta record(s) "
+                    f"({', '.join(dict.fromkeys(self.forks))}) inside this rollout: fork/replay "
+                    "rows kept after boundary='fork' rows",
+                    "note",
+                )
+            )
         if self.unknown:
-            self.issues.append(Issue(self.spath, None, "unknown record types kept as system rows: "
-                                     + ", ".join(sorted(self.unknown)), "unknown"))
+            self.issues.append(
+                Issue(
+                    self.spath,
+                    None,
+                    "unknown record types kept as system rows: " + ", ".join(sorted(self.unknown)),
+                    "unknown",
+                )
+            )
 
     def _mark_out_of_context(self, boundary: int, history: list | None) -> None:
         """Rows before the last compaction left the window, except messages its replacement_history kept
@@ -884,8 +1087,9 @@ def read(path, report) -> list[Session]:
                     early = True
                     continue
                 # No session_meta first: name the session after the file and read on.
-                issues.append(Issue(str(path), lineno, "no session_meta before this line; session named after the file",
-                                    "note"))
+                issues.append(
+                    Issue(str(path), lineno, "no session_meta before this line; session named after the file", "note")
+                )
                 rd.start({}, rec.get("timestamp"))
             if early:
                 _early_line(rd, rec, lineno)
@@ -904,8 +1108,14 @@ def read(path, report) -> list[Session]:
                     state.setdefault("first_model", payload["model"])
             elif type(kind) is not str or kind not in SKIPPED_RECORDS:
                 if type(kind) is not str:
-                    issues.append(Issue(str(path), lineno, f"record type {to_json(kind)} is not text; kept as a "
-                                        "system row", "unknown"))
+                    issues.append(
+                        Issue(
+                            str(path),
+                            lineno,
+                            f"record type {to_json(kind)} is not text; kept as a system row",
+                            "unknown",
+                        )
+                    )
                 rd._flush_events()
                 rd._unknown(str(kind), payload if payload is not None else rec, rec.get("timestamp"), lineno)
         except Exception as exc:  # noqa: BLE001

@@ -70,8 +70,11 @@ def sniff(probe) -> bool:
         return True
     # Pretty-printed legacy JSON (whatever its suffix): the keys sit in the first lines.
     head = probe.head[:4096]
-    return head.lstrip()[:1] == b"{" and b'"projectHash"' in head and b'"sessionId"' in head and b'"messages"' in (
-        probe.head
+    return (
+        head.lstrip()[:1] == b"{"
+        and b'"projectHash"' in head
+        and b'"sessionId"' in head
+        and b'"messages"' in (probe.head)
     )
 
 
@@ -207,8 +210,14 @@ def _rewind(target: str, live: dict, entries: list, src: str, issues: list[Issue
         dropped = ids[ids.index(target) :]
     else:
         dropped = ids
-        issues.append(Issue(src.rsplit(":", 1)[0], lineno, f"$rewindTo {target!r}: no such message; "
-                            "the whole history was rewound (as gemini-cli does)", "note"))
+        issues.append(
+            Issue(
+                src.rsplit(":", 1)[0],
+                lineno,
+                f"$rewindTo {target!r}: no such message; the whole history was rewound (as gemini-cli does)",
+                "note",
+            )
+        )
     for mid in dropped:
         live.pop(mid).in_context = False
     entries.append(_Entry(None, src, target))
@@ -253,8 +262,14 @@ def _session(meta: dict, path: Path) -> Session:
 
 
 # Known keys of a message record: a value of another type is noted (with where it is) and read as missing.
-_ENTRY_TYPES = {"id": (str,), "type": (str,), "model": (str,), "toolCalls": (list,), "thoughts": (list,),
-                "tokens": (dict,)}
+_ENTRY_TYPES = {
+    "id": (str,),
+    "type": (str,),
+    "model": (str,),
+    "toolCalls": (list,),
+    "thoughts": (list,),
+    "tokens": (dict,),
+}
 _TOKEN_TYPES = {k: (int,) for k in ("input", "cached", "output", "thoughts", "tool")}
 
 
@@ -268,8 +283,14 @@ def _checked(rec: dict, types: dict, source: str, issues: list[Issue], prefix: s
 
 def _emit(s: Session, e: _Entry, used: set[str], issues: list[Issue]) -> None:
     if e.rec is None:
-        s.add(role="system", origin="harness", text=f"rewound to message {e.rewind_to}", boundary="rewind",
-              raw_type="$rewindTo", source=e.source)
+        s.add(
+            role="system",
+            origin="harness",
+            text=f"rewound to message {e.rewind_to}",
+            boundary="rewind",
+            raw_type="$rewindTo",
+            source=e.source,
+        )
         return
     m = _checked(e.rec, _ENTRY_TYPES, e.source, issues)
     if type(m.get("tokens")) is dict:
@@ -285,8 +306,17 @@ def _emit(s: Session, e: _Entry, used: set[str], issues: list[Issue]) -> None:
         role, origin = "user", "harness" if _is_continue(m.get("content")) or is_slash_command(text) else "human"
     else:  # info / error / warning are the CLI's own notices; unknown types are kept the same way
         role, origin = "system", "harness"
-    s.add(id=e.row_id or m.get("id"), role=role, origin=origin, ts=m.get("timestamp"), text=cap(text),
-          text_bytes=utf8_len(text), raw_type=kind, in_context=e.in_context, source=e.source)
+    s.add(
+        id=e.row_id or m.get("id"),
+        role=role,
+        origin=origin,
+        ts=m.get("timestamp"),
+        text=cap(text),
+        text_bytes=utf8_len(text),
+        raw_type=kind,
+        in_context=e.in_context,
+        source=e.source,
+    )
 
 
 def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
@@ -299,9 +329,20 @@ def _assistant(s: Session, m: dict, e: _Entry, used: set[str]) -> None:
     model = m.get("model")
     if isinstance(model, str) and model:
         s.model = model
-    row = s.add(id=e.row_id or m.get("id"), role="assistant", origin="model", ts=m.get("timestamp"), text=cap(text),
-                text_bytes=utf8_len(text), thinking=cap(thinking) or None, model=model, raw_type="gemini",
-                in_context=e.in_context, source=e.source, **_tokens(m.get("tokens")))
+    row = s.add(
+        id=e.row_id or m.get("id"),
+        role="assistant",
+        origin="model",
+        ts=m.get("timestamp"),
+        text=cap(text),
+        text_bytes=utf8_len(text),
+        thinking=cap(thinking) or None,
+        model=model,
+        raw_type="gemini",
+        in_context=e.in_context,
+        source=e.source,
+        **_tokens(m.get("tokens")),
+    )
     e.row = row
     parent = s.get(row, "id")
     calls = m.get("toolCalls")
@@ -336,14 +377,28 @@ def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> Non
     args = call.get("args")
     output = _result_text(call.get("result"))
     st = call.get("status")
-    status = _STATUS.get(st, None if output is None else "ok") if isinstance(st, str) else (
-        None if output is None else "ok")
+    status = (
+        _STATUS.get(st, None if output is None else "ok") if isinstance(st, str) else (None if output is None else "ok")
+    )
     if output is not None and MASK_TAG in output:
         output = _unmask(s, output, call_id, name, e)
-    s.add(id=row_id, role="tool", origin="tool", parent_id=parent, ts=call.get("timestamp"),
-          text=one_line(f"{name}: {_short(args)}"), tool_name=name, tool_call_id=call_id,
-          tool_input=to_json(args), tool_output=cap(output), tool_output_bytes=utf8_len(output) if output else None,
-          tool_status=status, raw_type="toolCall", in_context=e.in_context, source=e.source)
+    s.add(
+        id=row_id,
+        role="tool",
+        origin="tool",
+        parent_id=parent,
+        ts=call.get("timestamp"),
+        text=one_line(f"{name}: {_short(args)}"),
+        tool_name=name,
+        tool_call_id=call_id,
+        tool_input=to_json(args),
+        tool_output=cap(output),
+        tool_output_bytes=utf8_len(output) if output else None,
+        tool_status=status,
+        raw_type="toolCall",
+        in_context=e.in_context,
+        source=e.source,
+    )
 
 
 def _unmask(s: Session, output: str, call_id: str | None, name: str, e: _Entry) -> str:
@@ -352,16 +407,22 @@ def _unmask(s: Session, output: str, call_id: str | None, name: str, e: _Entry) 
     row = len(s)
     earlier = (e.unmasked or {}).get(call_id) if call_id else None
     if earlier is not None:
-        s.cleared[row] = {"kind": "masking", "mask_line": earlier[1],
-                          "note": "originals from the earlier write of their message"}
+        s.cleared[row] = {
+            "kind": "masking",
+            "mask_line": earlier[1],
+            "note": "originals from the earlier write of their message",
+        }
         return earlier[0]
     m = _MASKED_PATH.search(output)
     named = m.group(1).strip() if m else None
     found = _original_file(Path(s.path), s.session_id, named, call_id, name)
     if found is None:
-        s.cleared[row] = {"kind": "masking", "how": "inferred",
-                          "note": "an original is not found (not in this file, nor under the project's "
-                                  "tool-outputs folder): the row keeps the snippet"}
+        s.cleared[row] = {
+            "kind": "masking",
+            "how": "inferred",
+            "note": "an original is not found (not in this file, nor under the project's "
+            "tool-outputs folder): the row keeps the snippet",
+        }
         return output
     try:
         with open(found, "rb") as f:
@@ -429,11 +490,20 @@ def _window_facts(s: Session, entries: list[_Entry]) -> None:
         if type(ct) is not int or ct <= 0 or in_ctx[r] is False:
             continue
         between = range(prev_row + 1, r + 1)
-        if (prev is not None and ct < prev * COMPRESSION_DROP and prev - ct >= COMPRESSION_MIN_TOKENS
-                and not any(boundary[k] == "rewind" for k in between) and not any(k in masked_at for k in between)):
-            s.window[r] = {"kind": "compression", "tokens_before": prev, "tokens_after": ct,
-                           "note": f"inferred: the recorded prompt fell from {prev:,} to {ct:,} tokens with no "
-                                   "rewind or masking between (Gemini CLI writes no record of a compression)"}
+        if (
+            prev is not None
+            and ct < prev * COMPRESSION_DROP
+            and prev - ct >= COMPRESSION_MIN_TOKENS
+            and not any(boundary[k] == "rewind" for k in between)
+            and not any(k in masked_at for k in between)
+        ):
+            s.window[r] = {
+                "kind": "compression",
+                "tokens_before": prev,
+                "tokens_after": ct,
+                "note": f"inferred: the recorded prompt fell from {prev:,} to {ct:,} tokens with no "
+                "rewind or masking between (Gemini CLI writes no record of a compression)",
+            }
         prev, prev_row = ct, r
 
 
@@ -474,8 +544,10 @@ def _is_continue(content: Any) -> bool:
     if isinstance(content, str):
         return content.lstrip().startswith(_CONTINUE)
     parts = content if isinstance(content, list) else [content]
-    return any(isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].lstrip().startswith(_CONTINUE)
-               for p in parts)
+    return any(
+        isinstance(p, dict) and isinstance(p.get("text"), str) and p["text"].lstrip().startswith(_CONTINUE)
+        for p in parts
+    )
 
 
 def _content_text(content: Any) -> str:

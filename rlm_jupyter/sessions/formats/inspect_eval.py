@@ -41,8 +41,11 @@ _ATTACHMENT = "attachment://"
 def sniff(probe) -> bool:
     head = probe.head
     if head.startswith(b"PK\x03\x04"):
-        return b"_journal/start.json" in head[:512] or b"header.json" in head[:512] or (
-            b"samples/" in head[:512] and zipfile.is_zipfile(probe.path) and _has_header(probe.path))
+        return (
+            b"_journal/start.json" in head[:512]
+            or b"header.json" in head[:512]
+            or (b"samples/" in head[:512] and zipfile.is_zipfile(probe.path) and _has_header(probe.path))
+        )
     if head.lstrip()[:1] != b"{":
         return False
     first = probe.first
@@ -78,8 +81,9 @@ def read(path, report) -> list[Session]:
         header = doc
         samples = [(f"/samples/{i}", s) for i, s in enumerate(doc.get("samples") or [])]
         if not samples:
-            report.issues.append(Issue(str(path), None, "the log holds no samples (written with --no-log-samples?)",
-                                       "note"))
+            report.issues.append(
+                Issue(str(path), None, "the log holds no samples (written with --no-log-samples?)", "note")
+            )
     ev = header.get("eval") if isinstance(header.get("eval"), dict) else {}
     out = []
     for pointer, sample in samples:
@@ -147,14 +151,31 @@ def _sample(path: Path, pointer: str, ev: dict, header: dict, sample: dict, repo
     run = ev.get("eval_id") or ev.get("run_id") or path.stem
     session_id = sample.get("uuid") or f"{run}/{sid_part}/{epoch}"
     packages = ev.get("packages") if isinstance(ev.get("packages"), dict) else {}
-    s = Session(session_id=str(session_id), format=NAME, path=str(path), producer="inspect_ai",
-                producer_version=packages.get("inspect_ai"), title=f"{ev.get('task')} {sid_part} (epoch {epoch})",
-                model=ev.get("model") if isinstance(ev.get("model"), str) else None)
+    s = Session(
+        session_id=str(session_id),
+        format=NAME,
+        path=str(path),
+        producer="inspect_ai",
+        producer_version=packages.get("inspect_ai"),
+        title=f"{ev.get('task')} {sid_part} (epoch {epoch})",
+        model=ev.get("model") if isinstance(ev.get("model"), str) else None,
+    )
     s.started, s.updated = _us(sample.get("started_at")), _us(sample.get("completed_at"))
-    s.extra.update({k: sample[k] for k in ("id", "epoch", "scores", "error", "model_usage", "total_time",
-                                            "working_time") if sample.get(k) is not None})
-    s.extra.update({"task": ev.get("task"), "eval_id": ev.get("eval_id"), "run_id": ev.get("run_id"),
-                    "log_status": header.get("status")})
+    s.extra.update(
+        {
+            k: sample[k]
+            for k in ("id", "epoch", "scores", "error", "model_usage", "total_time", "working_time")
+            if sample.get(k) is not None
+        }
+    )
+    s.extra.update(
+        {
+            "task": ev.get("task"),
+            "eval_id": ev.get("eval_id"),
+            "run_id": ev.get("run_id"),
+            "log_status": header.get("status"),
+        }
+    )
     _Messages(s, f"{path}#{pointer}", sample, report).run()
     return s
 
@@ -209,15 +230,16 @@ class _Messages:
 
     def resolve(self, text: str) -> str:
         if text.startswith(_ATTACHMENT):
-            return str(self.attachments.get(text[len(_ATTACHMENT):], text))
+            return str(self.attachments.get(text[len(_ATTACHMENT) :], text))
         return text
 
     def run(self) -> None:
         for i, m in enumerate(self.messages):
             src = f"{self.base}/messages/{i}"
             if not isinstance(m, dict):
-                self.report.issues.append(Issue(self.s.path, None, "message is not a JSON object; skipped",
-                                                pointer=src.split("#", 1)[1]))
+                self.report.issues.append(
+                    Issue(self.s.path, None, "message is not a JSON object; skipped", pointer=src.split("#", 1)[1])
+                )
                 continue
             self.message(m, src)
 
@@ -233,12 +255,25 @@ class _Messages:
             human = (m.get("source") == "input") if self.has_source else not self.seen_input
             human = human and not is_slash_command(text)
             self.seen_input = True
-            s.add(role="user", origin="human" if human else "harness", id=m.get("id"), text=cap(text),
-                  text_bytes=utf8_len(text), raw_type="user" + (f"/{m['source']}" if m.get("source") else ""),
-                  source=src)
+            s.add(
+                role="user",
+                origin="human" if human else "harness",
+                id=m.get("id"),
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type="user" + (f"/{m['source']}" if m.get("source") else ""),
+                source=src,
+            )
         else:
-            s.add(role="system", origin="harness", id=m.get("id"), text=cap(text), text_bytes=utf8_len(text),
-                  raw_type=str(role), source=src)
+            s.add(
+                role="system",
+                origin="harness",
+                id=m.get("id"),
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type=str(role),
+                source=src,
+            )
 
     def assistant(self, m: dict, text: str, thinking: str | None, src: str) -> None:
         s = self.s
@@ -247,29 +282,57 @@ class _Messages:
         usage = out.get("usage") if isinstance(out, dict) and isinstance(out.get("usage"), dict) else None
         tokens = {}
         if usage:
-            tokens = {"input_uncached": usage.get("input_tokens") or 0,
-                      "cache_read": usage.get("input_tokens_cache_read") or 0,
-                      "cache_write": usage.get("input_tokens_cache_write") or 0,
-                      "output": usage.get("output_tokens") or 0, "reasoning": usage.get("reasoning_tokens") or 0}
+            tokens = {
+                "input_uncached": usage.get("input_tokens") or 0,
+                "cache_read": usage.get("input_tokens_cache_read") or 0,
+                "cache_write": usage.get("input_tokens_cache_write") or 0,
+                "output": usage.get("output_tokens") or 0,
+                "reasoning": usage.get("reasoning_tokens") or 0,
+            }
             if isinstance(usage.get("total_cost"), (int, float)):
                 tokens["cost_usd"] = float(usage["total_cost"])
         ts = event.get("timestamp") if event else None
-        row = s.add(role="assistant", origin="model", id=m.get("id"), ts=ts, text=cap(text),
-                    text_bytes=utf8_len(text), thinking=thinking, model=m.get("model") or s.model,
-                    raw_type="assistant", source=src, **tokens)
+        row = s.add(
+            role="assistant",
+            origin="model",
+            id=m.get("id"),
+            ts=ts,
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            thinking=thinking,
+            model=m.get("model") or s.model,
+            raw_type="assistant",
+            source=src,
+            **tokens,
+        )
         parent = s.get(row, "id")
         for call in m.get("tool_calls") or []:
             if not isinstance(call, dict):
                 continue
             name = call.get("function") or "unknown"
             args = call.get("arguments")
-            short = next((args[k] for k in ("command", "cmd", "code", "path", "answer", "query")
-                          if isinstance(args, dict) and isinstance(args.get(k), str)), None)
+            short = next(
+                (
+                    args[k]
+                    for k in ("command", "cmd", "code", "path", "answer", "query")
+                    if isinstance(args, dict) and isinstance(args.get(k), str)
+                ),
+                None,
+            )
             cid = call.get("id")
             self.open_calls[cid or ""] = s.add(
-                role="tool", origin="tool", id=cid, parent_id=parent, ts=self.tool_times.get(cid) or ts,
-                text=one_line(f"{name}: {short if short is not None else to_json(args)}"), tool_name=name,
-                tool_call_id=cid, tool_input=to_json(args), raw_type="tool_call", source=src)
+                role="tool",
+                origin="tool",
+                id=cid,
+                parent_id=parent,
+                ts=self.tool_times.get(cid) or ts,
+                text=one_line(f"{name}: {short if short is not None else to_json(args)}"),
+                tool_name=name,
+                tool_call_id=cid,
+                tool_input=to_json(args),
+                raw_type="tool_call",
+                source=src,
+            )
 
     def tool(self, m: dict, text: str, src: str) -> None:
         s = self.s
@@ -279,7 +342,19 @@ class _Messages:
         row = self.open_calls.pop(m.get("tool_call_id") or "", None)
         if row is None:
             name = m.get("function") or "unknown"
-            row = s.add(role="tool", origin="tool", text=one_line(f"{name}: (result without a call)"),
-                        tool_name=name, tool_call_id=m.get("tool_call_id"), raw_type="tool", source=src)
-        s.set(row, tool_output=cap(text), tool_output_bytes=utf8_len(text), tool_status="error" if err else "ok",
-              source=src)
+            row = s.add(
+                role="tool",
+                origin="tool",
+                text=one_line(f"{name}: (result without a call)"),
+                tool_name=name,
+                tool_call_id=m.get("tool_call_id"),
+                raw_type="tool",
+                source=src,
+            )
+        s.set(
+            row,
+            tool_output=cap(text),
+            tool_output_bytes=utf8_len(text),
+            tool_status="error" if err else "ok",
+            source=src,
+        )

@@ -66,11 +66,17 @@ def read(path, report) -> list[Session]:
     doc = read_json(path)
     fmt = _format_of(doc)
     if fmt is None:
-        raise ValueError("not a mini-swe-agent trajectory (no trajectory_format \"mini-swe-agent-…\" with messages)")
+        raise ValueError('not a mini-swe-agent trajectory (no trajectory_format "mini-swe-agent-…" with messages)')
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
-    s = Session(session_id=content_id(path, raw), format=NAME, path=str(path), producer="mini-swe-agent",
-                producer_version=info.get("mini_version") if isinstance(info.get("mini_version"), str) else None,
-                title=path.name.split(".", 1)[0], model=_model(info))
+    s = Session(
+        session_id=content_id(path, raw),
+        format=NAME,
+        path=str(path),
+        producer="mini-swe-agent",
+        producer_version=info.get("mini_version") if isinstance(info.get("mini_version"), str) else None,
+        title=path.name.split(".", 1)[0],
+        model=_model(info),
+    )
     s.extra["trajectory_format"] = fmt
     for key in ("model_stats", "exit_status"):
         if key in info:
@@ -98,8 +104,14 @@ class _Mini(_Builder):
             if isinstance(m, dict):
                 self.message(i, m)
             else:
-                self.report.issues.append(Issue(self.path, None, "message is not a JSON object; skipped",
-                                                pointer=f"{self.base.split('#', 1)[1]}/{i}"))
+                self.report.issues.append(
+                    Issue(
+                        self.path,
+                        None,
+                        "message is not a JSON object; skipped",
+                        pointer=f"{self.base.split('#', 1)[1]}/{i}",
+                    )
+                )
 
     def message(self, i: int, m: dict) -> None:
         s = self.s
@@ -109,8 +121,9 @@ class _Mini(_Builder):
         first = len(s)
         if role == "exit":
             text = content_text(m.get("content")) or str(extra.get("exit_status") or "")
-            s.add(role="system", origin="harness", text=cap(text), text_bytes=utf8_len(text), raw_type="exit",
-                  source=src)
+            s.add(
+                role="system", origin="harness", text=cap(text), text_bytes=utf8_len(text), raw_type="exit", source=src
+            )
             if extra.get("exit_status"):
                 s.extra["exit_status"] = extra["exit_status"]
             return
@@ -118,13 +131,27 @@ class _Mini(_Builder):
             self.rejected_reply(extra, src)
             text = content_text(m.get("content"))
             self.pending_fence = None
-            s.add(role="user", origin="harness", ts=_ts(extra), text=cap(text), text_bytes=utf8_len(text),
-                  raw_type=f"user/{extra['interrupt_type']}", source=src)
+            s.add(
+                role="user",
+                origin="harness",
+                ts=_ts(extra),
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type=f"user/{extra['interrupt_type']}",
+                source=src,
+            )
             return
         if role == "user" and self.pending_fence is None:
             text = content_text(m.get("content"))
-            s.add(role="user", origin="harness" if self.seen_task else "human", ts=_ts(extra), text=cap(text),
-                  text_bytes=utf8_len(text), raw_type="user", source=src)
+            s.add(
+                role="user",
+                origin="harness" if self.seen_task else "human",
+                ts=_ts(extra),
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type="user",
+                source=src,
+            )
             self.seen_task = True
             return
         fence = self.pending_fence
@@ -151,13 +178,24 @@ class _Mini(_Builder):
     def rejected_reply(self, extra: dict, src: str) -> None:
         resp = extra.get("response")
         choices = resp.get("choices") if isinstance(resp, dict) else None
-        msg = choices[0].get("message") if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+        msg = (
+            choices[0].get("message")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict)
             else None
+        )
         if not isinstance(msg, dict):
             return
         text = content_text(msg.get("content"))
-        self.s.add(role="assistant", origin="model", ts=_ts(resp, "created"), text=cap(text),
-                   text_bytes=utf8_len(text), raw_type="assistant/rejected", source=src, **_response_fields(extra))
+        self.s.add(
+            role="assistant",
+            origin="model",
+            ts=_ts(resp, "created"),
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            raw_type="assistant/rejected",
+            source=src,
+            **_response_fields(extra),
+        )
 
 
 def _ts(d: Any, key: str = "timestamp") -> Any:
@@ -178,7 +216,12 @@ def _response_fields(extra: dict) -> dict:
         prompt, cached = usage.get("prompt_tokens") or 0, details.get("cached_tokens") or 0
         out_details = usage.get("completion_tokens_details")
         reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None
-        out.update(input_uncached=max(prompt - cached, 0), cache_read=cached, cache_write=0,
-                   output=usage.get("completion_tokens") or 0, reasoning=reasoning or 0,
-                   context_tokens=prompt)
+        out.update(
+            input_uncached=max(prompt - cached, 0),
+            cache_read=cached,
+            cache_write=0,
+            output=usage.get("completion_tokens") or 0,
+            reasoning=reasoning or 0,
+            context_tokens=prompt,
+        )
     return out

@@ -108,8 +108,9 @@ def _messages_of(value: Any) -> list | None:
     if not isinstance(value, list) or not value:
         return None
     for m in value:
-        if not (isinstance(m, dict) and "role" in m and "content" in m and isinstance(m["role"], str)
-                and m["role"] in ROLES):
+        if not (
+            isinstance(m, dict) and "role" in m and "content" in m and isinstance(m["role"], str) and m["role"] in ROLES
+        ):
             return None
     return value
 
@@ -195,14 +196,27 @@ class _Builder:
         else:
             self.pending_fence = None
             origin = "human" if role == "user" else "harness"
-            self.s.add(role="user" if role == "user" else "system", origin=origin, text=cap(text),
-                       text_bytes=utf8_len(text), raw_type=role, source=src)
+            self.s.add(
+                role="user" if role == "user" else "system",
+                origin=origin,
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type=role,
+                source=src,
+            )
 
     def assistant(self, m: dict, text: str, src: str) -> None:
         self.pending_fence = None
         s = self.s
-        row = s.add(role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text),
-                    thinking=m.get("reasoning_content") or None, raw_type="assistant", source=src)
+        row = s.add(
+            role="assistant",
+            origin="model",
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            thinking=m.get("reasoning_content") or None,
+            raw_type="assistant",
+            source=src,
+        )
         parent = s.get(row, "id")
         calls = m.get("tool_calls")
         calls = calls if isinstance(calls, list) else []
@@ -211,8 +225,9 @@ class _Builder:
                 continue
             fn = call.get("function") if isinstance(call.get("function"), dict) else {}
             cid = call.get("id") if isinstance(call.get("id"), str) else None
-            self.open_calls[cid or ""] = self.call_row(parent, cid, fn.get("name"),
-                                                       parse_arguments(fn.get("arguments")), src)
+            self.open_calls[cid or ""] = self.call_row(
+                parent, cid, fn.get("name"), parse_arguments(fn.get("arguments")), src
+            )
         fc = m.get("function_call")
         if isinstance(fc, dict):  # legacy function calling: the reply is role "function", matched by name
             fname = fc.get("name") if isinstance(fc.get("name"), str) else None
@@ -226,24 +241,38 @@ class _Builder:
         name = name or "unknown"
         short = args.get("command") if isinstance(args, dict) and isinstance(args.get("command"), str) else None
         text = one_line(f"{name}: {short or to_json(args)}")
-        return self.s.add(role="tool", origin="tool", parent_id=parent, text=text,
-                          tool_name=name, tool_call_id=call_id, tool_input=to_json(args), raw_type="tool_call",
-                          source=src)
+        return self.s.add(
+            role="tool",
+            origin="tool",
+            parent_id=parent,
+            text=text,
+            tool_name=name,
+            tool_call_id=call_id,
+            tool_input=to_json(args),
+            raw_type="tool_call",
+            source=src,
+        )
 
     def tool_reply(self, m: dict, text: str, src: str, role: str) -> None:
         key = m.get("tool_call_id") if role == "tool" else m.get("name")
         row = self.open_calls.pop(key, None) if isinstance(key, str) else self.open_calls.pop("", None)
         if row is None:  # a reply to no call we saw: keep it as a tool row of its own
             name = m.get("name") or "unknown"
-            row = self.s.add(role="tool", origin="tool", text=one_line(f"{name}: (reply without a call)"),
-                             tool_name=name, tool_call_id=m.get("tool_call_id"), raw_type=role, source=src)
+            row = self.s.add(
+                role="tool",
+                origin="tool",
+                text=one_line(f"{name}: (reply without a call)"),
+                tool_name=name,
+                tool_call_id=m.get("tool_call_id"),
+                raw_type=role,
+                source=src,
+            )
         self.fill(row, text, src)
 
     def fill(self, row: int, text: str, src: str) -> None:
         # `source` points at the reply: the output is the payload worth re-reading.
         self.pending_fence = None
-        self.s.set(row, tool_output=cap(text), tool_output_bytes=utf8_len(text), tool_status=_status(text),
-                   source=src)
+        self.s.set(row, tool_output=cap(text), tool_output_bytes=utf8_len(text), tool_status=_status(text), source=src)
 
 
 def _status(text: str) -> str:

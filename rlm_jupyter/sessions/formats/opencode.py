@@ -97,8 +97,9 @@ def _read_export(path: Path, issues: list[Issue]) -> list[Session]:
         info, entries, prefix = data["info"], data.get("messages"), "/messages"
     elif _is_message_list(data):
         info, entries, prefix = {"id": data[0]["info"]["sessionID"]}, data, ""
-        issues.append(Issue(spath, None, "a bare message list (no session info): title, version and cwd unknown",
-                            "note"))
+        issues.append(
+            Issue(spath, None, "a bare message list (no session info): title, version and cwd unknown", "note")
+        )
     else:
         raise ValueError("not an OpenCode export: expected {info, messages} with a ses_ id")
     msgs = []
@@ -109,8 +110,9 @@ def _read_export(path: Path, issues: list[Issue]) -> list[Session]:
             continue
         parts = entry.get("parts")
         if parts is not None and not isinstance(parts, list):
-            issues.append(Issue(spath, None, f"parts {str(parts)[:40]} is not a list; ignored", "invalid",
-                                f"{where}/parts"))
+            issues.append(
+                Issue(spath, None, f"parts {str(parts)[:40]} is not a list; ignored", "invalid", f"{where}/parts")
+            )
         parts = [p for p in parts if isinstance(p, dict)] if isinstance(parts, list) else []
         srcs = [f"{spath}#{where}/parts/{j}" for j in range(len(parts))]
         m = Msg(entry["info"], parts, f"{spath}#{where}", srcs)
@@ -131,8 +133,9 @@ def _read_folder(folder: Path, issues: list[Issue]) -> list[Session]:
     seen = {s.session_id for s in sessions}
     for s in store.read_tree(root, issues) if root is not None else ():
         if s.session_id in seen:
-            issues.append(Issue(str(root), None, f"session {s.session_id} is also in the SQLite db; loaded once",
-                                "duplicate"))
+            issues.append(
+                Issue(str(root), None, f"session {s.session_id} is also in the SQLite db; loaded once", "duplicate")
+            )
             continue
         sessions.append(s)
     return sessions

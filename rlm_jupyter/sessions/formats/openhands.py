@@ -59,7 +59,9 @@ def sniff(probe) -> bool:
             return False
     # The first element and every object must be events (a stray non-object is reported when read).
     return (
-        isinstance(value, list) and bool(value) and _is_event(value[0])
+        isinstance(value, list)
+        and bool(value)
+        and _is_event(value[0])
         and all(_is_event(e) for e in value if isinstance(e, dict))
     )
 
@@ -80,8 +82,10 @@ def sniff_dir(probe) -> bool:
 
 def discover(home: Path) -> list[Path]:
     """`~/.openhands/sessions/<sid>/events/` (FILE_STORE_PATH replaces `~/.openhands`)."""
-    store = Path(os.environ["FILE_STORE_PATH"]).expanduser() if os.environ.get("FILE_STORE_PATH") else (
-        Path(home) / ".openhands"
+    store = (
+        Path(os.environ["FILE_STORE_PATH"]).expanduser()
+        if os.environ.get("FILE_STORE_PATH")
+        else (Path(home) / ".openhands")
     )
     sessions = store / "sessions"
     if not sessions.is_dir():
@@ -117,8 +121,12 @@ def read(path, report) -> list[Session]:
         ev = drop_mistyped(ev, _EVENT_TYPES, report.issues, src.partition("#")[0], pointer=pointer)
         for key, types in _NESTED_TYPES.items():
             if type(ev.get(key)) is dict:
-                ev = {**ev, key: drop_mistyped(ev[key], types, report.issues, src.partition("#")[0], pointer=pointer,
-                                               prefix=f"{key}.")}
+                ev = {
+                    **ev,
+                    key: drop_mistyped(
+                        ev[key], types, report.issues, src.partition("#")[0], pointer=pointer, prefix=f"{key}."
+                    ),
+                }
         try:  # every record is untrusted: one that breaks the reader is skipped and reported (checks.py)
             b.event(ev, src)
         except Exception as exc:  # noqa: BLE001
@@ -130,16 +138,32 @@ def read(path, report) -> list[Session]:
 
 
 # Known keys of an event and their types: a value of another type is noted (with its pointer) and read as missing.
-_EVENT_TYPES = {"id": (int, str), "action": (str,), "observation": (str,), "source": (str,), "cause": (int, str),
-                "message": (str,), "content": (str,), "args": (dict,), "extras": (dict,), "tool_call_metadata": (dict,)}
+_EVENT_TYPES = {
+    "id": (int, str),
+    "action": (str,),
+    "observation": (str,),
+    "source": (str,),
+    "cause": (int, str),
+    "message": (str,),
+    "content": (str,),
+    "args": (dict,),
+    "extras": (dict,),
+    "tool_call_metadata": (dict,),
+}
 _NESTED_TYPES = {
-    "args": {"content": (str,), "thought": (str,), "image_urls": (list,), "forgotten_event_ids": (list,),
-             "summary": (str,)},
+    "args": {
+        "content": (str,),
+        "thought": (str,),
+        "image_urls": (list,),
+        "forgotten_event_ids": (list,),
+        "summary": (str,),
+    },
     "tool_call_metadata": {"function_name": (str,), "tool_call_id": (str,), "model_response": (dict,)},
 }
 _RESPONSE_TYPES = {"id": (str,), "model": (str,), "usage": (dict,)}
-_USAGE_TYPES = {k: (int,) for k in ("prompt_tokens", "completion_tokens", "cache_read_input_tokens",
-                                    "cache_creation_input_tokens")}
+_USAGE_TYPES = {
+    k: (int,) for k in ("prompt_tokens", "completion_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+}
 
 
 def _has_zone(ts: str) -> bool:
@@ -195,14 +219,34 @@ class _Builder:
         elif kind == "message":
             text = _message_text(ev, args)
             if source == "user":
-                self._note(ev, s.add(role="user", origin="human", ts=ts, text=cap(text), text_bytes=utf8_len(text),
-                                     raw_type="action/message", source=src))
+                self._note(
+                    ev,
+                    s.add(
+                        role="user",
+                        origin="human",
+                        ts=ts,
+                        text=cap(text),
+                        text_bytes=utf8_len(text),
+                        raw_type="action/message",
+                        source=src,
+                    ),
+                )
             else:
                 self._assistant(ev, text, src)
         elif kind in _HARNESS_ACTIONS or source != "agent":
             text = _text(args.get("content") or ev.get("message"))
-            self._note(ev, s.add(role="system", origin="harness", ts=ts, text=cap(text), text_bytes=utf8_len(text),
-                                 raw_type=f"action/{kind}", source=src))
+            self._note(
+                ev,
+                s.add(
+                    role="system",
+                    origin="harness",
+                    ts=ts,
+                    text=cap(text),
+                    text_bytes=utf8_len(text),
+                    raw_type=f"action/{kind}",
+                    source=src,
+                ),
+            )
         else:
             self.tool_action(ev, kind, args, src)
 
@@ -212,11 +256,21 @@ class _Builder:
         resp = _response(ev)
         if resp:
             path, _, pointer = src.partition("#")
-            resp = drop_mistyped(resp, _RESPONSE_TYPES, self.issues, path, pointer=pointer or None,
-                                 prefix="model_response.")
+            resp = drop_mistyped(
+                resp, _RESPONSE_TYPES, self.issues, path, pointer=pointer or None, prefix="model_response."
+            )
             if type(resp.get("usage")) is dict:
-                resp = {**resp, "usage": drop_mistyped(resp["usage"], _USAGE_TYPES, self.issues, path,
-                                                       pointer=pointer or None, prefix="model_response.usage.")}
+                resp = {
+                    **resp,
+                    "usage": drop_mistyped(
+                        resp["usage"],
+                        _USAGE_TYPES,
+                        self.issues,
+                        path,
+                        pointer=pointer or None,
+                        prefix="model_response.usage.",
+                    ),
+                }
         rid = _key(resp.get("id")) if resp else None
         if rid and rid in self.responses:
             row = self.responses[rid]
@@ -227,9 +281,17 @@ class _Builder:
         model = resp.get("model") if resp else None
         if isinstance(model, str) and model:
             s.model = model
-        row = s.add(role="assistant", origin="model", ts=ev.get("timestamp"), text=cap(text),
-                    text_bytes=utf8_len(text), model=model, raw_type=f"action/{ev.get('action')}", source=src,
-                    **_usage(resp))
+        row = s.add(
+            role="assistant",
+            origin="model",
+            ts=ev.get("timestamp"),
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            model=model,
+            raw_type=f"action/{ev.get('action')}",
+            source=src,
+            **_usage(resp),
+        )
         if rid:
             self.responses[rid] = row
         return self._note(ev, row)
@@ -243,10 +305,18 @@ class _Builder:
         meta = ev.get("tool_call_metadata") if isinstance(ev.get("tool_call_metadata"), dict) else {}
         name = meta.get("function_name") or kind
         tool_input = {k: v for k, v in args.items() if k not in _TOOL_ARG_DROP}
-        row = s.add(role="tool", origin="tool", parent_id=s.get(parent_row, "id"), ts=ev.get("timestamp"),
-                    text=one_line(f"{name}: {_short(kind, args)}"), tool_name=name,
-                    tool_call_id=meta.get("tool_call_id"), tool_input=to_json(tool_input),
-                    raw_type=f"action/{kind}", source=src)
+        row = s.add(
+            role="tool",
+            origin="tool",
+            parent_id=s.get(parent_row, "id"),
+            ts=ev.get("timestamp"),
+            text=one_line(f"{name}: {_short(kind, args)}"),
+            tool_name=name,
+            tool_call_id=meta.get("tool_call_id"),
+            tool_input=to_json(tool_input),
+            raw_type=f"action/{kind}",
+            source=src,
+        )
         self.by_action[_key(ev.get("id"))] = row
         self._note(ev, row)
 
@@ -262,13 +332,27 @@ class _Builder:
             what = f"events {start}–{end}"
         else:
             what = "no events named"
-        s.add(role="system", origin="harness", ts=ev.get("timestamp"), text=f"context condensed: {what} forgotten",
-              boundary="compaction", raw_type="action/condensation", source=src)
+        s.add(
+            role="system",
+            origin="harness",
+            ts=ev.get("timestamp"),
+            text=f"context condensed: {what} forgotten",
+            boundary="compaction",
+            raw_type="action/condensation",
+            source=src,
+        )
         summary = args.get("summary")
         if isinstance(summary, str) and summary:
-            s.add(role="user", origin="summary", ts=ev.get("timestamp"), text=cap(summary),
-                  text_bytes=utf8_len(summary), boundary="summary", raw_type="action/condensation/summary",
-                  source=src)
+            s.add(
+                role="user",
+                origin="summary",
+                ts=ev.get("timestamp"),
+                text=cap(summary),
+                text_bytes=utf8_len(summary),
+                boundary="summary",
+                raw_type="action/condensation/summary",
+                source=src,
+            )
 
     # -- observations
 
@@ -281,25 +365,34 @@ class _Builder:
         text = strip_data_urls(ev.get("content") if isinstance(ev.get("content"), str) else _text(ev.get("message")))
         row = self.by_action.pop(_key(ev.get("cause")), None)
         if row is None:  # nothing asked for it (recall knowledge, a stray error…): a harness row
-            self._note(ev, self.s.add(role="system", origin="harness", ts=ev.get("timestamp"), text=cap(text),
-                                      text_bytes=utf8_len(text), raw_type=f"observation/{kind}", source=src))
+            self._note(
+                ev,
+                self.s.add(
+                    role="system",
+                    origin="harness",
+                    ts=ev.get("timestamp"),
+                    text=cap(text),
+                    text_bytes=utf8_len(text),
+                    raw_type=f"observation/{kind}",
+                    source=src,
+                ),
+            )
             return
         extras = ev.get("extras") if isinstance(ev.get("extras"), dict) else {}
         code = extras.get("exit_code")
         if code is None and isinstance(extras.get("metadata"), dict):
             code = extras["metadata"].get("exit_code")
         failed = kind == "error" or (isinstance(code, int) and code > 0)  # -1 means no exit code (timeout)
-        self.s.set(row, tool_output=cap(text), tool_output_bytes=utf8_len(text),
-                   tool_status="error" if failed else "ok")
+        self.s.set(
+            row, tool_output=cap(text), tool_output_bytes=utf8_len(text), tool_status="error" if failed else "ok"
+        )
         self._note(ev, row)
 
     def finish(self) -> None:
         """Rows of forgotten events leave the context (they stay in the table)."""
         s = self.s
         for eid, rows in self.rows_of.items():
-            if eid in self.forgotten or (
-                isinstance(eid, int) and any(a <= eid <= b for a, b in self.forgotten_ranges)
-            ):
+            if eid in self.forgotten or (isinstance(eid, int) and any(a <= eid <= b for a, b in self.forgotten_ranges)):
                 for r in rows:
                     s.set(r, in_context=False)
 
@@ -357,4 +450,3 @@ def _short(kind: str, args: dict) -> str:
         if isinstance(args.get(key), str) and args[key]:
             return args[key]
     return kind
-

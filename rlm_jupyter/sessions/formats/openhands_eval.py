@@ -31,8 +31,11 @@ def sniff(probe) -> bool:
         return _is_output(first)
     # a line is often longer than the head: look at its start (EvalOutput writes instance_id first)
     head = probe.head.lstrip()
-    return head.startswith(b'{"instance_id"') and b'"history": [' in head or (
-        head.startswith(b'{"instance_id"') and b'"history":[' in head)
+    return (
+        head.startswith(b'{"instance_id"')
+        and b'"history": [' in head
+        or (head.startswith(b'{"instance_id"') and b'"history":[' in head)
+    )
 
 
 def _is_output(rec: Any) -> bool:
@@ -45,14 +48,20 @@ def read(path, report) -> list[Session]:
     naive = False
     for lineno, rec in iter_jsonl(path, report.issues):
         if not _is_output(rec):
-            report.issues.append(Issue(str(path), lineno, "not an evaluation output (no instance_id and history); "
-                                       "line skipped"))
+            report.issues.append(
+                Issue(str(path), lineno, "not an evaluation output (no instance_id and history); line skipped")
+            )
             continue
         meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
         llm = meta.get("llm_config") if isinstance(meta.get("llm_config"), dict) else {}
-        s = Session(session_id=f"{path.parent.name}/{rec['instance_id']}", format=NAME, path=str(path),
-                    producer="openhands", title=str(rec["instance_id"]),
-                    model=llm.get("model") if isinstance(llm.get("model"), str) else None)
+        s = Session(
+            session_id=f"{path.parent.name}/{rec['instance_id']}",
+            format=NAME,
+            path=str(path),
+            producer="openhands",
+            title=str(rec["instance_id"]),
+            model=llm.get("model") if isinstance(llm.get("model"), str) else None,
+        )
         s.extra.update({k: rec[k] for k in ("test_result", "metrics", "error") if rec.get(k) is not None})
         if meta.get("agent_class"):
             s.extra["agent_class"] = meta["agent_class"]

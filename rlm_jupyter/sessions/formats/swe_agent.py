@@ -44,10 +44,10 @@ def sniff(probe) -> bool:
     if value is not None:
         return _is_traj(value)
     # Pretty-printed: top-level keys are indented by 4 spaces (json.dump(indent=4)) or 2.
-    return any(k in probe.head for k in (b'\n    "history": [', b'\n  "history": [', b'\n    "trajectory": [',
-                                         b'\n  "trajectory": [')) and (
-        b'"role"' in probe.head or b'"action"' in probe.head
-    )
+    return any(
+        k in probe.head
+        for k in (b'\n    "history": [', b'\n  "history": [', b'\n    "trajectory": [', b'\n  "trajectory": [')
+    ) and (b'"role"' in probe.head or b'"action"' in probe.head)
 
 
 def _is_traj(value: dict) -> bool:
@@ -65,8 +65,14 @@ def read(path, report) -> list[Session]:
     doc = read_json(path)
     if not isinstance(doc, dict) or not _is_traj(doc):
         raise ValueError("not a SWE-agent trajectory (no history or trajectory list)")
-    s = Session(session_id=content_id(path, raw), format=NAME, path=str(path), producer="swe-agent",
-                title=path.name.split(".", 1)[0], model=_model(doc))
+    s = Session(
+        session_id=content_id(path, raw),
+        format=NAME,
+        path=str(path),
+        producer="swe-agent",
+        title=path.name.split(".", 1)[0],
+        model=_model(doc),
+    )
     info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
     if isinstance(info.get("model_stats"), dict):
         s.extra["model_stats"] = info["model_stats"]
@@ -99,8 +105,16 @@ def _model(doc: dict) -> str | None:
 
 
 # Known keys of a history message: a value of another type is noted (with its pointer) and read as missing.
-_MESSAGE_TYPES = {"role": (str,), "content": (str, list), "message_type": (str,), "tool_calls": (list,),
-                  "tool_call_ids": (list,), "tool_call_id": (str,), "action": (str,), "thought": (str,)}
+_MESSAGE_TYPES = {
+    "role": (str,),
+    "content": (str, list),
+    "message_type": (str,),
+    "tool_calls": (list,),
+    "tool_call_ids": (list,),
+    "tool_call_id": (str,),
+    "action": (str,),
+    "thought": (str,),
+}
 _STEP_TYPES = {"response": (str,), "thought": (str,), "action": (str,), "observation": (str,)}
 
 
@@ -131,12 +145,19 @@ class _History:
         mtype = m.get("message_type") or role
         s = self.s
         if m.get("is_demo"):
-            s.add(role=role if role in ("system", "user", "assistant") else "user", origin="harness",
-                  text=cap(text), text_bytes=utf8_len(text), raw_type=f"demo/{mtype}", source=src)
+            s.add(
+                role=role if role in ("system", "user", "assistant") else "user",
+                origin="harness",
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type=f"demo/{mtype}",
+                source=src,
+            )
         elif role == "system":
             self.commands.update(_COMMAND_DOC.findall(text))
-            s.add(role="system", origin="harness", text=cap(text), text_bytes=utf8_len(text), raw_type=mtype,
-                  source=src)
+            s.add(
+                role="system", origin="harness", text=cap(text), text_bytes=utf8_len(text), raw_type=mtype, source=src
+            )
         elif role == "assistant":
             self.assistant(m, text, mtype, src)
         elif role == "tool":
@@ -146,22 +167,42 @@ class _History:
         else:
             origin = "harness" if self.seen_task else "human"
             self.seen_task = True
-            s.add(role="user" if role == "user" else "system", origin=origin, text=cap(text),
-                  text_bytes=utf8_len(text), raw_type=mtype, source=src)
+            s.add(
+                role="user" if role == "user" else "system",
+                origin=origin,
+                text=cap(text),
+                text_bytes=utf8_len(text),
+                raw_type=mtype,
+                source=src,
+            )
 
     def assistant(self, m: dict, text: str, mtype: str, src: str) -> None:
         s = self.s
         self.pending_action = None
-        row = s.add(role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text), model=s.model,
-                    raw_type=mtype, source=src)
+        row = s.add(
+            role="assistant",
+            origin="model",
+            text=cap(text),
+            text_bytes=utf8_len(text),
+            model=s.model,
+            raw_type=mtype,
+            source=src,
+        )
         parent = s.get(row, "id")
         calls = m.get("tool_calls")
         if isinstance(calls, list) and calls:
             for j, call in enumerate(calls):
                 if not isinstance(call, dict) or not isinstance(call.get("function", {}), dict):
                     path, _, pointer = src.partition("#")
-                    self.issues.append(Issue(path, None, f"tool call {str(to_json(call))[:40]} is not an object with a "
-                                             "function object; ignored", "invalid", f"{pointer}/tool_calls/{j}"))
+                    self.issues.append(
+                        Issue(
+                            path,
+                            None,
+                            f"tool call {str(to_json(call))[:40]} is not an object with a function object; ignored",
+                            "invalid",
+                            f"{pointer}/tool_calls/{j}",
+                        )
+                    )
                     continue
                 fn = call.get("function") if isinstance(call.get("function"), dict) else {}
                 args = parse_arguments(fn.get("arguments"))
@@ -199,8 +240,17 @@ def _call_row(s: Session, parent: str | None, name: str | None, call_id: str | N
         short = str(next(iter(args.values())))
     else:
         short = to_json(args) or ""
-    return s.add(role="tool", origin="tool", parent_id=parent, text=one_line(f"{name}: {short}"), tool_name=name,
-                 tool_call_id=call_id, tool_input=to_json(args), raw_type="action", source=src)
+    return s.add(
+        role="tool",
+        origin="tool",
+        parent_id=parent,
+        text=one_line(f"{name}: {short}"),
+        tool_name=name,
+        tool_call_id=call_id,
+        tool_input=to_json(args),
+        raw_type="action",
+        source=src,
+    )
 
 
 def _step(s: Session, src: str, step: Any) -> None:
@@ -208,8 +258,9 @@ def _step(s: Session, src: str, step: Any) -> None:
     if not isinstance(step, dict):
         return
     text = _text(step.get("response") or step.get("thought"))
-    row = s.add(role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text), raw_type="step",
-                source=src)
+    row = s.add(
+        role="assistant", origin="model", text=cap(text), text_bytes=utf8_len(text), raw_type="step", source=src
+    )
     action = _text(step.get("action")).strip()
     if action:
         out = _text(step.get("observation"))
