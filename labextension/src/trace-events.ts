@@ -74,7 +74,7 @@ export interface ContextShape {
   last?: string | null;
 }
 
-/** Where a re-run came from (rlm/rerun.py). */
+/** Where a re-run came from (engine/rerun.py). */
 export interface RerunOf {
   run?: string | null;
   trace_path?: string | null;
