@@ -96,3 +96,18 @@ def first_json_line(head: bytes) -> Any | None:
             except (orjson.JSONDecodeError, ValueError):
                 return None
     return None
+
+
+# Typed views of a parsed JSON value that may be anything (the readers parse hostile input): the value itself when
+# it has the expected type, else an empty default. They give the type checker what `x if isinstance(x, dict) else {}`
+# cannot when `x` is a call such as `rec.get("k")`.
+def as_dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..checks import drop_mistyped, record_failed
+from ..jsonio import as_dict
 from ..model import Issue, Session
 from ..textutil import cap, media_placeholder, one_line, strip_data_urls, time_or_raw, to_json, utf8_len
 
@@ -34,7 +35,7 @@ _INFO_TYPES = {
     "error": (dict,),
     "cost": _NUM,
 }
-_NESTED_TYPES = {
+_NESTED_TYPES: dict[str, dict[str, tuple[type, ...]]] = {
     "tokens": {"input": _NUM, "output": _NUM, "reasoning": _NUM, "cache": (dict,)},
     "time": {"created": _NUM, "updated": _NUM, "completed": _NUM},
 }
@@ -79,9 +80,10 @@ def _time(obj: Any, key: str = "created") -> Any:
     return t.get(key) if isinstance(t, dict) else None
 
 
-def _ts(obj: Any, key: str = "created") -> int | None:
-    """A `time.<key>` as epoch microseconds. OpenCode writes every time as epoch milliseconds (JS `Date.now()`);
-    `Session.add` takes a bare int as microseconds already, so the unit is converted here, not guessed."""
+def _ts(obj: Any, key: str = "created") -> Any:
+    """A `time.<key>` as epoch microseconds (an int), None, or a raw value for checks.py to report. OpenCode
+    writes every time as epoch milliseconds (JS `Date.now()`); `Session.add` takes a bare int as microseconds
+    already, so the unit is converted here, not guessed."""
     value = _time(obj, key)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         us = value * 1000
@@ -317,8 +319,8 @@ class _Builder:
             texts.append(f"[{name}: {msg}]" if msg else f"[{name}]")
         text = _join(texts)
         think = _join(thinking)
-        tokens = info.get("tokens") if isinstance(info.get("tokens"), dict) else {}
-        cache = tokens.get("cache") if isinstance(tokens.get("cache"), dict) else {}
+        tokens = as_dict(info.get("tokens"))
+        cache = as_dict(tokens.get("cache"))
         summary = info.get("summary") is True
         cost = info.get("cost")
         model = _model_id(info)
@@ -355,7 +357,7 @@ class _Builder:
             self.other_part(m, part, src)
 
     def tool(self, m: Msg, part: dict, src: str) -> None:
-        state = part.get("state") if isinstance(part.get("state"), dict) else {}
+        state = as_dict(part.get("state"))
         name = part.get("tool") or "?"
         status = state.get("status")
         inp = state.get("input")
@@ -374,7 +376,7 @@ class _Builder:
             out = out if isinstance(out, str) or out is None else to_json(out)
         else:  # pending / running: no result yet
             out, tool_status = None, None
-        meta = state.get("metadata") if isinstance(state.get("metadata"), dict) else {}
+        meta = as_dict(state.get("metadata"))
         text = _brief(name, inp)
         child = meta.get("sessionId") if name == "task" else None
         if isinstance(child, str) and child:
@@ -409,8 +411,8 @@ class _Builder:
 
     def other_part(self, m: Msg, part: dict, src: str) -> None:
         if part.get("type") == "retry":
-            err = part.get("error") if isinstance(part.get("error"), dict) else {}
-            data = err.get("data") if isinstance(err.get("data"), dict) else {}
+            err = as_dict(part.get("error"))
+            data = as_dict(err.get("data"))
             text = one_line(f"retry {part.get('attempt')}: {err.get('name') or ''} {data.get('message') or ''}", 400)
             self.s.add(
                 role="system",

@@ -182,13 +182,13 @@ def read_db(path: Path, issues: list[Issue]) -> list[Session]:
             for pid, mid, data in conn.execute(
                 "SELECT id, message_id, data FROM part WHERE session_id = ? ORDER BY id", (sid,)
             ):
-                m = by_id.get(mid)
-                rec = _load(data, f"part/{pid}", spath, issues) if m is not None else None
-                if rec is None:
+                owner = by_id.get(mid)
+                rec = _load(data, f"part/{pid}", spath, issues) if owner is not None else None
+                if owner is None or rec is None:
                     continue
                 rec.update(id=pid, messageID=mid, sessionID=sid)
-                m.parts.append(rec)
-                m.part_sources.append(f"{spath}#part/{pid}")
+                owner.parts.append(rec)
+                owner.part_sources.append(f"{spath}#part/{pid}")
             sessions.append(build(info, msgs, spath, ordered=True, issues=issues))
     return sessions
 

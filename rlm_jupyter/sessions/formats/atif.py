@@ -33,7 +33,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..jsonio import read_json
+from ..jsonio import as_dict, read_json
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, one_line, to_json, utf8_len
 from .openai_messages import content_id, content_text
@@ -136,7 +136,7 @@ class _Reader:
         self.report.issues.append(Issue(str(self.path), None, reason, kind, pointer=pointer))
 
     def trajectory(self, doc: dict, sid: str, parent: str | None, base: str) -> Session:
-        agent = doc.get("agent") if isinstance(doc.get("agent"), dict) else {}
+        agent = as_dict(doc.get("agent"))
         s = Session(
             session_id=sid,
             format=NAME,
@@ -220,7 +220,7 @@ class _Steps:
         source = st.get("source")
         text = content_text(st.get("message"))
         ts = st.get("timestamp")
-        extra = st.get("extra") if isinstance(st.get("extra"), dict) else {}
+        extra = as_dict(st.get("extra"))
         copied = st.get("is_copied_context") is True
         ours = _ours(extra)
         if source == "agent":
@@ -237,7 +237,7 @@ class _Steps:
                 source=src,
             )
         else:
-            cm = extra.get("context_management") if isinstance(extra.get("context_management"), dict) else {}
+            cm = as_dict(extra.get("context_management"))
             kind = cm.get("type") if cm.get("type") in _BOUNDARIES else None
             if source != "system":
                 self.reader.issue(
@@ -318,7 +318,7 @@ class _Steps:
             children = self.subagents(res.get("subagent_trajectory_ref"), rsrc)
             if not out and children:
                 out = "sub-agent: " + ", ".join(children)
-            extra = res.get("extra") if isinstance(res.get("extra"), dict) else {}
+            extra = as_dict(res.get("extra"))
             code = extra.get("exit_code")
             failed = (
                 extra.get("is_error") is True
@@ -365,7 +365,7 @@ class _Steps:
                     or Path(tpath).name.removesuffix(".json")
                 )
                 base = f"{self.reader.path.parent / tpath}#"
-            elif tid in self.embedded:
+            elif tid is not None and tid in self.embedded:
                 i, doc = self.embedded.pop(tid)
                 key, base = tid, f"{self.base}/subagent_trajectories/{i}"
             else:
@@ -437,7 +437,7 @@ def _int(v: Any) -> int:
 def _usage(metrics: Any) -> dict:
     if not isinstance(metrics, dict):
         return {}
-    extra = metrics.get("extra") if isinstance(metrics.get("extra"), dict) else {}
+    extra = as_dict(metrics.get("extra"))
     prompt, cached = _int(metrics.get("prompt_tokens")), _int(metrics.get("cached_tokens"))
     write = _int(extra.get("cache_creation_input_tokens"))
     out: dict = {

@@ -19,13 +19,14 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..checks import drop_mistyped, record_failed
-from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, read_head, recover_line
+from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, as_dict, as_str, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, utf8_len
 
@@ -373,13 +374,14 @@ class _Reader:
         self.uuid_rows: dict[str, list[int]] = {}  # uuid -> tool rows its record filled (beyond by_uuid)
         self.reattached: int | None = None  # the boundary row whose re-attached files are being read
         self.titles: dict[str, str] = {}
-        self.summaries: list[tuple[str, str]] = []  # (leafUuid, summary)
+        self.summaries: list[tuple[object, str]] = []  # (leafUuid as written, summary)
         self.other_sids: set[str] = set()
         self.child = False
         self.first_prompt: str | None = None
         self._line_uuid: Any = None
         self.subagent_links: dict[str, str] = {}
-        self.handlers = {
+        # keyed by the record's `type`, which may be missing (None)
+        self.handlers: dict[str | None, Callable[[int, dict], None]] = {
             "user": self.user,
             "assistant": self.assistant,
             "system": self.system,
@@ -435,6 +437,15 @@ class _Reader:
 
     def _src(self, lineno: int) -> str:
         return f"{self.prefix}{lineno}"
+
+    @property
+    def session(self) -> Session:
+        """The session being built. Handlers run only once _open opened it; None here is a bug, reported as a
+        failed record like any other exception."""
+        s = self.s
+        if s is None:
+            raise RuntimeError("no session open yet")
+        return s
 
     def _seen(self, rec: dict, lineno: int) -> bool:
         """A record replayed by a fork/resume: same uuid, kind and time as one met before. Keep the first copy.
@@ -544,7 +555,7 @@ class _Reader:
         capped = cap(out)
         if i is None:
             # A result whose call is not in this file (or has no id): keep it, outside the tool-call counts.
-            s = self.s
+            s = self.session
             s.add(
                 role="user",
                 origin="tool",
@@ -564,7 +575,7 @@ class _Reader:
             tur = rec.get("toolUseResult")
             if type(tur) is dict and "agentId" in tur:
                 child = self._subagent_of(rec)
-                if child is not None:
+                if child is not None and type(call_id) is str:  # it is (by_tool has it): for the type checker
                     self.subagent_links[call_id] = child
                     capped = f"{capped}\n[sub-agent session: {child}]"
             cols = self.cols
@@ -576,7 +587,9 @@ class _Reader:
             self.by_uuid.setdefault(uuid, i)
             self._note_uuid(uuid, i)
         if out.startswith(CLEARED_PLACEHOLDER):  # micro-compacted before it was written: no record says when
-            self.s.cleared.setdefault(i, {"kind": "microcompact", "note": "the original output is not in the file"})
+            self.session.cleared.setdefault(
+                i, {"kind": "microcompact", "note": "the original output is not in the file"}
+            )
 
     def _note_uuid(self, uuid: Any, row: int) -> None:
         if type(uuid) is str:
@@ -591,13 +604,13 @@ class _Reader:
         tur = rec.get("toolUseResult")
         if type(tur) is dict:
             agent = tur.get("agentId")
-            if isinstance(agent, str) and agent and self.s.parent_session_id is None:
-                return f"{self.s.session_id}:agent-{agent}"
+            if isinstance(agent, str) and agent and self.session.parent_session_id is None:
+                return f"{self.session.session_id}:agent-{agent}"
         return None
 
     def _text_row(self, lineno, rec, rid, role, origin, text, *, boundary=None, raw_type=None, ts=None) -> int:
         capped = cap(text)
-        i = self.s.add(
+        i = self.session.add(
             role=role,
             origin=origin,
             id=rid,
@@ -636,7 +649,7 @@ class _Reader:
         model = mget("model")
         synthetic = model == "<synthetic>" or bool(get("isApiErrorMessage"))
         if i is None:
-            i = self.s.add(
+            i = self.session.add(
                 role="assistant",
                 origin="harness" if synthetic else "model",
                 id=mid or uuid,
@@ -695,13 +708,13 @@ class _Reader:
         )
         if not edits:
             return
-        tools = sum(e.get("cleared_tool_uses") for e in edits if type(e.get("cleared_tool_uses")) is int)
-        thinking = sum(e.get("cleared_thinking_turns") for e in edits if type(e.get("cleared_thinking_turns")) is int)
-        saved = sum(e.get("cleared_input_tokens") for e in edits if type(e.get("cleared_input_tokens")) is int)
+        tools = sum(_int(e.get("cleared_tool_uses")) or 0 for e in edits)
+        thinking = sum(_int(e.get("cleared_thinking_turns")) or 0 for e in edits)
+        saved = sum(_int(e.get("cleared_input_tokens")) or 0 for e in edits)
         kinds = ", ".join(dict.fromkeys(str(e.get("type")) for e in edits))
         what = [f"{tools} tool use(s)"] if tools else []
         what += [f"{thinking} thinking turn(s)"] if thinking else []
-        self.s.window[i] = {
+        self.session.window[i] = {
             "kind": "context_edit",
             "how": "inferred",
             "clear_oldest": tools,
@@ -736,7 +749,7 @@ class _Reader:
         call_id = get("id")
         inp = get("input")
         cols = self.cols
-        j = self.s.add(
+        j = self.session.add(
             role="tool",
             origin="tool",
             id=call_id,
@@ -785,7 +798,7 @@ class _Reader:
                 else []
             )
             trigger = meta.get("trigger") or rec.get("trigger")
-            self.s.window[i] = {
+            self.session.window[i] = {
                 "kind": "compaction",
                 "keep_uuids": uuids,
                 "tokens_before": pre,
@@ -830,11 +843,11 @@ class _Reader:
         )
         found = [self.by_tool[t] for t in ids if t in self.by_tool]
         for j in found:
-            self.s.cleared[j] = {"kind": "microcompact", "by": i}
+            self.session.cleared[j] = {"kind": "microcompact", "by": i}
         note = f"compactedToolIds names {len(ids)} tool result(s)"
         if len(found) < len(ids):
             note += f", {len(ids) - len(found)} of them not in this file"
-        self.s.window[i] = {
+        self.session.window[i] = {
             "kind": "microcompact",
             "tokens_before": pre,
             "tokens_removed": saved,
@@ -847,7 +860,7 @@ class _Reader:
         text = text if isinstance(text, str) else ""
         leaf = rec.get("leafUuid")
         self.summaries.append((leaf, text))
-        self.s.add(
+        self.session.add(
             role="system",
             origin="harness",
             text=cap(text),
@@ -863,7 +876,7 @@ class _Reader:
 
     def pr_link(self, lineno: int, rec: dict) -> None:
         text = f"PR #{rec.get('prNumber')} {rec.get('prRepository') or ''} {rec.get('prUrl') or ''}"
-        self.s.add(
+        self.session.add(
             role="system",
             origin="harness",
             ts=rec.get("timestamp"),
@@ -873,8 +886,8 @@ class _Reader:
         )
 
     def attachment(self, lineno: int, rec: dict) -> None:
-        att = rec.get("attachment")
-        kind = att.get("type") if type(att) is dict else None
+        att = as_dict(rec.get("attachment"))
+        kind = att.get("type")
         if kind is not None and type(kind) is not str:
             self.issues.append(
                 Issue(
@@ -886,7 +899,7 @@ class _Reader:
             )
             return
         if kind == "file" and self.reattached is not None:  # re-attached by the compaction before it
-            hint = self.s.window.get(self.reattached)
+            hint = self.session.window.get(self.reattached)
             if hint is not None:
                 hint.setdefault("files", []).append(str(att.get("filename") or att.get("path") or "?"))
         if kind not in _ATTACHMENT_ROWS or self._seen(rec, lineno):
@@ -928,10 +941,10 @@ class _Reader:
     def unknown(self, lineno: int, rec: dict) -> None:
         t = rec.get("type")
         raw = to_json(rec) or ""
-        self.s.add(
+        self.session.add(
             role="system",
             origin="harness",
-            id=rec.get("uuid") if isinstance(rec.get("uuid"), str) else None,
+            id=as_str(rec.get("uuid")),
             ts=rec.get("timestamp"),
             text=cap(raw, 2000),
             text_bytes=utf8_len(raw),
@@ -950,7 +963,7 @@ class _Reader:
             # Only bookkeeping/unknown records: name the session after the file.
             rec = {"sessionId": Path(self.path).stem, "type": "system"}
             self._open(rec)
-            s = self.s
+            s = self.session
         if self.dupes:
             self.issues.append(
                 Issue(
@@ -991,9 +1004,9 @@ class _Reader:
                 if boundary == last and i < last:
                     cols["in_context"][i] = True
             for uuid in self.preserved.get(last, ()):  # preserved messages named by the last boundary
-                i = self.by_uuid.get(uuid) if isinstance(uuid, str) else None
-                if i is not None and i < last:
-                    cols["in_context"][i] = True
+                row = self.by_uuid.get(uuid) if isinstance(uuid, str) else None
+                if row is not None and row < last:
+                    cols["in_context"][row] = True
         self._window_hints()
         if self.models:
             s.model = self.models.most_common(1)[0][0]
@@ -1005,10 +1018,10 @@ class _Reader:
     def _window_hints(self) -> None:
         """A boundary's preserved records as row ids: a user/attachment row is its uuid, an assistant row its message
         id, a tool row its tool_use id (from the call or from the result)."""
-        cols = self.s.columns
+        cols = self.session.columns
         ids, roles = cols["id"], cols["role"]
         for i in self.boundaries:
-            hint = self.s.window.get(i)
+            hint = self.session.window.get(i)
             if hint is None or "keep_uuids" not in hint:
                 continue
             uuids = hint.pop("keep_uuids")
@@ -1036,7 +1049,7 @@ class _Reader:
                 return one_line(text)
         if self.first_prompt:
             return one_line(self.first_prompt)
-        roles, texts = self.s.columns["role"], self.s.columns["text"]
+        roles, texts = self.session.columns["role"], self.session.columns["text"]
         for role, text in zip(roles, texts, strict=True):
             if role == "user" and text:
                 return one_line(text)

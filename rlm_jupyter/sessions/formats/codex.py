@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ..checks import record_failed
-from ..jsonio import READ_BUFFER
+from ..jsonio import READ_BUFFER, as_str
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
@@ -446,7 +447,8 @@ class _Reader:
             "agent_message": self._agent_item,
             "compaction": self._compaction_item,
         }
-        self.events = {
+        # keyed by payload.type, which may be missing (None)
+        self.events: dict[str | None, Callable[[dict, Any, int], None]] = {
             "token_count": self._token_count,
             "user_message": self._user_event,
             "agent_message": self._agent_event,
@@ -478,7 +480,7 @@ class _Reader:
             self.start(p, ts)
             return
         sid = p.get("id") or p.get("session_id")
-        if sid == self.s.session_id:
+        if sid == self.session.session_id:
             return  # a resume re-stamping the same session
         # Another session's meta inside this file: a fork or spawned agent replaying that session's history.
         # The replayed rows that follow are kept (the child model saw them); this row marks where they begin.
@@ -491,12 +493,21 @@ class _Reader:
 
     # ---- rows
 
+    @property
+    def session(self) -> Session:
+        """The session being built. Handlers run only once start opened it; None here is a bug, reported as a
+        failed record like any other exception."""
+        s = self.s
+        if s is None:
+            raise RuntimeError("no session open yet")
+        return s
+
     def _add(self, lineno: int, ts: Any, **kw) -> int:
-        return self.s.add(ts=ts, source=f"{self.prefix}{lineno}", **kw)
+        return self.session.add(ts=ts, source=f"{self.prefix}{lineno}", **kw)
 
     def _assistant(self, lineno: int, ts: Any) -> int:
         if self.step is None:
-            self.step = self.s.add(
+            self.step = self.session.add(
                 role="assistant",
                 origin="model",
                 ts=ts,
@@ -516,15 +527,10 @@ class _Reader:
     def item(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         if kind is not None and type(kind) is not str:
+            kind = to_json(kind) or ""  # kept as an unknown item below (the JSON of a value that is not None)
             self.issues.append(
-                Issue(
-                    self.spath,
-                    lineno,
-                    f"payload.type {to_json(kind)[:40]} is not text; kept as a system row",
-                    "invalid",
-                )
+                Issue(self.spath, lineno, f"payload.type {kind[:40]} is not text; kept as a system row", "invalid")
             )
-            kind = to_json(kind)  # kept as an unknown item below
         self.items_since_compaction += 1
         if kind == "function_call_output":  # the two most common items, tested first
             if self.pending_events:
@@ -554,17 +560,17 @@ class _Reader:
         if role == "assistant":
             self._match_event("assistant", text)
             idx = self._assistant(lineno, ts)
-            old = self.s.get(idx, "text")
+            old = self.session.get(idx, "text")
             full = old + "\n\n" + text if old else text  # a step with several messages (rare)
-            self.s.set(idx, text=cap(full), text_bytes=utf8_len(full))
+            self.session.set(idx, text=cap(full), text_bytes=utf8_len(full))
             return
         self.step = None
         matched = None
         if role == "user" and not text.lstrip().startswith(HARNESS_PREFIXES) and not is_slash_command(text):
             matched = self._match_event("user", text)
             origin = "human"
-            if self.s.title is None:
-                self.s.title = one_line(text)
+            if self.session.title is None:
+                self.session.title = one_line(text)
         else:
             # Injected context between a typed prompt's event and its item (Desktop) keeps the event waiting.
             self._flush_events(keep_user=role in ("user", "developer", "system"))
@@ -599,8 +605,8 @@ class _Reader:
         text = "\n\n".join(x.get("text", "") for x in parts if isinstance(x, dict) and x.get("text"))
         idx = self._assistant(lineno, ts)
         if text:
-            old = self.s.get(idx, "thinking")
-            self.s.set(idx, thinking=old + "\n\n" + text if old else text)
+            old = self.session.get(idx, "thinking")
+            self.session.set(idx, thinking=old + "\n\n" + text if old else text)
 
     def _agent_item(self, p: dict, ts: Any, lineno: int) -> None:
         # A message from another agent of a multi-agent run, fed to this model as input: harness, not human.
@@ -630,7 +636,7 @@ class _Reader:
             boundary="summary",
             raw_type="response_item/compaction",
         )
-        self.s.window[row] = {"opaque": True}  # sessions/window.py: a summary nobody can read
+        self.session.window[row] = {"opaque": True}  # sessions/window.py: a summary nobody can read
 
     def _tool_call(self, p: dict, kind: str, ts: Any, lineno: int) -> None:
         parent = self._assistant(lineno, ts)
@@ -663,7 +669,7 @@ class _Reader:
             if kind == "image_generation_call" and isinstance(p.get("result"), str):
                 output = media_placeholder("image/png", len(p["result"]) * 3 // 4)
         row_id = call_id if isinstance(call_id, str) and call_id not in self.call_rows else None
-        s = self.s
+        s = self.session
         idx = s.add(
             role="tool",
             origin="tool",
@@ -706,7 +712,7 @@ class _Reader:
                 raw_type=f"response_item/{kind}",
             )
             return
-        cols = self.s.columns
+        cols = self.session.columns
         cols["tool_output"][idx] = cap(text)
         cols["tool_output_bytes"][idx] = utf8_len(text)
         cols["tool_status"][idx] = status
@@ -723,7 +729,7 @@ class _Reader:
         self._flush_events()
         self.step = None
         history = p.get("replacement_history")
-        msg = p.get("message") if isinstance(p.get("message"), str) else ""
+        msg = as_str(p.get("message")) or ""
         if self.compaction is not None and self.compaction_from_event and self.items_since_compaction == 0:
             # The context_compacted event just before announced this same compaction: upgrade its row.
             idx = self.compaction[0]
@@ -733,7 +739,7 @@ class _Reader:
             )
         kept = len(history) if isinstance(history, list) else 0
         text = msg or f"[context compacted; {kept} item(s) kept in replacement_history]"
-        self.s.set(
+        self.session.set(
             idx,
             text=cap(text),
             text_bytes=utf8_len(text),
@@ -747,7 +753,7 @@ class _Reader:
         opaque = isinstance(history, list) and any(
             isinstance(h, dict) and h.get("type") == "compaction" for h in history
         )
-        self.s.window[idx] = {
+        self.session.window[idx] = {
             "kind": "compaction",
             "keep_texts": [
                 (h.get("role"), _content_text(h.get("content")))
@@ -786,7 +792,7 @@ class _Reader:
             raw_type="event_msg/context_compacted",
         )
         self.compaction = (idx, None)
-        self.s.window[idx] = {"kind": "compaction", "keep_texts": None}
+        self.session.window[idx] = {"kind": "compaction", "keep_texts": None}
         self.compaction_from_event = True
         self.items_since_compaction = 0
 
@@ -795,15 +801,10 @@ class _Reader:
     def event(self, p: dict, ts: Any, lineno: int) -> None:
         kind = p.get("type")
         if kind is not None and type(kind) is not str:
+            kind = to_json(kind) or ""  # kept as an unknown event below (the JSON of a value that is not None)
             self.issues.append(
-                Issue(
-                    self.spath,
-                    lineno,
-                    f"payload.type {to_json(kind)[:40]} is not text; kept as a system row",
-                    "invalid",
-                )
+                Issue(self.spath, lineno, f"payload.type {kind[:40]} is not text; kept as a system row", "invalid")
             )
-            kind = to_json(kind)  # kept as an unknown event below
         h = self.events.get(kind)
         if h is not None:
             h(p, ts, lineno)
@@ -817,7 +818,7 @@ class _Reader:
             return  # rate-limit-only event
         limit = info.get("model_context_window")
         if type(limit) is int and 0 < limit < 10**9:  # the model's window: sessions.context_window (the X-ray limit)
-            self.s.extra["context_window"] = limit
+            self.session.extra["context_window"] = limit
         total = info.get("total_token_usage")
         if total is not None and total == self.last_total:
             return  # the same usage reported again
@@ -845,7 +846,7 @@ class _Reader:
             "output": _int(usage.get("output_tokens")),
             "reasoning": _int(usage.get("reasoning_output_tokens")),
         }
-        cols = self.s.columns
+        cols = self.session.columns
         if cols["input_uncached"][idx] is not None:  # a second model call with no new item: add it up
             vals = {k: v + (cols[k][idx] or 0) for k, v in vals.items()}
         for k, v in vals.items():
@@ -895,8 +896,8 @@ class _Reader:
         for role, text, lineno, ts in pending:
             if role == "user":
                 self.step = None
-                if self.s.title is None:
-                    self.s.title = one_line(text)
+                if self.session.title is None:
+                    self.session.title = one_line(text)
                 self._add(
                     lineno,
                     ts,
@@ -909,7 +910,7 @@ class _Reader:
             else:
                 self.step = None
                 idx = self._assistant(lineno, ts)
-                self.s.set(idx, text=cap(text), text_bytes=utf8_len(text), raw_type="event_msg/agent_message")
+                self.session.set(idx, text=cap(text), text_bytes=utf8_len(text), raw_type="event_msg/agent_message")
                 self.step = None
 
     def _error_event(self, p: dict, ts: Any, lineno: int) -> None:
@@ -962,7 +963,7 @@ class _Reader:
 
     def finish(self) -> None:
         self._flush_events()
-        s = self.s
+        s = self.session
         if self.user_events:  # the events name every typed prompt: an item prompt no event matched was injected
             for row, matched in self.item_prompts.items():
                 if not matched:
@@ -1001,9 +1002,9 @@ class _Reader:
         (matched by role and text; those items are not added again as rows)."""
         kept: set[tuple[str, str]] = set()
         for item in history or ():
-            if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("role"), str):
-                kept.add((item.get("role"), _content_text(item.get("content"))))
-        cols = self.s.columns
+            if isinstance(item, dict) and item.get("type") == "message" and isinstance(role := item.get("role"), str):
+                kept.add((role, _content_text(item.get("content"))))
+        cols = self.session.columns
         roles, texts, types, flags = cols["role"], cols["text"], cols["raw_type"], cols["in_context"]
         for i in range(boundary):
             if kept and roles[i] in ("user", "assistant", "system"):

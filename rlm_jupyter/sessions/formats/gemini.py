@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import drop_mistyped, record_failed
-from ..jsonio import first_json_line, iter_jsonl, read_head, read_json
+from ..jsonio import as_str, first_json_line, iter_jsonl, read_head, read_json
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, time_or_raw, to_json, utf8_len
 
@@ -85,7 +85,7 @@ def discover(home: Path) -> list[Path]:
     tmp = base / ".gemini" / "tmp"
     if not tmp.is_dir():
         return []
-    found = []
+    found: list[Path] = []
     for chats in sorted(tmp.glob("*/chats")):
         found.extend(p for p in sorted(chats.glob("session-*.json*")) if p.suffix in (".json", ".jsonl"))
         found.extend(sorted(chats.glob("*/*.jsonl")))
@@ -247,7 +247,7 @@ def _session(meta: dict, path: Path) -> Session:
         format=NAME,
         path=str(path),
         producer=PRODUCER,
-        title=meta.get("summary") if isinstance(meta.get("summary"), str) else None,
+        title=as_str(meta.get("summary")),
         cwd=dirs[0] if isinstance(dirs, list) and dirs and isinstance(dirs[0], str) else None,
     )
     # Sub-agent recordings live in chats/<parent session id>/<id>.jsonl.
@@ -369,7 +369,7 @@ def _count(value: Any) -> int:
 
 
 def _tool(s: Session, call: dict, parent: str, e: _Entry, used: set[str]) -> None:
-    call_id = call.get("id") if isinstance(call.get("id"), str) else None
+    call_id = as_str(call.get("id"))
     row_id = call_id if call_id and call_id not in used else None
     if row_id:
         used.add(row_id)

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from ..jsonio import read_json
+from ..jsonio import as_dict, as_list, as_str, read_json
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, to_us, utf8_len
 
@@ -84,7 +84,7 @@ def read(path, report) -> list[Session]:
             report.issues.append(
                 Issue(str(path), None, "the log holds no samples (written with --no-log-samples?)", "note")
             )
-    ev = header.get("eval") if isinstance(header.get("eval"), dict) else {}
+    ev = as_dict(header.get("eval"))
     out = []
     for pointer, sample in samples:
         if not isinstance(sample, dict):
@@ -150,7 +150,7 @@ def _sample(path: Path, pointer: str, ev: dict, header: dict, sample: dict, repo
     sid_part, epoch = sample.get("id"), sample.get("epoch", 1)
     run = ev.get("eval_id") or ev.get("run_id") or path.stem
     session_id = sample.get("uuid") or f"{run}/{sid_part}/{epoch}"
-    packages = ev.get("packages") if isinstance(ev.get("packages"), dict) else {}
+    packages = as_dict(ev.get("packages"))
     s = Session(
         session_id=str(session_id),
         format=NAME,
@@ -158,7 +158,7 @@ def _sample(path: Path, pointer: str, ev: dict, header: dict, sample: dict, repo
         producer="inspect_ai",
         producer_version=packages.get("inspect_ai"),
         title=f"{ev.get('task')} {sid_part} (epoch {epoch})",
-        model=ev.get("model") if isinstance(ev.get("model"), str) else None,
+        model=as_str(ev.get("model")),
     )
     s.started, s.updated = _us(sample.get("started_at")), _us(sample.get("completed_at"))
     s.extra.update(
@@ -189,19 +189,19 @@ class _Messages:
         self.s = s
         self.base = base
         self.report = report
-        self.attachments = sample.get("attachments") if isinstance(sample.get("attachments"), dict) else {}
-        self.messages = sample.get("messages") if isinstance(sample.get("messages"), list) else []
+        self.attachments = as_dict(sample.get("attachments"))
+        self.messages = as_list(sample.get("messages"))
         self.open_calls: dict[str, int] = {}
         self.seen_input = False
         self.has_source = any(isinstance(m, dict) and m.get("source") for m in self.messages)
         self.model_events: dict[str, dict] = {}
-        self.tool_times: dict[str, Any] = {}
+        self.tool_times: dict[object, Any] = {}  # tool event id, as written -> its time
         for e in sample.get("events") or []:
             if not isinstance(e, dict):
                 continue
             if e.get("event") == "model":
-                out = e.get("output") if isinstance(e.get("output"), dict) else {}
-                choices = out.get("choices") if isinstance(out.get("choices"), list) else []
+                out = as_dict(e.get("output"))
+                choices = as_list(out.get("choices"))
                 msg = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
                 if isinstance(msg, dict) and msg.get("id"):
                     self.model_events[msg["id"]] = e
@@ -222,7 +222,7 @@ class _Messages:
             elif kind == "reasoning":
                 thoughts.append(self.resolve(part.get("reasoning") or part.get("summary") or ""))
             elif kind in ("image", "audio", "video", "document"):
-                data = part.get(kind) if isinstance(part.get(kind), str) else ""
+                data = as_str(part.get(kind)) or ""
                 texts.append(media_placeholder(part.get("format") or kind, len(data) * 3 // 4))
             else:
                 texts.append(to_json(part) or "")
@@ -280,7 +280,7 @@ class _Messages:
         event = self.model_events.get(m.get("id") or "")
         out = event.get("output") if event else None
         usage = out.get("usage") if isinstance(out, dict) and isinstance(out.get("usage"), dict) else None
-        tokens = {}
+        tokens: dict[str, Any] = {}
         if usage:
             tokens = {
                 "input_uncached": usage.get("input_tokens") or 0,

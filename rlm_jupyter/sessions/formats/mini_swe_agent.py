@@ -23,7 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..jsonio import read_json
+from ..jsonio import as_dict, as_str, read_json
 from ..model import Issue, Session
 from ..textutil import cap, to_us, utf8_len
 from .openai_messages import _Builder, content_id, content_text
@@ -67,13 +67,13 @@ def read(path, report) -> list[Session]:
     fmt = _format_of(doc)
     if fmt is None:
         raise ValueError('not a mini-swe-agent trajectory (no trajectory_format "mini-swe-agent-…" with messages)')
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = as_dict(doc.get("info"))
     s = Session(
         session_id=content_id(path, raw),
         format=NAME,
         path=str(path),
         producer="mini-swe-agent",
-        producer_version=info.get("mini_version") if isinstance(info.get("mini_version"), str) else None,
+        producer_version=as_str(info.get("mini_version")),
         title=path.name.split(".", 1)[0],
         model=_model(info),
     )
@@ -116,7 +116,7 @@ class _Mini(_Builder):
     def message(self, i: int, m: dict) -> None:
         s = self.s
         role = m.get("role")
-        extra = m.get("extra") if isinstance(m.get("extra"), dict) else {}
+        extra = as_dict(m.get("extra"))
         src = f"{self.base}/{i}"
         first = len(s)
         if role == "exit":
@@ -204,7 +204,7 @@ def _ts(d: Any, key: str = "timestamp") -> Any:
 
 
 def _response_fields(extra: dict) -> dict:
-    resp = extra.get("response") if isinstance(extra.get("response"), dict) else {}
+    resp = as_dict(extra.get("response"))
     usage = resp.get("usage") if isinstance(resp.get("usage"), dict) else None
     out: dict = {}
     if isinstance(resp.get("model"), str):
@@ -212,7 +212,7 @@ def _response_fields(extra: dict) -> dict:
     if isinstance(extra.get("cost"), (int, float)):
         out["cost_usd"] = float(extra["cost"])
     if usage:
-        details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+        details = as_dict(usage.get("prompt_tokens_details"))
         prompt, cached = usage.get("prompt_tokens") or 0, details.get("cached_tokens") or 0
         out_details = usage.get("completion_tokens_details")
         reasoning = out_details.get("reasoning_tokens") if isinstance(out_details, dict) else None

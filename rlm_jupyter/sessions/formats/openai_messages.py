@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from ..checks import record_failed
-from ..jsonio import read_json
+from ..jsonio import as_dict, as_str, read_json
 from ..model import Session
 from ..textutil import cap, media_placeholder, one_line, to_json, utf8_len
 
@@ -223,14 +223,14 @@ class _Builder:
         for call in calls:
             if not isinstance(call, dict):
                 continue
-            fn = call.get("function") if isinstance(call.get("function"), dict) else {}
-            cid = call.get("id") if isinstance(call.get("id"), str) else None
+            fn = as_dict(call.get("function"))
+            cid = as_str(call.get("id"))
             self.open_calls[cid or ""] = self.call_row(
                 parent, cid, fn.get("name"), parse_arguments(fn.get("arguments")), src
             )
         fc = m.get("function_call")
         if isinstance(fc, dict):  # legacy function calling: the reply is role "function", matched by name
-            fname = fc.get("name") if isinstance(fc.get("name"), str) else None
+            fname = as_str(fc.get("name"))
             self.open_calls[fname or ""] = self.call_row(parent, None, fname, parse_arguments(fc.get("arguments")), src)
         if not calls and not fc:
             command = fenced_command(text)

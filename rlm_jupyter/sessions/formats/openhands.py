@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import drop_mistyped, record_failed
-from ..jsonio import read_json
+from ..jsonio import as_dict, read_json
 from ..model import Issue, Session
 from ..textutil import cap, one_line, strip_data_urls, to_json, utf8_len
 from .openai_messages import content_id
@@ -208,7 +208,7 @@ class _Builder:
         kind = ev.get("action")
         if not isinstance(kind, str):
             kind = to_json(kind) or "(none)"  # kept as a harness row below
-        args = ev.get("args") if isinstance(ev.get("args"), dict) else {}
+        args = as_dict(ev.get("args"))
         source = ev.get("source")
         ts = ev.get("timestamp")
         s = self.s
@@ -302,7 +302,7 @@ class _Builder:
         if not thought and kind in ("finish", "message"):
             thought = _text(ev.get("message"))
         parent_row = self._assistant(ev, thought, src)
-        meta = ev.get("tool_call_metadata") if isinstance(ev.get("tool_call_metadata"), dict) else {}
+        meta = as_dict(ev.get("tool_call_metadata"))
         name = meta.get("function_name") or kind
         tool_input = {k: v for k, v in args.items() if k not in _TOOL_ARG_DROP}
         row = s.add(
@@ -362,7 +362,8 @@ class _Builder:
             kind = to_json(kind) or "(none)"
         if kind in SKIPPED_OBSERVATIONS:
             return
-        text = strip_data_urls(ev.get("content") if isinstance(ev.get("content"), str) else _text(ev.get("message")))
+        content = ev.get("content")
+        text = strip_data_urls(content if isinstance(content, str) else _text(ev.get("message")))
         row = self.by_action.pop(_key(ev.get("cause")), None)
         if row is None:  # nothing asked for it (recall knowledge, a stray error…): a harness row
             self._note(
@@ -378,7 +379,7 @@ class _Builder:
                 ),
             )
             return
-        extras = ev.get("extras") if isinstance(ev.get("extras"), dict) else {}
+        extras = as_dict(ev.get("extras"))
         code = extras.get("exit_code")
         if code is None and isinstance(extras.get("metadata"), dict):
             code = extras["metadata"].get("exit_code")
@@ -408,7 +409,7 @@ def _usage(resp: dict | None) -> dict:
     if not isinstance(usage, dict):
         return {}
     prompt = _count(usage.get("prompt_tokens"))
-    details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    details = as_dict(usage.get("prompt_tokens_details"))
     cache_read = _count(usage.get("cache_read_input_tokens")) or _count(details.get("cached_tokens"))
     cache_write = _count(usage.get("cache_creation_input_tokens"))
     out_details = usage.get("completion_tokens_details")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..jsonio import iter_jsonl
+from ..jsonio import as_dict, as_str, iter_jsonl
 from ..model import Issue, Session
 from .openhands import _Builder, _has_zone
 
@@ -52,15 +52,15 @@ def read(path, report) -> list[Session]:
                 Issue(str(path), lineno, "not an evaluation output (no instance_id and history); line skipped")
             )
             continue
-        meta = rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}
-        llm = meta.get("llm_config") if isinstance(meta.get("llm_config"), dict) else {}
+        meta = as_dict(rec.get("metadata"))
+        llm = as_dict(meta.get("llm_config"))
         s = Session(
             session_id=f"{path.parent.name}/{rec['instance_id']}",
             format=NAME,
             path=str(path),
             producer="openhands",
             title=str(rec["instance_id"]),
-            model=llm.get("model") if isinstance(llm.get("model"), str) else None,
+            model=as_str(llm.get("model")),
         )
         s.extra.update({k: rec[k] for k in ("test_result", "metrics", "error") if rec.get(k) is not None})
         if meta.get("agent_class"):

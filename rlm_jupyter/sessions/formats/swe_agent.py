@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks import drop_mistyped, record_failed
-from ..jsonio import read_json
+from ..jsonio import as_dict, as_str, read_json
 from ..model import Issue, Session
 from ..textutil import cap, one_line, to_json, utf8_len
 from .openai_messages import content_id, content_text, parse_arguments
@@ -73,7 +73,7 @@ def read(path, report) -> list[Session]:
         title=path.name.split(".", 1)[0],
         model=_model(doc),
     )
-    info = doc.get("info") if isinstance(doc.get("info"), dict) else {}
+    info = as_dict(doc.get("info"))
     if isinstance(info.get("model_stats"), dict):
         s.extra["model_stats"] = info["model_stats"]
     if "exit_status" in info:
@@ -176,7 +176,7 @@ class _History:
                 source=src,
             )
 
-    def assistant(self, m: dict, text: str, mtype: str, src: str) -> None:
+    def assistant(self, m: dict, text: str, mtype: str | None, src: str) -> None:
         s = self.s
         self.pending_action = None
         row = s.add(
@@ -204,9 +204,9 @@ class _History:
                         )
                     )
                     continue
-                fn = call.get("function") if isinstance(call.get("function"), dict) else {}
+                fn = as_dict(call.get("function"))
                 args = parse_arguments(fn.get("arguments"))
-                cid = call.get("id") if isinstance(call.get("id"), str) else None
+                cid = as_str(call.get("id"))
                 self.open_calls[cid or ""] = _call_row(s, parent, fn.get("name"), cid, args, src)
         elif isinstance(m.get("action"), str) and m["action"].strip():
             action = m["action"].strip()
