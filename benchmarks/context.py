@@ -195,10 +195,10 @@ def pct(values: list[float], q: float) -> float:
 
 def run(target: int, templates: list[dict], seed: int, rerank: bool = True) -> dict:
     from rlm_jupyter.context import Context
-    from rlm_jupyter.context.environment import _return_freed_memory
+    from rlm_jupyter.context.frames import return_freed_memory
 
     rng = random.Random(seed)
-    _return_freed_memory()  # the baseline as trimmed as the context will be (else the delta can come out negative)
+    return_freed_memory()  # the baseline as trimmed as the context will be (else the delta can come out negative)
     rss0 = rss_mb()
     sessions, planted = build_sessions(target, templates, rng)
     ctx = Context(sessions, cache=tempfile.mkdtemp(prefix="rlm-ctx-bench-"))  # fresh cache: nothing reused

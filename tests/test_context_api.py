@@ -129,9 +129,9 @@ def test_keyword_search_ranks_the_issue_text(ctx):
 
 def test_without_embedding_packages_hybrid_and_semantic_run_bm25_and_say_so_once(monkeypatch):
     import rlm_jupyter.context.embed as embed
-    import rlm_jupyter.context.environment as env
+    import rlm_jupyter.context.ranking as ranking
 
-    monkeypatch.setattr(env, "_warned_semantic_off", False)
+    monkeypatch.setattr(ranking, "_warned_semantic_off", False)
     monkeypatch.setattr(embed, "unavailable_reason", lambda name=None: "model2vec not installed")
     c = sample_context()
     with warnings.catch_warnings(record=True) as w:

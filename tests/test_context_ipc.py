@@ -180,3 +180,22 @@ def test_the_ipc_hand_over_keeps_each_issue_where_it_was(tmp_path):
     got = [i.where() for i in back.report.files[0].issues]
     assert f"{fr.path}#/messages/3" in got and f"{sub}:7" in got
     assert [i.where() for i in fr.issues] == got
+
+
+def test_session_metadata_comes_back_the_same_through_the_hand_over_and_from_frame(tmp_path):
+    """Both ways a context is rebuilt read sessions through session_meta.session_from_meta: the hand-over keeps
+    every field (and `extra`), from_frame(df, ctx.sessions) every field the sessions frame has."""
+    import rlm_jupyter as rj
+    from rlm_jupyter.context.session_meta import SESSION_FIELDS, session_meta
+
+    ctx = rj.load(rj.samples(), cache=False, progress=False)
+    want = json.loads(json.dumps([session_meta(s) for s in ctx._sessions], default=str))
+    assert len(want) > 1 and any(d["model"] and d["started"] for d in want)  # real metadata, not bare stubs
+    back = Context.from_ipc(ctx.to_ipc(tmp_path / "c.arrow"), cache=False)
+    assert [session_meta(s) for s in back._sessions] == want
+    framed = Context.from_frame(ctx.df, ctx.sessions, cache=False)
+    shared = [f for f in SESSION_FIELDS if f in ctx.sessions.columns and f not in ("started", "updated")]
+    assert {"session_id", "format", "path", "model", "title"} <= set(shared)
+    assert [{f: getattr(s, f) for f in shared} for s in framed._sessions] == [{f: d[f] for f in shared} for d in want]
+    # the sessions frame fills missing times from the messages; from_frame keeps those
+    assert framed.sessions.select("started", "updated").equals(ctx.sessions.select("started", "updated"))

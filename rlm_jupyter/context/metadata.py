@@ -5,6 +5,7 @@ small JSON file."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,9 @@ class ContextMetadata:
         self.symbols: dict[str, dict] = {}  # symbol id -> {"ids", "triad", "gist"} (see symbols.py)
         self._gap = DEFAULT_GAP_THRESHOLD
         self.version = 0  # bumped on every change; ctx.table is rebuilt when it moves
-        self.on_change = None  # called after each change (the context saves the marks to its cache)
+        self.on_change: Callable[[ContextMetadata], None] | None = (
+            None  # called after each change (the context saves the marks to its cache)
+        )
 
     def _changed(self) -> None:
         self.version += 1
