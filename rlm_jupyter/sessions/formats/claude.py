@@ -851,23 +851,23 @@ class _Reader:
         retried request are the only trace: they send a result whose full output this file holds as a
         `<persisted-output>` pointer (or the placeholder). Cleared from the next row on: the step that request asked
         for. Blobs are written once per distinct message, so the first one that sends it cleared dates it."""
-        msg = rec.get("message")
+        msg, s = rec.get("message"), self.s
         content = msg.get("content") if type(msg) is dict else None
-        if type(content) is not list:
+        if type(content) is not list or s is None:
             return
         cleared = (PERSISTED_POINTER, CLEARED_PLACEHOLDER)
         for b in content:
             if type(b) is not dict or b.get("type") != "tool_result" or type(b.get("tool_use_id")) is not str:
                 continue
             j = self.by_tool.get(b["tool_use_id"])
-            if j is None or j in self.s.cleared or not _result_text(b.get("content")).startswith(cleared):
+            if j is None or j in s.cleared or not _result_text(b.get("content")).startswith(cleared):
                 continue
             kept = self.cols["tool_output"][j]
             if type(kept) is not str or kept.startswith(cleared):  # saved when it was written, not cleared later
                 continue
-            self.s.cleared[j] = {
+            s.cleared[j] = {
                 "kind": "microcompact",
-                "at": len(self.s),
+                "at": len(s),
                 "note": "sent to the API cleared from here on (api-request-blob records); the full output stays in "
                 "the file",
             }
