@@ -61,7 +61,8 @@ def test_claude_file_is_the_recorded_version(claude):
     versions = {r.get("version") for _, r in recs if r.get("type") in ("user", "assistant")}
     assert versions == {_recording(path.parents[2])["claude_version"].split()[0]}
     assert ctx.sessions["producer_version"].to_list() == list(versions)
-    assert sum(f.stat().st_size for f in CLAUDE.rglob("*") if f.is_file()) < 1_500_000
+    # three recordings (2.1.332 and 2.1.197 compacting, 2.1.332 micro-compacting): keep the folder small
+    assert sum(f.stat().st_size for f in CLAUDE.rglob("*") if f.is_file()) < 2_400_000
 
 
 def test_claude_compaction_boundaries(claude):
@@ -168,6 +169,70 @@ def test_claude_bookkeeping_and_synthetic_records(claude):
         and r["message"].get("model") != "<synthetic>"
     }  # several lines
     assert set(ctx.df.filter(pl.col("origin") == "model")["id"]) == model_steps
+
+
+MICRO = CLAUDE / "2.1.332-microcompact"
+PERSISTED = "<persisted-output>"
+
+
+def _result_text(block: dict) -> str:
+    c = block.get("content")
+    return c if isinstance(c, str) else "\n".join(b.get("text", "") for b in c or [] if isinstance(b, dict))
+
+
+def test_claude_microcompact_recording(tmp_path):
+    """The real CLI's micro-compaction (tools/record_claude_microcompact.py): it writes no marker record; the
+    api-request-blob records of the retried request send old tool results as `<persisted-output>` pointers while
+    the user records keep them whole. The X-ray clears exactly those results, from the step that request asked for."""
+    path = _only_file(MICRO / "projects")
+    recs = _records(path)
+    rec = _recording(MICRO)
+    assert {r.get("version") for _, r in recs if r.get("type") == "assistant"} == {rec["claude_version"].split()[0]}
+    assert rec["requests_served"].count("reject:422") == 1 and rec["turns_unused"] == 0
+    assert not [r for _, r in recs if r.get("subtype") == "microcompact_boundary"]  # 2.1.332 writes none
+    full = {  # tool_use id -> output as the user record holds it
+        b["tool_use_id"]: _result_text(b)
+        for _, r in recs
+        if r.get("type") == "user" and isinstance(r["message"].get("content"), list)
+        for b in r["message"]["content"]
+        if b.get("type") == "tool_result"
+    }
+    first_sent: dict[str, int] = {}  # tool_use id -> line of the first blob that sends it as a pointer
+    for n, r in recs:
+        if r.get("type") != "api-request-blob":
+            continue
+        for b in r["message"]["content"]:
+            if b.get("type") == "tool_result" and _result_text(b).startswith(PERSISTED):
+                first_sent.setdefault(b["tool_use_id"], n)
+    cleared = sorted(t for t in first_sent if not full[t].startswith(PERSISTED))
+    assert len(cleared) >= 2
+    # each pointer names a file Claude Code saved, holding the output the user record keeps (as sent to the model:
+    # its last line may differ, e.g. a Read's trailing empty line number or an appended system reminder)
+    saved = path.with_suffix("") / "tool-results"
+    assert sorted(f.stem for f in saved.iterdir()) == cleared
+    for t in cleared:
+        assert (saved / f"{t}.txt").read_text().startswith(full[t].rsplit("\n", 1)[0])
+    # the step of the retried request: the first assistant record after the last of those blobs
+    after = max(first_sent[t] for t in cleared)
+    step_line = next(n for n, r in recs if n > after and r.get("type") == "assistant")
+
+    ctx = rj.load(MICRO / "projects")
+    xr = xray(ctx)
+    ev = xr.events.filter(pl.col("kind") == "microcompact")
+    assert ev.height == 1 and xr.events.height == 1
+    ev = ev.row(0, named=True)
+    assert (ev["how"], ev["removed_tool_outputs"], ev["removed_messages"]) == ("recorded", len(cleared), 0)
+    assert "api-request-blob" in ev["note"]
+    assert _line(ctx.df.row(ev["position"], named=True)["source"]) == step_line
+    before, at = xr.window(ev["turn"] - 1), xr.window(ev["turn"])
+    assert before.frame.filter(pl.col("id").is_in(cleared))["state"].to_list() == ["in"] * len(cleared)
+    rows = at.frame.filter(pl.col("id").is_in(cleared))
+    assert rows["state"].to_list() == ["pruned"] * len(cleared)
+    assert rows["removed_by"].to_list() == [f"microcompact #{ev['event']}"] * len(cleared)
+    assert ev["removed_tokens"] > 0 and at.tokens < before.tokens - ev["removed_tokens"] // 2
+    # results Claude Code kept (the 5 most recent clearable ones and later) stay in
+    kept = [t for t in full if t not in cleared]
+    assert at.frame.filter(pl.col("id").is_in(kept))["state"].unique().to_list() == ["in"]
 
 
 # --------------------------------------------------------------------------- Codex CLI

@@ -306,7 +306,8 @@ def test_opencode_prune_windows_are_what_the_model_was_sent(oc_prune):
 # ---- Claude Code: windows vs the requests, losses vs compact_boundary --------------------------------------------
 
 # one folder per recorded Claude Code version: projects/…/<session>.jsonl + requests.jsonl.gz
-CLAUDE_DIRS = sorted(p.parent for p in CLAUDE.rglob("requests.jsonl.gz"))
+CLAUDE_MICRO = CLAUDE / "2.1.332-microcompact"  # a micro-compaction, no compact_boundary: its own test below
+CLAUDE_DIRS = sorted(p.parent for p in CLAUDE.rglob("requests.jsonl.gz") if p.parent != CLAUDE_MICRO)
 
 
 def _claude_session(folder: Path | None = None) -> Path:
@@ -342,6 +343,37 @@ def test_claude_windows_are_what_the_model_was_sent(folder):
     # the recorded window sizes: preTokens of each boundary is the last prompt before it
     for ev in xr.events.iter_rows(named=True):
         assert ev["pre_tokens"] is not None and ev["trigger"] in ("auto", "manual")
+
+
+def test_claude_microcompact_windows_are_what_the_model_was_sent():
+    """The real micro-compaction (2.1.332): every step's window is what Claude Code sent, the results it cleared
+    (sent as `<persisted-output>` pointers from the retried request on) pruned from the step of that request."""
+    path = _claude_session(CLAUDE_MICRO)
+    xr = xray(rj.load(path))
+    assert xr.events["kind"].to_list() == ["microcompact"]
+    reqs = requests(CLAUDE_MICRO)
+    turns = [r for r in reqs if r["answered_with"].startswith("turn:")]
+    assert len(turns) == xr.turns.height  # the rejected request (422) is not a step: its retry is
+    compared = 0
+    for turn, r in enumerate(turns, 1):  # per tool result, by its tool_use id: whole, a pointer, or not yet sent
+        sent = {
+            b["tool_use_id"]: b["content"] if isinstance(b["content"], str) else json.dumps(b["content"])
+            for m in r["body"]["messages"]
+            if isinstance(m.get("content"), list)
+            for b in m["content"]
+            if b.get("type") == "tool_result"
+        }
+        w = xr.window(turn).messages.filter(pl.col("role") == "tool")
+        states = dict(zip(w["id"], w["state"], strict=True))
+        assert set(states) == set(sent), f"turn {turn}"
+        for tid, content in sent.items():
+            assert states[tid] == ("pruned" if content.startswith("<persisted-output>") else "in"), (turn, tid)
+            compared += 1
+    assert compared > 50
+    rejected = next(i for i, r in enumerate(reqs) if r["answered_with"] == "reject:422")
+    assert reqs[rejected]["body"]["context_hint"]["enabled"] is True
+    retried = reqs[rejected + 1]
+    assert xr.events["turn"][0] == turns.index(retried) + 1  # cleared from the step the retried request asked for
 
 
 def _claude_expected(path: Path) -> list[tuple[set[str], set[str]]]:

@@ -19,8 +19,9 @@ agent's records become events:
   recorded prompt size; the rows before the newest 30 % of the window (Gemini keeps the last 30 %) are taken out.
 - prune / microcompact / context_edit / masking: tool outputs cleared, calls kept. OpenCode prune times
   (`time_ms`, grouped by the first step that no longer saw them), Claude Code `microcompact_boundary` (`by`: its
-  row), API context editing (`clear_oldest`: the API clears the oldest tool results first), Gemini masking (`at`),
-  and outputs that hold a placeholder with no record of when (cleared at the end, inferred).
+  row) or the results its request copies (api-request-blob) send cleared (`at`: the step of that request), API
+  context editing (`clear_oldest`: the API clears the oldest tool results first), Gemini masking (`at`), and
+  outputs that hold a placeholder with no record of when (cleared at the end, inferred).
 """
 
 from __future__ import annotations

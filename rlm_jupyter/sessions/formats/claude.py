@@ -39,7 +39,8 @@ PRODUCER = "claude-code"
 # queue-operation: the input queue; permission-mode/mode: UI state; last-prompt: the prompt box;
 # agent-name: a label; worktree-state/relocated/bridge-session/atis-latch/frame-link: harness state;
 # api-request(-shape/-blob)/cost-state/tools-used (2.1.3xx): copies of request payloads and running totals, which
-# repeat the messages and usage already read from the user/assistant lines.
+# repeat the messages and usage already read from the user/assistant lines (an api-request-blob is read for one
+# thing only: a tool result it sends cleared, see _Reader.request_blob).
 SKIPPED_TYPES = frozenset(
     {
         "file-history-snapshot",
@@ -56,7 +57,6 @@ SKIPPED_TYPES = frozenset(
         "frame-link",
         "api-request",
         "api-request-shape",
-        "api-request-blob",
         "cost-state",
         "tools-used",
     }
@@ -72,6 +72,8 @@ _ATTACHMENT_ROWS = frozenset({"queued_command", "hook_additional_context", "hook
 # What Claude Code's micro-compaction puts in place of an old tool result (the same words OpenCode sends for a
 # pruned output). A result that holds only this lost its original before it was written.
 CLEARED_PLACEHOLDER = "[Old tool result content cleared]"
+# What 2.1.3xx sends instead when it saved the cleared result to <session>/tool-results/<tool_use_id>.txt first.
+PERSISTED_POINTER = "<persisted-output>"
 
 # User text the harness wrote (slash-command wrappers, IDE context, hook output, notices).
 _HARNESS_PREFIXES = (
@@ -390,6 +392,7 @@ class _Reader:
             "ai-title": self.title,
             "attachment": self.attachment,
             "pr-link": self.pr_link,
+            "api-request-blob": self.request_blob,
         }
 
     # -- dispatch
@@ -854,6 +857,33 @@ class _Reader:
             "trigger": trigger if type(trigger) is str else None,
             "note": note,
         }
+
+    def request_blob(self, lineno: int, rec: dict) -> None:
+        """`api-request-blob` (2.1.3xx): one message as Claude Code sent it to the API. It writes no record when it
+        micro-compacts (the context-hint path: old tool results cleared, then the request retried); the blobs of the
+        retried request are the only trace: they send a result whose full output this file holds as a
+        `<persisted-output>` pointer (or the placeholder). Cleared from the next row on: the step that request asked
+        for. Blobs are written once per distinct message, so the first one that sends it cleared dates it."""
+        msg, s = rec.get("message"), self.s
+        content = msg.get("content") if type(msg) is dict else None
+        if type(content) is not list or s is None:
+            return
+        cleared = (PERSISTED_POINTER, CLEARED_PLACEHOLDER)
+        for b in content:
+            if type(b) is not dict or b.get("type") != "tool_result" or type(b.get("tool_use_id")) is not str:
+                continue
+            j = self.by_tool.get(b["tool_use_id"])
+            if j is None or j in s.cleared or not _result_text(b.get("content")).startswith(cleared):
+                continue
+            kept = self.cols["tool_output"][j]
+            if type(kept) is not str or kept.startswith(cleared):  # saved when it was written, not cleared later
+                continue
+            s.cleared[j] = {
+                "kind": "microcompact",
+                "at": len(s),
+                "note": "sent to the API cleared from here on (api-request-blob records); the full output stays in "
+                "the file",
+            }
 
     def summary(self, lineno: int, rec: dict) -> None:
         text = rec.get("summary")
