@@ -7,22 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..sessions import Session
+from ..sessions.model import SESSION_META_FIELDS
 
 # The Session fields a hand-over keeps (the rows travel in the frame; `extra` is added beside them).
-SESSION_FIELDS = (
-    "session_id",
-    "format",
-    "path",
-    "producer",
-    "producer_version",
-    "title",
-    "cwd",
-    "model",
-    "parent_session_id",
-    "started",
-    "updated",
-    "malformed_lines",
-)
+SESSION_FIELDS = (*SESSION_META_FIELDS, "malformed_lines")
 
 
 def session_meta(s: Session) -> dict[str, Any]:

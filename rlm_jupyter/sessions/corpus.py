@@ -23,7 +23,7 @@ from typing import Any
 from . import cache as _cache
 from . import checks, formats
 from .load import UnknownFormatError, _as_paths, _walk_names
-from .model import Issue, Session
+from .model import SESSION_META_FIELDS, Issue, Session
 from .report import FileReport, LoadReport
 
 # Below this much to read, starting the workers (a forkserver importing polars: 0.5 s on an idle 2-core machine,
@@ -33,20 +33,6 @@ POOL_MIN_BYTES = 96 << 20
 # build and a pack write are paid per many files.
 BATCH_BYTES = 48 << 20
 SERIAL_BATCH_BYTES = 16 << 20  # in-process batches are smaller so that progress moves
-
-_SESSION_FIELDS = (
-    "session_id",
-    "format",
-    "path",
-    "producer",
-    "producer_version",
-    "title",
-    "cwd",
-    "model",
-    "parent_session_id",
-    "started",
-    "updated",
-)
 
 
 _EMPTY = Session("", "", "")
@@ -272,7 +258,9 @@ def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]
         loader=_cache.loader_version(),
         format_version=_cache.format_version(mod.NAME),
         issues=[[i.line, i.reason, i.kind, i.pointer, i.path] for i in freport.issues],
-        sessions=[{**{f: getattr(s, f) for f in _SESSION_FIELDS}, "rows": len(s), "extra": s.extra} for s in loaded],
+        sessions=[
+            {**{f: getattr(s, f) for f in SESSION_META_FIELDS}, "rows": len(s), "extra": s.extra} for s in loaded
+        ],
     )
     return entry, loaded
 
@@ -535,7 +523,7 @@ def _pieces(p: Plan, parts: list[_Part]):
             # The rows are in the table: the session is a copy of an empty one (copy skips __post_init__, which
             # would build 28 row lists and their append methods per session, ~0.1 s per 1,000 sessions).
             s = copy.copy(_EMPTY)
-            s.__dict__.update({f: meta.get(f) for f in _SESSION_FIELDS})
+            s.__dict__.update({f: meta.get(f) for f in SESSION_META_FIELDS})
             s.extra = meta.get("extra") or {}
             s.malformed_lines = malformed
             s.columns = {}

@@ -27,6 +27,23 @@ class Issue:
         return f"{self.path}#{self.pointer}" if self.pointer else self.path
 
 
+# A Session's metadata without its rows: what the load cache's manifest keeps and the worker hand-over sends
+# (context/session_meta.py adds `malformed_lines`). One list, so the two cannot drift apart.
+SESSION_META_FIELDS = (
+    "session_id",
+    "format",
+    "path",
+    "producer",
+    "producer_version",
+    "title",
+    "cwd",
+    "model",
+    "parent_session_id",
+    "started",
+    "updated",
+)
+
+
 @dataclass
 class Session:
     """One agent session: metadata plus its message rows, column by column."""
