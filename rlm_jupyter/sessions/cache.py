@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 PACK_FORMAT = "rlm_jupyter.sessions.load-pack/1"
 # Bump when what a pack holds changes meaning without any loader source changing.
 LOADER_VERSION = "2"  # 2: window events resolved at load time (out_by, cleared_by, window_event)
@@ -189,7 +191,7 @@ class Index:
 def _manifest(path: Path, arrow: Path) -> dict | None:
     """The pack's manifest when the pack is whole and ours; None for anything foreign, partial or corrupt."""
     try:
-        man = json.loads(path.read_bytes())
+        man = orjson.loads(path.read_bytes())
         if not isinstance(man, dict) or man.get("format") != PACK_FORMAT:
             return None
         if arrow.stat().st_size != man["bytes"] or not isinstance(man["files"], list):
@@ -220,9 +222,40 @@ def read_pack(arrow: Path, rows: int):
     """The pack's frame, checked against the manifest's row count and the schema's columns."""
     import polars as pl
 
+    return _checked(arrow, rows, pl.read_ipc(arrow))
+
+
+def read_packs(packs: list[tuple[Path, int]]) -> list[Any]:
+    """`read_pack` of each (arrow, rows), in one polars query so that the packs are decompressed on all cores
+    (reading 9 packs one by one took 2.3x as long). Each item is the frame, or the exception that makes that pack
+    untrusted."""
+    import polars as pl
+
+    if len(packs) > 1:
+        try:
+            frames = pl.collect_all([pl.scan_ipc(a) for a, _ in packs])
+        except Exception:  # noqa: BLE001  (some pack is unreadable: find which, one by one)
+            pass
+        else:
+            out: list[Any] = []
+            for (a, rows), df in zip(packs, frames, strict=True):
+                try:
+                    out.append(_checked(a, rows, df))
+                except ValueError as e:
+                    out.append(e)
+            return out
+    out = []
+    for a, rows in packs:
+        try:
+            out.append(read_pack(a, rows))
+        except Exception as e:  # noqa: BLE001  (whatever a foreign or corrupt file raises, the pack is not used)
+            out.append(e)
+    return out
+
+
+def _checked(arrow: Path, rows: int, df):
     from .schema import MESSAGE_COLUMNS, polars_schema
 
-    df = pl.read_ipc(arrow)
     if df.height != rows or dict(df.schema) != polars_schema(MESSAGE_COLUMNS):
         raise ValueError(f"{arrow}: rows or columns differ from its manifest")
     return df

@@ -352,11 +352,11 @@ def _collect(
             by_pack.setdefault(str(hit.pack), []).append((i, hit.entry))
     total = sum(p.items[i].size for i in misses) + sum(p.items[i].size for v in by_pack.values() for i, _ in v)
     with Progress(total, len(p.items), enabled=progress) as bar:
-        for arrow, hits in by_pack.items():
-            assert index is not None  # hits come from the index
-            try:
-                frame = _cache.read_pack(Path(arrow), index.packs[Path(arrow)]["rows"])
-            except Exception:  # a pack that does not read back as written is not trusted: read its files again
+        arrows = list(by_pack)
+        frames = _cache.read_packs([(Path(a), index.packs[Path(a)]["rows"]) for a in arrows]) if index else []
+        for arrow, frame in zip(arrows, frames, strict=True):
+            hits = by_pack[arrow]
+            if isinstance(frame, Exception):  # a pack that does not read back as written: read its files again
                 misses.extend(i for i, _ in hits)
                 _cache.drop_pack(Path(arrow))
                 continue
@@ -455,7 +455,7 @@ def _read_misses(
 def _tidy(index: _cache.Index, parts: list[_Part], folder: Path) -> None:
     """After a load: write the load's rows into one pack when they are spread over many (or mostly stale) packs,
     then delete packs no entry uses any more and packs that failed validation."""
-    used = {Path(part.pack) for part in parts if part.pack and part.entry.get("cache")}
+    used = {Path(a) for a in {part.pack for part in parts if part.pack and part.entry.get("cache")}}
     if used <= set(index.packs) and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
         return  # all from the cache as it was: nothing new to tidy (and no manifest to parse again)
     fresh = _cache.Index(folder).read()
