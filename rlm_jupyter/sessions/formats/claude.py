@@ -111,8 +111,8 @@ _BOOKKEEPING_KEYS = {
 def sniff(probe) -> bool:
     """True when a complete line of the file's head is a Claude record (by content, not name)."""
     head = probe.head
-    if b'"type"' not in head:
-        return False
+    if b'"type"' not in head or not any(m in head for m in _MARKERS):
+        return False  # no record could look Claude's: skip parsing the head (a Codex file's head is ~14 lines)
     import orjson
 
     lines = head.split(b"\n")
@@ -129,6 +129,10 @@ def sniff(probe) -> bool:
             return True
     # A first record longer than the head (a huge pasted prompt): fall back to Claude's envelope keys.
     return len(lines) <= 1 and head[:1] == b"{" and all(k in head for k in (b'"parentUuid"', b'"sessionId"', b'"uuid"'))
+
+
+# A head without any of these keys has no record _looks_claude accepts.
+_MARKERS = (b'"sessionId"', *{f'"{k}"'.encode() for k in _BOOKKEEPING_KEYS.values()})
 
 
 def _looks_claude(rec: Any) -> bool:
