@@ -17,11 +17,12 @@ from typing import Any, cast
 from ..jsonio import first_json_line, read_head
 from .protocol import Format
 
-# Order matters only where two sniffers could both match: the specific ones come first.
+# Order matters where two sniffers could both match (the specific ones come first), and for speed: the cheap
+# first-record checks (OpenCode, Codex) run before Claude's, which may parse many lines of the head.
 MODULES = (
     "opencode",
-    "claude",
     "codex",
+    "claude",
     "gemini",
     "atif",
     "inspect_eval",
