@@ -173,6 +173,7 @@ def batch_part(args, tmp: Path) -> list[dict]:
                     + f" / {cpu['server'] / args.runs:.3f}",
                     **({"cpu-bound floor s on 2 idle cores": round(sum(cpu.values()) / 2, 2)} if main else {}),
                     "load (1 min) before/after": f"{load0:.1f}/{os.getloadavg()[0]:.1f}",
+                    "run wall s (mean)": round(res.df["wall_s"].mean(), 3),
                     "worker start s": round(start_s, 3),
                     "worker start cpu s": round(statistics.median(start_cpu), 3),
                 }
@@ -223,6 +224,7 @@ def batch_part(args, tmp: Path) -> list[dict]:
                         "ratio": round(ray_s / threads_s, 2),
                         "target": "<= 1.5x threads",
                         "ok": ray_s <= 1.5 * threads_s,
+                        "run wall s (mean)": round(res_r.df["wall_s"].mean(), 3),
                         "ray.init s (not counted)": round(init_s, 2),
                         "same rows as threads": same,
                     }
@@ -337,7 +339,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sessions", type=int, default=3000)
     ap.add_argument("--no-ray", action="store_true")
     ap.add_argument("--no-baseline", action="store_true", help="skip the same batch with workers started alone")
-    ap.add_argument("--group-size", type=int, default=None, help="runs per Ray task (default: concurrency / CPUs)")
+    ap.add_argument(
+        "--group-size", type=int, default=None, help="runs in flight on one Ray actor (default: concurrency / CPUs)"
+    )
     ap.add_argument("--only", choices=("batch", "corpus", "sub_llm_batch"), default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

@@ -1,5 +1,6 @@
 """rj.batch on a real local Ray runtime (ray.init(num_cpus=2), no dashboard): the same rows as the threads executor,
-a task whose worker process is killed is retried, and model keys reach the tasks without entering rows or traces.
+rows stream back run by run, a run whose Ray actor process is killed is run again, and model keys reach the actors
+without entering rows or traces.
 Skips when Ray is not installed (the optional `ray` extra)."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ COMPARED = (
 
 @pytest.fixture(scope="module")
 def ray_runtime():
-    # Started before the key is set: the tasks can only get it through the runtime environment.
+    # Started before the key is set: the actors can only get it through the runtime environment.
     saved = os.environ.pop("OPENAI_API_KEY", None)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
@@ -76,8 +77,8 @@ def test_ray_and_threads_give_the_same_rows_and_keys_stay_out(tmp_path, samples,
         assert rj.Trace.load(path).of_type("run_end")[-1]["status"] == "done"
 
 
-def test_a_killed_worker_task_is_retried(tmp_path, ctx, monkeypatch, ray_runtime):
-    # The first answer for q-0 is slow; while it waits, the Ray worker process running that task is killed.
+def test_a_run_whose_actor_is_killed_is_run_again(tmp_path, ctx, monkeypatch, ray_runtime):
+    # The first answer for q-0 is slow; while it waits, the Ray actor process running that run is killed.
     slow = threading.Event()
 
     def slow_first(request):
@@ -94,7 +95,7 @@ def test_a_killed_worker_task_is_retried(tmp_path, ctx, monkeypatch, ray_runtime
         time.sleep(0.3)
         for p in psutil.process_iter(["pid", "cmdline"]):
             cmd = " ".join(p.info["cmdline"] or [])
-            if cmd.startswith("ray::rlmj_batch_run"):
+            if cmd.startswith("ray::RlmjBatchRunner"):
                 p.kill()
                 killed.append(p.info["pid"])
 
@@ -105,7 +106,34 @@ def test_a_killed_worker_task_is_retried(tmp_path, ctx, monkeypatch, ray_runtime
         t.start()
         res = rj.batch(questions(1), context=ctx, model=MODEL, out=tmp_path / "b", executor="ray", display=False)
         t.join(5)
-    assert killed, "no Ray worker running the task was found to kill"
+    assert killed, "no Ray actor running the run was found to kill"
     assert res.df["status"].to_list() == ["done"] and res.df["answer"].to_list() == ["answer q-0"]
     first_calls = [r for r in srv.requests if len(r["body"]["messages"]) == 2]
     assert len(first_calls) == 2  # the killed attempt's first call, then the retry's
+
+
+def test_rows_stream_back_as_each_run_ends(tmp_path, ctx, monkeypatch, ray_runtime):
+    # q-0's model calls take 1 s each, q-1's none: q-1's row reaches the driver (on_row) while q-0 still runs,
+    # though both run on the same actor.
+    def slow_q0(request):
+        entry = answerer(request)
+        return {**entry, "delay_s": 1} if "q-0" in str(request["body"].get("messages")) else entry
+
+    seen: list[tuple[str, float]] = []
+    with ScriptedServer(slow_q0) as srv:
+        monkeypatch.setenv("OPENAI_BASE_URL", srv.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        res = rj.batch(
+            questions(2),
+            context=ctx,
+            model=MODEL,
+            concurrency=2,
+            group_size=2,
+            out=tmp_path / "b",
+            executor="ray",
+            display=False,
+            on_row=lambda row, _: seen.append((row["question"], time.monotonic())),
+        )
+    assert res.df["status"].to_list() == ["done", "done"]
+    assert [q[:3] for q, _ in seen] == ["q-1", "q-0"]
+    assert seen[1][1] - seen[0][1] > 1.0, "q-1's row waited for q-0's run"

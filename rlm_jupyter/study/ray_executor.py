@@ -1,15 +1,20 @@
-"""The Ray executor: one Ray task per run, or per group of runs run on threads inside the task (default
-`group_size`: concurrency / the cluster's CPUs, so a 2-CPU machine at concurrency 16 has 2 tasks of 8 runs in flight,
-a 64-CPU cluster at concurrency 64 one task per run); results streamed back as tasks finish.
+"""The Ray executor: a few long-lived Ray actors (one per CPU of the cluster by default, never more than the
+concurrency), each running its share of the runs on threads, one actor call per run; results stream back run by
+run as they finish.
 
-- The context is shipped once: `ray.put` of its Arrow IPC bytes; each Ray worker process unpacks it once (cached by
-  content hash) and builds the per-session contexts from it.
-- Traces are written by the tasks straight into `out/traces` (on a cluster `out` must be storage every node sees);
+- Why actors, not a task per run or per group: Ray kills idle workers above its CPU count and starts new ones (each
+  importing polars and litellm again), so a task per run at a concurrency far above the CPUs spent its time
+  starting workers (5.8x the threads executor), and a task per group of runs waited for the group's slowest run
+  before the next group started, and returned its rows only then (benchmarks/batch.py, docs/batch.md).
+- The context is shipped once: `ray.put` of its Arrow IPC bytes; each actor unpacks it once when it starts and
+  builds the per-session contexts from it.
+- Traces are written by the actors straight into `out/traces` (on a cluster `out` must be storage every node sees);
   rows come back to the driver, which appends them to `out/rows.jsonl` as with threads.
-- Model keys and endpoints travel in the tasks' runtime environment (`env_vars`), never in a task's arguments, a
+- Model keys and endpoints travel in the actors' runtime environment (`env_vars`), never in a call's arguments, a
   row or a trace. Ray keeps a runtime environment in its cluster metadata: use a cluster you trust.
-- A task whose worker process dies (killed, out of memory, node lost) is retried by Ray (`max_retries`); a run that
-  fails is a row, not a task failure, so it is never retried.
+- An actor whose process dies (killed, out of memory, node lost) is restarted by Ray and its unfinished runs are
+  sent again (`max_restarts`, `max_task_retries`); a run that fails is a row, not a failed call, so it is never
+  run again.
 - Ctrl-C: the driver writes `out/STOP`; every running run sees it at its next step and ends "interrupted".
 Imported only when executor="ray": `ray` is an optional extra.
 """
@@ -24,7 +29,7 @@ import time
 from pathlib import Path
 
 from ..context.errors import ArgumentError
-from .runner import Job, run_one
+from .runner import Job, blank_row, run_one
 
 MAX_RETRIES = 3
 # Forwarded to the tasks by default: provider keys and endpoints, and our own settings.
@@ -88,22 +93,26 @@ class _FileStop:
         return self.path.exists()
 
 
-def _run_group(specs, ref_box, out: str, run_kw: dict) -> list[dict]:
-    """A Ray task: the runs of one group, all at once on threads (they wait on models), each with its trace in
-    out/traces. Groups keep the number of Ray worker processes small: Ray kills idle workers above its CPU count
-    and starts new ones (each importing polars and litellm again), so one task per run at a concurrency far above
-    the CPU count spends its time starting workers (benchmarks/batch.py)."""
-    from concurrent.futures import ThreadPoolExecutor
+class RlmjBatchRunner:
+    """A Ray actor (its process shows as `ray::RlmjBatchRunner`): runs of one batch, on the threads Ray gives a
+    threaded actor (`max_concurrency`), against the context it unpacked once."""
 
-    from .store import Store
+    def __init__(self, ref_box, out: str, run_kw: dict):
+        from ..engine import forkserver
+        from ..engine.models import load_litellm
+        from .store import Store
 
-    ctx = _unpack(ref_box)
-    store = Store(out)
-    stop = _FileStop(store.out / "STOP")
-    with ThreadPoolExecutor(max_workers=len(specs), thread_name_prefix="rlmj-ray") as pool:
-        return list(
-            pool.map(lambda s: run_one(s, ctx, store.trace_path(s.key), run_kw, stop=stop, executor="ray"), specs)
-        )
+        # A new Ray worker process: the REPL workers' template starts while litellm is imported (~1.5 s), both
+        # before the first run rather than inside it (runs wait for this constructor).
+        forkserver.prestart_in_background()
+        load_litellm()
+        self.ctx = _unpack(ref_box)
+        self.store = Store(out)
+        self.stop = _FileStop(self.store.out / "STOP")
+        self.run_kw = run_kw
+
+    def run(self, spec) -> dict:
+        return run_one(spec, self.ctx, self.store.trace_path(spec.key), self.run_kw, stop=self.stop, executor="ray")
 
 
 def run_ray(
@@ -116,82 +125,75 @@ def run_ray(
     env: list[str] | None = None,
     num_cpus: float = 0.1,
 ) -> None:
+    """`group_size`: runs in flight on one actor (its threads); default concurrency / the cluster's CPUs, so there
+    are as many actors as CPUs (never more than the concurrency)."""
     ray = _ray()
     if group_size is not None and (not isinstance(group_size, int) or group_size < 1):
         raise ArgumentError(f"batch: group_size must be a positive int, got {group_size!r}")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    if group_size is None:  # as many tasks in flight as the cluster has CPUs, the runs of each on threads
+    if group_size is None:
         cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
         group_size = max(1, -(-concurrency // cpus))
+    n_actors = max(1, min(-(-concurrency // group_size), len(job.todo)))
     stop_file = job.store.out / "STOP"
     stop_file.unlink(missing_ok=True)
-    ctx_box = [ctx.content_hash, ray.put(pack_context(ctx))]  # in a list: tasks fetch it themselves, once
-    # A run mostly waits on the model: a small CPU share per task lets `concurrency` tasks run on a few cores.
-    task = ray.remote(_run_group).options(
-        max_retries=MAX_RETRIES,
-        retry_exceptions=False,
+    ctx_box = [ctx.content_hash, ray.put(pack_context(ctx))]  # in a list: actors fetch it themselves, once
+    # A run mostly waits on the model: a small CPU share per actor lets them share a few cores.
+    actor_cls = ray.remote(RlmjBatchRunner).options(
+        max_concurrency=group_size,
+        max_restarts=MAX_RETRIES,
+        max_task_retries=MAX_RETRIES,
         num_cpus=num_cpus,
         runtime_env={"env_vars": forwarded_env(env)},
-        name="rlmj_batch_run",
     )
-    groups = [job.todo[i : i + group_size] for i in range(0, len(job.todo), group_size)]
-    groups.reverse()
-    running: dict = {}
     out = str(job.store.out.resolve())
+    actors = [actor_cls.remote(ctx_box, out, job.run_kw) for _ in range(n_actors)]
+    load = [0] * n_actors  # runs in flight on each actor
+    todo = list(reversed(job.todo))
+    running: dict = {}  # ref -> (spec, actor index)
+
+    def drain(timeout: float) -> None:
+        ready, rest = ray.wait(list(running), num_returns=1, timeout=timeout)  # as soon as one run ends
+        if ready and rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]  # and every other that has
+        for ref in ready:
+            spec, a = running.pop(ref)
+            load[a] -= 1
+            _collect(ray, job, ref, spec)
+
     try:
-        while groups or running:
-            while groups and len(running) * group_size < concurrency and job.may_start():
-                g = groups.pop()
-                running[task.remote(g, ctx_box, out, job.run_kw)] = g
-            job.progress["running"] = len(running) * group_size
+        while todo or running:
+            while todo and len(running) < concurrency and job.may_start():
+                a = load.index(min(load))
+                spec = todo.pop()
+                running[actors[a].run.remote(spec)] = (spec, a)
+                load[a] += 1
+            job.progress["running"] = len(running)
             if not running:
                 break
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-            for ref in ready:
-                _collect(ray, job, ref, running.pop(ref))
+            drain(0.5)
     except KeyboardInterrupt:
         job.interrupt()
         stop_file.touch()
         try:
             deadline = time.monotonic() + 120
             while running and time.monotonic() < deadline:
-                ready, _ = ray.wait(list(running), num_returns=1, timeout=1)
-                for ref in ready:
-                    _collect(ray, job, ref, running.pop(ref))
+                drain(1)
         except KeyboardInterrupt:
             for ref in running:
                 ray.cancel(ref, force=True)
     finally:
         job.progress["running"] = 0
         stop_file.unlink(missing_ok=True)
+        for actor in actors:  # they hold the context: not kept past the batch
+            ray.kill(actor, no_restart=True)
 
 
-def _collect(ray, job: Job, ref, group) -> None:
+def _collect(ray, job: Job, ref, spec) -> None:
     try:
-        rows = ray.get(ref)
-    except Exception as e:  # the task failed for good (its worker died MAX_RETRIES + 1 times): its runs are rows
-        msg = f"ray task failed after {MAX_RETRIES} retries: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
-        rows = [
-            {
-                **s.inputs,
-                "key": s.key,
-                "index": s.index,
-                "answer": None,
-                "status": "error",
-                "stopped_by": None,
-                "steps": 0,
-                "sub_calls": 0,
-                "tokens_in": 0,
-                "tokens_out": 0,
-                "tokens": 0,
-                "cost_usd": 0.0,
-                "wall_s": 0.0,
-                "error": msg,
-                "trace": str(job.store.trace_path(s.key)),
-                "executor": "ray",
-            }
-            for s in group
-        ]
-    for row in rows:
-        job.record(row)
+        row = ray.get(ref)
+    except Exception as e:  # the run's actor died MAX_RETRIES + 1 times: the run is an error row
+        msg = f"ray worker failed after {MAX_RETRIES} retries: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+        row = blank_row(spec, job.store.trace_path(spec.key), "ray", error=msg)
+    job.record(row)

@@ -50,8 +50,8 @@ def batch(
     budget: a `Budget` over the whole batch (usd, tokens, seconds): once spent no new run starts and the result
     says so. run_budget: a `Budget` for each run. out: the folder (resumable: rows it holds are skipped; default a
     new folder under the rlm_jupyter cache). executor: "threads" or "ray" (`pip install rlm-jupyter[ray]`; uses the
-    running Ray, else `ray.init(address=ray_address)`). group_size (ray): runs per Ray task, run on threads in it
-    (default: concurrency / the cluster's CPUs, so Ray never keeps more workers than CPUs). env (ray): names of
+    running Ray, else `ray.init(address=ray_address)`). group_size (ray): runs in flight on one Ray actor, on its
+    threads (default: concurrency / the cluster's CPUs: one actor per CPU). env (ray): names of
     environment variables sent to the tasks (default: keys and endpoints, *_API_KEY / *_API_BASE / *_BASE_URL ...).
     on_row: called in this thread with (row, progress) as each run finishes. display: a live progress view in
     Jupyter (default: on inside a kernel).
@@ -221,6 +221,28 @@ class StopController:
         return "stop" if self._stop.is_set() else None
 
 
+def blank_row(spec: Spec, trace_path: Path, executor: str, error: str | None = None) -> dict:
+    """A run's results row before (or without) the run: status "error" until the run says otherwise."""
+    return {
+        **spec.inputs,
+        "key": spec.key,
+        "index": spec.index,
+        "answer": None,
+        "status": "error",
+        "stopped_by": None,
+        "steps": 0,
+        "sub_calls": 0,
+        "tokens_in": 0,
+        "tokens_out": 0,
+        "tokens": 0,
+        "cost_usd": 0.0,
+        "wall_s": 0.0,
+        "error": error,
+        "trace": str(trace_path),
+        "executor": executor,
+    }
+
+
 def run_one(
     spec: Spec,
     ctx,
@@ -237,24 +259,7 @@ def run_one(
     with contextlib.suppress(FileNotFoundError):
         trace_path.unlink()  # a run made again (after an interrupt) starts a fresh trace
     t0 = time.monotonic()
-    row = {
-        **spec.inputs,
-        "key": spec.key,
-        "index": spec.index,
-        "answer": None,
-        "status": "error",
-        "stopped_by": None,
-        "steps": 0,
-        "sub_calls": 0,
-        "tokens_in": 0,
-        "tokens_out": 0,
-        "tokens": 0,
-        "cost_usd": 0.0,
-        "wall_s": 0.0,
-        "error": None,
-        "trace": str(trace_path),
-        "executor": executor,
-    }
+    row = blank_row(spec, trace_path, executor)
     try:
         run_ctx = session_context(ctx, spec.session_id)
         run = rlm(
