@@ -5,11 +5,16 @@ budgets, recursion, Ctrl-C, output truncation and the trace it writes."""
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import jsonschema
+import pytest
 
 import rlm_jupyter as rj
+from rlm_jupyter.engine import forkserver
+from rlm_jupyter.engine import worker as worker_module
 from rlm_jupyter.engine.budget import Budget
 from rlm_jupyter.engine.loop import rlm
 from rlm_jupyter.engine.models import Models
@@ -141,7 +146,10 @@ def test_recursive_rlm_opens_a_child_run_under_its_sub_call(tmp_path, ctx):
     sub = run.trace.of_type("sub_call")[0]
     child = run.trace.get(sub["child_run"])
     assert child["type"] == "run" and child["parent"] == sub["id"] and child["depth"] == 1
-    assert [e["type"] for e in run.trace.children(child["id"])] == ["worker_start", "step", "final", "run_end"]
+    kids = [e["type"] for e in run.trace.children(child["id"])]
+    # a forked worker starts during the first model call and is taken once that call answered; else before it
+    forked = "start_s" in run.trace.children(child["id"])[kids.index("worker_start")]
+    assert kids == (["step", "worker_start"] if forked else ["worker_start", "step"]) + ["final", "run_end"]
     check_tree(run.trace)
 
 
@@ -165,6 +173,110 @@ def test_interrupt_keeps_the_trace_and_closes_cleanly(tmp_path, ctx):
     assert run.status == "interrupted" and run.answer == "so far"
     back = Trace.load(path)
     assert back.of_type("run_end")[-1]["status"] == "interrupted"
+
+
+# ---- the worker starts while the first model call is in flight ------------------------------------------------
+
+
+class _SlowFirstCall:
+    """Models() whose first call takes `delay` seconds longer (a slow root model)."""
+
+    def __init__(self, delay: float):
+        self.inner, self.delay, self.calls = Models(), delay, 0
+
+    def complete(self, model, messages, **kw):
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(self.delay)
+        return self.inner.complete(model, messages, **kw)
+
+    def batch(self, model, prompts, **kw):
+        return self.inner.batch(model, prompts, **kw)
+
+
+@pytest.fixture
+def forked(monkeypatch):
+    """The workers the runs build (recorded), with a ready fork server; skipped where workers start alone."""
+    fs = forkserver.prestart()
+    if fs is None or not fs.wait_ready():
+        pytest.skip("no fork server here: workers start alone, before the first model call")
+    made = []
+
+    class Recorded(worker_module.Worker):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            made.append(self)
+
+        def _start_forked(self):
+            super()._start_forked()
+            self.pid_seen = self._proc.pid
+
+    monkeypatch.setattr(worker_module, "Worker", Recorded)
+    return made
+
+
+def _gone(pid: int | None, within: float = 5.0) -> bool:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if pid is None or not os.path.exists(f"/proc/{pid}"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_the_worker_starts_during_the_first_model_call(tmp_path, ctx, forked):
+    model = script_model(tmp_path, [repl("print(len(context))"), "FINAL(ok)"])
+    run = rlm("q", ctx, model=model, sub_model=model, models=_SlowFirstCall(0.5))
+    assert run.status == "done" and run.answer == "ok"
+    kids = run.trace.children(run.trace.root["id"])
+    assert [e["type"] for e in kids][:2] == ["step", "worker_start"]
+    step, ws = kids[0], kids[1]
+    # the start ran beside the 0.5 s call: the run waited at most what was left of it, not the whole start
+    assert ws["start_s"] > 0 and ws["wait_s"] <= max(0.0, ws["start_s"] - 0.4) + 0.05, ws
+    assert ws["t"] >= step["t"] + 0.4 and ws["dur"] == ws["wait_s"]
+    assert run.trace.root["sandbox"] == ws["isolation"] and run.trace.of_type("output")[0]["status"] == "ok"
+    check_tree(run.trace)
+
+
+def test_a_run_that_needs_no_code_still_closes_its_worker(tmp_path, ctx, forked):
+    model = script_model(tmp_path, ["FINAL(right away)"])
+    run = rlm("q", ctx, model=model, sub_model=model, models=Models())
+    assert run.status == "done" and run.answer == "right away"
+    (w,) = forked
+    assert w._proc is None and _gone(w.pid_seen), "the worker started during the call is closed with the run"
+
+
+def test_interrupted_during_the_first_call_closes_the_starting_worker(tmp_path, ctx, forked):
+    model = script_model(tmp_path, [repl("print(1)"), "FINAL(x)"])
+
+    def stop(event):
+        if event["type"] == "step":  # before the first model call answers, the worker start under way
+            raise KeyboardInterrupt
+
+    run = rlm("q", ctx, model=model, sub_model=model, models=Models(), on_event=stop)
+    assert run.status == "interrupted"
+    (w,) = forked
+    assert _gone_soon(w) and _gone(getattr(w, "pid_seen", None))
+
+
+def _gone_soon(w, within: float = 5.0) -> bool:
+    """The worker's process is closed (by the run, or by the start's thread once the start ended)."""
+    end = time.monotonic() + within
+    while w._proc is not None and time.monotonic() < end:
+        time.sleep(0.02)
+    return w._proc is None
+
+
+def test_a_failed_background_start_fails_the_run_as_a_sandbox_error(tmp_path, ctx, forked, monkeypatch):
+    def broken(self):
+        raise worker_module.WorkerError("the REPL worker did not start (bwrap, forked): no")
+
+    monkeypatch.setattr(worker_module.Worker, "_start_forked", broken)
+    model = script_model(tmp_path, [repl("print(1)"), "FINAL(x)"])
+    run = rlm("q", ctx, model=model, sub_model=model, models=Models())
+    assert run.status == "error" and run.error_kind == "sandbox"
+    assert "WorkerError: the REPL worker did not start" in run.trace.of_type("error")[0]["message"]
+    assert not run.trace.of_type("worker_start") and not run.trace.of_type("code")
 
 
 def test_hybrid_mode_packs_preserved_retrieved_and_recent(samples):

@@ -39,7 +39,7 @@ def test_schema_types_the_statuses_and_the_shared_contracts():
     rules = {r["if"]["properties"]["type"]["const"]: r["then"] for r in schema["$defs"]["event"]["allOf"]}
     assert rules["run_end"]["properties"]["status"] == {"enum": [*events.RUN_STATUSES, "unfinished"]}
     assert rules["worker_start"]["required"] == ["wait_s", "prestarted"]
-    assert set(rules["worker_start"]["properties"]) == {"wait_s", "prestarted", "isolation"}
+    assert set(rules["worker_start"]["properties"]) == {"wait_s", "prestarted", "isolation", "start_s"}
     snippet = rules["query"]["properties"]["snippets"]["items"]
     assert snippet["required"] == ["id", "text"] and snippet["properties"]["session_id"] == {"type": ["string", "null"]}
     assert "snippets" not in rules["query"]["required"]  # old traces have none
@@ -48,6 +48,8 @@ def test_schema_types_the_statuses_and_the_shared_contracts():
     base = {"id": "w-1", "parent": "run-1", "type": "worker_start", "t": 1.0}
     assert validator.is_valid({**base, "wait_s": 0.01, "prestarted": True, "isolation": "bubblewrap"})
     assert not validator.is_valid({**base, "wait_s": "slow", "prestarted": True})
+    assert validator.is_valid({**base, "wait_s": 0.0, "prestarted": True, "start_s": 0.12})  # started during step 0
+    assert not validator.is_valid({**base, "wait_s": 0.0, "prestarted": True, "start_s": "soon"})
     end = {"id": "e-1", "parent": "run-1", "type": "run_end", "t": 2.0}
     assert validator.is_valid({**end, "status": "max_iterations"})
     assert not validator.is_valid({**end, "status": "finished"})

@@ -102,7 +102,7 @@ export class Header {
     }
     const ws = workerStart(root, this.host.store.kids(root.id));
     if (!ws) {
-      // the engine starts the run's worker before its first model call: no step yet means the worker is starting
+      // no step yet: the worker is starting (before the first model call, or forked beside it)
       return 'starting worker…';
     }
     return `worker ready (${ws.label}) · waiting for the first step…`;

@@ -237,7 +237,7 @@ export interface RunEndEvent extends EventBase {
   failed_calls?: Record<string, number>;
 }
 
-/** Written right after `run` when the run waited for (or took over) its REPL worker. */
+/** Written when the run has its REPL worker: right after `run` when it started before the first step; after the first step's model call when it started during that call (`start_s`). `t` is when the run began waiting. */
 export interface WorkerStartEvent extends EventBase {
   type: 'worker_start';
   /** seconds this run waited for its worker (~0 when a pre-started worker was ready) */
@@ -245,6 +245,8 @@ export interface WorkerStartEvent extends EventBase {
   prestarted: boolean;
   /** the same value the run event reports */
   isolation?: string | null;
+  /** seconds the start took on a thread of its own, during the first model call (not waited) */
+  start_s?: number;
 }
 
 export type TraceEvent =

@@ -78,9 +78,11 @@ export function cutNote(e: TraceEvent, field: string): string | undefined {
   return typeof full === 'number' ? `cut here: the full text is ${fmtInt(full)} characters (in the trace file)` : undefined;
 }
 
-/** The worker start of a run (the `worker_start` event, docs/trace-format.md): how long the run waited for its
- *  REPL worker, and the phase's [from, to] in epoch seconds (from the run's start). Undefined when the trace has
- *  none (older traces, or a run that did not wait). */
+/** The worker start of a run (the `worker_start` event, docs/trace.md): how long the run waited for its REPL
+ *  worker, and the phase's [from, to] in epoch seconds: from when the run began waiting (the event's `t`: the run's
+ *  start, or the first step's answer when the worker started during that model call, `start_s`); the run's start
+ *  when `t` is missing or earlier. Undefined when the trace has none (older traces, or a run that never got a
+ *  worker). */
 export function workerStart(run: TraceEvent, kids: TraceEvent[]):
   { event: TraceEvent; wait: number; from: number; to: number; label: string } | undefined {
   const e = kids.find(k => k.type === 'worker_start');
@@ -90,7 +92,11 @@ export function workerStart(run: TraceEvent, kids: TraceEvent[]):
   const wait = typeof e.wait_s === 'number' && isFinite(e.wait_s) && e.wait_s > 0 ? e.wait_s : 0;
   const iso = typeof e.isolation === 'string' && e.isolation && e.isolation !== 'none' ? 'isolated ' : '';
   const what = e.prestarted ? `taking over the pre-started ${iso}worker` : `starting the ${iso}worker`;
-  return { event: e, wait, from: run.t, to: run.t + wait, label: `${what} ${fmtDur(wait)}` };
+  const overlapped = typeof e.start_s === 'number' && isFinite(e.start_s) && e.start_s >= 0;
+  const from = typeof e.t === 'number' && isFinite(e.t) && e.t >= run.t ? e.t : run.t;
+  const label = overlapped ? `${what} ${fmtDur(e.start_s)} during the first model call, then waited ${fmtDur(wait)}`
+    : `${what} ${fmtDur(wait)}`;
+  return { event: e, wait, from, to: from + wait, label };
 }
 
 /** One line on a sub-call's usage, as the detail pane heads it: tokens, cost, latency. */

@@ -19,7 +19,7 @@ function sample(): TraceStore {
   const st = new TraceStore();
   for (const e of [
     ev('r', null, 'run', 100, { question: 'Which write was rejected?', model: 'm' }),
-    ev('ws', 'r', 'worker_start', 106.8, { wait_s: 6.8, prestarted: false, isolation: 'bubblewrap' }),
+    ev('ws', 'r', 'worker_start', 100, { wait_s: 6.8, prestarted: false, isolation: 'bubblewrap' }),
     ev('s1', 'r', 'step', 107, { index: 0, dur: 2, tokens_in: 100, tokens_out: 10, cost_usd: 0.01,
       response: 'Look first.\n```python\nprint(1)\n```' }),
     ev('c1', 's1', 'code', 109, { code: 'print(context.regex_search("rejected"))', index: 0 }),
@@ -99,6 +99,27 @@ test('worker_start: pre-started workers and odd values', () => {
   const bad = workerStart(run, [ev('w', 'r', 'worker_start', 10, { wait_s: 'soon' })])!;
   assert.equal(bad.wait, 0);
   assert.equal(bad.to, 10);
+  const early = workerStart(run, [ev('w', 'r', 'worker_start', 9, { wait_s: 0.5 })])!;
+  assert.deepEqual([early.from, early.to], [10, 10.5], 'a t before the run (or none) falls back to the run start');
+});
+
+test('worker_start: a worker started during the first model call waits from the answer of that call', () => {
+  const st = new TraceStore();
+  for (const e of [
+    ev('r', null, 'run', 100, { question: 'q', model: 'm' }),
+    ev('s1', 'r', 'step', 100.01, { index: 0, dur: 1, response: '```python\nprint(1)\n```' }),
+    ev('ws', 'r', 'worker_start', 101.01, { wait_s: 0.02, start_s: 0.15, prestarted: true, isolation: 'bubblewrap' }),
+    ev('c1', 's1', 'code', 101.03, { code: 'print(1)', index: 0 }),
+    ev('e', 'r', 'run_end', 102, { status: 'done' }),
+  ]) {
+    st.upsert(e);
+  }
+  const ws = workerStart(st.get('r')!, st.kids('r'))!;
+  assert.equal(ws.from, 101.01);
+  assert.ok(Math.abs(ws.to - 101.03) < 1e-9);
+  assert.equal(ws.label, 'taking over the pre-started isolated worker 150 ms during the first model call, then waited 20 ms');
+  const L = timelineLayout(st, st.root()!, false, 0);
+  assert.equal(L.phases[0].from, 101.01, 'drawn after the first step, not at the run start');
 });
 
 test('query patterns: the regex of regex_search, the words of a search', () => {

@@ -242,6 +242,59 @@ class _RunState:
         return None
 
 
+class _Starting:
+    """A run's REPL worker starting on a thread of its own while the run's first model call is in flight (that call
+    needs no worker, so the start, ~35 ms alone and longer when many runs start together, costs the run nothing).
+    Only for workers whose start is safe off the run's thread (`starts_off_thread`): a worker started alone dies with
+    the thread that started it (PR_SET_PDEATHSIG)."""
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.start_s: float | None = None  # seconds the start took on its thread (None: it was left to the run)
+        self._left = False
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._done = self._closed = False
+        self._thread = threading.Thread(target=self._start, name="rlm-worker-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        t0 = time.monotonic()
+        try:
+            self._left = self.worker.start(off_thread=True) is False
+            if not self._left:
+                self.start_s = time.monotonic() - t0
+        except BaseException as e:  # raised on the run's thread by join(), as a start there would have raised it
+            self._error = e
+        with self._lock:
+            self._done = True
+            late = self._closed
+        if late:  # the run ended (interrupted) before the start did: close() left the worker to this thread
+            with contextlib.suppress(Exception):
+                self.worker.close()
+
+    def join(self):
+        """The started worker; raises what the start raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._left:  # no template to fork after all: start it alone here, on the run's thread
+            self.worker.start()
+        return self.worker
+
+    def close(self) -> None:
+        """Close the worker, started or not: after the start when it is under way, or (when the wait is interrupted)
+        by the start's thread as soon as it ends; never a leftover process."""
+        try:
+            self._thread.join()
+        finally:
+            with self._lock:
+                self._closed = True
+                done = self._done
+            if done:
+                self.worker.close()
+
+
 class _Stop(Exception):
     """A budget ran out: unwinds the step to the run, which records budget_stop and the partial answer."""
 
@@ -292,15 +345,15 @@ class _Engine:
             context=_safe_shape(self.ctx),
         )
         state = _RunState(run_ev["id"], depth)
-        worker = None
+        starting: _Starting | None = None
         try:
             if self.mode == "hybrid":
                 from .hybrid import run_hybrid
 
                 answer = run_hybrid(self, state, question)
                 return self._end(state, answer, "done", via="hybrid")
-            worker = state.worker = self._start_worker(run_ev, state)
-            return self._loop(question, state, worker)
+            starting = self._start_worker(run_ev, state)
+            return self._loop(question, state, starting, run_ev)
         except _Stop as stop:
             return self._budget_stop(state, stop.exhausted)
         except KeyboardInterrupt:
@@ -314,14 +367,16 @@ class _Engine:
             self.writer.emit("error", state.run_id, message=message, **({"kind": kind} if kind else {}))
             return self._end(state, state.partial(), "error", via="partial", error_kind=kind or "error", error=message)
         finally:
-            state.worker = None
-            if worker is not None:
-                try:
+            worker, state.worker = state.worker, None
+            try:
+                if starting is not None:  # joins a start still under way (or leaves the close to its thread)
+                    starting.close()
+                elif worker is not None:
                     worker.close()
-                except Exception as e:
-                    self.writer.emit("error", state.run_id, message=f"closing the worker: {type(e).__name__}: {e}")
+            except Exception as e:
+                self.writer.emit("error", state.run_id, message=f"closing the worker: {type(e).__name__}: {e}")
 
-    def _loop(self, question: str, state: _RunState, worker) -> _Outcome:
+    def _loop(self, question: str, state: _RunState, starting: _Starting | None, run_ev: dict) -> _Outcome:
         system = prompts.SYSTEM_PROMPT.format(output_chars=self.output_chars)
         limit, limit_name = self._iteration_limit()
         first = prompts.first_user_message(question, _safe_shape(self.ctx), max_iterations=limit)
@@ -332,6 +387,7 @@ class _Engine:
         for i in range(limit):
             self._check()
             text = self._step(state, i, messages)
+            worker = state.worker if state.worker is not None else self._join_worker(run_ev, state, starting)
             messages.append({"role": "assistant", "content": text})
             reply = parse_reply(text)
             if reply.text:
@@ -353,6 +409,7 @@ class _Engine:
             feedback = prompts.output_message(results, self.output_chars) if results else ""
             nxt = prompts.turn_message(i + 1, limit) if i + 1 < limit else ""
             messages.append({"role": "user", "content": "\n\n".join(p for p in (feedback, *notes, nxt) if p)})
+        worker = state.worker if state.worker is not None else self._join_worker(run_ev, state, starting)
         return self._out_of_turns(state, worker, messages, limit_name)
 
     def _iteration_limit(self) -> tuple[int, str]:
@@ -570,7 +627,10 @@ class _Engine:
         return out
 
     # -- the worker and the calls it proxies -------------------------------------------------------------------
-    def _start_worker(self, run_ev: dict, state: _RunState):
+    def _start_worker(self, run_ev: dict, state: _RunState) -> _Starting | None:
+        """Start the run's worker: on a thread of its own when that is safe (a fork of the fork server's template),
+        so it starts while the first model call, which needs no worker, is in flight (returned, joined after that
+        call); else here, before the first call, as `state.worker` (None returned)."""
         on_call = self._on_call_for(state)
         t0, wall0 = time.monotonic(), time.time()
         if self.worker_factory is not None:
@@ -583,29 +643,45 @@ class _Engine:
             worker = Worker(
                 self._context_file(), limits=self.limits, on_call=on_call, allow_unsandboxed=self.allow_unsandboxed
             )
+        if getattr(worker, "starts_off_thread", False):
+            return _Starting(worker)
         try:
             worker.start()
         except Exception:
             worker.close()
             raise
+        state.worker = worker
+        # the phase before the first step (context hand-over + worker start); ~0 when a pre-started template forked it
+        self._worker_started(run_ev, worker, wall0, round(time.monotonic() - t0, 4))
+        return None
+
+    def _join_worker(self, run_ev: dict, state: _RunState, starting: _Starting | None):
+        """The worker started during the first model call, once the run needs it (raises what its start raised)."""
+        if starting is None:
+            raise RuntimeError("the run has no worker")
+        t0, wall0 = time.monotonic(), time.time()
+        worker = state.worker = starting.join()
+        extra = {"start_s": round(starting.start_s, 4)} if starting.start_s is not None else {}
+        self._worker_started(run_ev, worker, wall0, round(time.monotonic() - t0, 4), **extra)
+        return worker
+
+    def _worker_started(self, run_ev: dict, worker, t: float, wait: float, **extra) -> None:
         level = getattr(worker, "sandbox", None)
         self.writer.update(run_ev, sandbox=level, worker_uid=getattr(worker, "uid", None))
-        # the phase before the first step (context hand-over + worker start); ~0 when a pre-started template forked it
-        wait = round(time.monotonic() - t0, 4)
         self.writer.emit(
             "worker_start",
             run_ev["id"],
-            t=wall0,
+            t=t,
             dur=wait,
             wait_s=wait,
             prestarted=bool(getattr(worker, "prestarted", False)),
             isolation=level,
+            **extra,
         )
         if level == "rlimits":  # allowed explicitly, and said as loudly as a failed step
             from .sandbox import UNSANDBOXED_WARNING
 
             self.writer.emit("error", run_ev["id"], message=UNSANDBOXED_WARNING, kind="unsandboxed")
-        return worker
 
     def _context_file(self) -> Path:
         """The context as an Arrow IPC file the worker loads (written once per top-level call, shared by child

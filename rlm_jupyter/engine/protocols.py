@@ -55,9 +55,13 @@ class CheckedModelClient(ModelClient, Protocol):
 
 @runtime_checkable
 class ReplWorker(Protocol):
-    """The process that runs model-written code against `context` (`worker.Worker`)."""
+    """The process that runs model-written code against `context` (`worker.Worker`). A worker whose start is safe
+    from a thread that ends before it may say so with a `starts_off_thread` attribute (`worker.Worker` does when
+    it forks from a template): the engine then calls `start(off_thread=True)` on a thread of its own during the run's
+    first model call (False back: not started, do it on the run's thread) and `start()` on the run's thread only
+    then. Without it, `start()` runs before the first model call."""
 
-    def start(self) -> None: ...
+    def start(self) -> bool | None: ...
 
     def execute(self, code: str, deadline: float | None = None) -> Any:
         """Run one step's code; the result has stdout, stderr, status ("ok" | "error" | "killed"), error."""

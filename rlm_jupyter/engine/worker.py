@@ -155,9 +155,19 @@ class Worker:
 
     # ---- lifecycle ---------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    @property
+    def starts_off_thread(self) -> bool:
+        """Whether `start(off_thread=True)` will start this worker: a fork of the fork server's template is not a
+        child of the thread that asks for it, so any thread may ask. A worker started alone is: its death signal
+        (PR_SET_PDEATHSIG, bwrap's --die-with-parent) fires when the thread that started it ends."""
+        return self._fs is not None and not self._fs.dead
+
+    def start(self, *, off_thread: bool = False) -> bool:
+        """Start the worker (a no-op while it runs). `off_thread`: the caller is a thread that may end before the
+        worker; then only a fork is made, and False returned when there is no template to fork (the caller then
+        starts the worker on a thread that outlives it)."""
         if self._proc is not None and self._proc.poll() is None:
-            return
+            return True
         t0 = time.monotonic()
         first = self.start_wait_s is None
         if self._fs is not None and not self._fs.dead:
@@ -168,12 +178,15 @@ class Worker:
             finally:
                 if first:
                     self.start_wait_s = time.monotonic() - t0
-            return
+            return True
+        if off_thread:
+            return False
         try:
             self._start_alone()
         finally:
             if first:
                 self.start_wait_s = time.monotonic() - t0
+        return True
 
     def _start_forked(self) -> None:
         """A fresh fork of the fork server's template (forkserver.py), with this run's folder, cgroup and context."""

@@ -117,12 +117,16 @@ class RunEvent(_Event):
 
 
 class WorkerStartEvent(_Event):
-    """Written right after `run` when the run waited for (or took over) its REPL worker."""
+    """Written when the run has its REPL worker: right after `run` when it started before the first step; after the
+    first step's model call when it started during that call (`start_s`). `t` is when the run began waiting."""
 
     type: Literal["worker_start"]
     wait_s: Annotated[float, "seconds this run waited for its worker (~0 when a pre-started worker was ready)"]
     prestarted: bool
     isolation: NotRequired[Annotated[str | None, "the same value the run event reports"]]
+    start_s: NotRequired[
+        Annotated[float, "seconds the start took on a thread of its own, during the first model call (not waited)"]
+    ]
 
 
 class _ModelCall(TypedDict):

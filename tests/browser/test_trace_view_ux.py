@@ -52,7 +52,7 @@ def ux_events() -> list[dict]:
             "id": "ws",
             "parent": "r",
             "type": "worker_start",
-            "t": t + 6.8,
+            "t": t,  # when the wait began (the engine's t), here the run's start
             "wait_s": 6.8,
             "prestarted": False,
             "isolation": "bubblewrap",
