@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -935,11 +936,23 @@ def _flat_ids(ids) -> list[str]:
     return out
 
 
+# A context's shape, computed once per context object: a run needs it twice (its event and the first prompt) and
+# a batch asks it of the same context for every run, under the interpreter lock its other runs wait on.
+_shapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _safe_shape(ctx) -> dict:
     try:
-        return prompts.context_shape(ctx)
+        return dict(_shapes[ctx])
+    except (KeyError, TypeError):  # not computed yet, or a context that cannot be a weak key
+        pass
+    try:
+        shape = prompts.context_shape(ctx)
     except Exception as e:  # a shape we cannot compute must not stop the run
         return {"messages": len(ctx), "tokens": 0, "sessions": 0, "formats": [], "roles": {}, "error": str(e)}
+    with contextlib.suppress(TypeError):
+        _shapes[ctx] = shape
+    return dict(shape)
 
 
 def _as_context(context):
