@@ -731,22 +731,12 @@ class _Engine:
         """One sub-model call; a failure, a refused model or an exhausted budget comes back as an "Error: …" text,
         recorded."""
         model, refused = self._allowed(model)
+        parent = _parent(state)
+        fields = dict(kind=kind, model=model, prompt=prompt, **extra)
         ex = self.meter.exhausted() or self.meter.take_sub_calls(1)
         if refused is not None or ex is not None:
             why = refused or ex.message()
-            ev = self.writer.emit(
-                "sub_call",
-                _parent(state),
-                kind=kind,
-                model=model,
-                prompt=prompt,
-                response="",
-                status="error",
-                error=why,
-                error_kind="refused" if refused else "budget",
-                **extra,
-            )
-            return "Error: " + why, ev
+            return "Error: " + why, self._sub_failed(parent, why, "refused" if refused else "budget", **fields)
         t = time.time()
         try:
             c = self.models.complete(
@@ -754,98 +744,59 @@ class _Engine:
             )
         except Exception as e:
             err = f"{type(e).__name__}: {e}"
-            ev = self.writer.emit(
-                "sub_call",
-                _parent(state),
-                t=t,
-                dur=time.time() - t,
-                kind=kind,
-                model=model,
-                prompt=prompt,
-                response="",
-                status="error",
-                error=err,
-                error_kind=_error_kind(e),
-                **extra,
-            )
-            return "Error: " + err, ev
-        self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
-        ev = self.writer.emit(
-            "sub_call",
-            _parent(state),
-            t=t,
-            dur=c.latency_s,
-            kind=kind,
-            model=model,
-            prompt=prompt,
-            response=c.text,
-            status="ok",
-            tokens_in=c.tokens_in,
-            tokens_out=c.tokens_out,
-            cost_usd=c.cost_usd,
-            **c.cache_fields(),
-            **extra,
-        )
-        return c.text, ev
+            return "Error: " + err, self._sub_failed(parent, err, _error_kind(e), t=t, dur=time.time() - t, **fields)
+        return c.text, self._sub_answered(parent, c, t=t, **fields)
 
     def _sub_llm_batch(self, state: _RunState, prompts_: list[str], model: str | None) -> list[str]:
         model, refused = self._allowed(model)
         parent = _parent(state)
         batch_id = self.writer.tw.new_id("batch")
+        each = [
+            dict(kind="sub_llm_batch", batch=batch_id, batch_index=i, model=model, prompt=p)
+            for i, p in enumerate(prompts_)
+        ]
         ex = self.meter.exhausted() or self.meter.take_sub_calls(len(prompts_))
         if refused is not None or ex is not None:
             why = refused or ex.message()
-            for i, p in enumerate(prompts_):
-                self.writer.emit(
-                    "sub_call",
-                    parent,
-                    kind="sub_llm_batch",
-                    batch=batch_id,
-                    batch_index=i,
-                    model=model,
-                    prompt=p,
-                    response="",
-                    status="error",
-                    error=why,
-                    error_kind="refused" if refused else "budget",
-                )
+            for fields in each:
+                self._sub_failed(parent, why, "refused" if refused else "budget", **fields)
             return ["Error: " + why] * len(prompts_)
         t = time.time()
         results = self.models.batch(
             model, [[{"role": "user", "content": p}] for p in prompts_], role="sub", **_dl(self._deadline(state))
         )
         out = []
-        for i, (p, c) in enumerate(zip(prompts_, results, strict=True)):
-            common = dict(t=t, kind="sub_llm_batch", batch=batch_id, batch_index=i, model=model, prompt=p)
+        for fields, c in zip(each, results, strict=True):
             if isinstance(c, BaseException):
                 err = f"{type(c).__name__}: {c}"
-                self.writer.emit(
-                    "sub_call",
-                    parent,
-                    dur=time.time() - t,
-                    response="",
-                    status="error",
-                    error=err,
-                    error_kind=_error_kind(c),
-                    **common,
-                )
+                self._sub_failed(parent, err, _error_kind(c), t=t, dur=time.time() - t, **fields)
                 out.append("Error: " + err)
-                continue
-            self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
-            self.writer.emit(
-                "sub_call",
-                parent,
-                dur=c.latency_s,
-                response=c.text,
-                status="ok",
-                tokens_in=c.tokens_in,
-                tokens_out=c.tokens_out,
-                cost_usd=c.cost_usd,
-                **c.cache_fields(),
-                **common,
-            )
-            out.append(c.text)
+            else:
+                self._sub_answered(parent, c, t=t, **fields)
+                out.append(c.text)
         return out
+
+    def _sub_failed(self, parent: str, error: str, error_kind: str, **fields) -> dict:
+        """A sub-call that did not answer (refused, over budget, or failed), recorded."""
+        return self.writer.emit(
+            "sub_call", parent, response="", status="error", error=error, error_kind=error_kind, **fields
+        )
+
+    def _sub_answered(self, parent: str, c, **fields) -> dict:
+        """A sub-call's answer: counted against the budget and recorded."""
+        self.meter.add(c.tokens_in, c.tokens_out, c.cost_usd)
+        return self.writer.emit(
+            "sub_call",
+            parent,
+            dur=c.latency_s,
+            response=c.text,
+            status="ok",
+            tokens_in=c.tokens_in,
+            tokens_out=c.tokens_out,
+            cost_usd=c.cost_usd,
+            **c.cache_fields(),
+            **fields,
+        )
 
     def _rlm_call(self, state: _RunState, question: str, extra_context) -> str:
         """A recursive call: a child run one level down, or a plain sub-model call at the depth limit."""
