@@ -32,7 +32,7 @@ from ..context.errors import ArgumentError
 from .runner import Job, blank_row, run_one
 
 MAX_RETRIES = 3
-# Forwarded to the tasks by default: provider keys and endpoints, and our own settings.
+# Forwarded to the actors by default: provider keys and endpoints, and our own settings.
 ENV_FORWARD = re.compile(r"(_API_KEY|_KEY|_TOKEN|_API_BASE|_BASE_URL|_API_VERSION|_REGION_NAME)$|^RLM_JUPYTER_")
 
 
@@ -102,7 +102,7 @@ class RlmjBatchRunner:
         from ..engine.models import load_litellm
         from .store import Store
 
-        # A new Ray worker process: the REPL workers' template starts while litellm is imported (~1.5 s), both
+        # A new Ray worker process: the REPL workers' template starts while litellm is imported (~3 s here), both
         # before the first run rather than inside it (runs wait for this constructor).
         forkserver.prestart_in_background()
         load_litellm()

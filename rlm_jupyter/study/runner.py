@@ -60,7 +60,7 @@ def batch(
         raise ArgumentError(f"batch: executor must be 'threads' or 'ray', got {executor!r}")
     if executor == "ray" and models is not None:
         raise ArgumentError(
-            "batch: models= works with executor='threads' only; Ray tasks call models through "
+            "batch: models= works with executor='threads' only; Ray actors call models through "
             "litellm with the keys and endpoints of the environment (env=)"
         )
     if per not in (None, "session"):
