@@ -445,6 +445,46 @@ def test_worker_start_is_its_own_phase(lab, page):
     shot(view, "worker-start")
 
 
+def overlapped_events() -> list[dict]:
+    """The same run as a batch run writes it now: the worker started during step 0 (start_s 0.9 s) and the run
+    waited 0.4 s for it after that step answered, so `worker_start` follows the step (t = when the wait began)."""
+    events = [e for e in ux_events() if e["id"] != "ws"]
+    s1 = next(e for e in events if e["id"] == "s1")
+    s1["t"] = T0 + 0.1
+    end = s1["t"] + s1["dur"]
+    ws = {
+        "id": "ws",
+        "parent": "r",
+        "type": "worker_start",
+        "t": end,
+        "dur": 0.4,
+        "wait_s": 0.4,
+        "start_s": 1.9,
+        "prestarted": True,
+        "isolation": "bubblewrap",
+    }
+    return [events[0], s1, ws, *events[2:]]
+
+
+def test_a_worker_started_during_the_first_call_is_drawn_where_the_run_waited(lab, page):
+    from playwright.sync_api import expect
+
+    write_trace(lab.root_dir / "overlap.rlmtrace.jsonl", overlapped_events())
+    view = open_trace(page, lab, "overlap.rlmtrace.jsonl")
+    view.locator(".rj-tab[data-tab=timeline]").click()
+    tl = view.locator(".rj-timeline")
+    phase = tl.locator(".rj-phase-bar[data-phase=worker_start]")
+    expect(phase).to_have_count(1)
+    expect(phase).to_contain_text("during the first model call, then waited 400 ms")
+    # drawn after the first step (where the run waited), not from the run's start under it
+    step = tl.locator(".rj-span-step[data-id=s1]")
+    assert phase.bounding_box()["x"] >= step.bounding_box()["x"] + step.bounding_box()["width"] - 1
+    shot(view, "worker-start-overlapped")
+    set_theme(page, dark=True)
+    shot(view, "worker-start-overlapped-dark")
+    set_theme(page, dark=False)
+
+
 # ---- the widget bundle alone -------------------------------------------------------------------------------------
 
 PAGE_JS = r"""
