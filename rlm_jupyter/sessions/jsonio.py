@@ -87,9 +87,22 @@ def read_head(path: str | Path, size: int = HEAD_BYTES) -> bytes:
         return fh.read(size)
 
 
+def head_lines(head: bytes, limit: int, end: int | None = None) -> Iterator[bytes]:
+    """The first `limit` lines of `head[:end]` (a last line without its newline included), one slice at a time: a
+    sniffer that decides on the first line copies that line only, not the whole head (`split` copied all of it,
+    ~0.1 ms a file in a load whose heap has grown)."""
+    start, n, size = 0, 0, len(head) if end is None else end
+    while start < size and n < limit:
+        stop = head.find(b"\n", start, size)
+        if stop < 0:
+            stop = size
+        yield head[start:stop]
+        start, n = stop + 1, n + 1
+
+
 def first_json_line(head: bytes) -> Any | None:
-    """The first non-blank line of `head` parsed as JSON, or None."""
-    for raw in head.split(b"\n", 64)[:64]:
+    """The first non-blank line of `head` (within its first 64) parsed as JSON, or None."""
+    for raw in head_lines(head, 64):
         if raw.strip():
             try:
                 return _loads(raw)

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from ..checks import drop_mistyped, record_failed
-from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, as_dict, as_str, read_head, recover_line
+from ..jsonio import BAD, HEAD_BYTES, READ_BUFFER, as_dict, as_str, head_lines, read_head, recover_line
 from ..model import Issue, Session
 from ..textutil import cap, is_slash_command, media_placeholder, one_line, to_json, utf8_len
 
@@ -115,10 +115,9 @@ def sniff(probe) -> bool:
         return False  # no record could look Claude's: skip parsing the head (a Codex file's head is ~14 lines)
     import orjson
 
-    lines = head.split(b"\n")
-    if len(head) >= HEAD_BYTES:
-        lines = lines[:-1]  # the last line of a full head buffer is cut off
-    for raw in lines[:40]:
+    # A full head buffer ends in a cut-off line: only the lines before its last newline are whole.
+    full = len(head) >= HEAD_BYTES
+    for raw in head_lines(head, 40, head.rfind(b"\n") if full else None):
         if not raw.strip():
             continue
         try:
@@ -128,7 +127,10 @@ def sniff(probe) -> bool:
         if _looks_claude(rec):
             return True
     # A first record longer than the head (a huge pasted prompt): fall back to Claude's envelope keys.
-    return len(lines) <= 1 and head[:1] == b"{" and all(k in head for k in (b'"parentUuid"', b'"sessionId"', b'"uuid"'))
+    whole_lines = head.count(b"\n") + (0 if full else 1)
+    return (
+        whole_lines <= 1 and head[:1] == b"{" and all(k in head for k in (b'"parentUuid"', b'"sessionId"', b'"uuid"'))
+    )
 
 
 # A head without any of these keys has no record _looks_claude accepts.
