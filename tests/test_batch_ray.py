@@ -137,3 +137,37 @@ def test_rows_stream_back_as_each_run_ends(tmp_path, ctx, monkeypatch, ray_runti
     assert res.df["status"].to_list() == ["done", "done"]
     assert [q[:3] for q, _ in seen] == ["q-1", "q-0"]
     assert seen[1][1] - seen[0][1] > 1.0, "q-1's row waited for q-0's run"
+
+
+def test_ctrl_c_on_ray_keeps_finished_rows_and_the_rest_resumes(tmp_path, ctx, server):
+    seen = []
+
+    def on_row(row, progress):
+        seen.append(row["key"])
+        if len(seen) == 2:
+            raise KeyboardInterrupt  # what Ctrl-C / interrupting the kernel raises in the driver's thread
+
+    out = tmp_path / "b"
+    kw = dict(context=ctx, model=MODEL, concurrency=2, out=out, executor="ray", display=False)
+    res = rj.batch(questions(8), on_row=on_row, **kw)
+    assert res.stopped and res.stopped.startswith("interrupted")
+    assert 2 <= res.df.height < 8
+    for path in res.df["trace"]:
+        assert rj.Trace.load(path).of_type("run")  # every recorded row has its trace on disk
+    assert not (out / "STOP").exists()
+    assert _live_runners() == 0  # no actor outlives its batch
+    res2 = rj.batch(questions(8), **kw)
+    assert res2.df.height == 8 and res2.df["status"].to_list() == ["done"] * 8
+
+
+def _live_runners() -> int:
+    deadline = time.monotonic() + 10  # ray.kill is asynchronous
+    while True:
+        n = sum(
+            1
+            for p in psutil.process_iter(["cmdline"])
+            if " ".join(p.info["cmdline"] or []).startswith("ray::RlmjBatchRunner")
+        )
+        if n == 0 or time.monotonic() > deadline:
+            return n
+        time.sleep(0.2)

@@ -181,8 +181,7 @@ def run_ray(
             while running and time.monotonic() < deadline:
                 drain(1)
         except KeyboardInterrupt:
-            for ref in running:
-                ray.cancel(ref, force=True)
+            pass  # a second Ctrl-C: leave now; the actors (and the runs on them) are killed below
     finally:
         job.progress["running"] = 0
         stop_file.unlink(missing_ok=True)
