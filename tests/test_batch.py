@@ -11,7 +11,7 @@ import pytest
 import rlm_jupyter as rj
 from rlm_jupyter.context.errors import ArgumentError
 from rlm_jupyter.testing import ScriptedServer
-from rlm_jupyter.testing.batch_model import answerer
+from rlm_jupyter.testing.batch_model import answerer, ctrl_c_after
 
 CLAUDE = "claude-code/codemie-session-9eda1058.jsonl"
 MODEL = "openai/scripted-model"
@@ -89,15 +89,10 @@ def test_overall_budget_stops_new_runs_and_says_so(tmp_path, ctx, server):
 
 
 def test_ctrl_c_keeps_finished_rows_and_traces(tmp_path, ctx, server):
-    seen = []
-
-    def on_row(row, progress):
-        seen.append(row["key"])
-        if len(seen) == 2:
-            raise KeyboardInterrupt  # what Ctrl-C / interrupting the kernel raises in the driver's thread
-
     out = tmp_path / "b"
-    res = rj.batch(questions(8), context=ctx, model=MODEL, concurrency=2, out=out, on_row=on_row, display=False)
+    res = rj.batch(
+        questions(8), context=ctx, model=MODEL, concurrency=2, out=out, on_row=ctrl_c_after(2), display=False
+    )
     assert res.stopped and res.stopped.startswith("interrupted")
     df = res.df
     assert 2 <= df.height < 8

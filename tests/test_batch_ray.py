@@ -13,7 +13,7 @@ import pytest
 
 import rlm_jupyter as rj
 from rlm_jupyter.testing import ScriptedServer
-from rlm_jupyter.testing.batch_model import answerer
+from rlm_jupyter.testing.batch_model import answerer, ctrl_c_after
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'rlm-jupyter[ray]' to run these tests")
 psutil = pytest.importorskip("psutil")
@@ -140,16 +140,9 @@ def test_rows_stream_back_as_each_run_ends(tmp_path, ctx, monkeypatch, ray_runti
 
 
 def test_ctrl_c_on_ray_keeps_finished_rows_and_the_rest_resumes(tmp_path, ctx, server):
-    seen = []
-
-    def on_row(row, progress):
-        seen.append(row["key"])
-        if len(seen) == 2:
-            raise KeyboardInterrupt  # what Ctrl-C / interrupting the kernel raises in the driver's thread
-
     out = tmp_path / "b"
     kw = dict(context=ctx, model=MODEL, concurrency=2, out=out, executor="ray", display=False)
-    res = rj.batch(questions(8), on_row=on_row, **kw)
+    res = rj.batch(questions(8), on_row=ctrl_c_after(2), **kw)
     assert res.stopped and res.stopped.startswith("interrupted")
     assert 2 <= res.df.height < 8
     for path in res.df["trace"]:

@@ -25,3 +25,16 @@ def answerer(request: dict):
     if "fail-me" in first_user:
         return {"status": 400, "error": f"bad request for {tag}"}
     return {"text": f"FINAL(answer {tag})", "usage": {"prompt_tokens": 120, "completion_tokens": 5}}
+
+
+def ctrl_c_after(n: int):
+    """An `on_row` callback that raises KeyboardInterrupt once `n` rows have arrived: what Ctrl-C (or interrupting
+    the kernel) raises in the driver's thread, at a point a test can count on."""
+    seen: list[str] = []
+
+    def on_row(row: dict, progress: dict) -> None:
+        seen.append(row["key"])
+        if len(seen) == n:
+            raise KeyboardInterrupt
+
+    return on_row
