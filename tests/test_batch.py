@@ -4,6 +4,8 @@ resumable out folders, per-row failures, the overall budget, Ctrl-C, compare, an
 from __future__ import annotations
 
 import json
+import os
+import threading
 
 import polars as pl
 import pytest
@@ -43,6 +45,33 @@ def test_threads_batch_writes_rows_traces_and_parquet(tmp_path, ctx, server):
     assert pl.read_parquet(tmp_path / "b" / "results.parquet").height == 4
     assert res.trace(0).of_type("final")[0]["answer"] == "answer q-0"
     assert len(server.requests) == 12  # 3 model calls per run
+
+
+def test_workers_close_beside_the_next_run_and_none_outlives_the_batch(tmp_path, ctx, server, monkeypatch):
+    from rlm_jupyter.study import closer
+
+    asked = []  # (worker, its pid, its folder) as each run asked for its worker's close
+    closed_on: list[str] = []  # the threads that closed them
+    ask, close = closer.WorkerCloser.close, closer.Worker.close
+
+    def asking(self, worker):
+        asked.append((worker, worker._proc.pid if worker._proc is not None else None, worker._base))
+        ask(self, worker)
+
+    def closing(worker):
+        closed_on.append(threading.current_thread().name)
+        close(worker)
+
+    monkeypatch.setattr(closer.WorkerCloser, "close", asking)
+    monkeypatch.setattr(closer.Worker, "close", closing)
+    res = rj.batch(questions(6), context=ctx, model=MODEL, concurrency=3, out=tmp_path / "b", display=False)
+    assert res.df["status"].to_list() == ["done"] * 6
+    assert len(asked) == 6 and all(pid is not None for _, pid, _ in asked)
+    # closed off the runs' threads (a run's row does not wait for its worker's exit) ...
+    assert closed_on and all(name.startswith("rlmj-close") for name in closed_on), closed_on
+    # ... and all of them before batch() returned: no process, no folder left
+    for w, pid, base in asked:
+        assert w._proc is None and not os.path.exists(f"/proc/{pid}") and not base.exists()
 
 
 def test_resume_skips_finished_rows(tmp_path, ctx, server):

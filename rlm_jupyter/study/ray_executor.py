@@ -195,4 +195,5 @@ def _collect(ray, job: Job, ref, spec) -> None:
     except Exception as e:  # the run's actor died MAX_RETRIES + 1 times: the run is an error row
         msg = f"ray worker failed after {MAX_RETRIES} retries: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
         row = blank_row(spec, job.store.trace_path(spec.key), "ray", error=msg)
+    job.charge(row)
     job.record(row)

@@ -155,6 +155,7 @@ class Job:
             "elapsed_s": 0.0,
         }
         self.listeners: list[Callable[[dict, dict], None]] = []
+        self.spent = {"tokens": 0, "cost_usd": 0.0}  # what finished runs used: charged before the next run starts
 
     def may_start(self) -> bool:
         """False once stopped or the overall budget is spent (and says so once)."""
@@ -170,10 +171,10 @@ class Job:
         b = self.budget
         if b is None:
             return None
-        p = self.progress
+        spent = self.spent
         for name, limit, used in (
-            ("usd", b.usd, p["cost_usd"]),
-            ("tokens", b.tokens, p["tokens"]),
+            ("usd", b.usd, spent["cost_usd"]),
+            ("tokens", b.tokens, spent["tokens"]),
             ("seconds", b.seconds, time.monotonic() - self.t0),
         ):
             if limit is not None and used >= limit:
@@ -182,6 +183,12 @@ class Job:
                     "started. Re-run with a larger budget and the same out folder to go on"
                 )
         return None
+
+    def charge(self, row: dict) -> None:
+        """A finished run's usage, counted against the overall budget (by the executor, before it starts another
+        run; the row is recorded after, maybe on another thread)."""
+        self.spent["tokens"] += row.get("tokens") or 0
+        self.spent["cost_usd"] += row.get("cost_usd") or 0.0
 
     def record(self, row: dict) -> None:
         """A finished run: on disk first, then counted, then shown."""
@@ -252,8 +259,10 @@ def run_one(
     models=None,
     stop: threading.Event | None = None,
     executor: str = "threads",
+    closer=None,
 ) -> dict:
-    """One run -> its results row. Never raises for a failed run: the error is the row's."""
+    """One run -> its results row. Never raises for a failed run: the error is the row's. `closer`: a
+    `closer.WorkerCloser` that closes the run's worker after the row is back."""
     from ..engine.loop import rlm
 
     with contextlib.suppress(FileNotFoundError):
@@ -270,6 +279,7 @@ def run_one(
             trace_path=trace_path,
             models=models,
             pause=StopController(stop) if stop is not None else None,
+            worker_factory=closer.factory if closer is not None else None,
             **run_kw,
         )
     except Exception as e:  # a run that could not start (bad model, worker failure): recorded, the batch goes on
