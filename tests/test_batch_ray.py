@@ -77,6 +77,35 @@ def test_ray_and_threads_give_the_same_rows_and_keys_stay_out(tmp_path, samples,
         assert rj.Trace.load(path).of_type("run_end")[-1]["status"] == "done"
 
 
+@pytest.fixture()
+def actor_options(monkeypatch):
+    """The options each batch made its actors with (recorded in the driver; the actors are real)."""
+    made: list[dict] = []
+    real = ray.actor.ActorClass.options
+
+    def options(self, **kw):
+        made.append(kw)
+        return real(self, **kw)
+
+    monkeypatch.setattr(ray.actor.ActorClass, "options", options)
+    return made
+
+
+def test_values_the_actors_already_hold_are_not_sent_again(tmp_path, ctx, monkeypatch, ray_runtime, actor_options):
+    # HOME was in the driver's environment when it started the local runtime: the actors hold the same value, so no
+    # runtime environment (and no fresh Ray worker process) is needed for it
+    kw = dict(context=ctx, model="offline", executor="ray", concurrency=2, display=False)
+    res = rj.batch(questions(2), out=tmp_path / "held", env=["HOME"], **kw)
+    assert res.df["status"].to_list() == ["done"] * 2
+    assert [o.get("runtime_env") for o in actor_options] == [None]
+    # a value set after the runtime started is not in the actors' environment: they are made again with it
+    monkeypatch.setenv("RLMJ_TEST_ONLY_IN_THE_DRIVER", "set-after-ray-init")
+    res = rj.batch(questions(2), out=tmp_path / "sent", env=["HOME", "RLMJ_TEST_ONLY_IN_THE_DRIVER"], **kw)
+    assert res.df["status"].to_list() == ["done"] * 2
+    sent = {"env_vars": {"HOME": os.environ["HOME"], "RLMJ_TEST_ONLY_IN_THE_DRIVER": "set-after-ray-init"}}
+    assert [o.get("runtime_env") for o in actor_options] == [None, None, sent]
+
+
 def test_a_run_whose_actor_is_killed_is_run_again(tmp_path, ctx, monkeypatch, ray_runtime):
     # The first answer for q-0 is slow; while it waits, the Ray actor process running that run is killed.
     slow = threading.Event()

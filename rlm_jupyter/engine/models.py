@@ -111,6 +111,19 @@ def load_litellm():
     return _litellm
 
 
+def warm_litellm(litellm) -> None:
+    """Make litellm import what its first call imports (~0.3 s here: its HTTP stack, logging, proxy types) with a
+    mocked call (`mock_response`: no network, no key, no cost): for a fresh process whose first runs would each
+    wait on those imports together (a Ray actor)."""
+    with contextlib.suppress(Exception):
+        litellm.completion(
+            model="openai/rlmj-warm-up", messages=[{"role": "user", "content": "-"}], mock_response="-", api_key="-"
+        )
+        import httpx
+
+        httpx.Client().close()
+
+
 # --- names -----------------------------------------------------------------------------------------------------
 
 

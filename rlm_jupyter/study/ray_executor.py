@@ -11,7 +11,12 @@ run as they finish.
 - Traces are written by the actors straight into `out/traces` (on a cluster `out` must be storage every node sees);
   rows come back to the driver, which appends them to `out/rows.jsonl` as with threads.
 - Model keys and endpoints travel in the actors' runtime environment (`env_vars`), never in a call's arguments, a
-  row or a trace. Ray keeps a runtime environment in its cluster metadata: use a cluster you trust.
+  row or a trace. Ray keeps a runtime environment in its cluster metadata: use a cluster you trust. Nothing is sent
+  when the actors' own environment already holds the same values (the local runtime `ray.init()` starts from this
+  driver inherits its environment): the actors are first made without one, each compares salted digests of the
+  values with its own environment, and only if one differs are they made again with the runtime environment. A
+  runtime environment of its own costs each actor a fresh Ray worker process (~2 s here) instead of one of the
+  idle workers Ray keeps ready.
 - An actor whose process dies (killed, out of memory, node lost) is restarted by Ray and its unfinished runs are
   sent again (`max_restarts`, `max_task_retries`); a run that fails is a row, not a failed call, so it is never
   run again.
@@ -21,14 +26,18 @@ Imported only when executor="ray": `ray` is an optional extra.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import re
+import secrets
 import tempfile
 import threading
 import time
 from pathlib import Path
 
 from ..context.errors import ArgumentError
+from .closer import WorkerCloser
 from .runner import Job, blank_row, run_one
 
 MAX_RETRIES = 3
@@ -51,6 +60,18 @@ def forwarded_env(names: list[str] | None) -> dict[str, str]:
     if names is not None:
         return {n: os.environ[n] for n in names if n in os.environ}
     return {k: v for k, v in os.environ.items() if ENV_FORWARD.search(k)}
+
+
+def _digests(env_vars: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    """Salted digests of the values: what an actor compares its own environment against (they never leave here)."""
+    salt = secrets.token_bytes(16)
+    return salt, {k: hashlib.sha256(salt + v.encode()).hexdigest() for k, v in env_vars.items()}
+
+
+def _holds(salt: bytes, digests: dict[str, str]) -> bool:
+    return all(
+        k in os.environ and hashlib.sha256(salt + os.environ[k].encode()).hexdigest() == d for k, d in digests.items()
+    )
 
 
 def pack_context(ctx) -> tuple[str, bytes, bytes]:
@@ -95,24 +116,60 @@ class _FileStop:
 
 class RlmjBatchRunner:
     """A Ray actor (its process shows as `ray::RlmjBatchRunner`): runs of one batch, on the threads Ray gives a
-    threaded actor (`max_concurrency`), against the context it unpacked once."""
+    threaded actor (`max_concurrency`), against the context it unpacked once.
 
-    def __init__(self, ref_box, out: str, run_kw: dict):
-        from ..engine import forkserver
-        from ..engine.models import load_litellm
-        from .store import Store
+    The constructor returns at once, so the driver can ask `has_env` while the actor gets ready on a thread of its
+    own: the REPL workers' template starts while litellm is imported (~3 s in a new process here) and the context
+    is unpacked; runs wait for that."""
 
-        # A new Ray worker process: the REPL workers' template starts while litellm is imported (~3 s here), both
-        # before the first run rather than inside it (runs wait for this constructor).
-        forkserver.prestart_in_background()
-        load_litellm()
-        self.ctx = _unpack(ref_box)
-        self.store = Store(out)
-        self.stop = _FileStop(self.store.out / "STOP")
+    def __init__(self, ref_box, out: str, run_kw: dict, env_check: tuple[bytes, dict[str, str]] | None = None):
+        self.env_ok = env_check is None or _holds(*env_check)
         self.run_kw = run_kw
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        if self.env_ok:
+            threading.Thread(target=self._get_ready, args=(ref_box, out), name="rlmj-actor-ready", daemon=True).start()
+
+    def _get_ready(self, ref_box, out: str) -> None:
+        try:
+            from ..engine import forkserver
+            from ..engine.models import load_litellm, warm_litellm
+            from .store import Store
+
+            forkserver.prestart_in_background()
+            warm_litellm(load_litellm())
+            self.ctx = _unpack(ref_box)
+            self.store = Store(out)
+            self.stop = _FileStop(self.store.out / "STOP")
+            self.closer = WorkerCloser()
+        except BaseException as e:  # raised by every run on this actor
+            self._error = e
+        finally:
+            self._ready.set()
+
+    def has_env(self) -> bool:
+        return self.env_ok
 
     def run(self, spec) -> dict:
-        return run_one(spec, self.ctx, self.store.trace_path(spec.key), self.run_kw, stop=self.stop, executor="ray")
+        if not self.env_ok:  # restarted on a node without the driver's keys (made without a runtime environment)
+            raise RuntimeError("this Ray node's environment lacks the model keys and endpoints the driver has")
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return run_one(
+            spec,
+            self.ctx,
+            self.store.trace_path(spec.key),
+            self.run_kw,
+            stop=self.stop,
+            executor="ray",
+            closer=self.closer,
+        )
+
+    def drain(self) -> None:
+        """Every REPL worker closed (asked before the actor is killed)."""
+        if self._ready.is_set() and self._error is None:
+            self.closer.drain()
 
 
 def run_ray(
@@ -139,16 +196,21 @@ def run_ray(
     stop_file = job.store.out / "STOP"
     stop_file.unlink(missing_ok=True)
     ctx_box = [ctx.content_hash, ray.put(pack_context(ctx))]  # in a list: actors fetch it themselves, once
-    # A run mostly waits on the model: a small CPU share per actor lets them share a few cores.
-    actor_cls = ray.remote(RlmjBatchRunner).options(
-        max_concurrency=group_size,
-        max_restarts=MAX_RETRIES,
-        max_task_retries=MAX_RETRIES,
-        num_cpus=num_cpus,
-        runtime_env={"env_vars": forwarded_env(env)},
-    )
+    env_vars = forwarded_env(env)
     out = str(job.store.out.resolve())
-    actors = [actor_cls.remote(ctx_box, out, job.run_kw) for _ in range(n_actors)]
+
+    def make(runtime_env: dict | None, env_check) -> list:
+        # A run mostly waits on the model: a small CPU share per actor lets them share a few cores.
+        cls = ray.remote(RlmjBatchRunner).options(
+            max_concurrency=group_size,
+            max_restarts=MAX_RETRIES,
+            max_task_retries=MAX_RETRIES,
+            num_cpus=num_cpus,
+            **({"runtime_env": runtime_env} if runtime_env else {}),
+        )
+        return [cls.remote(ctx_box, out, job.run_kw, env_check) for _ in range(n_actors)]
+
+    actors: list = []
     load = [0] * n_actors  # runs in flight on each actor
     todo = list(reversed(job.todo))
     running: dict = {}  # ref -> (spec, actor index)
@@ -163,6 +225,11 @@ def run_ray(
             _collect(ray, job, ref, spec)
 
     try:
+        actors[:] = make(None, _digests(env_vars) if env_vars else None)
+        if env_vars and not all(ray.get([a.has_env.remote() for a in actors])):
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+            actors[:] = make({"env_vars": env_vars}, None)
         while todo or running:
             while todo and len(running) < concurrency and job.may_start():
                 a = load.index(min(load))
@@ -185,15 +252,25 @@ def run_ray(
     finally:
         job.progress["running"] = 0
         stop_file.unlink(missing_ok=True)
-        for actor in actors:  # they hold the context: not kept past the batch
-            ray.kill(actor, no_restart=True)
+        try:
+            if not running:  # every run ended: their workers' closes are done before the actors go
+                with contextlib.suppress(Exception):  # (a dead actor's workers died with it)
+                    ray.get([a.drain.remote() for a in actors], timeout=10)
+        finally:
+            for actor in actors:  # they hold the context: not kept past the batch
+                ray.kill(actor, no_restart=True)
 
 
 def _collect(ray, job: Job, ref, spec) -> None:
     try:
         row = ray.get(ref)
-    except Exception as e:  # the run's actor died MAX_RETRIES + 1 times: the run is an error row
-        msg = f"ray worker failed after {MAX_RETRIES} retries: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
+    except Exception as e:  # the actor could not run it (its setup failed) or died MAX_RETRIES + 1 times: a row
+        first = str(e).splitlines()[0][:300] if str(e) else ""
+        cause = getattr(e, "cause", None)
+        if isinstance(e, ray.exceptions.RayTaskError) and cause is not None:
+            msg = f"ray actor could not run it: {type(cause).__name__}: {str(cause)[:300]}"
+        else:
+            msg = f"ray worker failed after {MAX_RETRIES} retries: {type(e).__name__}: {first}"
         row = blank_row(spec, job.store.trace_path(spec.key), "ray", error=msg)
     job.charge(row)
     job.record(row)
