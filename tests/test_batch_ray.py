@@ -6,8 +6,10 @@ Skips when Ray is not installed (the optional `ray` extra)."""
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -95,6 +97,7 @@ def test_values_the_actors_already_hold_are_not_sent_again(tmp_path, ctx, monkey
     # HOME was in the driver's environment when it started the local runtime: the actors hold the same value, so no
     # runtime environment (and no fresh Ray worker process) is needed for it
     kw = dict(context=ctx, model="offline", executor="ray", concurrency=2, display=False)
+    before = _context_folders()
     res = rj.batch(questions(2), out=tmp_path / "held", env=["HOME"], **kw)
     assert res.df["status"].to_list() == ["done"] * 2
     assert [o.get("runtime_env") for o in actor_options] == [None]
@@ -104,6 +107,11 @@ def test_values_the_actors_already_hold_are_not_sent_again(tmp_path, ctx, monkey
     assert res.df["status"].to_list() == ["done"] * 2
     sent = {"env_vars": {"HOME": os.environ["HOME"], "RLMJ_TEST_ONLY_IN_THE_DRIVER": "set-after-ray-init"}}
     assert [o.get("runtime_env") for o in actor_options] == [None, None, sent]
+    assert _context_folders() == before  # the actors' copies of the context are gone with them
+
+
+def _context_folders() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("rlm*-ctx-*")}
 
 
 def test_a_run_whose_actor_is_killed_is_run_again(tmp_path, ctx, monkeypatch, ray_runtime):

@@ -96,10 +96,12 @@ def _unpack(ref_box: list):
         from ..context import Context
 
         _, arrow, side = ray.get(ref)
-        d = Path(tempfile.mkdtemp(prefix="rlmj-ctx-"))
-        (d / "context.arrow").write_bytes(arrow)
-        (d / "context.arrow.json").write_bytes(side)
-        ctx = Context.from_ipc(d / "context.arrow")
+        # removed once read: the frame stays memory-mapped (the file lives while mapped); named like the engine's
+        # context folders so a process killed in between has it swept (engine/worker.py sweep_stale)
+        with tempfile.TemporaryDirectory(prefix=f"rlm-ctx-{os.getpid()}-") as d:
+            (Path(d) / "context.arrow").write_bytes(arrow)
+            (Path(d) / "context.arrow.json").write_bytes(side)
+            ctx = Context.from_ipc(Path(d) / "context.arrow")
         _contexts[digest] = ctx
         return ctx
 
