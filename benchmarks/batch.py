@@ -9,9 +9,9 @@
    runtime vs threads (target <= 1.5x), under a model name litellm prices (gpt-4o-mini, as a user's rows have a
    cost) and, beside it, one it has no price for (a local model's). Each run gets its own REPL worker, forked from
    the fork server's template (engine/forkserver.py); the same batch with workers started alone
-   (RLM_JUPYTER_FORKSERVER=0) is the baseline (--no-baseline skips it). The server runs in a process of its own, as a real one does. The machine is shared:
-   each row says the load and the CPU seconds per run of the driver, the workers and the server, and the floor
-   those CPU seconds set on 2 idle cores.
+   (RLM_JUPYTER_FORKSERVER=0) is the baseline (--no-baseline skips it). The server runs in a process of its own,
+   as a real one does. The machine is shared: each row says the load and the CPU seconds per run of the driver, the
+   workers and the server, and the floor those CPU seconds set on 2 idle cores.
 2. The driver's memory (RSS) when 25 / 50 / 75 / 100 % of the threads batch had finished (flat: rows stream to
    disk, the frame is read back from it).
 3. `rj.xray_corpus` over SESSIONS sessions (copies of the recorded compactions and the bundled samples, each its

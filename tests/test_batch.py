@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -72,6 +74,30 @@ def test_workers_close_beside_the_next_run_and_none_outlives_the_batch(tmp_path,
     # ... and all of them before batch() returned: no process, no folder left
     for w, pid, base in asked:
         assert w._proc is None and not os.path.exists(f"/proc/{pid}") and not base.exists()
+
+
+def test_each_context_is_written_once_for_all_its_runs(tmp_path, samples, server, monkeypatch):
+    from rlm_jupyter.engine import worker
+
+    written = []
+    save = worker.save_context
+
+    def counting(ctx, path):
+        written.append(ctx)
+        return save(ctx, path)
+
+    monkeypatch.setattr(worker, "save_context", counting)
+    before = {p.name for p in Path(tempfile.gettempdir()).glob("rlm-ctx-*")}
+    ctx = rj.load(samples / "claude-code")
+    res = rj.batch(questions(4), context=ctx, model=MODEL, concurrency=2, out=tmp_path / "one", display=False)
+    assert res.df["status"].to_list() == ["done"] * 4
+    assert written == [ctx]  # 4 runs (4 workers), one file
+    written.clear()
+    kw = dict(context=ctx, model=MODEL, per="session", concurrency=3, display=False)
+    res = rj.batch(questions(2), out=tmp_path / "per", **kw)
+    assert res.df.height == 2 * ctx.sessions.height and set(res.df["status"]) == {"done"}
+    assert len(written) == ctx.sessions.height  # one file per session's context, shared by its questions
+    assert {p.name for p in Path(tempfile.gettempdir()).glob("rlm-ctx-*")} <= before  # and gone with the batch
 
 
 def test_resume_skips_finished_rows(tmp_path, ctx, server):

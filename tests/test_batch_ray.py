@@ -107,7 +107,7 @@ def test_values_the_actors_already_hold_are_not_sent_again(tmp_path, ctx, monkey
     assert res.df["status"].to_list() == ["done"] * 2
     sent = {"env_vars": {"HOME": os.environ["HOME"], "RLMJ_TEST_ONLY_IN_THE_DRIVER": "set-after-ray-init"}}
     assert [o.get("runtime_env") for o in actor_options] == [None, None, sent]
-    assert _context_folders() == before  # the actors' copies of the context are gone with them
+    assert _context_folders() <= before  # the actors' copies of the context are gone with them
 
 
 def _context_folders() -> set[str]:

@@ -52,6 +52,7 @@ def rlm(
     allowed_models: list[str] | tuple[str, ...] = (),
     allow_unsandboxed: bool = False,
     trace: bool | str | Path = True,
+    context_files=None,
 ) -> Run:
     """Answer `question` about `context` (a Context, or paths for `rj.load`) with a Recursive Language Model.
 
@@ -72,6 +73,8 @@ def rlm(
     `sub_llm(..., model=...)` may name besides `model` and `sub_model` (any other name is refused: the parent
     never calls a provider, base URL or file the model's code chose). allow_unsandboxed: run even when the only
     isolation available is plain rlimits (network open; recorded as an error event in the trace).
+    context_files: an `engine.context_files.ContextFiles` shared by many runs of the same contexts (`rj.batch`
+    passes one), so each context is written once for its REPL workers, not once per run.
     Model failures: the Run's `error_kind` says what went wrong (ERROR_KINDS) and `error` the message.
     """
     if mode not in ("rlm", "hybrid"):
@@ -108,6 +111,7 @@ def rlm(
         pause=pause,
         allowed_models=(model, sub_model, *allowed_models),
         allow_unsandboxed=allow_unsandboxed,
+        context_files=context_files,
     )
     t0 = time.monotonic()
     try:
@@ -322,6 +326,7 @@ class _Engine:
     allowed_models: tuple[str, ...] = ()
     allow_unsandboxed: bool = False
     interrupted: _Outcome | None = None
+    context_files: Any = None  # a ContextFiles shared with other runs (engine/context_files.py), or None
     _tmp: Path | None = None
     _context_path: Path | None = None
 
@@ -689,18 +694,25 @@ class _Engine:
         runs). Written by the worker module's own `save_context` when it has one, so the file is in the form its
         sandbox mounts and reads; else by `Context.to_ipc`."""
         if self._context_path is None:
-            # 0700, named after this process: a kernel killed mid-run leaves it, and the next start removes it
-            # (worker.sweep_stale) once this pid is gone.
-            self._tmp = Path(tempfile.mkdtemp(prefix=f"rlm-ctx-{os.getpid()}-"))
-            path = self._tmp / "context.arrow"
             try:
                 from .worker import save_context
             except ImportError:
                 save_context = None
-            if save_context is not None:
-                save_context(self.ctx, path)
-            else:
-                self.ctx.to_ipc(path)
+
+            def write(ctx, path: Path) -> None:
+                if save_context is not None:
+                    save_context(ctx, path)
+                else:
+                    ctx.to_ipc(path)
+
+            if self.context_files is not None:  # written once for all the runs that share it (a batch)
+                self._context_path = self.context_files.path(self.ctx, write)
+                return self._context_path
+            # 0700, named after this process: a kernel killed mid-run leaves it, and the next start removes it
+            # (worker.sweep_stale) once this pid is gone.
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"rlm-ctx-{os.getpid()}-"))
+            path = self._tmp / "context.arrow"
+            write(self.ctx, path)
             self._context_path = path
         return self._context_path
 

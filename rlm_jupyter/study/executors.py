@@ -12,6 +12,7 @@ import queue
 import threading
 from collections import deque
 
+from ..engine.context_files import ContextFiles
 from .closer import WorkerCloser
 from .runner import Job, run_one
 
@@ -23,6 +24,7 @@ def run_threads(job: Job, ctx, *, concurrency: int, models=None) -> None:
     lock = threading.Lock()
     rows: queue.Queue = queue.Queue()
     closer = WorkerCloser()
+    files = ContextFiles()
 
     def next_spec(finished: dict | None = None):
         with lock:
@@ -46,6 +48,7 @@ def run_threads(job: Job, ctx, *, concurrency: int, models=None) -> None:
                     stop=job.stop,
                     executor="threads",
                     closer=closer,
+                    context_files=files,
                 )
                 rows.put(row)
         except BaseException as e:  # not a failed run (that is a row): a defect, raised on the batch's thread
@@ -87,3 +90,5 @@ def run_threads(job: Job, ctx, *, concurrency: int, models=None) -> None:
     finally:
         job.progress["running"] = 0
         closer.drain()  # no worker outlives the batch (a second Ctrl-C leaves running runs to close their own)
+        if not any(t.is_alive() for t in slots):  # else the runs a second Ctrl-C left remove it when they end
+            files.close()

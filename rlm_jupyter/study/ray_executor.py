@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 from ..context.errors import ArgumentError
+from ..engine.context_files import ContextFiles
 from .closer import WorkerCloser
 from .runner import Job, blank_row, run_one
 
@@ -144,6 +145,7 @@ class RlmjBatchRunner:
             self.store = Store(out)
             self.stop = _FileStop(self.store.out / "STOP")
             self.closer = WorkerCloser()
+            self.files = ContextFiles()
         except BaseException as e:  # raised by every run on this actor
             self._error = e
         finally:
@@ -166,12 +168,14 @@ class RlmjBatchRunner:
             stop=self.stop,
             executor="ray",
             closer=self.closer,
+            context_files=self.files,
         )
 
     def drain(self) -> None:
         """Every REPL worker closed (asked before the actor is killed)."""
         if self._ready.is_set() and self._error is None:
             self.closer.drain()
+            self.files.close()
 
 
 def run_ray(

@@ -260,9 +260,11 @@ def run_one(
     stop: threading.Event | None = None,
     executor: str = "threads",
     closer=None,
+    context_files=None,
 ) -> dict:
     """One run -> its results row. Never raises for a failed run: the error is the row's. `closer`: a
-    `closer.WorkerCloser` that closes the run's worker after the row is back."""
+    `closer.WorkerCloser` that closes the run's worker after the row is back; `context_files`: the batch's
+    `engine.context_files.ContextFiles` (each context written once for every run's worker)."""
     from ..engine.loop import rlm
 
     with contextlib.suppress(FileNotFoundError):
@@ -280,6 +282,7 @@ def run_one(
             models=models,
             pause=StopController(stop) if stop is not None else None,
             worker_factory=closer.factory if closer is not None else None,
+            context_files=context_files,
             **run_kw,
         )
     except Exception as e:  # a run that could not start (bad model, worker failure): recorded, the batch goes on
