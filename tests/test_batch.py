@@ -76,6 +76,29 @@ def test_workers_close_beside_the_next_run_and_none_outlives_the_batch(tmp_path,
         assert w._proc is None and not os.path.exists(f"/proc/{pid}") and not base.exists()
 
 
+def test_workers_waiting_for_their_close_are_bounded(monkeypatch):
+    # unbounded, 75 finished workers (started alone, slow to exit) once waited at the same time and the new ones
+    # hit uid nobody's process limit; beyond the bound a run closes its own worker
+    from rlm_jupyter.study import closer
+
+    gate, closed_on = threading.Event(), []
+
+    def close(worker):
+        closed_on.append(threading.current_thread().name)
+        if threading.current_thread().name.startswith("rlmj-close"):
+            gate.wait(10)
+
+    monkeypatch.setattr(closer.Worker, "close", close)
+    c = closer.WorkerCloser(threads=2, backlog=4)
+    for _ in range(10):
+        c.close(object())
+    assert c.most_pending == 6
+    assert closed_on.count(threading.current_thread().name) == 4  # the 4 beyond the bound, closed by their run
+    gate.set()
+    c.drain()
+    assert len(closed_on) == 10
+
+
 def test_each_context_is_written_once_for_all_its_runs(tmp_path, samples, server, monkeypatch):
     from rlm_jupyter.engine import worker
 
