@@ -445,3 +445,32 @@ def test_a_killed_forked_worker_is_reported_as_killed_by_its_signal(forked_level
         r = w.execute("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
         assert r.status == "killed" and r.error.startswith("worker died (signal 9: SIGKILL"), r.error
         assert w.execute("print('next')").stdout == "next\n"
+
+
+def test_seccomp_loads_in_a_worker_that_may_not_fork_when_the_parent_named_its_libraries():
+    # A worker started alone imports pyseccomp, which looks libc and libseccomp up with ctypes.util.find_library:
+    # that forks ldconfig, and as uid nobody at its process cap the fork is refused (runs failed with "Unable to
+    # find libseccomp"). The parent now names both; a process whose every fork is refused still imports it.
+    import subprocess
+    import sys
+
+    names = sandbox.library_names()
+    if "seccomp" not in names or not sandbox.seccomp_available():
+        pytest.skip("libseccomp / pyseccomp not available here")
+    root = str(Path(rj.__file__).resolve().parents[1])
+
+    def run(named: bool) -> subprocess.CompletedProcess:
+        code = (
+            f"import os, subprocess, sys; sys.path.insert(0, {root!r})\n"
+            "from rlm_jupyter.engine import sandbox\n"
+            + (f"sandbox.use_library_names({names!r})\n" if named else "")
+            + "def refused(*a, **k): raise BlockingIOError(11, 'fork refused: RLIMIT_NPROC')\n"
+            "subprocess.Popen = os.fork = os.posix_spawn = refused\n"
+            "import pyseccomp\nprint('loaded')\n"
+        )
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+    without = run(named=False)
+    assert without.returncode != 0 and "Unable to find libseccomp" in without.stderr  # the failure, reproduced
+    named = run(named=True)
+    assert named.returncode == 0 and named.stdout.strip() == "loaded", named.stderr

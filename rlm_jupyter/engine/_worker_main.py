@@ -351,6 +351,7 @@ def _setup(sock: socket.socket, config: dict, alive_fd: int | None = None) -> Re
             sandbox.drop_privileges()
         sandbox.die_with_parent(config.get("ppid"), alive_fd)
         if config.get("seccomp"):
+            sandbox.use_library_names(config.get("libs") or {})
             sandbox.install_seccomp(shared_memory=bool(config.get("cgroup")))
         repl = Repl(sock, context, config.get("memory_mb"))
     except BaseException as e:

@@ -124,6 +124,27 @@ def seccomp_available() -> bool:
     return True
 
 
+@lru_cache(maxsize=1)
+def library_names() -> dict[str, str]:
+    """libc's and libseccomp's names, found here, outside the sandbox. pyseccomp looks both up when it is imported,
+    with `ctypes.util.find_library`, which forks `ldconfig`; in a worker started alone that fork is made as uid
+    nobody, and once that uid's processes reach their cap (RLIMIT_NPROC, shared by every worker) it is refused and
+    the import fails ("Unable to find libseccomp": 31-42 of 200 runs in a batch, docs/batch.md)."""
+    import ctypes.util
+
+    return {n: p for n in ("c", "seccomp") if (p := ctypes.util.find_library(n))}
+
+
+def use_library_names(names: dict[str, str]) -> None:
+    """In the worker, before pyseccomp is imported: `ctypes.util.find_library` answers these names without a fork."""
+    if not names:
+        return
+    import ctypes.util
+
+    find = ctypes.util.find_library
+    ctypes.util.find_library = lambda name: names.get(name) or find(name)
+
+
 def choose(requested: str | None = None) -> str:
     """The isolation level to use: `requested` (or $RLM_JUPYTER_SANDBOX) when given, else the best that works.
     A level asked for explicitly that cannot work raises RuntimeError rather than silently weakening."""

@@ -246,6 +246,7 @@ class Worker:
             "cgroup": self._cgroup is not None,
             "hide": self._keep_paths() if self._drop and self.sandbox != "bwrap" else None,
             "ppid": None if self.sandbox == "bwrap" else os.getpid(),
+            "libs": sandbox.library_names() if seccomp else {},
         }
         boot = (
             f"import sys; sys.path.insert(0, {_PKG_ROOT!r}); from rlm_jupyter.engine._worker_main import main; main()"
