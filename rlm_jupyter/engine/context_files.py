@@ -42,9 +42,3 @@ class ContextFiles:
         with self._lock:
             self._files.clear()
             self._remove()
-
-    def __enter__(self) -> ContextFiles:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

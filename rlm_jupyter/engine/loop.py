@@ -691,8 +691,9 @@ class _Engine:
 
     def _context_file(self) -> Path:
         """The context as an Arrow IPC file the worker loads (written once per top-level call, shared by child
-        runs). Written by the worker module's own `save_context` when it has one, so the file is in the form its
-        sandbox mounts and reads; else by `Context.to_ipc`."""
+        runs; with `context_files`, once for every run of a batch). Written by the worker module's own
+        `save_context` when it has one, so the file is in the form its sandbox mounts and reads; else by
+        `Context.to_ipc`."""
         if self._context_path is None:
             try:
                 from .worker import save_context

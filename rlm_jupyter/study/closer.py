@@ -23,7 +23,7 @@ class WorkerCloser:
         # At most this many workers wait for their close: beyond it the run closes its own, as before. Workers
         # started alone (no fork server) take ~0.1-0.2 s to exit; unbounded, the finished ones piled up and their
         # processes counted against uid nobody's RLIMIT_NPROC, which the new ones then hit (forks refused inside
-        # the sandbox: "Unable to find libseccomp", 31 of 200 runs).
+        # the sandbox: "Unable to find libseccomp", 31-42 of 200 runs).
         self._backlog = threads + backlog
         self._pending = 0
         self.most_pending = 0  # the deepest the queue got (benchmarks, tests)

@@ -52,7 +52,8 @@ def batch(
     new folder under the rlm_jupyter cache). executor: "threads" or "ray" (`pip install rlm-jupyter[ray]`; uses the
     running Ray, else `ray.init(address=ray_address)`). group_size (ray): runs in flight on one Ray actor, on its
     threads (default: concurrency / the cluster's CPUs: one actor per CPU). env (ray): names of
-    environment variables sent to the tasks (default: keys and endpoints, *_API_KEY / *_API_BASE / *_BASE_URL ...).
+    environment variables the actors need (default: keys and endpoints, *_API_KEY / *_API_BASE / *_BASE_URL ...),
+    sent in their runtime environment unless they already hold the same values (docs/batch.md).
     on_row: called in this thread with (row, progress) as each run finishes. display: a live progress view in
     Jupyter (default: on inside a kernel).
     """
