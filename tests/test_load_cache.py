@@ -170,6 +170,26 @@ def test_foreign_files_in_the_cache_folder_are_ignored(store, cache_dir, reads):
     assert reads == []
 
 
+def test_a_manifest_keeps_what_orjson_refuses_to_write(store, cache_dir, monkeypatch):
+    """Manifests are written with orjson; a value it refuses (an integer beyond 64 bits that a record carried into a
+    session's `extra`) falls back to json, and the cache still reopens."""
+    real = claude.read
+
+    def big_extra(path, report):
+        sessions = real(path, report)
+        for s in sessions:
+            s.extra["observed"] = 2**70  # not a table column: it rides in the manifest only
+        return sessions
+
+    monkeypatch.setattr(claude, "read", big_extra)
+    first = load(store)
+    manifests = list((cache.root(cache_dir) / "packs").glob("*.json"))
+    assert manifests and any(str(2**70) in m.read_text() for m in manifests)
+    monkeypatch.setattr(claude, "read", real)
+    again = load(store)  # everything from the cache, the big integer included
+    same(first, again)
+
+
 def test_a_new_loader_or_format_version_rebuilds(store, cache_dir, reads, monkeypatch):
     first = load(store)
     monkeypatch.setattr(claude, "VERSION", 99, raising=False)  # the Claude loader changed

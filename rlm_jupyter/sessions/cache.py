@@ -172,7 +172,7 @@ class Index:
                 if e["path"] in paths:
                     e.pop("digest", None)
             with contextlib.suppress(OSError):
-                atomic_write(arrow.with_suffix(".json"), json.dumps(man, ensure_ascii=False).encode())
+                atomic_write(arrow.with_suffix(".json"), _dump(man))
         self.settled.clear()
 
     def superseded(self) -> list[Path]:
@@ -274,12 +274,21 @@ def write_pack(folder: Path, df, files: list[dict]) -> Path:
         size = os.path.getsize(tmp)
         os.replace(tmp, arrow)
         man = {"format": PACK_FORMAT, "time": time.time_ns(), "rows": df.height, "bytes": size, "files": files}
-        atomic_write(packs / f"{pid}.json", json.dumps(man, ensure_ascii=False).encode())
+        atomic_write(packs / f"{pid}.json", _dump(man))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         arrow.unlink(missing_ok=True)
         raise
     return arrow
+
+
+def _dump(man: dict) -> bytes:
+    """A manifest as JSON: orjson (3-5x faster than json for the thousands of entries of a large load); json for
+    what orjson refuses (an integer beyond 64 bits that a record carried into a session's `extra`)."""
+    try:
+        return orjson.dumps(man)
+    except TypeError:
+        return json.dumps(man, ensure_ascii=False).encode()
 
 
 def atomic_write(path: Path, data: bytes) -> Path:

@@ -212,13 +212,13 @@ def read_batch(items: list[tuple[str, str, bool]], cache_folder: str | None, kee
 def _read_one(path: str, real: str, explicit: bool) -> tuple[dict, list[Session]]:
     entry: dict[str, Any] = {"path": real, "shown": path, "status": "ok", "issues": [], "sessions": [], "cache": False}
     p = Path(path)
-    size, problem, _ = _check(p)  # again: the file may have changed since the folder was listed
-    if problem:
+    size, problem, st0 = _check(p)  # again: the file may have changed since the folder was listed
+    if problem or st0 is None:
         entry.update(status="unreadable", why=problem)
         return entry, []
     try:
-        st0 = os.stat(p)
         probe = formats.Probe(p)
+        probe.is_dir = stat.S_ISDIR(st0.st_mode)  # known from that stat: no second one for the sniffers
         mod = formats.detect(probe)
     except OSError as e:
         entry.update(status="unreadable", why=f"cannot be read ({e.strerror or e}); skipped")
@@ -458,6 +458,8 @@ def _tidy(index: _cache.Index, parts: list[_Part], folder: Path) -> None:
     used = {Path(a) for a in {part.pack for part in parts if part.pack and part.entry.get("cache")}}
     if used <= set(index.packs) and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
         return  # all from the cache as it was: nothing new to tidy (and no manifest to parse again)
+    if not index.packs and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
+        return  # the first load into an empty cache: every pack it wrote is live, none older to drop
     fresh = _cache.Index(folder).read()
     scattered = len(used) > _cache.MAX_PACKS_PER_LOAD or any(fresh.live_fraction(a) < 0.5 for a in used)
     if scattered and all(part.frame is not None for part in parts if part.entry.get("cache")):
