@@ -456,10 +456,10 @@ def _tidy(index: _cache.Index, parts: list[_Part], folder: Path) -> None:
     """After a load: write the load's rows into one pack when they are spread over many (or mostly stale) packs,
     then delete packs no entry uses any more and packs that failed validation."""
     used = {Path(a) for a in {part.pack for part in parts if part.pack and part.entry.get("cache")}}
-    if used <= set(index.packs) and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
-        return  # all from the cache as it was: nothing new to tidy (and no manifest to parse again)
-    if not index.packs and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
-        return  # the first load into an empty cache: every pack it wrote is live, none older to drop
+    # All from the cache as it was, or a first load into an empty cache (every pack live, none older): nothing to
+    # tidy, and no manifest to parse again
+    if (used <= set(index.packs) or not index.packs) and not index.rejected and len(used) <= _cache.MAX_PACKS_PER_LOAD:
+        return
     fresh = _cache.Index(folder).read()
     scattered = len(used) > _cache.MAX_PACKS_PER_LOAD or any(fresh.live_fraction(a) < 0.5 for a in used)
     if scattered and all(part.frame is not None for part in parts if part.entry.get("cache")):
